@@ -1,0 +1,117 @@
+//! What consensus persists, and how it is laid out in a key-value store.
+
+use super::messages::{Certificate, Subject};
+use crate::codec::{DecodeError, Reader, Writer};
+use crate::scheme::Scheme;
+use crate::types::{Block, View};
+
+/// A durable record. Keys group records so that recovery can scan them.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub enum Record<S: Scheme> {
+    /// A vote this replica signed. It must be durable before the vote is
+    /// sent: after a crash the replica must remember it, or it could sign a
+    /// conflicting vote for the same view.
+    Vote(Subject),
+    /// A block this replica received or built (kept to serve peers).
+    Block(Block),
+    /// The highest finalized block and its certificate: where recovery
+    /// resumes the chain. Losing it on a crash only means re-learning it.
+    Finalized { block: Block, certificate: Certificate<S> },
+}
+
+/// Key prefixes, one byte each.
+pub mod prefix {
+    pub const VOTE: u8 = b'v';
+    pub const BLOCK: u8 = b'b';
+    pub const FINALIZED: u8 = b'f';
+}
+
+impl<S: Scheme> Record<S> {
+    /// Store key. Vote keys sort by view, so old ones can be pruned by range.
+    pub fn key(&self) -> Vec<u8> {
+        match self {
+            Record::Vote(subject) => {
+                let mut key = vec![prefix::VOTE];
+                key.extend_from_slice(&subject.view().to_be_bytes());
+                key.push(match subject {
+                    Subject::Notarize { .. } => 0,
+                    Subject::Nullify { .. } => 1,
+                    Subject::Finalize { .. } => 2,
+                });
+                key
+            }
+            Record::Block(block) => {
+                let mut key = vec![prefix::BLOCK];
+                key.extend_from_slice(&block.digest().0);
+                key
+            }
+            Record::Finalized { .. } => vec![prefix::FINALIZED],
+        }
+    }
+
+    /// The key of the stored block with `digest`.
+    pub fn block_key(digest: &crate::types::Digest) -> Vec<u8> {
+        let mut key = vec![prefix::BLOCK];
+        key.extend_from_slice(&digest.0);
+        key
+    }
+
+    /// Whether this record must be synced before the next message is sent.
+    pub fn must_sync(&self) -> bool {
+        matches!(self, Record::Vote(_))
+    }
+
+    /// The view a vote record belongs to, for pruning.
+    pub fn view(&self) -> View {
+        match self {
+            Record::Vote(subject) => subject.view(),
+            Record::Block(block) | Record::Finalized { block, .. } => block.view,
+        }
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::new();
+        w.u8(S::ID);
+        match self {
+            Record::Vote(subject) => {
+                w.u8(0);
+                subject.encode(&mut w);
+            }
+            Record::Block(block) => {
+                w.u8(1);
+                block.encode(&mut w);
+            }
+            Record::Finalized { block, certificate } => {
+                w.u8(2);
+                block.encode(&mut w);
+                certificate.subject.encode(&mut w);
+                S::encode_certificate(&certificate.certificate, &mut w);
+            }
+        }
+        w.into_vec()
+    }
+
+    /// Decodes a stored record. A torn write (a crash mid-write) shows up as
+    /// a decode error, and recovery skips that record.
+    pub fn decode(bytes: &[u8]) -> Result<Record<S>, DecodeError> {
+        let mut r = Reader::new(bytes);
+        let scheme = r.u8()?;
+        if scheme != S::ID {
+            return Err(DecodeError::UnknownTag { what: "scheme", tag: scheme });
+        }
+        let record = match r.u8()? {
+            0 => Record::Vote(Subject::decode(&mut r)?),
+            1 => Record::Block(Block::decode(&mut r)?),
+            2 => Record::Finalized {
+                block: Block::decode(&mut r)?,
+                certificate: Certificate {
+                    subject: Subject::decode(&mut r)?,
+                    certificate: S::decode_certificate(&mut r)?,
+                },
+            },
+            tag => return Err(DecodeError::UnknownTag { what: "record", tag }),
+        };
+        r.finish()?;
+        Ok(record)
+    }
+}

@@ -1,0 +1,771 @@
+//! The Simplex replica.
+
+use super::messages::{
+    Certificate, MAX_BLOCKS_PER_REQUEST, MAX_VIEWS_PER_REQUEST, Message, Proposal, Subject, Vote,
+};
+use super::view_state::{Added, ViewState};
+use super::{Config, Effect, Input, InputError, Record, Timer, TimerKind, ViewReason};
+use crate::scheme::Scheme;
+use crate::types::{Block, Digest, MAX_PAYLOAD_BYTES, ValidatorIndex, View};
+use crate::validators::ValidatorSet;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+/// Most blocks a replica remembers wanting at once; requests beyond this wait
+/// for earlier ones to be answered. Bounds what unanswered requests can cost.
+const MAX_WANTED_BLOCKS: usize = 1024;
+
+/// The last finalized block, where the chain is anchored.
+#[derive(Clone, Debug)]
+struct Anchor {
+    block: Block,
+    digest: Digest,
+}
+
+/// One validator's consensus state machine.
+pub struct Simplex<S: Scheme> {
+    config: Config,
+    scheme: S,
+    validators: Arc<ValidatorSet>,
+    me: ValidatorIndex,
+    /// The view this replica is in; 0 until [`Input::Start`].
+    view: View,
+    /// The view to enter on start (after recovery, the last view voted in).
+    resume_view: View,
+    views: BTreeMap<View, ViewState<S>>,
+    /// Unfinalized blocks by digest (finalized ones live in the store).
+    blocks: BTreeMap<Digest, Block>,
+    finalized: Anchor,
+    /// The highest finalization above the anchor, waiting for its blocks.
+    pending_finalization: Option<Certificate<S>>,
+    wanted_blocks: BTreeSet<Digest>,
+    block_request_ms: Option<u64>,
+    request_attempt: usize,
+    /// Views timed out in a row; drives timer back-off.
+    consecutive_timeouts: u32,
+    /// Time the current view was entered (for the timers).
+    view_entered_ms: u64,
+}
+
+impl<S: Scheme> Simplex<S> {
+    /// A fresh replica at genesis. `scheme` must hold this validator's key.
+    pub fn new(config: Config, scheme: S, validators: Arc<ValidatorSet>) -> Simplex<S> {
+        let me = scheme.me().expect("a replica needs a signing key");
+        assert_eq!(scheme.validator_count(), validators.len(), "scheme and set disagree");
+        assert!(config.leader_timeout_ms > 0 && config.advance_timeout_ms > 0 && config.retry_ms > 0);
+        let genesis = Block::genesis();
+        Simplex {
+            config,
+            scheme,
+            validators,
+            me,
+            view: 0,
+            resume_view: 1,
+            views: BTreeMap::new(),
+            blocks: BTreeMap::new(),
+            finalized: Anchor { digest: genesis.digest(), block: genesis },
+            pending_finalization: None,
+            wanted_blocks: BTreeSet::new(),
+            block_request_ms: None,
+            request_attempt: 0,
+            consecutive_timeouts: 0,
+            view_entered_ms: 0,
+        }
+    }
+
+    /// A replica rebuilt from its persisted records after a restart. Records
+    /// may be missing (unsynced writes lost in a crash) but never wrong:
+    /// every vote it sent is among them, because votes are synced first.
+    pub fn recover(
+        config: Config,
+        scheme: S,
+        validators: Arc<ValidatorSet>,
+        records: impl IntoIterator<Item = Record<S>>,
+    ) -> Simplex<S> {
+        let mut replica = Simplex::new(config, scheme, validators);
+        let mut votes = Vec::new();
+        let mut blocks = Vec::new();
+        for record in records {
+            match record {
+                Record::Vote(subject) => votes.push(subject),
+                Record::Block(block) => blocks.push(block),
+                Record::Finalized { block, certificate } => {
+                    let digest = block.digest();
+                    let certifies = certificate.subject == Subject::Finalize { view: block.view, digest };
+                    if certifies && block.view > replica.finalized.block.view {
+                        replica.finalized = Anchor { block, digest };
+                    }
+                }
+            }
+        }
+        let anchor_view = replica.finalized.block.view;
+        for block in blocks {
+            if block.view > anchor_view {
+                replica.blocks.insert(block.digest(), block);
+            }
+        }
+        let mut resume = anchor_view + 1;
+        for subject in votes {
+            let view = subject.view();
+            if view <= anchor_view {
+                continue;
+            }
+            resume = resume.max(view);
+            let state = replica.view_state(view);
+            match subject {
+                Subject::Notarize { digest, .. } => state.signed_notarize = Some(digest),
+                Subject::Nullify { .. } => state.signed_nullify = true,
+                Subject::Finalize { digest, .. } => state.signed_finalize = Some(digest),
+            }
+        }
+        replica.resume_view = resume;
+        replica
+    }
+
+    pub fn view(&self) -> View {
+        self.view
+    }
+
+    pub fn me(&self) -> ValidatorIndex {
+        self.me
+    }
+
+    /// The last finalized block and its digest.
+    pub fn finalized(&self) -> (&Block, Digest) {
+        (&self.finalized.block, self.finalized.digest)
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// A compact digest of the replica's position, for the simulator's trace
+    /// hash: two runs that agree on every message and every state digest are
+    /// the same run.
+    pub fn state_digest(&self) -> [u8; 8] {
+        let mut bytes = Vec::with_capacity(56);
+        bytes.extend_from_slice(&self.view.to_le_bytes());
+        bytes.extend_from_slice(&self.finalized.block.height.to_le_bytes());
+        bytes.extend_from_slice(&self.finalized.digest.0);
+        bytes.extend_from_slice(&(self.views.len() as u64).to_le_bytes());
+        let d = Digest::of(&bytes);
+        d.0[..8].try_into().expect("8 bytes")
+    }
+
+    /// Feeds one input; returns the effects to carry out, in order.
+    pub fn handle(&mut self, now_ms: u64, input: Input<S>) -> Result<Vec<Effect<S>>, InputError> {
+        let mut out = Vec::new();
+        match input {
+            Input::Start => {
+                if self.view == 0 {
+                    self.enter_view(now_ms, self.resume_view, ViewReason::Start, &mut out);
+                }
+            }
+            Input::Timer(timer) => self.on_timer(now_ms, timer, &mut out),
+            Input::Payload { view, payload } => self.on_payload(now_ms, view, payload, &mut out),
+            Input::Message { from, message } => self.on_message(now_ms, from, message, &mut out)?,
+        }
+        self.progress(now_ms, &mut out)?;
+        Ok(out)
+    }
+
+    // ----- inputs -------------------------------------------------------
+
+    fn on_message(
+        &mut self,
+        now_ms: u64,
+        from: ValidatorIndex,
+        message: Message<S>,
+        out: &mut Vec<Effect<S>>,
+    ) -> Result<(), InputError> {
+        match message {
+            Message::Proposal(proposal) => self.on_proposal(proposal, out),
+            Message::Vote(vote) => self.on_vote(vote, out),
+            Message::Certificate(certificate) => self.on_certificate(now_ms, certificate, out),
+            Message::BlockRequest { digest, ancestors } => {
+                if usize::from(from) < self.validators.len() && from != self.me {
+                    let ancestors = ancestors.min(MAX_BLOCKS_PER_REQUEST);
+                    out.push(Effect::ServeBlocks { to: from, digest, ancestors });
+                }
+                Ok(())
+            }
+            Message::BlockResponse(block) => {
+                self.on_block(block, out);
+                Ok(())
+            }
+            Message::CertificateRequest { from: first, to: last } => {
+                self.serve_certificates(from, first, last, out);
+                Ok(())
+            }
+        }
+    }
+
+    /// Whether votes and proposals for `view` are worth keeping.
+    fn in_vote_window(&self, view: View) -> bool {
+        view > self.finalized.block.view && view <= self.view.max(self.resume_view) + self.config.max_views_ahead
+    }
+
+    fn on_proposal(&mut self, proposal: Proposal<S>, out: &mut Vec<Effect<S>>) -> Result<(), InputError> {
+        let block = proposal.block;
+        let view = block.view;
+        if block.payload.len() > MAX_PAYLOAD_BYTES {
+            return Err(InputError::BadProposal("payload too large"));
+        }
+        if !self.in_vote_window(view) {
+            return Ok(());
+        }
+        let leader = self.validators.leader(view);
+        let digest = block.digest();
+        let subject = Subject::Notarize { view, digest };
+        let message = subject.signing_bytes(&self.config.namespace);
+        if !self.scheme.verify(leader, &message, &proposal.signature) {
+            return Err(InputError::BadSignature { signer: leader, kind: "proposal", view });
+        }
+        // The leader's signature is its notarize vote; counting it also
+        // catches a leader that proposes two blocks in one view.
+        let vote = Vote { subject, signer: leader, signature: proposal.signature };
+        self.add_vote(vote, out);
+        let state = self.view_state(view);
+        if state.proposal.is_none() {
+            state.proposal = Some(block.clone());
+            if self.blocks.len() < MAX_WANTED_BLOCKS * 4 {
+                self.blocks.insert(digest, block.clone());
+            }
+            out.push(Effect::Persist(Record::Block(block)));
+        }
+        Ok(())
+    }
+
+    fn on_vote(&mut self, vote: Vote<S>, out: &mut Vec<Effect<S>>) -> Result<(), InputError> {
+        let view = vote.subject.view();
+        if usize::from(vote.signer) >= self.validators.len() {
+            return Err(InputError::UnknownSigner(vote.signer));
+        }
+        if !self.in_vote_window(view) {
+            return Ok(());
+        }
+        let message = vote.subject.signing_bytes(&self.config.namespace);
+        if !self.scheme.verify(vote.signer, &message, &vote.signature) {
+            return Err(InputError::BadSignature { signer: vote.signer, kind: vote.subject.kind(), view });
+        }
+        self.add_vote(vote, out);
+        Ok(())
+    }
+
+    fn on_certificate(
+        &mut self,
+        now_ms: u64,
+        certificate: Certificate<S>,
+        out: &mut Vec<Effect<S>>,
+    ) -> Result<(), InputError> {
+        let view = certificate.subject.view();
+        if view <= self.finalized.block.view {
+            return Ok(());
+        }
+        if self.views.get(&view).is_some_and(|s| s.has_certificate(&certificate.subject)) {
+            return Ok(());
+        }
+        self.verify_certificate(&certificate)?;
+        self.accept_certificate(now_ms, certificate, false, out);
+        Ok(())
+    }
+
+    fn on_block(&mut self, block: Block, out: &mut Vec<Effect<S>>) {
+        let digest = block.digest();
+        // Only blocks we asked for are kept: unsolicited blocks could
+        // otherwise fill memory.
+        if !self.wanted_blocks.remove(&digest) {
+            return;
+        }
+        if block.height > self.finalized.block.height + 1
+            && !self.blocks.contains_key(&block.parent)
+            && self.wanted_blocks.len() < MAX_WANTED_BLOCKS
+        {
+            // Its parent is probably on its way in the same response.
+            self.wanted_blocks.insert(block.parent);
+        }
+        self.blocks.insert(digest, block.clone());
+        out.push(Effect::Persist(Record::Block(block)));
+    }
+
+    fn on_payload(&mut self, now_ms: u64, view: View, payload: Vec<u8>, out: &mut Vec<Effect<S>>) {
+        assert!(payload.len() <= MAX_PAYLOAD_BYTES, "the application built an oversized payload");
+        if view != self.view || self.validators.leader(view) != self.me {
+            return;
+        }
+        let state = self.view_state(view);
+        if state.signed_notarize.is_some() || state.signed_nullify || !state.payload_requested {
+            return;
+        }
+        let Some((parent_view, parent)) = self.parent_for(view) else { return };
+        let parent_height = self.block(&parent).expect("parent was known when requested").height;
+        let block = Block { view, height: parent_height + 1, parent_view, parent, payload };
+        let digest = block.digest();
+        self.blocks.insert(digest, block.clone());
+        self.view_state(view).proposal = Some(block.clone());
+        out.push(Effect::Persist(Record::Block(block.clone())));
+        let signature = self.sign(Subject::Notarize { view, digest }, out);
+        out.push(Effect::Broadcast(Message::Proposal(Proposal { block, signature: signature.clone() })));
+        let vote = Vote { subject: Subject::Notarize { view, digest }, signer: self.me, signature };
+        self.add_vote(vote, out);
+        let _ = now_ms;
+    }
+
+    fn on_timer(&mut self, now_ms: u64, timer: Timer, out: &mut Vec<Effect<S>>) {
+        if timer.view != self.view {
+            return;
+        }
+        match timer.kind {
+            TimerKind::Leader => {
+                let state = self.view_state(timer.view);
+                if state.signed_notarize.is_none() {
+                    self.timeout(now_ms, out);
+                }
+            }
+            TimerKind::Advance => self.timeout(now_ms, out),
+            TimerKind::Retry => {
+                self.rebroadcast(out);
+                self.request_missing(now_ms, true, out);
+                out.push(Effect::SetTimer {
+                    timer: Timer { view: self.view, kind: TimerKind::Retry },
+                    at_ms: now_ms + self.config.retry_ms,
+                });
+            }
+        }
+    }
+
+    // ----- the protocol ---------------------------------------------------
+
+    /// Nullifies the current view (once) and starts the retry timer.
+    fn timeout(&mut self, now_ms: u64, out: &mut Vec<Effect<S>>) {
+        let view = self.view;
+        let state = self.view_state(view);
+        if state.signed_nullify {
+            return;
+        }
+        if state.signed_finalize.is_some() {
+            // Finalizing and nullifying one view is exactly what an honest
+            // replica must never do; it only gets here after recovery.
+            return;
+        }
+        self.consecutive_timeouts = self.consecutive_timeouts.saturating_add(1);
+        let signature = self.sign(Subject::Nullify { view }, out);
+        let vote = Vote { subject: Subject::Nullify { view }, signer: self.me, signature };
+        out.push(Effect::Broadcast(Message::Vote(vote.clone())));
+        self.add_vote(vote, out);
+        // Anything missing from this view was probably lost: send what we
+        // have so that peers in earlier views can catch up.
+        self.rebroadcast(out);
+        out.push(Effect::SetTimer {
+            timer: Timer { view, kind: TimerKind::Retry },
+            at_ms: now_ms + self.config.retry_ms,
+        });
+    }
+
+    /// Re-sends this replica's nullify vote for the current view and the
+    /// latest certificates it knows. Without this, a message lost in a
+    /// partition would never be replaced.
+    fn rebroadcast(&mut self, out: &mut Vec<Effect<S>>) {
+        let view = self.view;
+        if self.views.get(&view).is_some_and(|s| s.signed_nullify) {
+            let subject = Subject::Nullify { view };
+            let signature = self.scheme.sign(&subject.signing_bytes(&self.config.namespace));
+            out.push(Effect::Broadcast(Message::Vote(Vote { subject, signer: self.me, signature })));
+        }
+        if let Some(previous) = self.views.get(&(view - 1)) {
+            for certificate in [&previous.notarization, &previous.nullification].into_iter().flatten() {
+                out.push(Effect::Broadcast(Message::Certificate(certificate.clone())));
+            }
+        }
+        if let Some(latest) = self.latest_finalization() {
+            out.push(Effect::Broadcast(Message::Certificate(latest)));
+        }
+    }
+
+    fn latest_finalization(&self) -> Option<Certificate<S>> {
+        self.pending_finalization.clone().or_else(|| {
+            self.views.get(&self.finalized.block.view).and_then(|s| s.finalization.clone())
+        })
+    }
+
+    /// Signs `subject` after persisting the fact: the record is synced before
+    /// any message that carries the signature leaves the node.
+    fn sign(&mut self, subject: Subject, out: &mut Vec<Effect<S>>) -> S::Signature {
+        let state = self.view_state(subject.view());
+        match subject {
+            Subject::Notarize { digest, .. } => {
+                assert!(state.signed_notarize.is_none(), "would notarize twice in view {}", state.view);
+                assert!(!state.signed_nullify, "would notarize after nullifying view {}", state.view);
+                state.signed_notarize = Some(digest);
+            }
+            Subject::Nullify { .. } => {
+                assert!(!state.signed_nullify, "would nullify twice in view {}", state.view);
+                assert!(state.signed_finalize.is_none(), "would nullify a finalized view {}", state.view);
+                state.signed_nullify = true;
+            }
+            Subject::Finalize { digest, .. } => {
+                assert!(state.signed_finalize.is_none(), "would finalize twice in view {}", state.view);
+                assert!(!state.signed_nullify, "would finalize a nullified view {}", state.view);
+                state.signed_finalize = Some(digest);
+            }
+        }
+        out.push(Effect::Persist(Record::Vote(subject)));
+        self.scheme.sign(&subject.signing_bytes(&self.config.namespace))
+    }
+
+    /// Counts a vote (signature already checked); forms and acts on a
+    /// certificate if it completes a quorum.
+    fn add_vote(&mut self, vote: Vote<S>, out: &mut Vec<Effect<S>>) {
+        let view = vote.subject.view();
+        let validators = self.validators.clone();
+        let scheme = self.scheme.clone();
+        let added = self.view_state(view).add_vote(vote, &validators, &scheme);
+        match added {
+            Added::Counted | Added::Duplicate => {}
+            Added::Conflict(evidence) => out.push(Effect::Evidence(evidence)),
+            Added::Certified(certificate) => {
+                out.push(Effect::Broadcast(Message::Certificate(certificate.clone())));
+                self.accept_certificate(0, certificate, true, out);
+            }
+        }
+    }
+
+    fn verify_certificate(&self, certificate: &Certificate<S>) -> Result<(), InputError> {
+        let signers = self.scheme.signers(&certificate.certificate);
+        let stake = self.validators.stake_of(&signers);
+        if !self.validators.is_quorum(stake) {
+            return Err(InputError::NoQuorum { stake, stake_total: self.validators.stake_total() });
+        }
+        let message = certificate.subject.signing_bytes(&self.config.namespace);
+        self.scheme.verify_certificate(&message, &certificate.certificate)?;
+        Ok(())
+    }
+
+    /// Records a verified certificate and acts on it: finalize-vote after a
+    /// notarization, remember a finalization, and jump views.
+    fn accept_certificate(
+        &mut self,
+        _now_ms: u64,
+        certificate: Certificate<S>,
+        formed_here: bool,
+        out: &mut Vec<Effect<S>>,
+    ) {
+        let subject = certificate.subject;
+        let view = subject.view();
+        if view <= self.finalized.block.view {
+            return;
+        }
+        if !self.view_state(view).set_certificate(certificate.clone()) {
+            return;
+        }
+        let _ = formed_here;
+        match subject {
+            Subject::Notarize { digest, .. } => {
+                self.maybe_finalize_vote(view, digest, out);
+                self.want_block(digest);
+            }
+            Subject::Nullify { .. } => {}
+            Subject::Finalize { digest, .. } => {
+                let higher = self
+                    .pending_finalization
+                    .as_ref()
+                    .is_none_or(|p| p.subject.view() < view);
+                if higher {
+                    self.pending_finalization = Some(certificate);
+                }
+                self.want_block(digest);
+            }
+        }
+    }
+
+    fn maybe_finalize_vote(&mut self, view: View, digest: Digest, out: &mut Vec<Effect<S>>) {
+        let state = self.view_state(view);
+        if state.signed_nullify || state.signed_finalize.is_some() {
+            return;
+        }
+        let subject = Subject::Finalize { view, digest };
+        let signature = self.sign(subject, out);
+        let vote = Vote { subject, signer: self.me, signature };
+        out.push(Effect::Broadcast(Message::Vote(vote.clone())));
+        self.add_vote(vote, out);
+    }
+
+    /// Moves forward as far as the known certificates allow, votes for the
+    /// current proposal if it is valid, proposes if leading, and delivers
+    /// newly finalized blocks.
+    fn progress(&mut self, now_ms: u64, out: &mut Vec<Effect<S>>) -> Result<(), InputError> {
+        if self.view == 0 {
+            return Ok(());
+        }
+        // Jump past the highest certified view at or above the current one.
+        let highest = self
+            .views
+            .range(self.view..)
+            .rev()
+            .find(|(_, s)| s.is_certified())
+            .map(|(v, s)| (*v, s.finalization.is_some(), s.notarized().is_some()));
+        if let Some((view, finalized, notarized)) = highest {
+            let reason = if finalized {
+                ViewReason::Finalized
+            } else if notarized {
+                ViewReason::Notarized
+            } else {
+                ViewReason::Nullified
+            };
+            if notarized {
+                self.consecutive_timeouts = 0;
+            }
+            self.enter_view(now_ms, view + 1, reason, out);
+        }
+        self.try_notarize(now_ms, out);
+        self.try_propose(out);
+        self.deliver(now_ms, out)
+    }
+
+    fn enter_view(&mut self, now_ms: u64, view: View, reason: ViewReason, out: &mut Vec<Effect<S>>) {
+        assert!(view > self.view, "views only move forward ({} -> {view})", self.view);
+        self.view = view;
+        self.view_entered_ms = now_ms;
+        let leader = self.validators.leader(view);
+        out.push(Effect::EnteredView { view, leader, reason });
+        let backoff = 1u64 << self.consecutive_timeouts.min(self.config.max_backoff_shift);
+        out.push(Effect::SetTimer {
+            timer: Timer { view, kind: TimerKind::Leader },
+            at_ms: now_ms + self.config.leader_timeout_ms * backoff,
+        });
+        out.push(Effect::SetTimer {
+            timer: Timer { view, kind: TimerKind::Advance },
+            at_ms: now_ms + self.config.advance_timeout_ms * backoff,
+        });
+        // A replica that restarted in a view it had already nullified keeps
+        // re-sending that vote, or its peers may never complete the view.
+        if self.views.get(&view).is_some_and(|s| s.signed_nullify) {
+            out.push(Effect::SetTimer {
+                timer: Timer { view, kind: TimerKind::Retry },
+                at_ms: now_ms + self.config.retry_ms,
+            });
+        }
+    }
+
+    /// The parent a proposal in `view` must extend: the highest notarized view
+    /// below it such that every view in between was nullified. `None` while
+    /// some view in between is neither (its certificate has not arrived).
+    fn parent_for(&self, view: View) -> Option<(View, Digest)> {
+        let anchor_view = self.finalized.block.view;
+        let mut candidate = view - 1;
+        while candidate > anchor_view {
+            let state = self.views.get(&candidate)?;
+            if let Some(digest) = state.notarized() {
+                return Some((candidate, digest));
+            }
+            state.nullification.as_ref()?;
+            candidate -= 1;
+        }
+        Some((anchor_view, self.finalized.digest))
+    }
+
+    fn block(&self, digest: &Digest) -> Option<&Block> {
+        if *digest == self.finalized.digest {
+            return Some(&self.finalized.block);
+        }
+        self.blocks.get(digest)
+    }
+
+    fn try_propose(&mut self, out: &mut Vec<Effect<S>>) {
+        let view = self.view;
+        if self.validators.leader(view) != self.me {
+            return;
+        }
+        let state = self.view_state(view);
+        if state.payload_requested || state.signed_notarize.is_some() || state.signed_nullify {
+            return;
+        }
+        let Some((_, parent)) = self.parent_for(view) else { return };
+        let Some(parent_block) = self.block(&parent) else { return };
+        let height = parent_block.height + 1;
+        self.view_state(view).payload_requested = true;
+        out.push(Effect::RequestPayload { view, parent, height });
+    }
+
+    /// Votes for the current view's proposal once it is known to be valid:
+    /// it extends the notarized parent it names, every view in between was
+    /// nullified, and its height follows the parent's.
+    fn try_notarize(&mut self, now_ms: u64, out: &mut Vec<Effect<S>>) {
+        let view = self.view;
+        let Some(state) = self.views.get(&view) else { return };
+        if state.signed_notarize.is_some() || state.signed_nullify {
+            return;
+        }
+        let Some(block) = state.proposal.clone() else { return };
+        let anchor = &self.finalized;
+        if block.parent_view < anchor.block.view {
+            return; // extends a block older than the finalized one: never valid
+        }
+        let parent_ok = if block.parent_view == anchor.block.view {
+            block.parent == anchor.digest
+        } else {
+            match self.views.get(&block.parent_view).and_then(|s| s.notarized()) {
+                Some(notarized) => notarized == block.parent,
+                None => return self.request_for_proposal(now_ms, &block, out),
+            }
+        };
+        if !parent_ok {
+            return;
+        }
+        let all_nullified = (block.parent_view + 1..view)
+            .all(|v| self.views.get(&v).is_some_and(|s| s.nullification.is_some()));
+        if !all_nullified {
+            return self.request_for_proposal(now_ms, &block, out);
+        }
+        let Some(parent) = self.block(&block.parent) else {
+            return self.request_for_proposal(now_ms, &block, out);
+        };
+        if block.height != parent.height + 1 {
+            return;
+        }
+        let subject = Subject::Notarize { view, digest: block.digest() };
+        let signature = self.sign(subject, out);
+        let vote = Vote { subject, signer: self.me, signature };
+        out.push(Effect::Broadcast(Message::Vote(vote.clone())));
+        self.add_vote(vote, out);
+    }
+
+    /// Asks the proposal's leader for what this replica lacks to judge it:
+    /// the certificates of the views it skips and the parent block. Rate
+    /// limited to one request per retry interval.
+    fn request_for_proposal(&mut self, now_ms: u64, block: &Block, out: &mut Vec<Effect<S>>) {
+        let retry_ms = self.config.retry_ms;
+        let leader = self.validators.leader(block.view);
+        let anchor_view = self.finalized.block.view;
+        let parent_known = self.block(&block.parent).is_some();
+        let state = self.view_state(block.view);
+        if state.proposal_request_ms.is_some_and(|t| now_ms < t + retry_ms) {
+            return;
+        }
+        state.proposal_request_ms = Some(now_ms);
+        if leader == self.me {
+            return;
+        }
+        let from = block.parent_view.max(anchor_view + 1);
+        let to = (block.view - 1).min(from + MAX_VIEWS_PER_REQUEST - 1);
+        if from <= to {
+            out.push(Effect::Send { to: leader, message: Message::CertificateRequest { from, to } });
+        }
+        if !parent_known {
+            self.want_block(block.parent);
+            out.push(Effect::Send {
+                to: leader,
+                message: Message::BlockRequest { digest: block.parent, ancestors: 0 },
+            });
+        }
+    }
+
+    fn serve_certificates(&self, to: ValidatorIndex, first: View, last: View, out: &mut Vec<Effect<S>>) {
+        if usize::from(to) >= self.validators.len() || to == self.me || last < first {
+            return;
+        }
+        let last = last.min(first.saturating_add(MAX_VIEWS_PER_REQUEST - 1));
+        if first <= self.finalized.block.view {
+            if let Some(finalization) = self.latest_finalization() {
+                out.push(Effect::Send { to, message: Message::Certificate(finalization) });
+            }
+        }
+        for (_, state) in self.views.range(first..=last) {
+            let certificate = state.finalization.as_ref().or(state.notarization.as_ref()).or(state.nullification.as_ref());
+            if let Some(certificate) = certificate {
+                out.push(Effect::Send { to, message: Message::Certificate(certificate.clone()) });
+            }
+        }
+    }
+
+    fn want_block(&mut self, digest: Digest) {
+        if self.block(&digest).is_none() && self.wanted_blocks.len() < MAX_WANTED_BLOCKS {
+            self.wanted_blocks.insert(digest);
+        }
+    }
+
+    /// Re-asks for blocks the chain needs. Also called from the retry timer.
+    fn request_missing(&mut self, now_ms: u64, force: bool, out: &mut Vec<Effect<S>>) {
+        let Some(finalization) = self.pending_finalization.clone() else { return };
+        if !force && self.block_request_ms.is_some_and(|t| now_ms < t + self.config.retry_ms) {
+            return;
+        }
+        // Find the first missing block on the way down from the finalized tip.
+        let mut cursor = finalization.subject.digest().expect("a finalization names a block");
+        while let Some(block) = self.block(&cursor) {
+            if cursor == self.finalized.digest || block.height <= self.finalized.block.height {
+                return;
+            }
+            cursor = block.parent;
+        }
+        self.block_request_ms = Some(now_ms);
+        self.want_block(cursor);
+        let signers: Vec<ValidatorIndex> = self
+            .scheme
+            .signers(&finalization.certificate)
+            .into_iter()
+            .filter(|s| *s != self.me)
+            .collect();
+        if signers.is_empty() {
+            return;
+        }
+        self.request_attempt = self.request_attempt.wrapping_add(1);
+        let to = signers[self.request_attempt % signers.len()];
+        out.push(Effect::Send {
+            to,
+            message: Message::BlockRequest { digest: cursor, ancestors: MAX_BLOCKS_PER_REQUEST },
+        });
+    }
+
+    /// Delivers every block up to the highest finalization, once all of them
+    /// are known, and moves the anchor there.
+    fn deliver(&mut self, now_ms: u64, out: &mut Vec<Effect<S>>) -> Result<(), InputError> {
+        let Some(finalization) = self.pending_finalization.clone() else { return Ok(()) };
+        let tip = finalization.subject.digest().expect("a finalization names a block");
+        let mut chain = Vec::new();
+        let mut cursor = tip;
+        while cursor != self.finalized.digest {
+            let Some(block) = self.blocks.get(&cursor) else {
+                self.request_missing(now_ms, false, out);
+                return Ok(());
+            };
+            if block.height <= self.finalized.block.height {
+                self.pending_finalization = None;
+                return Err(InputError::ConflictingFinalization { height: block.height });
+            }
+            chain.push(block.clone());
+            cursor = block.parent;
+        }
+        chain.reverse();
+        assert_eq!(chain[0].height, self.finalized.block.height + 1, "finalized chain skips a height");
+        assert!(chain.windows(2).all(|w| w[1].height == w[0].height + 1), "finalized chain is not contiguous");
+        let tip_block = chain.last().expect("non-empty chain").clone();
+        let tip_view = tip_block.view;
+        debug_assert_eq!(tip_view, finalization.subject.view());
+        self.finalized = Anchor { block: tip_block.clone(), digest: tip };
+        self.pending_finalization = None;
+        self.consecutive_timeouts = 0;
+        out.push(Effect::Persist(Record::Finalized { block: tip_block, certificate: finalization.clone() }));
+        out.push(Effect::Finalized { blocks: chain, certificate: finalization });
+        self.prune(tip_view);
+        Ok(())
+    }
+
+    /// Forgets what finality made irrelevant: views and blocks below the
+    /// anchor. Keeps the anchor view for its finalization certificate.
+    fn prune(&mut self, anchor_view: View) {
+        self.views = self.views.split_off(&anchor_view);
+        self.blocks.retain(|_, b| b.view > anchor_view);
+        let blocks = &self.blocks;
+        let anchor_height = self.finalized.block.height;
+        self.wanted_blocks.retain(|d| !blocks.contains_key(d));
+        if self.wanted_blocks.len() >= MAX_WANTED_BLOCKS {
+            self.wanted_blocks.clear();
+        }
+        let _ = anchor_height;
+    }
+
+    fn view_state(&mut self, view: View) -> &mut ViewState<S> {
+        self.views.entry(view).or_insert_with(|| ViewState::new(view))
+    }
+}

@@ -1,0 +1,113 @@
+//! ed25519 (ed25519-dalek) signatures; a certificate lists each signature.
+
+use super::{CertificateError, Scheme, SignatureList};
+use crate::codec::{DecodeError, Reader, Writer};
+use crate::types::ValidatorIndex;
+use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
+use std::sync::Arc;
+
+/// One participant's view of an ed25519 validator set.
+#[derive(Clone)]
+pub struct Ed25519 {
+    keys: Arc<Vec<VerifyingKey>>,
+    me: Option<(ValidatorIndex, Arc<SigningKey>)>,
+}
+
+impl std::fmt::Debug for Ed25519 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Ed25519(n={}, me={:?})", self.keys.len(), self.me.as_ref().map(|m| m.0))
+    }
+}
+
+impl Ed25519 {
+    /// A participant that verifies only.
+    pub fn verifier(keys: Arc<Vec<VerifyingKey>>) -> Ed25519 {
+        assert!(keys.len() <= super::MAX_VALIDATORS);
+        Ed25519 { keys, me: None }
+    }
+
+    /// A validator that signs with `secret`, which must match `keys[me]`.
+    pub fn signer(keys: Arc<Vec<VerifyingKey>>, me: ValidatorIndex, secret: SigningKey) -> Ed25519 {
+        assert_eq!(keys[usize::from(me)], secret.verifying_key(), "secret does not match key {me}");
+        Ed25519 { keys, me: Some((me, Arc::new(secret))) }
+    }
+
+    /// Deterministic keys for tests and the simulator: validator `i`'s secret
+    /// is derived from `(seed, i)`. Never use for a real network.
+    pub fn deterministic_set(seed: u64, count: usize) -> Vec<Ed25519> {
+        let secrets: Vec<SigningKey> = (0..count)
+            .map(|i| {
+                let mut material = b"ballast-ed25519-test-key".to_vec();
+                material.extend_from_slice(&seed.to_le_bytes());
+                material.extend_from_slice(&(i as u64).to_le_bytes());
+                SigningKey::from_bytes(&crate::types::Digest::of(&material).0)
+            })
+            .collect();
+        let keys = Arc::new(secrets.iter().map(|s| s.verifying_key()).collect::<Vec<_>>());
+        secrets
+            .into_iter()
+            .enumerate()
+            .map(|(i, s)| Ed25519::signer(keys.clone(), i as ValidatorIndex, s))
+            .collect()
+    }
+}
+
+impl Scheme for Ed25519 {
+    type Signature = ed25519_dalek::Signature;
+    type Certificate = SignatureList<ed25519_dalek::Signature>;
+    const ID: u8 = 1;
+
+    fn validator_count(&self) -> usize {
+        self.keys.len()
+    }
+
+    fn me(&self) -> Option<ValidatorIndex> {
+        self.me.as_ref().map(|m| m.0)
+    }
+
+    fn sign(&self, message: &[u8]) -> Self::Signature {
+        let (_, secret) = self.me.as_ref().expect("this participant holds no signing key");
+        secret.sign(message)
+    }
+
+    fn verify(&self, signer: ValidatorIndex, message: &[u8], signature: &Self::Signature) -> bool {
+        match self.keys.get(usize::from(signer)) {
+            // verify_strict rejects malleable and small-order encodings, so one
+            // vote has exactly one valid signature.
+            Some(key) => key.verify_strict(message, signature).is_ok(),
+            None => false,
+        }
+    }
+
+    fn assemble(&self, votes: &[(ValidatorIndex, Self::Signature)]) -> Self::Certificate {
+        SignatureList::assemble(votes)
+    }
+
+    fn signers(&self, certificate: &Self::Certificate) -> Vec<ValidatorIndex> {
+        certificate.signers()
+    }
+
+    fn verify_certificate(
+        &self,
+        message: &[u8],
+        certificate: &Self::Certificate,
+    ) -> Result<(), CertificateError> {
+        certificate.verify(self.keys.len(), |signer, sig| self.verify(signer, message, sig))
+    }
+
+    fn encode_signature(signature: &Self::Signature, w: &mut Writer) {
+        w.raw(&signature.to_bytes());
+    }
+
+    fn decode_signature(r: &mut Reader<'_>) -> Result<Self::Signature, DecodeError> {
+        Ok(ed25519_dalek::Signature::from_bytes(&r.array::<64>()?))
+    }
+
+    fn encode_certificate(certificate: &Self::Certificate, w: &mut Writer) {
+        certificate.encode(w, Self::encode_signature);
+    }
+
+    fn decode_certificate(r: &mut Reader<'_>) -> Result<Self::Certificate, DecodeError> {
+        SignatureList::decode(r, Self::decode_signature)
+    }
+}
