@@ -1,1 +1,64 @@
+//! The seams between Ballast's pure core and the outside world.
+//!
+//! - [`Transport`] moves framed bytes between validators. Implementations:
+//!   [`sim::SimTransport`] (madsim's network plus the simulator's link model)
+//!   and [`memory::MemoryTransport`] (channels, for tests); QUIC comes with the
+//!   node.
+//! - [`Store`] is a key-value store with an explicit `sync`. Implementation:
+//!   [`memory::MemStore`], whose unsynced writes can be lost or torn by a
+//!   simulated crash; RocksDB comes with the node.
+//! - [`Clock`] gives the time and sleeps: simulated ([`sim::SimClock`]) or
+//!   real ([`memory::TokioClock`]).
+//! - [`engine::Engine`] is the one loop that drives a validator's state
+//!   machines over those three. The simulator and the node run the same
+//!   engine; only the implementations behind the traits differ.
 
+pub mod engine;
+pub mod memory;
+pub mod sim;
+
+use ballast_core::ValidatorIndex;
+use std::future::Future;
+use std::sync::Arc;
+use thiserror::Error;
+
+/// Moves framed messages between validators.
+///
+/// Sending never blocks and may silently drop (a full queue, a dead link):
+/// the protocol re-sends what matters, so a transport must never let one slow
+/// peer stall the engine.
+pub trait Transport {
+    /// Queues `bytes` for validator `to`.
+    fn send(&mut self, to: ValidatorIndex, bytes: Arc<[u8]>);
+
+    /// The next message and its (transport-authenticated) sender; `None` once
+    /// the transport is closed. Must be cancel-safe: dropping the future
+    /// before it completes loses no message.
+    fn recv(&mut self) -> impl Future<Output = Option<(ValidatorIndex, Arc<[u8]>)>>;
+}
+
+/// A store operation failed. The engine stops rather than send a vote whose
+/// record may not be durable.
+#[derive(Debug, Error)]
+#[error("store failure: {0}")]
+pub struct StoreError(pub String);
+
+/// A key-value store with explicit durability.
+///
+/// Writes are visible to reads at once but may be lost in a crash until
+/// [`Store::sync`] returns.
+pub trait Store {
+    fn put(&mut self, key: &[u8], value: &[u8]) -> Result<(), StoreError>;
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Every record whose key starts with `prefix`, in key order.
+    fn scan(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError>;
+    /// Makes every earlier write durable.
+    fn sync(&mut self) -> Result<(), StoreError>;
+}
+
+/// Time as the engine sees it, in milliseconds since an arbitrary origin.
+pub trait Clock {
+    fn now_ms(&self) -> u64;
+    /// Completes at (or after) `at_ms`.
+    fn sleep_until_ms(&self, at_ms: u64) -> impl Future<Output = ()>;
+}

@@ -1,0 +1,285 @@
+//! The engine: one loop that runs a validator's consensus state machine
+//! against a [`Transport`], a [`Store`] and a [`Clock`].
+//!
+//! It owns the only side effects of a validator: it decodes what arrives,
+//! feeds it to the state machine, and carries out the returned effects in
+//! order. One rule matters above all: a vote record is synced to the store
+//! before any message leaves the node after it.
+
+use crate::{Clock, Store, StoreError, Transport};
+use ballast_core::consensus::{
+    Certificate, Config, Effect, Input, InputError, Message, Record, Simplex, Timer,
+    MAX_BLOCKS_PER_REQUEST,
+};
+use ballast_core::scheme::Scheme;
+use ballast_core::validators::ValidatorSet;
+use ballast_core::{Block, Digest, Height, ValidatorIndex, View};
+use futures::future::{Either, select};
+use std::collections::{BTreeSet, VecDeque};
+use std::pin::pin;
+use std::sync::Arc;
+
+/// The application above consensus: builds payloads and consumes finalized
+/// blocks. `observe` lets a simulator or metrics see every step.
+pub trait Application<S: Scheme> {
+    /// Builds the payload of a block this validator proposes.
+    fn propose(&mut self, view: View, parent: Digest, height: Height) -> Vec<u8>;
+    /// Called with newly finalized blocks in height order.
+    fn finalized(&mut self, now_ms: u64, blocks: &[Block], certificate: &Certificate<S>);
+    /// Sees every input and effect; for tracing, metrics and invariants.
+    fn observe(&mut self, _now_ms: u64, _event: Observation<'_, S>) {}
+}
+
+/// What an [`Application::observe`] call reports.
+pub enum Observation<'a, S: Scheme> {
+    /// A message arrived and decoded.
+    Received { from: ValidatorIndex, bytes: &'a [u8], message: &'a Message<S> },
+    /// A message arrived but was malformed or invalid; it changed nothing.
+    Rejected { from: ValidatorIndex, error: &'a InputError },
+    TimerFired(Timer),
+    /// An effect is about to be carried out.
+    Effect(&'a Effect<S>),
+    /// The state machine's position after an input.
+    State { view: View, digest: [u8; 8] },
+    /// Stored records that failed to decode during recovery (torn writes).
+    TornRecords(usize),
+}
+
+/// Why the engine stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Counters an operator or test may read.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EngineStats {
+    pub messages_in: u64,
+    pub messages_out: u64,
+    pub rejected: u64,
+    pub syncs: u64,
+}
+
+pub struct Engine<S: Scheme, T, St, C, A> {
+    replica: Simplex<S>,
+    validator_count: usize,
+    transport: T,
+    store: St,
+    clock: C,
+    app: A,
+    /// Pending timers by deadline. Timers of past views are dropped when the
+    /// view advances, so this holds a handful of entries.
+    timers: BTreeSet<(u64, Timer)>,
+    /// A vote record was written but not yet synced.
+    unsynced_vote: bool,
+    stats: EngineStats,
+}
+
+impl<S, T, St, C, A> Engine<S, T, St, C, A>
+where
+    S: Scheme,
+    T: Transport,
+    St: Store,
+    C: Clock,
+    A: Application<S>,
+{
+    /// Builds the replica from whatever the store holds (nothing, on first
+    /// start). Torn or foreign records are skipped and reported.
+    pub fn recover(
+        config: Config,
+        scheme: S,
+        validators: Arc<ValidatorSet>,
+        transport: T,
+        store: St,
+        clock: C,
+        mut app: A,
+    ) -> Result<Self, EngineError> {
+        let mut records = Vec::new();
+        let mut torn = 0;
+        for (_, value) in store.scan(&[])? {
+            match Record::<S>::decode(&value) {
+                Ok(record) => records.push(record),
+                Err(_) => torn += 1,
+            }
+        }
+        if torn > 0 {
+            app.observe(clock.now_ms(), Observation::TornRecords(torn));
+        }
+        let validator_count = validators.len();
+        let replica = Simplex::recover(config, scheme, validators, records);
+        Ok(Engine {
+            replica,
+            validator_count,
+            transport,
+            store,
+            clock,
+            app,
+            timers: BTreeSet::new(),
+            unsynced_vote: false,
+            stats: EngineStats::default(),
+        })
+    }
+
+    pub fn replica(&self) -> &Simplex<S> {
+        &self.replica
+    }
+
+    pub fn stats(&self) -> EngineStats {
+        self.stats
+    }
+
+    pub fn app(&self) -> &A {
+        &self.app
+    }
+
+    /// Runs until the transport closes or the store fails.
+    pub async fn run(mut self) -> Result<(), EngineError> {
+        self.step(Input::Start)?;
+        loop {
+            let next_timer = self.timers.first().map(|(at, _)| *at);
+            let event = {
+                let recv = pin!(self.transport.recv());
+                let clock = &self.clock;
+                let sleep = pin!(async move {
+                    match next_timer {
+                        Some(at_ms) => clock.sleep_until_ms(at_ms).await,
+                        None => std::future::pending().await,
+                    }
+                });
+                match select(recv, sleep).await {
+                    Either::Left((received, _)) => Some(received),
+                    Either::Right(((), _)) => None,
+                }
+            };
+            match event {
+                Some(Some((from, bytes))) => self.on_bytes(from, &bytes)?,
+                Some(None) => return Ok(()),
+                None => self.fire_due_timers()?,
+            }
+        }
+    }
+
+    fn on_bytes(&mut self, from: ValidatorIndex, bytes: &[u8]) -> Result<(), EngineError> {
+        self.stats.messages_in += 1;
+        let now_ms = self.clock.now_ms();
+        match Message::<S>::decode(bytes) {
+            Ok(message) => {
+                self.app.observe(now_ms, Observation::Received { from, bytes, message: &message });
+                self.step(Input::Message { from, message })
+            }
+            Err(error) => {
+                self.stats.rejected += 1;
+                let error = InputError::Decode(error);
+                self.app.observe(now_ms, Observation::Rejected { from, error: &error });
+                Ok(())
+            }
+        }
+    }
+
+    fn fire_due_timers(&mut self) -> Result<(), EngineError> {
+        let now_ms = self.clock.now_ms();
+        while let Some((at_ms, timer)) = self.timers.first().copied() {
+            if at_ms > now_ms {
+                break;
+            }
+            self.timers.remove(&(at_ms, timer));
+            self.app.observe(now_ms, Observation::TimerFired(timer));
+            self.step(Input::Timer(timer))?;
+        }
+        Ok(())
+    }
+
+    /// Feeds one input and carries out its effects, then any inputs those
+    /// effects produced (a requested payload).
+    fn step(&mut self, input: Input<S>) -> Result<(), EngineError> {
+        let mut inputs = VecDeque::from([input]);
+        while let Some(input) = inputs.pop_front() {
+            let now_ms = self.clock.now_ms();
+            let view_before = self.replica.view();
+            match self.replica.handle(now_ms, input) {
+                Ok(effects) => {
+                    for effect in effects {
+                        self.app.observe(now_ms, Observation::Effect(&effect));
+                        if let Some(next) = self.execute(now_ms, effect)? {
+                            inputs.push_back(next);
+                        }
+                    }
+                }
+                Err(error) => {
+                    self.stats.rejected += 1;
+                    self.app.observe(now_ms, Observation::Rejected { from: self.replica.me(), error: &error });
+                }
+            }
+            if self.replica.view() != view_before {
+                let view = self.replica.view();
+                self.timers.retain(|(_, timer)| timer.view >= view);
+            }
+            self.app.observe(
+                now_ms,
+                Observation::State { view: self.replica.view(), digest: self.replica.state_digest() },
+            );
+        }
+        Ok(())
+    }
+
+    fn execute(&mut self, now_ms: u64, effect: Effect<S>) -> Result<Option<Input<S>>, EngineError> {
+        match effect {
+            Effect::Persist(record) => {
+                self.store.put(&record.key(), &record.encode())?;
+                self.unsynced_vote |= record.must_sync();
+            }
+            Effect::Send { to, message } => {
+                self.sync_before_send()?;
+                self.stats.messages_out += 1;
+                self.transport.send(to, message.encode().into());
+            }
+            Effect::Broadcast(message) => {
+                self.sync_before_send()?;
+                let bytes: Arc<[u8]> = message.encode().into();
+                let me = self.replica.me();
+                for to in (0..self.validator_count as ValidatorIndex).filter(|v| *v != me) {
+                    self.stats.messages_out += 1;
+                    self.transport.send(to, bytes.clone());
+                }
+            }
+            Effect::SetTimer { timer, at_ms } => {
+                self.timers.insert((at_ms, timer));
+            }
+            Effect::RequestPayload { view, parent, height } => {
+                let payload = self.app.propose(view, parent, height);
+                return Ok(Some(Input::Payload { view, payload }));
+            }
+            Effect::Finalized { blocks, certificate } => {
+                self.app.finalized(now_ms, &blocks, &certificate);
+            }
+            Effect::ServeBlocks { to, digest, ancestors } => self.serve_blocks(to, digest, ancestors)?,
+            Effect::Evidence(_) | Effect::EnteredView { .. } => {}
+        }
+        Ok(None)
+    }
+
+    fn sync_before_send(&mut self) -> Result<(), EngineError> {
+        if self.unsynced_vote {
+            self.store.sync()?;
+            self.stats.syncs += 1;
+            self.unsynced_vote = false;
+        }
+        Ok(())
+    }
+
+    /// Answers a block request from the store: the block, then its ancestors
+    /// for as long as they are stored.
+    fn serve_blocks(&mut self, to: ValidatorIndex, digest: Digest, ancestors: u16) -> Result<(), EngineError> {
+        let mut cursor = digest;
+        for _ in 0..=ancestors.min(MAX_BLOCKS_PER_REQUEST) {
+            let Some(bytes) = self.store.get(&Record::<S>::block_key(&cursor))? else { break };
+            let Ok(Record::Block(block)) = Record::<S>::decode(&bytes) else { break };
+            cursor = block.parent;
+            self.sync_before_send()?;
+            self.stats.messages_out += 1;
+            self.transport.send(to, Message::<S>::BlockResponse(block).encode().into());
+        }
+        Ok(())
+    }
+}
