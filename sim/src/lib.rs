@@ -1,1 +1,11 @@
+//! Ballast's deterministic simulator.
+//!
+//! A whole validator set runs in one process on madsim, with the same engine
+//! and state machines the node runs. Every run is determined by (scenario,
+//! seed): failures print the seed and the command that replays them.
 
+pub mod network;
+pub mod recorder;
+pub mod runner;
+pub mod scenario;
+pub mod timeline;

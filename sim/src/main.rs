@@ -1,1 +1,315 @@
-fn main(){}
+//! `ballast-sim`: run, replay and check deterministic simulations.
+
+use ballast_sim::runner::{self, Outcome, RunOptions, replay_command};
+use ballast_sim::scenario::{self, Scenario};
+use clap::{Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
+
+mod bench;
+
+#[derive(Parser)]
+#[command(
+    name = "ballast-sim",
+    version,
+    about = "Deterministic simulator for Ballast consensus",
+    long_about = "Runs a whole validator set in one process on madsim, injects network and crash \
+faults, and checks safety and liveness invariants. A run is fully determined by (scenario, seed): \
+every failure prints the seed and the exact command that replays it.\n\n\
+Built-in scenarios: see `ballast-sim list`."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run many seeds and report invariant violations (exit status 1 if any).
+    Run {
+        /// Scenario name, or `all` for every built-in scenario.
+        #[arg(long, default_value = "standard")]
+        scenario: String,
+        /// Seeds per scenario.
+        #[arg(long, default_value_t = 100)]
+        seeds: u64,
+        /// First seed; seeds `from..from+seeds` are run.
+        #[arg(long, default_value_t = 0)]
+        from: u64,
+        /// Parallel simulations (each is single-threaded and independent).
+        #[arg(long, default_value_t = default_jobs())]
+        jobs: usize,
+    },
+    /// Re-run one seed and write a readable per-view timeline of it.
+    Replay {
+        #[arg(long, default_value = "standard")]
+        scenario: String,
+        #[arg(long)]
+        seed: u64,
+        /// Where to write the timeline [default: timeline-SCENARIO-SEED.txt].
+        #[arg(long)]
+        out: Option<String>,
+    },
+    /// Run each seed twice in separate processes and compare trace hashes.
+    CheckDeterminism {
+        /// Scenario name, or `all`.
+        #[arg(long, default_value = "standard")]
+        scenario: String,
+        #[arg(long, default_value_t = 8)]
+        seeds: u64,
+        #[arg(long, default_value_t = 0)]
+        from: u64,
+        #[arg(long, default_value_t = default_jobs())]
+        jobs: usize,
+    },
+    /// Measure simulator speed and protocol latency; write a markdown report.
+    Bench {
+        #[arg(long, default_value = "results/simulator.md")]
+        out: String,
+        /// Seeds per measured configuration.
+        #[arg(long, default_value_t = 4)]
+        seeds: u64,
+    },
+    /// List the built-in scenarios.
+    List,
+    /// Print one run's trace hash (used by check-determinism).
+    #[command(hide = true)]
+    Hash {
+        #[arg(long)]
+        scenario: String,
+        #[arg(long)]
+        seed: u64,
+    },
+}
+
+fn default_jobs() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+}
+
+fn scenarios(name: &str) -> Result<Vec<Scenario>, String> {
+    if name == "all" {
+        Ok(scenario::builtin())
+    } else {
+        scenario::find(name).map(|s| vec![s])
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Run { scenario, seeds, from, jobs } => run(&scenario, seeds, from, jobs),
+        Command::Replay { scenario, seed, out } => replay(&scenario, seed, out),
+        Command::CheckDeterminism { scenario, seeds, from, jobs } => check_determinism(&scenario, seeds, from, jobs),
+        Command::Bench { out, seeds } => bench::run(&out, seeds),
+        Command::List => {
+            for s in scenario::builtin() {
+                println!("{:<18} {}", s.name, s.description);
+            }
+            Ok(true)
+        }
+        Command::Hash { scenario, seed } => scenario::find(&scenario).map(|s| {
+            let outcome = runner::run(&s, seed, RunOptions::default());
+            println!("{:016x} {}", outcome.trace_hash, outcome.violations.len());
+            true
+        }),
+    };
+    match result {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Wall-clock time, for progress and speed reports only: it is read outside
+/// every simulation, so it cannot influence one.
+#[allow(clippy::disallowed_methods)]
+pub(crate) fn wall_now() -> std::time::Instant {
+    std::time::Instant::now()
+}
+
+/// Runs `work` items on `jobs` threads, handing results to `each` in
+/// completion order. Each simulation is single-threaded and shares nothing,
+/// so parallelism across seeds cannot affect any one run.
+pub(crate) fn parallel<T: Sync, R: Send>(
+    items: &[T],
+    jobs: usize,
+    work: impl Fn(&T) -> R + Sync,
+    mut each: impl FnMut(R),
+) {
+    let next = AtomicUsize::new(0);
+    let (tx, rx) = mpsc::channel();
+    std::thread::scope(|scope| {
+        for _ in 0..jobs.max(1).min(items.len().max(1)) {
+            let tx = tx.clone();
+            let (next, work) = (&next, &work);
+            #[allow(clippy::disallowed_methods)]
+            scope.spawn(move || {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(item) = items.get(i) else { break };
+                    if tx.send(work(item)).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        drop(tx);
+        for result in rx {
+            each(result);
+        }
+    });
+}
+
+fn progress(len: u64) -> ProgressBar {
+    let bar = ProgressBar::new(len);
+    bar.set_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} seeds  {elapsed_precise} (eta {eta})  {msg}")
+            .expect("valid template"),
+    );
+    bar
+}
+
+#[derive(Default)]
+struct Summary {
+    seeds: u64,
+    failed: u64,
+    height_sum: f64,
+    view_sum: f64,
+    messages: u64,
+    evidence: u64,
+}
+
+fn run(name: &str, seeds: u64, from: u64, jobs: usize) -> Result<bool, String> {
+    let scenarios = scenarios(name)?;
+    let items: Vec<(usize, u64)> =
+        (0..scenarios.len()).flat_map(|s| (from..from + seeds).map(move |seed| (s, seed))).collect();
+    let bar = progress(items.len() as u64);
+    let started = wall_now();
+    let mut summaries: Vec<Summary> = scenarios.iter().map(|_| Summary::default()).collect();
+    let mut failures: Vec<Outcome> = Vec::new();
+    parallel(
+        &items,
+        jobs,
+        |(s, seed)| (*s, runner::run(&scenarios[*s], *seed, RunOptions::default())),
+        |(s, outcome)| {
+            let summary = &mut summaries[s];
+            summary.seeds += 1;
+            let heights = &outcome.finalized_heights;
+            summary.height_sum += heights.iter().sum::<u64>() as f64 / heights.len().max(1) as f64;
+            summary.view_sum += outcome.max_view as f64;
+            summary.messages += outcome.messages_delivered;
+            summary.evidence += outcome.evidence_reported;
+            if !outcome.passed() {
+                summary.failed += 1;
+                // Printed above the bar, and also when stderr is not a
+                // terminal (CI), where the bar is hidden.
+                bar.suspend(|| {
+                    eprintln!(
+                        "FAIL scenario {} seed {}: {}\n     replay: {}",
+                        outcome.scenario,
+                        outcome.seed,
+                        outcome.violations.join("; "),
+                        replay_command(&outcome.scenario, outcome.seed)
+                    )
+                });
+                failures.push(outcome);
+            }
+            bar.inc(1);
+            bar.set_message(format!("{} failed", failures.len()));
+        },
+    );
+    bar.finish_and_clear();
+    let wall_s = started.elapsed().as_secs_f64();
+    println!(
+        "{:<18} {:>6} {:>7} {:>13} {:>10} {:>14}",
+        "scenario", "seeds", "failed", "mean height", "mean views", "msgs delivered"
+    );
+    for (scenario, s) in scenarios.iter().zip(&summaries) {
+        let n = s.seeds.max(1) as f64;
+        println!(
+            "{:<18} {:>6} {:>7} {:>13.1} {:>10.1} {:>14}",
+            scenario.name,
+            s.seeds,
+            s.failed,
+            s.height_sum / n,
+            s.view_sum / n,
+            s.messages
+        );
+    }
+    let total: u64 = summaries.iter().map(|s| s.seeds).sum();
+    println!("{} runs in {wall_s:.1} s wall; {} failed", total, failures.len());
+    if !failures.is_empty() {
+        println!("\nreplay a failure with:");
+        for f in failures.iter().take(10) {
+            println!("  {}", replay_command(&f.scenario, f.seed));
+        }
+    }
+    Ok(failures.is_empty())
+}
+
+fn replay(name: &str, seed: u64, out: Option<String>) -> Result<bool, String> {
+    let scenario = scenario::find(name)?;
+    let mut outcome = runner::run(&scenario, seed, RunOptions { timeline: true });
+    let events = outcome.timeline.take().unwrap_or_default();
+    let text = ballast_sim::timeline::render(&outcome, &events);
+    let path = out.unwrap_or_else(|| format!("timeline-{name}-{seed}.txt"));
+    std::fs::write(&path, text).map_err(|e| format!("cannot write {path}: {e}"))?;
+    println!("scenario {name} seed {seed}: trace hash {:016x}", outcome.trace_hash);
+    println!("finalized heights {:?}, highest view {}", outcome.finalized_heights, outcome.max_view);
+    for v in &outcome.violations {
+        println!("VIOLATION: {v}");
+    }
+    println!("timeline ({} events) written to {path}", events.len());
+    Ok(outcome.passed())
+}
+
+fn check_determinism(name: &str, seeds: u64, from: u64, jobs: usize) -> Result<bool, String> {
+    let scenarios = scenarios(name)?;
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find own executable: {e}"))?;
+    let items: Vec<(&'static str, u64)> =
+        scenarios.iter().flat_map(|s| (from..from + seeds).map(move |seed| (s.name, seed))).collect();
+    let hash = |scenario: &str, seed: u64| -> Result<String, String> {
+        let output = std::process::Command::new(&exe)
+            .args(["hash", "--scenario", scenario, "--seed", &seed.to_string()])
+            .output()
+            .map_err(|e| format!("cannot start {}: {e}", exe.display()))?;
+        if !output.status.success() {
+            return Err(format!("hash run failed: {}", String::from_utf8_lossy(&output.stderr)));
+        }
+        Ok(String::from_utf8_lossy(&output.stdout).trim().to_string())
+    };
+    let bar = progress(items.len() as u64);
+    let mut mismatches = 0;
+    let mut errors = Vec::new();
+    parallel(
+        &items,
+        jobs,
+        |(scenario, seed)| (*scenario, *seed, hash(scenario, *seed), hash(scenario, *seed)),
+        |(scenario, seed, first, second)| {
+            match (first, second) {
+                (Ok(a), Ok(b)) if a == b => {}
+                (Ok(a), Ok(b)) => {
+                    mismatches += 1;
+                    bar.suspend(|| eprintln!("NONDETERMINISTIC scenario {scenario} seed {seed}: {a} vs {b}"));
+                }
+                (Err(e), _) | (_, Err(e)) => errors.push(e),
+            }
+            bar.inc(1);
+        },
+    );
+    bar.finish_and_clear();
+    if let Some(e) = errors.first() {
+        return Err(e.clone());
+    }
+    println!(
+        "{} seeds each run twice in separate processes: {} with differing trace hashes",
+        items.len(),
+        mismatches
+    );
+    Ok(mismatches == 0)
+}

@@ -1,0 +1,248 @@
+//! Everything observed during a run: the trace hash, the invariant checks,
+//! statistics and (for replays) the timeline.
+//!
+//! The invariants, checked as events happen:
+//! - agreement: no two validators finalize different blocks at one height;
+//! - chain: each validator's finalized blocks form one chain, heights 1, 2, 3…
+//!   each extending the previous;
+//! - no honest validator signs conflicting votes (two notarize or finalize
+//!   votes for different blocks, or nullify and finalize, in one view), even
+//!   across crashes;
+//! - every certificate a validator forms or finalizes with has a quorum of
+//!   stake from distinct validators;
+//! - no honest validator is accused by evidence;
+//! - liveness (checked at the end): after the last fault heals, finalization
+//!   resumes within a bounded number of views and reaches every validator.
+
+use ballast_core::consensus::Subject;
+use ballast_core::validators::ValidatorSet;
+use ballast_core::{Digest, Height, ValidatorIndex, View};
+use std::collections::BTreeMap;
+use std::hash::{DefaultHasher, Hasher};
+
+/// Votes one validator signed in one view.
+#[derive(Default, Clone, Copy)]
+struct Signed {
+    notarize: Option<Digest>,
+    nullify: bool,
+    finalize: Option<Digest>,
+}
+
+/// A finalization seen by one validator.
+#[derive(Clone, Copy, Debug)]
+pub struct FinalizedEvent {
+    pub at_us: u64,
+    pub validator: ValidatorIndex,
+    pub height: Height,
+    pub view: View,
+    pub digest: Digest,
+}
+
+pub struct Recorder {
+    validators: ValidatorSet,
+    /// Hash over every delivered message and every state digest, in order:
+    /// two runs with equal hashes made the same decisions.
+    trace: DefaultHasher,
+    pub messages_delivered: u64,
+    pub messages_rejected: u64,
+    pub torn_records: u64,
+    pub evidence_reported: u64,
+    pub violations: Vec<String>,
+    /// Per validator: finalized digests by height (index 0 is height 1).
+    chains: Vec<Vec<Digest>>,
+    agreed: BTreeMap<Height, Digest>,
+    signed: BTreeMap<(ValidatorIndex, View), Signed>,
+    pub views: Vec<View>,
+    pub finalized: Vec<FinalizedEvent>,
+    /// When each block was proposed (first broadcast), for latency.
+    pub proposed_at_us: BTreeMap<Digest, u64>,
+    /// (time in µs, validator, current view, text), when recording a replay.
+    pub timeline: Option<Vec<(u64, ValidatorIndex, View, String)>>,
+}
+
+impl Recorder {
+    pub fn new(validators: ValidatorSet, timeline: bool) -> Recorder {
+        let n = validators.len();
+        Recorder {
+            validators,
+            trace: DefaultHasher::new(),
+            messages_delivered: 0,
+            messages_rejected: 0,
+            torn_records: 0,
+            evidence_reported: 0,
+            violations: Vec::new(),
+            chains: vec![Vec::new(); n],
+            agreed: BTreeMap::new(),
+            signed: BTreeMap::new(),
+            views: vec![0; n],
+            finalized: Vec::new(),
+            proposed_at_us: BTreeMap::new(),
+            timeline: timeline.then(Vec::new),
+        }
+    }
+
+    pub fn trace_hash(&self) -> u64 {
+        self.trace.finish()
+    }
+
+    pub fn violation(&mut self, text: String) {
+        // One broken rule tends to repeat; the first few say what happened.
+        if self.violations.len() < 20 {
+            self.violations.push(text);
+        }
+    }
+
+    pub fn note(&mut self, at_us: u64, validator: ValidatorIndex, text: impl FnOnce() -> String) {
+        if let Some(timeline) = &mut self.timeline {
+            let view = self.views.get(usize::from(validator)).copied().unwrap_or(0);
+            timeline.push((at_us, validator, view, text()));
+        }
+    }
+
+    pub fn delivered(&mut self, at_us: u64, to: ValidatorIndex, from: ValidatorIndex, bytes: &[u8]) {
+        self.messages_delivered += 1;
+        self.trace.write_u64(at_us);
+        self.trace.write_u16(to);
+        self.trace.write_u16(from);
+        self.trace.write(bytes);
+    }
+
+    pub fn state(&mut self, validator: ValidatorIndex, view: View, digest: [u8; 8]) {
+        self.trace.write_u16(validator);
+        self.trace.write(&digest);
+        let slot = &mut self.views[usize::from(validator)];
+        *slot = (*slot).max(view);
+    }
+
+    pub fn max_view(&self) -> View {
+        self.views.iter().copied().max().unwrap_or(0)
+    }
+
+    pub fn finalized_heights(&self) -> Vec<Height> {
+        self.chains.iter().map(|c| c.len() as Height).collect()
+    }
+
+    /// An honest validator sent a vote: it must not contradict any earlier
+    /// vote of that validator in that view.
+    pub fn signed_vote(&mut self, validator: ValidatorIndex, subject: Subject) {
+        let view = subject.view();
+        let entry = self.signed.entry((validator, view)).or_default();
+        let conflict = match subject {
+            Subject::Notarize { digest, .. } => {
+                let c = entry.notarize.is_some_and(|d| d != digest);
+                entry.notarize = Some(digest);
+                c.then_some("two notarize votes for different blocks")
+            }
+            Subject::Nullify { .. } => {
+                entry.nullify = true;
+                entry.finalize.is_some().then_some("a finalize and then a nullify vote")
+            }
+            Subject::Finalize { digest, .. } => {
+                let c = if entry.nullify {
+                    Some("a nullify and then a finalize vote")
+                } else if entry.finalize.is_some_and(|d| d != digest) {
+                    Some("two finalize votes for different blocks")
+                } else {
+                    None
+                };
+                entry.finalize = Some(digest);
+                c
+            }
+        };
+        if let Some(what) = conflict {
+            self.violation(format!("honest validator {validator} signed {what} in view {view}"));
+        }
+    }
+
+    /// A certificate was formed or used for finality: its distinct signers
+    /// must hold a quorum of stake.
+    pub fn certificate(&mut self, validator: ValidatorIndex, subject: Subject, signers: &[ValidatorIndex]) {
+        let mut distinct = signers.to_vec();
+        distinct.sort_unstable();
+        distinct.dedup();
+        let stake = self.validators.stake_of(&distinct);
+        if distinct.len() != signers.len() || !self.validators.is_quorum(stake) {
+            self.violation(format!(
+                "validator {validator} used a {} certificate for view {} signed by {signers:?} ({stake} of {} stake)",
+                subject.kind(),
+                subject.view(),
+                self.validators.stake_total()
+            ));
+        }
+    }
+
+    pub fn evidence(&mut self, reporter: ValidatorIndex, accused: ValidatorIndex, view: View) {
+        self.evidence_reported += 1;
+        // Every validator in these runs is honest: any accusation is false.
+        self.violation(format!("validator {reporter} accused honest validator {accused} in view {view}"));
+    }
+
+    /// A validator finalized `digests` at heights `first_height..`.
+    pub fn finalized(&mut self, at_us: u64, validator: ValidatorIndex, blocks: &[(Height, View, Digest, Digest)]) {
+        for (height, view, digest, parent) in blocks.iter().copied() {
+            self.finalized.push(FinalizedEvent { at_us, validator, height, view, digest });
+            let chain = &self.chains[usize::from(validator)];
+            let known = chain.len() as Height;
+            if height <= known {
+                // Re-delivery after a restart from an older anchor: allowed,
+                // but it must be the same block.
+                let earlier = chain[(height - 1) as usize];
+                if earlier != digest {
+                    self.violation(format!(
+                        "validator {validator} re-finalized height {height} as {digest:?}, earlier {earlier:?}"
+                    ));
+                }
+                continue;
+            }
+            if height != known + 1 {
+                self.violation(format!(
+                    "validator {validator} finalized height {height} right after height {known}"
+                ));
+                return;
+            }
+            let expected_parent = chain.last().copied().unwrap_or_else(|| ballast_core::Block::genesis().digest());
+            if parent != expected_parent {
+                self.violation(format!(
+                    "validator {validator} finalized {digest:?} at height {height}, whose parent {parent:?} is not its block at height {known}"
+                ));
+            }
+            let chain = &mut self.chains[usize::from(validator)];
+            chain.push(digest);
+            match self.agreed.get(&height) {
+                Some(agreed) if *agreed != digest => {
+                    let agreed = *agreed;
+                    self.violation(format!(
+                        "agreement broken at height {height}: validator {validator} finalized {digest:?}, another finalized {agreed:?}"
+                    ));
+                }
+                Some(_) => {}
+                None => {
+                    self.agreed.insert(height, digest);
+                }
+            }
+        }
+    }
+
+    /// Liveness after the last fault healed at `heal_us`, when the highest
+    /// view reached was `heal_view`.
+    pub fn check_liveness(&mut self, heal_us: u64, heal_view: View, heights_at_heal: &[Height], bound_views: u64) {
+        let first_after = self.finalized.iter().filter(|f| f.at_us >= heal_us).map(|f| f.view).min();
+        match first_after {
+            None => self.violation(format!(
+                "liveness: nothing finalized after the faults healed (highest view then: {heal_view})"
+            )),
+            Some(view) if view > heal_view + bound_views => self.violation(format!(
+                "liveness: first block finalized after healing is from view {view}, more than {bound_views} views after view {heal_view}"
+            )),
+            Some(_) => {}
+        }
+        let heights = self.finalized_heights();
+        for (validator, (now, then)) in heights.iter().zip(heights_at_heal).enumerate() {
+            if now <= then {
+                self.violation(format!(
+                    "liveness: validator {validator} finalized nothing after the faults healed (height {now})"
+                ));
+            }
+        }
+    }
+}

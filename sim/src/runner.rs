@@ -1,0 +1,393 @@
+//! Runs one (scenario, seed) on madsim and reports what happened.
+
+use crate::network::{Network, NetworkStats};
+use crate::recorder::Recorder;
+use crate::scenario::{Scenario, SchemeKind};
+use ballast_core::consensus::{Certificate, Effect, Message};
+use ballast_core::scheme::Scheme;
+use ballast_core::scheme::ed25519::Ed25519;
+use ballast_core::scheme::keyed_hash::KeyedHash;
+use ballast_core::validators::ValidatorSet;
+use ballast_core::{Block, Digest, Height, ValidatorIndex, View};
+use ballast_transports::engine::{Application, Engine, Observation};
+use ballast_transports::memory::MemStore;
+use ballast_transports::sim::{LinkModel, SimClock, SimTransport};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// What a run can be asked to record besides its outcome.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RunOptions {
+    /// Record a readable timeline (replay). Costs time; off for sweeps.
+    pub timeline: bool,
+}
+
+/// Everything a run produced.
+#[derive(Clone, Debug)]
+pub struct Outcome {
+    pub scenario: String,
+    pub seed: u64,
+    pub violations: Vec<String>,
+    pub trace_hash: u64,
+    pub finalized_heights: Vec<Height>,
+    pub max_view: View,
+    pub messages_delivered: u64,
+    pub network: NetworkStats,
+    pub simulated_ms: u64,
+    pub evidence_reported: u64,
+    /// Mean time from a block's proposal to its finalization at a
+    /// validator, in ms, and the mean time between consecutive finalized
+    /// blocks' proposals (block time), over fault-free stretches.
+    pub finalization_latency_ms: Option<f64>,
+    pub block_time_ms: Option<f64>,
+    pub timeline: Option<Vec<(u64, ValidatorIndex, View, String)>>,
+}
+
+impl Outcome {
+    pub fn passed(&self) -> bool {
+        self.violations.is_empty()
+    }
+}
+
+/// The exact command that replays a seed, printed with every failure.
+pub fn replay_command(scenario: &str, seed: u64) -> String {
+    format!("cargo run --release -p ballast-sim -- replay --scenario {scenario} --seed {seed}")
+}
+
+/// Runs `scenario` with `seed`. Never panics on a protocol failure: a panic
+/// inside the simulation (a failed assertion in `core`) is a violation.
+pub fn run(scenario: &Scenario, seed: u64, options: RunOptions) -> Outcome {
+    scenario.validate().unwrap_or_else(|e| panic!("scenario {}: {e}", scenario.name));
+    match scenario.scheme {
+        SchemeKind::KeyedHash => {
+            let schemes = KeyedHash::deterministic_set(seed, scenario.validators());
+            run_with(scenario, seed, options, schemes)
+        }
+        SchemeKind::Ed25519 => {
+            let schemes = Ed25519::deterministic_set(seed, scenario.validators());
+            run_with(scenario, seed, options, schemes)
+        }
+    }
+}
+
+fn validator_address(i: usize) -> SocketAddr {
+    SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, (i / 250) as u8, (i % 250 + 1) as u8)), 7000)
+}
+
+fn now_us(origin: madsim::time::Instant) -> u64 {
+    origin.elapsed().as_micros() as u64
+}
+
+fn run_with<S: Scheme>(scenario: &Scenario, seed: u64, options: RunOptions, schemes: Vec<S>) -> Outcome {
+    let mut config = madsim::Config::default();
+    // The link model draws every delay; madsim itself adds (almost) none.
+    config.net.send_latency = Duration::ZERO..Duration::from_micros(1);
+    let mut runtime = madsim::runtime::Runtime::with_seed_and_config(seed, config);
+    runtime.set_time_limit(Duration::from_millis(scenario.duration_ms) + Duration::from_secs(60));
+    let validators = ValidatorSet::new(scenario.stakes.clone(), Digest::of(&seed.to_le_bytes()))
+        .expect("scenario stakes form a valid set");
+    let recorder = Arc::new(Mutex::new(Recorder::new(validators.clone(), options.timeline)));
+    let network_stats = Arc::new(Mutex::new(NetworkStats::default()));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        runtime.block_on(simulate(
+            scenario.clone(),
+            seed,
+            schemes,
+            Arc::new(validators),
+            recorder.clone(),
+            network_stats.clone(),
+        ))
+    }));
+    let mut recorder = Arc::try_unwrap(recorder)
+        .map(|m| m.into_inner().unwrap_or_else(|p| p.into_inner()))
+        .unwrap_or_else(|shared| {
+            // Node tasks still hold clones when a panic unwound the runtime.
+            let mut guard = shared.lock().unwrap_or_else(|p| p.into_inner());
+            std::mem::replace(&mut *guard, Recorder::new(ValidatorSet::equal(1), false))
+        });
+    if let Err(panic) = result {
+        let text = panic
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_else(|| "unknown panic".into());
+        recorder.violation(format!("panic in simulation: {text}"));
+    }
+    let (latency, block_time) = latency_stats(scenario, &recorder);
+    let network = *network_stats.lock().unwrap_or_else(|p| p.into_inner());
+    Outcome {
+        scenario: scenario.name.to_string(),
+        seed,
+        violations: recorder.violations.clone(),
+        trace_hash: recorder.trace_hash(),
+        finalized_heights: recorder.finalized_heights(),
+        max_view: recorder.max_view(),
+        messages_delivered: recorder.messages_delivered,
+        network,
+        simulated_ms: scenario.duration_ms,
+        evidence_reported: recorder.evidence_reported,
+        finalization_latency_ms: latency,
+        block_time_ms: block_time,
+        timeline: recorder.timeline.take(),
+    }
+}
+
+/// Mean proposal-to-finalization latency and mean block time, measured on
+/// blocks proposed after the first second (warm-up) and before the first
+/// fault.
+fn latency_stats(scenario: &Scenario, recorder: &Recorder) -> (Option<f64>, Option<f64>) {
+    let first_fault_ms = scenario
+        .partitions
+        .iter()
+        .map(|p| p.start_ms)
+        .chain(scenario.crashes.iter().map(|c| c.at_ms))
+        .min()
+        .unwrap_or(scenario.duration_ms);
+    let window = 1_000_000..first_fault_ms * 1000;
+    let samples: Vec<f64> = recorder
+        .finalized
+        .iter()
+        .filter_map(|f| {
+            let proposed = *recorder.proposed_at_us.get(&f.digest)?;
+            window.contains(&proposed).then(|| (f.at_us - proposed) as f64 / 1000.0)
+        })
+        .collect();
+    let latency = (!samples.is_empty()).then(|| samples.iter().sum::<f64>() / samples.len() as f64);
+    let mut proposals: Vec<u64> = recorder.proposed_at_us.values().copied().filter(|t| window.contains(t)).collect();
+    proposals.sort_unstable();
+    let block_time = (proposals.len() >= 2).then(|| {
+        (proposals[proposals.len() - 1] - proposals[0]) as f64 / 1000.0 / (proposals.len() - 1) as f64
+    });
+    (latency, block_time)
+}
+
+async fn simulate<S: Scheme>(
+    scenario: Scenario,
+    seed: u64,
+    schemes: Vec<S>,
+    validators: Arc<ValidatorSet>,
+    recorder: Arc<Mutex<Recorder>>,
+    network_stats: Arc<Mutex<NetworkStats>>,
+) {
+    let handle = madsim::runtime::Handle::current();
+    let origin = madsim::time::Instant::now();
+    let network = Arc::new(Network::new(&scenario, seed, origin));
+    let model: Arc<dyn LinkModel> = network.clone();
+    let n = scenario.validators();
+    let peers: Arc<Vec<SocketAddr>> = Arc::new((0..n).map(validator_address).collect());
+    let stores: Vec<MemStore> = (0..n).map(|_| MemStore::new()).collect();
+    let mut nodes = Vec::with_capacity(n);
+    for (i, scheme) in schemes.into_iter().enumerate() {
+        let me = i as ValidatorIndex;
+        let skew = scenario.skews.iter().find(|s| s.validator == me);
+        let clock = match skew {
+            Some(s) => SimClock::skewed(origin, s.offset_ms, s.rate_ppm),
+            None => SimClock::new(origin),
+        };
+        let (peers, model, store, recorder) = (peers.clone(), model.clone(), stores[i].clone(), recorder.clone());
+        let (validators, consensus, payload_bytes) =
+            (validators.clone(), scenario.consensus.clone(), scenario.payload_bytes);
+        let node = handle
+            .create_node()
+            .name(format!("v{i}"))
+            .ip(peers[i].ip())
+            .init(move || {
+                let (peers, model, store, clock) = (peers.clone(), model.clone(), store.clone(), clock.clone());
+                let (scheme, validators, consensus) = (scheme.clone(), validators.clone(), consensus.clone());
+                let app = SimApp { me, scheme: scheme.clone(), recorder: recorder.clone(), origin, payload_bytes };
+                async move {
+                    let transport = SimTransport::bind(me, peers, model).await.expect("bind simulated endpoint");
+                    let engine = Engine::recover(consensus, scheme, validators, transport, store, clock, app)
+                        .expect("the in-memory store cannot fail");
+                    engine.run().await.expect("the in-memory store cannot fail");
+                }
+            })
+            .build();
+        nodes.push(node);
+    }
+
+    // The fault schedule, in time order. It runs whether or not a timeline
+    // is recorded, so recording never changes the run.
+    enum Fault {
+        PartitionStart(usize),
+        PartitionHeal(usize),
+        Crash(ValidatorIndex),
+        Restart(ValidatorIndex),
+        Heal,
+        End,
+    }
+    let mut schedule: Vec<(u64, u8, Fault)> = Vec::new();
+    for (i, p) in scenario.partitions.iter().enumerate() {
+        schedule.push((p.start_ms, 2, Fault::PartitionStart(i)));
+        schedule.push((p.heal_ms, 1, Fault::PartitionHeal(i)));
+    }
+    for c in &scenario.crashes {
+        schedule.push((c.at_ms, 2, Fault::Crash(c.validator)));
+        schedule.push((c.restart_ms, 1, Fault::Restart(c.validator)));
+    }
+    schedule.push((scenario.heal_ms(), 3, Fault::Heal));
+    schedule.push((scenario.duration_ms, 4, Fault::End));
+    schedule.sort_by_key(|(at, order, _)| (*at, *order));
+
+    let mut crash_rng = ChaCha8Rng::seed_from_u64(seed ^ 0x6372_6173_6800);
+    let mut heal_state: Option<(u64, View, Vec<Height>)> = None;
+    for (at_ms, _, fault) in schedule {
+        let wait = (origin + Duration::from_millis(at_ms)).saturating_duration_since(madsim::time::Instant::now());
+        madsim::time::sleep(wait).await;
+        let at_us = now_us(origin);
+        let mut rec = recorder.lock().expect("recorder lock");
+        match fault {
+            Fault::PartitionStart(i) => {
+                let groups = &scenario.partitions[i].groups;
+                rec.note(at_us, 0, || format!("!! partition starts: {groups:?} | the rest"));
+            }
+            Fault::PartitionHeal(i) => {
+                let groups = &scenario.partitions[i].groups;
+                rec.note(at_us, 0, || format!("!! partition heals: {groups:?}"));
+            }
+            Fault::Crash(v) => {
+                handle.kill(nodes[usize::from(v)].id());
+                let store = &stores[usize::from(v)];
+                let unsynced = store.unsynced_len();
+                let keep = crash_rng.gen_range(0..=unsynced);
+                let tear = crash_rng.gen_bool(0.5);
+                store.crash(keep, tear);
+                rec.note(at_us, v, || {
+                    format!("!! crash v{v}: kept {keep} of {unsynced} unsynced writes{}", if tear { ", next one torn" } else { "" })
+                });
+            }
+            Fault::Restart(v) => {
+                rec.note(at_us, v, || format!("!! restart v{v} from its store"));
+                drop(rec);
+                handle.restart(nodes[usize::from(v)].id());
+                continue;
+            }
+            Fault::Heal => {
+                heal_state = Some((at_us, rec.max_view(), rec.finalized_heights()));
+            }
+            Fault::End => {
+                if let Some((heal_us, heal_view, heights)) = &heal_state {
+                    rec.check_liveness(*heal_us, *heal_view, heights, scenario.liveness_views);
+                }
+            }
+        }
+    }
+    *network_stats.lock().expect("stats lock") = network.stats();
+}
+
+/// The application each simulated validator runs: deterministic payloads,
+/// and every step reported to the shared recorder.
+struct SimApp<S: Scheme> {
+    me: ValidatorIndex,
+    scheme: S,
+    recorder: Arc<Mutex<Recorder>>,
+    origin: madsim::time::Instant,
+    payload_bytes: usize,
+}
+
+impl<S: Scheme> Application<S> for SimApp<S> {
+    fn propose(&mut self, view: View, parent: Digest, height: Height) -> Vec<u8> {
+        let mut payload = format!("v{} view {view} height {height} on {parent:?} ", self.me).into_bytes();
+        payload.resize(self.payload_bytes.max(payload.len()), b'.');
+        payload
+    }
+
+    fn finalized(&mut self, _now_ms: u64, blocks: &[Block], certificate: &Certificate<S>) {
+        let at_us = now_us(self.origin);
+        let signers = self.scheme.signers(&certificate.certificate);
+        let summary: Vec<_> = blocks.iter().map(|b| (b.height, b.view, b.digest(), b.parent)).collect();
+        let mut rec = self.recorder.lock().expect("recorder lock");
+        rec.certificate(self.me, certificate.subject, &signers);
+        rec.finalized(at_us, self.me, &summary);
+        let me = self.me;
+        rec.note(at_us, me, || {
+            let last = blocks.last().expect("finalized at least one block");
+            format!("v{me} FINALIZED up to height {} ({:?}, view {})", last.height, last.digest(), last.view)
+        });
+    }
+
+    fn observe(&mut self, _now_ms: u64, event: Observation<'_, S>) {
+        let at_us = now_us(self.origin);
+        let me = self.me;
+        let mut rec = self.recorder.lock().expect("recorder lock");
+        match event {
+            Observation::Received { from, bytes, message } => {
+                rec.delivered(at_us, me, from, bytes);
+                if matches!(message, Message::BlockRequest { .. } | Message::CertificateRequest { .. }) {
+                    rec.note(at_us, me, || format!("v{me} <- v{from} {}", describe(message)));
+                }
+            }
+            Observation::Rejected { from, error } => {
+                rec.messages_rejected += 1;
+                rec.note(at_us, me, || format!("v{me} rejected input from v{from}: {error}"));
+            }
+            Observation::TimerFired(timer) => {
+                rec.note(at_us, me, || format!("v{me} timer {:?} fired in view {}", timer.kind, timer.view));
+            }
+            Observation::State { view, digest } => rec.state(me, view, digest),
+            Observation::TornRecords(count) => {
+                rec.torn_records += count as u64;
+                rec.note(at_us, me, || format!("v{me} skipped {count} torn records on recovery"));
+            }
+            Observation::Effect(effect) => match effect {
+                Effect::Broadcast(message) | Effect::Send { message, .. } => {
+                    match message {
+                        Message::Vote(vote) if vote.signer == me => rec.signed_vote(me, vote.subject),
+                        Message::Proposal(p) => {
+                            let digest = p.block.digest();
+                            rec.signed_vote(me, ballast_core::consensus::Subject::Notarize { view: p.block.view, digest });
+                            rec.proposed_at_us.entry(digest).or_insert(at_us);
+                        }
+                        Message::Certificate(c) => {
+                            let signers = self.scheme.signers(&c.certificate);
+                            rec.certificate(me, c.subject, &signers);
+                        }
+                        _ => {}
+                    }
+                    if rec.timeline.is_some() {
+                        let to = match effect {
+                            Effect::Send { to, .. } => format!("v{to}"),
+                            _ => "all".to_string(),
+                        };
+                        rec.note(at_us, me, || format!("v{me} -> {to}: {}", describe(message)));
+                    }
+                }
+                Effect::Evidence(evidence) => {
+                    rec.evidence(me, evidence.first.signer, evidence.first.subject.view());
+                }
+                Effect::EnteredView { view, leader, reason } => {
+                    rec.note(at_us, me, || format!("v{me} entered view {view} ({reason:?}; leader v{leader})"));
+                }
+                _ => {}
+            },
+        }
+    }
+}
+
+/// One line per message for timelines.
+fn describe<S: Scheme>(message: &Message<S>) -> String {
+    match message {
+        Message::Proposal(p) => format!(
+            "PROPOSE view {} height {} {:?} on {:?} (view {})",
+            p.block.view,
+            p.block.height,
+            p.block.digest(),
+            p.block.parent,
+            p.block.parent_view
+        ),
+        Message::Vote(v) => match v.subject.digest() {
+            Some(d) => format!("vote {} view {} {d:?} by v{}", v.subject.kind(), v.subject.view(), v.signer),
+            None => format!("vote {} view {} by v{}", v.subject.kind(), v.subject.view(), v.signer),
+        },
+        Message::Certificate(c) => match c.subject.digest() {
+            Some(d) => format!("{} certificate view {} {d:?}", c.subject.kind(), c.subject.view()),
+            None => format!("{} certificate view {}", c.subject.kind(), c.subject.view()),
+        },
+        Message::BlockRequest { digest, ancestors } => format!("block request {digest:?} (+{ancestors} ancestors)"),
+        Message::BlockResponse(b) => format!("block {:?} height {}", b.digest(), b.height),
+        Message::CertificateRequest { from, to } => format!("certificate request views {from}..={to}"),
+    }
+}

@@ -1,0 +1,247 @@
+//! Scenarios: what network, faults and checks a simulated run has.
+//!
+//! A run is fully determined by (scenario, seed). The scenarios here are
+//! built in; scenario files come with the adversarial suite.
+
+use ballast_core::ValidatorIndex;
+use ballast_core::consensus::Config;
+
+/// Which signature scheme validators use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SchemeKind {
+    /// Keyed SHA-256, checkable only inside the simulator: fast sweeps.
+    KeyedHash,
+    /// Real ed25519 signatures.
+    Ed25519,
+}
+
+/// One-way message delay.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Latency {
+    Fixed { ms: f64 },
+    Uniform { min_ms: f64, max_ms: f64 },
+    /// `base_ms` plus an exponential tail of mean `tail_mean_ms` (capped at
+    /// 20 means): most messages are fast, a few are very late.
+    LongTail { base_ms: f64, tail_mean_ms: f64 },
+}
+
+/// Validators split into groups that cannot reach each other between
+/// `start_ms` and `heal_ms`. Validators in no group form one more group.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Partition {
+    pub start_ms: u64,
+    pub heal_ms: u64,
+    pub groups: Vec<Vec<ValidatorIndex>>,
+}
+
+/// A validator loses power at `at_ms` (unsynced writes may be lost or torn)
+/// and boots again from its store at `restart_ms`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Crash {
+    pub validator: ValidatorIndex,
+    pub at_ms: u64,
+    pub restart_ms: u64,
+}
+
+/// A validator whose clock is offset by `offset_ms` and runs `rate_ppm`
+/// parts per million fast (or slow, if negative).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ClockSkew {
+    pub validator: ValidatorIndex,
+    pub offset_ms: i64,
+    pub rate_ppm: i64,
+}
+
+#[derive(Clone, Debug)]
+pub struct Scenario {
+    pub name: &'static str,
+    pub description: &'static str,
+    pub stakes: Vec<u64>,
+    pub scheme: SchemeKind,
+    pub consensus: Config,
+    pub latency: Latency,
+    /// Per-link latency overrides `(from, to, latency)`.
+    pub link_latency: Vec<(ValidatorIndex, ValidatorIndex, Latency)>,
+    /// Probability that a message copy is lost.
+    pub loss: f64,
+    /// Probability that a message is delivered twice.
+    pub duplicate: f64,
+    pub partitions: Vec<Partition>,
+    pub crashes: Vec<Crash>,
+    pub skews: Vec<ClockSkew>,
+    pub payload_bytes: usize,
+    pub duration_ms: u64,
+    /// After the last fault heals, finalization must resume within this many
+    /// views of the highest view reached so far.
+    pub liveness_views: u64,
+}
+
+impl Scenario {
+    pub fn validators(&self) -> usize {
+        self.stakes.len()
+    }
+
+    /// When the last fault ends; liveness is judged from here.
+    pub fn heal_ms(&self) -> u64 {
+        let partitions = self.partitions.iter().map(|p| p.heal_ms);
+        let crashes = self.crashes.iter().map(|c| c.restart_ms);
+        partitions.chain(crashes).max().unwrap_or(0)
+    }
+
+    /// Whether the scenario injects any fault (for the CI sweep's count).
+    pub fn is_faulty(&self) -> bool {
+        self.loss > 0.0 || !self.partitions.is_empty() || !self.crashes.is_empty()
+    }
+
+    /// Rejects a scenario that cannot be run as written.
+    pub fn validate(&self) -> Result<(), String> {
+        let n = self.validators();
+        if n == 0 || n > ballast_core::scheme::MAX_VALIDATORS {
+            return Err(format!("{n} validators: need 1..={}", ballast_core::scheme::MAX_VALIDATORS));
+        }
+        let known = |v: ValidatorIndex| usize::from(v) < n;
+        for p in &self.partitions {
+            if p.heal_ms <= p.start_ms || !p.groups.iter().flatten().all(|v| known(*v)) {
+                return Err(format!("partition {p:?} is empty in time or names unknown validators"));
+            }
+        }
+        for c in &self.crashes {
+            if c.restart_ms <= c.at_ms || !known(c.validator) {
+                return Err(format!("crash {c:?} restarts before it crashes or names an unknown validator"));
+            }
+        }
+        if !(0.0..1.0).contains(&self.loss) || !(0.0..1.0).contains(&self.duplicate) {
+            return Err("loss and duplicate must be probabilities below 1".into());
+        }
+        if self.heal_ms() >= self.duration_ms {
+            return Err("the run must last beyond the last fault to check liveness".into());
+        }
+        Ok(())
+    }
+}
+
+fn base(name: &'static str, description: &'static str, validators: usize) -> Scenario {
+    Scenario {
+        name,
+        description,
+        stakes: vec![1; validators],
+        scheme: SchemeKind::KeyedHash,
+        consensus: Config::default(),
+        latency: Latency::Uniform { min_ms: 1.0, max_ms: 10.0 },
+        link_latency: Vec::new(),
+        loss: 0.0,
+        duplicate: 0.0,
+        partitions: Vec::new(),
+        crashes: Vec::new(),
+        skews: Vec::new(),
+        payload_bytes: 64,
+        duration_ms: 10_000,
+        liveness_views: 30,
+    }
+}
+
+/// The built-in scenarios. The first, `standard`, is the default.
+pub fn builtin() -> Vec<Scenario> {
+    let standard = Scenario {
+        loss: 0.05,
+        duplicate: 0.01,
+        latency: Latency::LongTail { base_ms: 1.0, tail_mean_ms: 4.0 },
+        partitions: vec![Partition { start_ms: 3_000, heal_ms: 5_000, groups: vec![vec![0, 1], vec![2, 3]] }],
+        crashes: vec![Crash { validator: 2, at_ms: 7_000, restart_ms: 8_000 }],
+        duration_ms: 14_000,
+        ..base(
+            "standard",
+            "4 validators; 5% loss, 1% duplication, long-tail latency; a 2-2 partition that heals; one crash-restart",
+            4,
+        )
+    };
+    let standard_ed25519 = Scenario {
+        name: "standard-ed25519",
+        description: "the standard scenario with real ed25519 signatures",
+        scheme: SchemeKind::Ed25519,
+        ..standard.clone()
+    };
+    vec![
+        standard,
+        standard_ed25519,
+        Scenario { duration_ms: 8_000, ..base("fault-free", "4 validators, 1-10 ms latency, no faults", 4) },
+        Scenario {
+            loss: 0.10,
+            duration_ms: 10_000,
+            ..base("lossy", "4 validators, 10% message loss", 4)
+        },
+        Scenario {
+            duplicate: 0.02,
+            partitions: vec![
+                Partition { start_ms: 2_000, heal_ms: 4_000, groups: vec![vec![0, 1, 2, 3, 4], vec![5, 6]] },
+                Partition { start_ms: 5_000, heal_ms: 7_500, groups: vec![vec![0, 1, 2], vec![3, 4, 5, 6]] },
+            ],
+            duration_ms: 13_000,
+            ..base(
+                "partitions",
+                "7 validators: a majority/minority partition, then a split where no side has a quorum",
+                7,
+            )
+        },
+        Scenario {
+            loss: 0.01,
+            crashes: vec![
+                Crash { validator: 0, at_ms: 1_500, restart_ms: 2_500 },
+                Crash { validator: 1, at_ms: 3_000, restart_ms: 3_200 },
+                Crash { validator: 3, at_ms: 4_000, restart_ms: 6_000 },
+                Crash { validator: 0, at_ms: 6_500, restart_ms: 6_600 },
+            ],
+            duration_ms: 12_000,
+            ..base("crash-restart", "4 validators crash and restart in turn; unsynced writes are lost or torn", 4)
+        },
+        Scenario {
+            stakes: (0..31).map(|i| 10 + (i % 5) as u64 * 5).collect(),
+            latency: Latency::Uniform { min_ms: 5.0, max_ms: 40.0 },
+            loss: 0.02,
+            partitions: vec![Partition {
+                start_ms: 3_000,
+                heal_ms: 5_000,
+                groups: vec![(0..10).collect()],
+            }],
+            crashes: vec![
+                Crash { validator: 11, at_ms: 2_000, restart_ms: 6_000 },
+                Crash { validator: 12, at_ms: 2_500, restart_ms: 6_500 },
+            ],
+            skews: vec![ClockSkew { validator: 20, offset_ms: 1_000, rate_ppm: 20_000 }],
+            duration_ms: 14_000,
+            ..base(
+                "large",
+                "31 validators with unequal stake; 2% loss; 10 cut off; two crashed; one skewed clock",
+                31,
+            )
+        },
+        Scenario {
+            latency: Latency::Fixed { ms: 10.0 },
+            duration_ms: 6_000,
+            ..base("fixed-delay", "4 validators, every message takes exactly 10 ms: checks block time 2d and finality 3d", 4)
+        },
+    ]
+}
+
+/// Looks a built-in scenario up by name.
+pub fn find(name: &str) -> Result<Scenario, String> {
+    builtin().into_iter().find(|s| s.name == name).ok_or_else(|| {
+        let names: Vec<_> = builtin().iter().map(|s| s.name).collect();
+        format!("unknown scenario {name:?}; built-in scenarios: {}", names.join(", "))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn builtin_scenarios_are_valid_and_uniquely_named() {
+        let all = super::builtin();
+        for s in &all {
+            s.validate().unwrap_or_else(|e| panic!("{}: {e}", s.name));
+        }
+        let mut names: Vec<_> = all.iter().map(|s| s.name).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), all.len());
+    }
+}

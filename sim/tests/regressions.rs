@@ -1,0 +1,45 @@
+//! Every (scenario, seed) that ever failed, pinned so it stays fixed.
+//! Each entry names the bug it found.
+
+use ballast_sim::runner::{RunOptions, replay_command, run};
+use ballast_sim::scenario::find;
+
+fn check(scenario: &str, seed: u64) {
+    let outcome = run(&find(scenario).expect("built-in scenario"), seed, RunOptions::default());
+    assert!(
+        outcome.passed(),
+        "scenario {scenario} seed {seed} failed: {:?}\nreplay: {}",
+        outcome.violations,
+        replay_command(scenario, seed)
+    );
+}
+
+/// Liveness: after a 2-2 partition healed, three validators stopped finalizing.
+#[test]
+fn standard_seed_14() {
+    check("standard", 14);
+}
+
+/// Liveness: the minority side of a healed partition never caught up.
+#[test]
+fn partitions_seed_18() {
+    check("partitions", 18);
+}
+
+/// Liveness: a restarted validator never finalized again.
+#[test]
+fn crash_restart_seed_11() {
+    check("crash-restart", 11);
+}
+
+/// Liveness: after crash-restarts, no validator finalized again.
+#[test]
+fn crash_restart_seed_31() {
+    check("crash-restart", 31);
+}
+
+/// Liveness: after crash-restarts, no validator finalized again.
+#[test]
+fn crash_restart_seed_36() {
+    check("crash-restart", 36);
+}
