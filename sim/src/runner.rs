@@ -316,7 +316,7 @@ impl<S: Scheme> Application<S> for SimApp<S> {
         match event {
             Observation::Received { from, bytes, message } => {
                 rec.delivered(at_us, me, from, bytes);
-                if matches!(message, Message::BlockRequest { .. } | Message::CertificateRequest { .. }) {
+                if matches!(message, Message::BlockRequest { .. } | Message::CertificateRequest { .. } | Message::BlockResponse(_)) {
                     rec.note(at_us, me, || format!("v{me} <- v{from} {}", describe(message)));
                 }
             }
@@ -387,7 +387,10 @@ fn describe<S: Scheme>(message: &Message<S>) -> String {
             None => format!("{} certificate view {}", c.subject.kind(), c.subject.view()),
         },
         Message::BlockRequest { digest, ancestors } => format!("block request {digest:?} (+{ancestors} ancestors)"),
-        Message::BlockResponse(b) => format!("block {:?} height {}", b.digest(), b.height),
+        Message::BlockResponse(blocks) => {
+            let first = &blocks[0];
+            format!("{} blocks from {:?} height {} down", blocks.len(), first.digest(), first.height)
+        }
         Message::CertificateRequest { from, to } => format!("certificate request views {from}..={to}"),
     }
 }

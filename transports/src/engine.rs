@@ -8,9 +8,10 @@
 
 use crate::{Clock, Store, StoreError, Transport};
 use ballast_core::consensus::{
-    Certificate, Config, Effect, Input, InputError, Message, Record, Simplex, Timer,
-    MAX_BLOCKS_PER_REQUEST,
+    Certificate, Config, Effect, Input, InputError, MAX_BLOCKS_PER_REQUEST, Message, Record, Simplex,
+    Timer,
 };
+use ballast_core::codec::MAX_MESSAGE_BYTES;
 use ballast_core::scheme::Scheme;
 use ballast_core::validators::ValidatorSet;
 use ballast_core::{Block, Digest, Height, ValidatorIndex, View};
@@ -268,18 +269,30 @@ where
         Ok(())
     }
 
-    /// Answers a block request from the store: the block, then its ancestors
-    /// for as long as they are stored.
+    /// Answers a block request from the store with one chain segment: the
+    /// block, then its ancestors for as long as they are stored and the
+    /// response stays within the message size limit.
     fn serve_blocks(&mut self, to: ValidatorIndex, digest: Digest, ancestors: u16) -> Result<(), EngineError> {
+        let budget = MAX_MESSAGE_BYTES / 2;
+        let mut blocks = Vec::new();
+        let mut size = 0;
         let mut cursor = digest;
         for _ in 0..=ancestors.min(MAX_BLOCKS_PER_REQUEST) {
             let Some(bytes) = self.store.get(&Record::<S>::block_key(&cursor))? else { break };
             let Ok(Record::Block(block)) = Record::<S>::decode(&bytes) else { break };
+            size += bytes.len();
+            if !blocks.is_empty() && size > budget {
+                break;
+            }
             cursor = block.parent;
-            self.sync_before_send()?;
-            self.stats.messages_out += 1;
-            self.transport.send(to, Message::<S>::BlockResponse(block).encode().into());
+            blocks.push(block);
         }
+        if blocks.is_empty() {
+            return Ok(());
+        }
+        self.sync_before_send()?;
+        self.stats.messages_out += 1;
+        self.transport.send(to, Message::<S>::BlockResponse(blocks).encode().into());
         Ok(())
     }
 }

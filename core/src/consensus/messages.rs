@@ -115,7 +115,10 @@ pub enum Message<S: Scheme> {
     /// "Send me the block with this digest and up to `ancestors` of its
     /// ancestors": how a replica fills gaps in the chain it must finalize.
     BlockRequest { digest: Digest, ancestors: u16 },
-    BlockResponse(Block),
+    /// The requested block followed by its ancestors, newest first. Each
+    /// block must be the parent of the one before it, so the whole segment is
+    /// authenticated by the one digest that was asked for.
+    BlockResponse(Vec<Block>),
     /// "Send me the certificates you hold for views `from..=to`": how a
     /// replica that jumped ahead learns why intermediate views were skipped.
     CertificateRequest { from: View, to: View },
@@ -161,9 +164,12 @@ impl<S: Scheme> Message<S> {
                 w.digest(digest);
                 w.u16(*ancestors);
             }
-            Message::BlockResponse(block) => {
+            Message::BlockResponse(blocks) => {
                 w.u8(4);
-                block.encode(&mut w);
+                w.u16(u16::try_from(blocks.len()).expect("few blocks per response"));
+                for block in blocks {
+                    block.encode(&mut w);
+                }
             }
             Message::CertificateRequest { from, to } => {
                 w.u8(5);
@@ -213,7 +219,17 @@ impl<S: Scheme> Message<S> {
                 }
                 Message::BlockRequest { digest, ancestors }
             }
-            4 => Message::BlockResponse(Block::decode(&mut r)?),
+            4 => {
+                let count = r.count(usize::from(MAX_BLOCKS_PER_REQUEST) + 1)?;
+                if count == 0 {
+                    return Err(DecodeError::Invalid("empty block response"));
+                }
+                let mut blocks = Vec::with_capacity(count);
+                for _ in 0..count {
+                    blocks.push(Block::decode(&mut r)?);
+                }
+                Message::BlockResponse(blocks)
+            }
             5 => {
                 let (from, to) = (r.u64()?, r.u64()?);
                 if to < from || to - from >= MAX_VIEWS_PER_REQUEST {

@@ -189,8 +189,8 @@ impl<S: Scheme> Simplex<S> {
                 }
                 Ok(())
             }
-            Message::BlockResponse(block) => {
-                self.on_block(block, out);
+            Message::BlockResponse(blocks) => {
+                self.on_blocks(blocks, out);
                 Ok(())
             }
             Message::CertificateRequest { from: first, to: last } => {
@@ -270,22 +270,32 @@ impl<S: Scheme> Simplex<S> {
         Ok(())
     }
 
-    fn on_block(&mut self, block: Block, out: &mut Vec<Effect<S>>) {
-        let digest = block.digest();
-        // Only blocks we asked for are kept: unsolicited blocks could
-        // otherwise fill memory.
-        if !self.wanted_blocks.remove(&digest) {
-            return;
+    /// Takes a chain segment answering one of our requests. Only a segment
+    /// that starts at a digest we asked for is kept, and only as far as each
+    /// block is the parent of the previous one: unsolicited or forged blocks
+    /// cannot get in, however they are crafted.
+    fn on_blocks(&mut self, blocks: Vec<Block>, out: &mut Vec<Effect<S>>) {
+        let mut expected: Option<Digest> = None;
+        for block in blocks {
+            let digest = block.digest();
+            let linked = match expected {
+                None => self.wanted_blocks.remove(&digest),
+                Some(parent) => parent == digest,
+            };
+            if !linked || block.height <= self.finalized.block.height {
+                break;
+            }
+            expected = Some(block.parent);
+            if self.blocks.contains_key(&digest) {
+                continue;
+            }
+            self.blocks.insert(digest, block.clone());
+            out.push(Effect::Persist(Record::Block(block)));
         }
-        if block.height > self.finalized.block.height + 1
-            && !self.blocks.contains_key(&block.parent)
-            && self.wanted_blocks.len() < MAX_WANTED_BLOCKS
-        {
-            // Its parent is probably on its way in the same response.
-            self.wanted_blocks.insert(block.parent);
+        if expected.is_some() {
+            // Progress: ask for the next segment right away.
+            self.block_request_ms = None;
         }
-        self.blocks.insert(digest, block.clone());
-        out.push(Effect::Persist(Record::Block(block)));
     }
 
     fn on_payload(&mut self, now_ms: u64, view: View, payload: Vec<u8>, out: &mut Vec<Effect<S>>) {
@@ -355,7 +365,7 @@ impl<S: Scheme> Simplex<S> {
         self.add_vote(vote, out);
         // Anything missing from this view was probably lost: send what we
         // have so that peers in earlier views can catch up.
-        self.rebroadcast(out);
+        self.rebroadcast_certificates(out);
         out.push(Effect::SetTimer {
             timer: Timer { view, kind: TimerKind::Retry },
             at_ms: now_ms + self.config.retry_ms,
@@ -372,6 +382,11 @@ impl<S: Scheme> Simplex<S> {
             let signature = self.scheme.sign(&subject.signing_bytes(&self.config.namespace));
             out.push(Effect::Broadcast(Message::Vote(Vote { subject, signer: self.me, signature })));
         }
+        self.rebroadcast_certificates(out);
+    }
+
+    fn rebroadcast_certificates(&self, out: &mut Vec<Effect<S>>) {
+        let view = self.view;
         if let Some(previous) = self.views.get(&(view - 1)) {
             for certificate in [&previous.notarization, &previous.nullification].into_iter().flatten() {
                 out.push(Effect::Broadcast(Message::Certificate(certificate.clone())));
@@ -518,7 +533,7 @@ impl<S: Scheme> Simplex<S> {
             self.enter_view(now_ms, view + 1, reason, out);
         }
         self.try_notarize(now_ms, out);
-        self.try_propose(out);
+        self.try_propose(now_ms, out);
         self.deliver(now_ms, out)
     }
 
@@ -571,7 +586,7 @@ impl<S: Scheme> Simplex<S> {
         self.blocks.get(digest)
     }
 
-    fn try_propose(&mut self, out: &mut Vec<Effect<S>>) {
+    fn try_propose(&mut self, now_ms: u64, out: &mut Vec<Effect<S>>) {
         let view = self.view;
         if self.validators.leader(view) != self.me {
             return;
@@ -580,11 +595,53 @@ impl<S: Scheme> Simplex<S> {
         if state.payload_requested || state.signed_notarize.is_some() || state.signed_nullify {
             return;
         }
-        let Some((_, parent)) = self.parent_for(view) else { return };
-        let Some(parent_block) = self.block(&parent) else { return };
+        let Some((_, parent)) = self.parent_for(view) else {
+            // A leader that jumped here through a later certificate may not
+            // know why the views in between ended: ask a peer.
+            return self.request_for_leading(now_ms, None, out);
+        };
+        let Some(parent_block) = self.block(&parent) else {
+            return self.request_for_leading(now_ms, Some(parent), out);
+        };
         let height = parent_block.height + 1;
         self.view_state(view).payload_requested = true;
         out.push(Effect::RequestPayload { view, parent, height });
+    }
+
+    /// Asks a peer (a different one each time) for what this replica lacks
+    /// to lead the current view: the certificates of the views since the
+    /// anchor, or the parent block. Rate limited to one per retry interval.
+    fn request_for_leading(&mut self, now_ms: u64, missing_parent: Option<Digest>, out: &mut Vec<Effect<S>>) {
+        let retry_ms = self.config.retry_ms;
+        let view = self.view;
+        let state = self.view_state(view);
+        if state.proposal_request_ms.is_some_and(|t| now_ms < t + retry_ms) {
+            return;
+        }
+        state.proposal_request_ms = Some(now_ms);
+        let Some(to) = self.next_peer() else { return };
+        match missing_parent {
+            Some(digest) => {
+                self.want_block(digest);
+                out.push(Effect::Send { to, message: Message::BlockRequest { digest, ancestors: 0 } });
+            }
+            None => {
+                let from = (self.finalized.block.view + 1).max(view.saturating_sub(MAX_VIEWS_PER_REQUEST));
+                out.push(Effect::Send { to, message: Message::CertificateRequest { from, to: view - 1 } });
+            }
+        }
+    }
+
+    /// Another validator, rotating, so that one unresponsive peer cannot
+    /// starve a replica of what it asks for.
+    fn next_peer(&mut self) -> Option<ValidatorIndex> {
+        let n = self.validators.len();
+        if n < 2 {
+            return None;
+        }
+        self.request_attempt = self.request_attempt.wrapping_add(1);
+        let offset = 1 + self.request_attempt % (n - 1);
+        Some(((usize::from(self.me) + offset) % n) as ValidatorIndex)
     }
 
     /// Votes for the current view's proposal once it is known to be valid:
