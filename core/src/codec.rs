@@ -42,7 +42,9 @@ pub struct Writer {
 
 impl Writer {
     pub fn new() -> Writer {
-        Writer { buf: Vec::with_capacity(128) }
+        Writer {
+            buf: Vec::with_capacity(128),
+        }
     }
     pub fn u8(&mut self, v: u8) {
         self.buf.push(v);
@@ -87,7 +89,9 @@ impl<'a> Reader<'a> {
     }
     fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
         if self.buf.len() < n {
-            return Err(DecodeError::Truncated { needed: n - self.buf.len() });
+            return Err(DecodeError::Truncated {
+                needed: n - self.buf.len(),
+            });
         }
         let (head, tail) = self.buf.split_at(n);
         self.buf = tail;
@@ -152,7 +156,10 @@ mod tests {
         let mut r = Reader::new(w.as_slice());
         assert_eq!(
             r.bytes(16),
-            Err(DecodeError::TooLong { len: u32::MAX as usize, limit: 16 })
+            Err(DecodeError::TooLong {
+                len: u32::MAX as usize,
+                limit: 16
+            })
         );
     }
 

@@ -89,7 +89,9 @@ impl Block {
         // A block must come after its parent; anything else is malformed and
         // could otherwise make a replica walk a cycle.
         if block.height == 0 || block.parent_view >= block.view {
-            return Err(DecodeError::Invalid("block does not extend an earlier view"));
+            return Err(DecodeError::Invalid(
+                "block does not extend an earlier view",
+            ));
         }
         Ok(block)
     }

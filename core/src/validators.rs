@@ -46,7 +46,11 @@ impl ValidatorSet {
             .iter()
             .try_fold(0u64, |acc, s| acc.checked_add(*s))
             .ok_or(ValidatorSetError::Overflow)?;
-        Ok(ValidatorSet { stakes, stake_total, leader_seed })
+        Ok(ValidatorSet {
+            stakes,
+            stake_total,
+            leader_seed,
+        })
     }
 
     /// `count` validators with equal stake.
@@ -63,7 +67,10 @@ impl ValidatorSet {
     }
 
     pub fn stake(&self, validator: ValidatorIndex) -> u64 {
-        self.stakes.get(usize::from(validator)).copied().unwrap_or(0)
+        self.stakes
+            .get(usize::from(validator))
+            .copied()
+            .unwrap_or(0)
     }
 
     pub fn stake_total(&self) -> u64 {
@@ -78,7 +85,11 @@ impl ValidatorSet {
     /// Total stake of distinct, known `signers`.
     pub fn stake_of(&self, signers: &[ValidatorIndex]) -> u64 {
         let mut seen = std::collections::BTreeSet::new();
-        signers.iter().filter(|s| seen.insert(**s)).map(|s| self.stake(*s)).sum()
+        signers
+            .iter()
+            .filter(|s| seen.insert(**s))
+            .map(|s| self.stake(*s))
+            .sum()
     }
 
     /// The leader of `view`, drawn with probability proportional to stake from
@@ -120,7 +131,10 @@ mod tests {
     fn leaders_follow_stake() {
         let set = ValidatorSet::new(vec![9, 1], Digest::default()).unwrap();
         let heavy = (1..2001).filter(|v| set.leader(*v) == 0).count();
-        assert!((1650..1950).contains(&heavy), "heavy validator led {heavy} of 2000 views");
+        assert!(
+            (1650..1950).contains(&heavy),
+            "heavy validator led {heavy} of 2000 views"
+        );
     }
 
     #[test]
@@ -131,8 +145,17 @@ mod tests {
 
     #[test]
     fn bad_sets_are_rejected() {
-        assert_eq!(ValidatorSet::new(vec![], Digest::default()), Err(ValidatorSetError::Empty));
-        assert_eq!(ValidatorSet::new(vec![1, 0], Digest::default()), Err(ValidatorSetError::ZeroStake(1)));
-        assert_eq!(ValidatorSet::new(vec![u64::MAX, 1], Digest::default()), Err(ValidatorSetError::Overflow));
+        assert_eq!(
+            ValidatorSet::new(vec![], Digest::default()),
+            Err(ValidatorSetError::Empty)
+        );
+        assert_eq!(
+            ValidatorSet::new(vec![1, 0], Digest::default()),
+            Err(ValidatorSetError::ZeroStake(1))
+        );
+        assert_eq!(
+            ValidatorSet::new(vec![u64::MAX, 1], Digest::default()),
+            Err(ValidatorSetError::Overflow)
+        );
     }
 }

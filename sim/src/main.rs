@@ -85,7 +85,9 @@ enum Command {
 }
 
 fn default_jobs() -> usize {
-    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
 }
 
 fn scenarios(name: &str) -> Result<Vec<Scenario>, String> {
@@ -99,9 +101,23 @@ fn scenarios(name: &str) -> Result<Vec<Scenario>, String> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Run { scenario, seeds, from, jobs } => run(&scenario, seeds, from, jobs),
-        Command::Replay { scenario, seed, out } => replay(&scenario, seed, out),
-        Command::CheckDeterminism { scenario, seeds, from, jobs } => check_determinism(&scenario, seeds, from, jobs),
+        Command::Run {
+            scenario,
+            seeds,
+            from,
+            jobs,
+        } => run(&scenario, seeds, from, jobs),
+        Command::Replay {
+            scenario,
+            seed,
+            out,
+        } => replay(&scenario, seed, out),
+        Command::CheckDeterminism {
+            scenario,
+            seeds,
+            from,
+            jobs,
+        } => check_determinism(&scenario, seeds, from, jobs),
         Command::Bench { out, seeds } => bench::run(&out, seeds),
         Command::List => {
             for s in scenario::builtin() {
@@ -168,8 +184,10 @@ pub(crate) fn parallel<T: Sync, R: Send>(
 fn progress(len: u64) -> ProgressBar {
     let bar = ProgressBar::new(len);
     bar.set_style(
-        ProgressStyle::with_template("{bar:40} {pos}/{len} seeds  {elapsed_precise} (eta {eta})  {msg}")
-            .expect("valid template"),
+        ProgressStyle::with_template(
+            "{bar:40} {pos}/{len} seeds  {elapsed_precise} (eta {eta})  {msg}",
+        )
+        .expect("valid template"),
     );
     bar
 }
@@ -186,8 +204,9 @@ struct Summary {
 
 fn run(name: &str, seeds: u64, from: u64, jobs: usize) -> Result<bool, String> {
     let scenarios = scenarios(name)?;
-    let items: Vec<(usize, u64)> =
-        (0..scenarios.len()).flat_map(|s| (from..from + seeds).map(move |seed| (s, seed))).collect();
+    let items: Vec<(usize, u64)> = (0..scenarios.len())
+        .flat_map(|s| (from..from + seeds).map(move |seed| (s, seed)))
+        .collect();
     let bar = progress(items.len() as u64);
     let started = wall_now();
     let mut summaries: Vec<Summary> = scenarios.iter().map(|_| Summary::default()).collect();
@@ -195,7 +214,12 @@ fn run(name: &str, seeds: u64, from: u64, jobs: usize) -> Result<bool, String> {
     parallel(
         &items,
         jobs,
-        |(s, seed)| (*s, runner::run(&scenarios[*s], *seed, RunOptions::default())),
+        |(s, seed)| {
+            (
+                *s,
+                runner::run(&scenarios[*s], *seed, RunOptions::default()),
+            )
+        },
         |(s, outcome)| {
             let summary = &mut summaries[s];
             summary.seeds += 1;
@@ -242,7 +266,11 @@ fn run(name: &str, seeds: u64, from: u64, jobs: usize) -> Result<bool, String> {
         );
     }
     let total: u64 = summaries.iter().map(|s| s.seeds).sum();
-    println!("{} runs in {wall_s:.1} s wall; {} failed", total, failures.len());
+    println!(
+        "{} runs in {wall_s:.1} s wall; {} failed",
+        total,
+        failures.len()
+    );
     if !failures.is_empty() {
         println!("\nreplay a failure with:");
         for f in failures.iter().take(10) {
@@ -259,8 +287,14 @@ fn replay(name: &str, seed: u64, out: Option<String>) -> Result<bool, String> {
     let text = ballast_sim::timeline::render(&outcome, &events);
     let path = out.unwrap_or_else(|| format!("timeline-{name}-{seed}.txt"));
     std::fs::write(&path, text).map_err(|e| format!("cannot write {path}: {e}"))?;
-    println!("scenario {name} seed {seed}: trace hash {:016x}", outcome.trace_hash);
-    println!("finalized heights {:?}, highest view {}", outcome.finalized_heights, outcome.max_view);
+    println!(
+        "scenario {name} seed {seed}: trace hash {:016x}",
+        outcome.trace_hash
+    );
+    println!(
+        "finalized heights {:?}, highest view {}",
+        outcome.finalized_heights, outcome.max_view
+    );
     for v in &outcome.violations {
         println!("VIOLATION: {v}");
     }
@@ -271,15 +305,20 @@ fn replay(name: &str, seed: u64, out: Option<String>) -> Result<bool, String> {
 fn check_determinism(name: &str, seeds: u64, from: u64, jobs: usize) -> Result<bool, String> {
     let scenarios = scenarios(name)?;
     let exe = std::env::current_exe().map_err(|e| format!("cannot find own executable: {e}"))?;
-    let items: Vec<(&'static str, u64)> =
-        scenarios.iter().flat_map(|s| (from..from + seeds).map(move |seed| (s.name, seed))).collect();
+    let items: Vec<(&'static str, u64)> = scenarios
+        .iter()
+        .flat_map(|s| (from..from + seeds).map(move |seed| (s.name, seed)))
+        .collect();
     let hash = |scenario: &str, seed: u64| -> Result<String, String> {
         let output = std::process::Command::new(&exe)
             .args(["hash", "--scenario", scenario, "--seed", &seed.to_string()])
             .output()
             .map_err(|e| format!("cannot start {}: {e}", exe.display()))?;
         if !output.status.success() {
-            return Err(format!("hash run failed: {}", String::from_utf8_lossy(&output.stderr)));
+            return Err(format!(
+                "hash run failed: {}",
+                String::from_utf8_lossy(&output.stderr)
+            ));
         }
         Ok(String::from_utf8_lossy(&output.stdout).trim().to_string())
     };
@@ -289,13 +328,22 @@ fn check_determinism(name: &str, seeds: u64, from: u64, jobs: usize) -> Result<b
     parallel(
         &items,
         jobs,
-        |(scenario, seed)| (*scenario, *seed, hash(scenario, *seed), hash(scenario, *seed)),
+        |(scenario, seed)| {
+            (
+                *scenario,
+                *seed,
+                hash(scenario, *seed),
+                hash(scenario, *seed),
+            )
+        },
         |(scenario, seed, first, second)| {
             match (first, second) {
                 (Ok(a), Ok(b)) if a == b => {}
                 (Ok(a), Ok(b)) => {
                     mismatches += 1;
-                    bar.suspend(|| eprintln!("NONDETERMINISTIC scenario {scenario} seed {seed}: {a} vs {b}"));
+                    bar.suspend(|| {
+                        eprintln!("NONDETERMINISTIC scenario {scenario} seed {seed}: {a} vs {b}")
+                    });
                 }
                 (Err(e), _) | (_, Err(e)) => errors.push(e),
             }

@@ -66,7 +66,11 @@ impl Network {
                 cut: 0,
             }),
             latency: scenario.latency.clone(),
-            link_latency: scenario.link_latency.iter().map(|(a, b, l)| ((*a, *b), l.clone())).collect(),
+            link_latency: scenario
+                .link_latency
+                .iter()
+                .map(|(a, b, l)| ((*a, *b), l.clone()))
+                .collect(),
             loss: scenario.loss,
             duplicate: scenario.duplicate,
             partitions: scenario.partitions.clone(),
@@ -77,7 +81,12 @@ impl Network {
 
     pub fn stats(&self) -> NetworkStats {
         let s = self.state.lock().expect("network lock");
-        NetworkStats { sent: s.sent, lost: s.lost, duplicated: s.duplicated, cut_by_partition: s.cut }
+        NetworkStats {
+            sent: s.sent,
+            lost: s.lost,
+            duplicated: s.duplicated,
+            cut_by_partition: s.cut,
+        }
     }
 
     fn now_ms(&self) -> u64 {
@@ -88,7 +97,10 @@ impl Network {
         let ms = match latency {
             Latency::Fixed { ms } => *ms,
             Latency::Uniform { min_ms, max_ms } => rng.gen_range(*min_ms..=*max_ms),
-            Latency::LongTail { base_ms, tail_mean_ms } => {
+            Latency::LongTail {
+                base_ms,
+                tail_mean_ms,
+            } => {
                 let u: f64 = rng.gen_range(f64::EPSILON..1.0);
                 base_ms + (-u.ln() * tail_mean_ms).min(20.0 * tail_mean_ms)
             }

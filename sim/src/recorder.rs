@@ -99,7 +99,13 @@ impl Recorder {
         }
     }
 
-    pub fn delivered(&mut self, at_us: u64, to: ValidatorIndex, from: ValidatorIndex, bytes: &[u8]) {
+    pub fn delivered(
+        &mut self,
+        at_us: u64,
+        to: ValidatorIndex,
+        from: ValidatorIndex,
+        bytes: &[u8],
+    ) {
         self.messages_delivered += 1;
         self.trace.write_u64(at_us);
         self.trace.write_u16(to);
@@ -135,7 +141,10 @@ impl Recorder {
             }
             Subject::Nullify { .. } => {
                 entry.nullify = true;
-                entry.finalize.is_some().then_some("a finalize and then a nullify vote")
+                entry
+                    .finalize
+                    .is_some()
+                    .then_some("a finalize and then a nullify vote")
             }
             Subject::Finalize { digest, .. } => {
                 let c = if entry.nullify {
@@ -150,13 +159,20 @@ impl Recorder {
             }
         };
         if let Some(what) = conflict {
-            self.violation(format!("honest validator {validator} signed {what} in view {view}"));
+            self.violation(format!(
+                "honest validator {validator} signed {what} in view {view}"
+            ));
         }
     }
 
     /// A certificate was formed or used for finality: its distinct signers
     /// must hold a quorum of stake.
-    pub fn certificate(&mut self, validator: ValidatorIndex, subject: Subject, signers: &[ValidatorIndex]) {
+    pub fn certificate(
+        &mut self,
+        validator: ValidatorIndex,
+        subject: Subject,
+        signers: &[ValidatorIndex],
+    ) {
         let mut distinct = signers.to_vec();
         distinct.sort_unstable();
         distinct.dedup();
@@ -174,13 +190,26 @@ impl Recorder {
     pub fn evidence(&mut self, reporter: ValidatorIndex, accused: ValidatorIndex, view: View) {
         self.evidence_reported += 1;
         // Every validator in these runs is honest: any accusation is false.
-        self.violation(format!("validator {reporter} accused honest validator {accused} in view {view}"));
+        self.violation(format!(
+            "validator {reporter} accused honest validator {accused} in view {view}"
+        ));
     }
 
     /// A validator finalized `digests` at heights `first_height..`.
-    pub fn finalized(&mut self, at_us: u64, validator: ValidatorIndex, blocks: &[(Height, View, Digest, Digest)]) {
+    pub fn finalized(
+        &mut self,
+        at_us: u64,
+        validator: ValidatorIndex,
+        blocks: &[(Height, View, Digest, Digest)],
+    ) {
         for (height, view, digest, parent) in blocks.iter().copied() {
-            self.finalized.push(FinalizedEvent { at_us, validator, height, view, digest });
+            self.finalized.push(FinalizedEvent {
+                at_us,
+                validator,
+                height,
+                view,
+                digest,
+            });
             let chain = &self.chains[usize::from(validator)];
             let known = chain.len() as Height;
             if height <= known {
@@ -200,7 +229,10 @@ impl Recorder {
                 ));
                 return;
             }
-            let expected_parent = chain.last().copied().unwrap_or_else(|| ballast_core::Block::genesis().digest());
+            let expected_parent = chain
+                .last()
+                .copied()
+                .unwrap_or_else(|| ballast_core::Block::genesis().digest());
             if parent != expected_parent {
                 self.violation(format!(
                     "validator {validator} finalized {digest:?} at height {height}, whose parent {parent:?} is not its block at height {known}"
@@ -225,8 +257,19 @@ impl Recorder {
 
     /// Liveness after the last fault healed at `heal_us`, when the highest
     /// view reached was `heal_view`.
-    pub fn check_liveness(&mut self, heal_us: u64, heal_view: View, heights_at_heal: &[Height], bound_views: u64) {
-        let first_after = self.finalized.iter().filter(|f| f.at_us >= heal_us).map(|f| f.view).min();
+    pub fn check_liveness(
+        &mut self,
+        heal_us: u64,
+        heal_view: View,
+        heights_at_heal: &[Height],
+        bound_views: u64,
+    ) {
+        let first_after = self
+            .finalized
+            .iter()
+            .filter(|f| f.at_us >= heal_us)
+            .map(|f| f.view)
+            .min();
         match first_after {
             None => self.violation(format!(
                 "liveness: nothing finalized after the faults healed (highest view then: {heal_view})"

@@ -60,7 +60,9 @@ pub fn replay_command(scenario: &str, seed: u64) -> String {
 /// Runs `scenario` with `seed`. Never panics on a protocol failure: a panic
 /// inside the simulation (a failed assertion in `core`) is a violation.
 pub fn run(scenario: &Scenario, seed: u64, options: RunOptions) -> Outcome {
-    scenario.validate().unwrap_or_else(|e| panic!("scenario {}: {e}", scenario.name));
+    scenario
+        .validate()
+        .unwrap_or_else(|e| panic!("scenario {}: {e}", scenario.name));
     match scenario.scheme {
         SchemeKind::KeyedHash => {
             let schemes = KeyedHash::deterministic_set(seed, scenario.validators());
@@ -74,14 +76,31 @@ pub fn run(scenario: &Scenario, seed: u64, options: RunOptions) -> Outcome {
 }
 
 fn validator_address(i: usize) -> SocketAddr {
-    SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, (i / 250) as u8, (i % 250 + 1) as u8)), 7000)
+    SocketAddr::new(
+        IpAddr::V4(Ipv4Addr::new(10, 0, (i / 250) as u8, (i % 250 + 1) as u8)),
+        7000,
+    )
+}
+
+/// The simulated time. `madsim::time::Instant` is std's `Instant`, whose
+/// clock madsim virtualises inside a runtime; outside one it would be the wall
+/// clock, so this asserts that a runtime is running.
+#[allow(clippy::disallowed_methods)]
+fn simulated_now() -> madsim::time::Instant {
+    assert!(madsim::runtime::Handle::try_current().is_ok(), "simulated time outside a simulation");
+    madsim::time::Instant::now()
 }
 
 fn now_us(origin: madsim::time::Instant) -> u64 {
     origin.elapsed().as_micros() as u64
 }
 
-fn run_with<S: Scheme>(scenario: &Scenario, seed: u64, options: RunOptions, schemes: Vec<S>) -> Outcome {
+fn run_with<S: Scheme>(
+    scenario: &Scenario,
+    seed: u64,
+    options: RunOptions,
+    schemes: Vec<S>,
+) -> Outcome {
     let mut config = madsim::Config::default();
     // The link model draws every delay; madsim itself adds (almost) none.
     config.net.send_latency = Duration::ZERO..Duration::from_micros(1);
@@ -89,7 +108,10 @@ fn run_with<S: Scheme>(scenario: &Scenario, seed: u64, options: RunOptions, sche
     runtime.set_time_limit(Duration::from_millis(scenario.duration_ms) + Duration::from_secs(60));
     let validators = ValidatorSet::new(scenario.stakes.clone(), Digest::of(&seed.to_le_bytes()))
         .expect("scenario stakes form a valid set");
-    let recorder = Arc::new(Mutex::new(Recorder::new(validators.clone(), options.timeline)));
+    let recorder = Arc::new(Mutex::new(Recorder::new(
+        validators.clone(),
+        options.timeline,
+    )));
     let network_stats = Arc::new(Mutex::new(NetworkStats::default()));
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         runtime.block_on(simulate(
@@ -152,14 +174,23 @@ fn latency_stats(scenario: &Scenario, recorder: &Recorder) -> (Option<f64>, Opti
         .iter()
         .filter_map(|f| {
             let proposed = *recorder.proposed_at_us.get(&f.digest)?;
-            window.contains(&proposed).then(|| (f.at_us - proposed) as f64 / 1000.0)
+            window
+                .contains(&proposed)
+                .then(|| (f.at_us - proposed) as f64 / 1000.0)
         })
         .collect();
     let latency = (!samples.is_empty()).then(|| samples.iter().sum::<f64>() / samples.len() as f64);
-    let mut proposals: Vec<u64> = recorder.proposed_at_us.values().copied().filter(|t| window.contains(t)).collect();
+    let mut proposals: Vec<u64> = recorder
+        .proposed_at_us
+        .values()
+        .copied()
+        .filter(|t| window.contains(t))
+        .collect();
     proposals.sort_unstable();
     let block_time = (proposals.len() >= 2).then(|| {
-        (proposals[proposals.len() - 1] - proposals[0]) as f64 / 1000.0 / (proposals.len() - 1) as f64
+        (proposals[proposals.len() - 1] - proposals[0]) as f64
+            / 1000.0
+            / (proposals.len() - 1) as f64
     });
     (latency, block_time)
 }
@@ -173,7 +204,7 @@ async fn simulate<S: Scheme>(
     network_stats: Arc<Mutex<NetworkStats>>,
 ) {
     let handle = madsim::runtime::Handle::current();
-    let origin = madsim::time::Instant::now();
+    let origin = simulated_now();
     let network = Arc::new(Network::new(&scenario, seed, origin));
     let model: Arc<dyn LinkModel> = network.clone();
     let n = scenario.validators();
@@ -187,21 +218,41 @@ async fn simulate<S: Scheme>(
             Some(s) => SimClock::skewed(origin, s.offset_ms, s.rate_ppm),
             None => SimClock::new(origin),
         };
-        let (peers, model, store, recorder) = (peers.clone(), model.clone(), stores[i].clone(), recorder.clone());
-        let (validators, consensus, payload_bytes) =
-            (validators.clone(), scenario.consensus.clone(), scenario.payload_bytes);
+        let (peers, model, store, recorder) = (
+            peers.clone(),
+            model.clone(),
+            stores[i].clone(),
+            recorder.clone(),
+        );
+        let (validators, consensus, payload_bytes) = (
+            validators.clone(),
+            scenario.consensus.clone(),
+            scenario.payload_bytes,
+        );
         let node = handle
             .create_node()
             .name(format!("v{i}"))
             .ip(peers[i].ip())
             .init(move || {
-                let (peers, model, store, clock) = (peers.clone(), model.clone(), store.clone(), clock.clone());
-                let (scheme, validators, consensus) = (scheme.clone(), validators.clone(), consensus.clone());
-                let app = SimApp { me, scheme: scheme.clone(), recorder: recorder.clone(), origin, payload_bytes };
+                let (peers, model, store, clock) =
+                    (peers.clone(), model.clone(), store.clone(), clock.clone());
+                let (scheme, validators, consensus) =
+                    (scheme.clone(), validators.clone(), consensus.clone());
+                let app = SimApp {
+                    me,
+                    scheme: scheme.clone(),
+                    recorder: recorder.clone(),
+                    origin,
+                    payload_bytes,
+                };
                 async move {
-                    let transport = SimTransport::bind(me, peers, model).await.expect("bind simulated endpoint");
-                    let engine = Engine::recover(consensus, scheme, validators, transport, store, clock, app)
-                        .expect("the in-memory store cannot fail");
+                    let transport = SimTransport::bind(me, peers, model)
+                        .await
+                        .expect("bind simulated endpoint");
+                    let engine = Engine::recover(
+                        consensus, scheme, validators, transport, store, clock, app,
+                    )
+                    .expect("the in-memory store cannot fail");
                     engine.run().await.expect("the in-memory store cannot fail");
                 }
             })
@@ -235,14 +286,17 @@ async fn simulate<S: Scheme>(
     let mut crash_rng = ChaCha8Rng::seed_from_u64(seed ^ 0x6372_6173_6800);
     let mut heal_state: Option<(u64, View, Vec<Height>)> = None;
     for (at_ms, _, fault) in schedule {
-        let wait = (origin + Duration::from_millis(at_ms)).saturating_duration_since(madsim::time::Instant::now());
+        let wait = (origin + Duration::from_millis(at_ms))
+            .saturating_duration_since(simulated_now());
         madsim::time::sleep(wait).await;
         let at_us = now_us(origin);
         let mut rec = recorder.lock().expect("recorder lock");
         match fault {
             Fault::PartitionStart(i) => {
                 let groups = &scenario.partitions[i].groups;
-                rec.note(at_us, 0, || format!("!! partition starts: {groups:?} | the rest"));
+                rec.note(at_us, 0, || {
+                    format!("!! partition starts: {groups:?} | the rest")
+                });
             }
             Fault::PartitionHeal(i) => {
                 let groups = &scenario.partitions[i].groups;
@@ -256,7 +310,10 @@ async fn simulate<S: Scheme>(
                 let tear = crash_rng.gen_bool(0.5);
                 store.crash(keep, tear);
                 rec.note(at_us, v, || {
-                    format!("!! crash v{v}: kept {keep} of {unsynced} unsynced writes{}", if tear { ", next one torn" } else { "" })
+                    format!(
+                        "!! crash v{v}: kept {keep} of {unsynced} unsynced writes{}",
+                        if tear { ", next one torn" } else { "" }
+                    )
                 });
             }
             Fault::Restart(v) => {
@@ -290,7 +347,8 @@ struct SimApp<S: Scheme> {
 
 impl<S: Scheme> Application<S> for SimApp<S> {
     fn propose(&mut self, view: View, parent: Digest, height: Height) -> Vec<u8> {
-        let mut payload = format!("v{} view {view} height {height} on {parent:?} ", self.me).into_bytes();
+        let mut payload =
+            format!("v{} view {view} height {height} on {parent:?} ", self.me).into_bytes();
         payload.resize(self.payload_bytes.max(payload.len()), b'.');
         payload
     }
@@ -298,14 +356,22 @@ impl<S: Scheme> Application<S> for SimApp<S> {
     fn finalized(&mut self, _now_ms: u64, blocks: &[Block], certificate: &Certificate<S>) {
         let at_us = now_us(self.origin);
         let signers = self.scheme.signers(&certificate.certificate);
-        let summary: Vec<_> = blocks.iter().map(|b| (b.height, b.view, b.digest(), b.parent)).collect();
+        let summary: Vec<_> = blocks
+            .iter()
+            .map(|b| (b.height, b.view, b.digest(), b.parent))
+            .collect();
         let mut rec = self.recorder.lock().expect("recorder lock");
         rec.certificate(self.me, certificate.subject, &signers);
         rec.finalized(at_us, self.me, &summary);
         let me = self.me;
         rec.note(at_us, me, || {
             let last = blocks.last().expect("finalized at least one block");
-            format!("v{me} FINALIZED up to height {} ({:?}, view {})", last.height, last.digest(), last.view)
+            format!(
+                "v{me} FINALIZED up to height {} ({:?}, view {})",
+                last.height,
+                last.digest(),
+                last.view
+            )
         });
     }
 
@@ -314,31 +380,56 @@ impl<S: Scheme> Application<S> for SimApp<S> {
         let me = self.me;
         let mut rec = self.recorder.lock().expect("recorder lock");
         match event {
-            Observation::Received { from, bytes, message } => {
+            Observation::Received {
+                from,
+                bytes,
+                message,
+            } => {
                 rec.delivered(at_us, me, from, bytes);
-                if matches!(message, Message::BlockRequest { .. } | Message::CertificateRequest { .. } | Message::BlockResponse(_)) {
-                    rec.note(at_us, me, || format!("v{me} <- v{from} {}", describe(message)));
+                if matches!(
+                    message,
+                    Message::BlockRequest { .. }
+                        | Message::CertificateRequest { .. }
+                        | Message::BlockResponse(_)
+                ) {
+                    rec.note(at_us, me, || {
+                        format!("v{me} <- v{from} {}", describe(message))
+                    });
                 }
             }
             Observation::Rejected { from, error } => {
                 rec.messages_rejected += 1;
-                rec.note(at_us, me, || format!("v{me} rejected input from v{from}: {error}"));
+                rec.note(at_us, me, || {
+                    format!("v{me} rejected input from v{from}: {error}")
+                });
             }
             Observation::TimerFired(timer) => {
-                rec.note(at_us, me, || format!("v{me} timer {:?} fired in view {}", timer.kind, timer.view));
+                rec.note(at_us, me, || {
+                    format!("v{me} timer {:?} fired in view {}", timer.kind, timer.view)
+                });
             }
             Observation::State { view, digest } => rec.state(me, view, digest),
             Observation::TornRecords(count) => {
                 rec.torn_records += count as u64;
-                rec.note(at_us, me, || format!("v{me} skipped {count} torn records on recovery"));
+                rec.note(at_us, me, || {
+                    format!("v{me} skipped {count} torn records on recovery")
+                });
             }
             Observation::Effect(effect) => match effect {
                 Effect::Broadcast(message) | Effect::Send { message, .. } => {
                     match message {
-                        Message::Vote(vote) if vote.signer == me => rec.signed_vote(me, vote.subject),
+                        Message::Vote(vote) if vote.signer == me => {
+                            rec.signed_vote(me, vote.subject)
+                        }
                         Message::Proposal(p) => {
                             let digest = p.block.digest();
-                            rec.signed_vote(me, ballast_core::consensus::Subject::Notarize { view: p.block.view, digest });
+                            rec.signed_vote(
+                                me,
+                                ballast_core::consensus::Subject::Notarize {
+                                    view: p.block.view,
+                                    digest,
+                                },
+                            );
                             rec.proposed_at_us.entry(digest).or_insert(at_us);
                         }
                         Message::Certificate(c) => {
@@ -352,14 +443,22 @@ impl<S: Scheme> Application<S> for SimApp<S> {
                             Effect::Send { to, .. } => format!("v{to}"),
                             _ => "all".to_string(),
                         };
-                        rec.note(at_us, me, || format!("v{me} -> {to}: {}", describe(message)));
+                        rec.note(at_us, me, || {
+                            format!("v{me} -> {to}: {}", describe(message))
+                        });
                     }
                 }
                 Effect::Evidence(evidence) => {
                     rec.evidence(me, evidence.first.signer, evidence.first.subject.view());
                 }
-                Effect::EnteredView { view, leader, reason } => {
-                    rec.note(at_us, me, || format!("v{me} entered view {view} ({reason:?}; leader v{leader})"));
+                Effect::EnteredView {
+                    view,
+                    leader,
+                    reason,
+                } => {
+                    rec.note(at_us, me, || {
+                        format!("v{me} entered view {view} ({reason:?}; leader v{leader})")
+                    });
                 }
                 _ => {}
             },
@@ -379,18 +478,41 @@ fn describe<S: Scheme>(message: &Message<S>) -> String {
             p.block.parent_view
         ),
         Message::Vote(v) => match v.subject.digest() {
-            Some(d) => format!("vote {} view {} {d:?} by v{}", v.subject.kind(), v.subject.view(), v.signer),
-            None => format!("vote {} view {} by v{}", v.subject.kind(), v.subject.view(), v.signer),
+            Some(d) => format!(
+                "vote {} view {} {d:?} by v{}",
+                v.subject.kind(),
+                v.subject.view(),
+                v.signer
+            ),
+            None => format!(
+                "vote {} view {} by v{}",
+                v.subject.kind(),
+                v.subject.view(),
+                v.signer
+            ),
         },
         Message::Certificate(c) => match c.subject.digest() {
-            Some(d) => format!("{} certificate view {} {d:?}", c.subject.kind(), c.subject.view()),
+            Some(d) => format!(
+                "{} certificate view {} {d:?}",
+                c.subject.kind(),
+                c.subject.view()
+            ),
             None => format!("{} certificate view {}", c.subject.kind(), c.subject.view()),
         },
-        Message::BlockRequest { digest, ancestors } => format!("block request {digest:?} (+{ancestors} ancestors)"),
+        Message::BlockRequest { digest, ancestors } => {
+            format!("block request {digest:?} (+{ancestors} ancestors)")
+        }
         Message::BlockResponse(blocks) => {
             let first = &blocks[0];
-            format!("{} blocks from {:?} height {} down", blocks.len(), first.digest(), first.height)
+            format!(
+                "{} blocks from {:?} height {} down",
+                blocks.len(),
+                first.digest(),
+                first.height
+            )
         }
-        Message::CertificateRequest { from, to } => format!("certificate request views {from}..={to}"),
+        Message::CertificateRequest { from, to } => {
+            format!("certificate request views {from}..={to}")
+        }
     }
 }

@@ -18,11 +18,19 @@ pub enum SchemeKind {
 /// One-way message delay.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Latency {
-    Fixed { ms: f64 },
-    Uniform { min_ms: f64, max_ms: f64 },
+    Fixed {
+        ms: f64,
+    },
+    Uniform {
+        min_ms: f64,
+        max_ms: f64,
+    },
     /// `base_ms` plus an exponential tail of mean `tail_mean_ms` (capped at
     /// 20 means): most messages are fast, a few are very late.
-    LongTail { base_ms: f64, tail_mean_ms: f64 },
+    LongTail {
+        base_ms: f64,
+        tail_mean_ms: f64,
+    },
 }
 
 /// Validators split into groups that cannot reach each other between
@@ -97,17 +105,24 @@ impl Scenario {
     pub fn validate(&self) -> Result<(), String> {
         let n = self.validators();
         if n == 0 || n > ballast_core::scheme::MAX_VALIDATORS {
-            return Err(format!("{n} validators: need 1..={}", ballast_core::scheme::MAX_VALIDATORS));
+            return Err(format!(
+                "{n} validators: need 1..={}",
+                ballast_core::scheme::MAX_VALIDATORS
+            ));
         }
         let known = |v: ValidatorIndex| usize::from(v) < n;
         for p in &self.partitions {
             if p.heal_ms <= p.start_ms || !p.groups.iter().flatten().all(|v| known(*v)) {
-                return Err(format!("partition {p:?} is empty in time or names unknown validators"));
+                return Err(format!(
+                    "partition {p:?} is empty in time or names unknown validators"
+                ));
             }
         }
         for c in &self.crashes {
             if c.restart_ms <= c.at_ms || !known(c.validator) {
-                return Err(format!("crash {c:?} restarts before it crashes or names an unknown validator"));
+                return Err(format!(
+                    "crash {c:?} restarts before it crashes or names an unknown validator"
+                ));
             }
         }
         if !(0.0..1.0).contains(&self.loss) || !(0.0..1.0).contains(&self.duplicate) {
@@ -127,7 +142,10 @@ fn base(name: &'static str, description: &'static str, validators: usize) -> Sce
         stakes: vec![1; validators],
         scheme: SchemeKind::KeyedHash,
         consensus: Config::default(),
-        latency: Latency::Uniform { min_ms: 1.0, max_ms: 10.0 },
+        latency: Latency::Uniform {
+            min_ms: 1.0,
+            max_ms: 10.0,
+        },
         link_latency: Vec::new(),
         loss: 0.0,
         duplicate: 0.0,
@@ -145,9 +163,20 @@ pub fn builtin() -> Vec<Scenario> {
     let standard = Scenario {
         loss: 0.05,
         duplicate: 0.01,
-        latency: Latency::LongTail { base_ms: 1.0, tail_mean_ms: 4.0 },
-        partitions: vec![Partition { start_ms: 3_000, heal_ms: 5_000, groups: vec![vec![0, 1], vec![2, 3]] }],
-        crashes: vec![Crash { validator: 2, at_ms: 7_000, restart_ms: 8_000 }],
+        latency: Latency::LongTail {
+            base_ms: 1.0,
+            tail_mean_ms: 4.0,
+        },
+        partitions: vec![Partition {
+            start_ms: 3_000,
+            heal_ms: 5_000,
+            groups: vec![vec![0, 1], vec![2, 3]],
+        }],
+        crashes: vec![Crash {
+            validator: 2,
+            at_ms: 7_000,
+            restart_ms: 8_000,
+        }],
         duration_ms: 14_000,
         ..base(
             "standard",
@@ -164,7 +193,10 @@ pub fn builtin() -> Vec<Scenario> {
     vec![
         standard,
         standard_ed25519,
-        Scenario { duration_ms: 8_000, ..base("fault-free", "4 validators, 1-10 ms latency, no faults", 4) },
+        Scenario {
+            duration_ms: 8_000,
+            ..base("fault-free", "4 validators, 1-10 ms latency, no faults", 4)
+        },
         Scenario {
             loss: 0.10,
             duration_ms: 10_000,
@@ -173,8 +205,16 @@ pub fn builtin() -> Vec<Scenario> {
         Scenario {
             duplicate: 0.02,
             partitions: vec![
-                Partition { start_ms: 2_000, heal_ms: 4_000, groups: vec![vec![0, 1, 2, 3, 4], vec![5, 6]] },
-                Partition { start_ms: 5_000, heal_ms: 7_500, groups: vec![vec![0, 1, 2], vec![3, 4, 5, 6]] },
+                Partition {
+                    start_ms: 2_000,
+                    heal_ms: 4_000,
+                    groups: vec![vec![0, 1, 2, 3, 4], vec![5, 6]],
+                },
+                Partition {
+                    start_ms: 5_000,
+                    heal_ms: 7_500,
+                    groups: vec![vec![0, 1, 2], vec![3, 4, 5, 6]],
+                },
             ],
             duration_ms: 13_000,
             ..base(
@@ -186,17 +226,40 @@ pub fn builtin() -> Vec<Scenario> {
         Scenario {
             loss: 0.01,
             crashes: vec![
-                Crash { validator: 0, at_ms: 1_500, restart_ms: 2_500 },
-                Crash { validator: 1, at_ms: 3_000, restart_ms: 3_200 },
-                Crash { validator: 3, at_ms: 4_000, restart_ms: 6_000 },
-                Crash { validator: 0, at_ms: 6_500, restart_ms: 6_600 },
+                Crash {
+                    validator: 0,
+                    at_ms: 1_500,
+                    restart_ms: 2_500,
+                },
+                Crash {
+                    validator: 1,
+                    at_ms: 3_000,
+                    restart_ms: 3_200,
+                },
+                Crash {
+                    validator: 3,
+                    at_ms: 4_000,
+                    restart_ms: 6_000,
+                },
+                Crash {
+                    validator: 0,
+                    at_ms: 6_500,
+                    restart_ms: 6_600,
+                },
             ],
             duration_ms: 12_000,
-            ..base("crash-restart", "4 validators crash and restart in turn; unsynced writes are lost or torn", 4)
+            ..base(
+                "crash-restart",
+                "4 validators crash and restart in turn; unsynced writes are lost or torn",
+                4,
+            )
         },
         Scenario {
             stakes: (0..31).map(|i| 10 + (i % 5) as u64 * 5).collect(),
-            latency: Latency::Uniform { min_ms: 5.0, max_ms: 40.0 },
+            latency: Latency::Uniform {
+                min_ms: 5.0,
+                max_ms: 40.0,
+            },
             loss: 0.02,
             partitions: vec![Partition {
                 start_ms: 3_000,
@@ -204,10 +267,22 @@ pub fn builtin() -> Vec<Scenario> {
                 groups: vec![(0..10).collect()],
             }],
             crashes: vec![
-                Crash { validator: 11, at_ms: 2_000, restart_ms: 6_000 },
-                Crash { validator: 12, at_ms: 2_500, restart_ms: 6_500 },
+                Crash {
+                    validator: 11,
+                    at_ms: 2_000,
+                    restart_ms: 6_000,
+                },
+                Crash {
+                    validator: 12,
+                    at_ms: 2_500,
+                    restart_ms: 6_500,
+                },
             ],
-            skews: vec![ClockSkew { validator: 20, offset_ms: 1_000, rate_ppm: 20_000 }],
+            skews: vec![ClockSkew {
+                validator: 20,
+                offset_ms: 1_000,
+                rate_ppm: 20_000,
+            }],
             duration_ms: 14_000,
             ..base(
                 "large",
@@ -218,17 +293,27 @@ pub fn builtin() -> Vec<Scenario> {
         Scenario {
             latency: Latency::Fixed { ms: 10.0 },
             duration_ms: 6_000,
-            ..base("fixed-delay", "4 validators, every message takes exactly 10 ms: checks block time 2d and finality 3d", 4)
+            ..base(
+                "fixed-delay",
+                "4 validators, every message takes exactly 10 ms: checks block time 2d and finality 3d",
+                4,
+            )
         },
     ]
 }
 
 /// Looks a built-in scenario up by name.
 pub fn find(name: &str) -> Result<Scenario, String> {
-    builtin().into_iter().find(|s| s.name == name).ok_or_else(|| {
-        let names: Vec<_> = builtin().iter().map(|s| s.name).collect();
-        format!("unknown scenario {name:?}; built-in scenarios: {}", names.join(", "))
-    })
+    builtin()
+        .into_iter()
+        .find(|s| s.name == name)
+        .ok_or_else(|| {
+            let names: Vec<_> = builtin().iter().map(|s| s.name).collect();
+            format!(
+                "unknown scenario {name:?}; built-in scenarios: {}",
+                names.join(", ")
+            )
+        })
 }
 
 #[cfg(test)]

@@ -9,9 +9,20 @@ use std::fmt::Write;
 pub fn render(outcome: &Outcome, events: &[(u64, ValidatorIndex, View, String)]) -> String {
     let mut text = String::new();
     let _ = writeln!(text, "# Ballast simulation timeline");
-    let _ = writeln!(text, "# scenario {} seed {}", outcome.scenario, outcome.seed);
-    let _ = writeln!(text, "# replay: {}", crate::runner::replay_command(&outcome.scenario, outcome.seed));
-    let _ = writeln!(text, "# time is simulated, in ms since the start; 'vN' is validator N");
+    let _ = writeln!(
+        text,
+        "# scenario {} seed {}",
+        outcome.scenario, outcome.seed
+    );
+    let _ = writeln!(
+        text,
+        "# replay: {}",
+        crate::runner::replay_command(&outcome.scenario, outcome.seed)
+    );
+    let _ = writeln!(
+        text,
+        "# time is simulated, in ms since the start; 'vN' is validator N"
+    );
     let mut heading: View = 0;
     for (at_us, _, view, line) in events {
         if *view > heading {
@@ -21,7 +32,11 @@ pub fn render(outcome: &Outcome, events: &[(u64, ValidatorIndex, View, String)])
         let _ = writeln!(text, "{:>10.3}  {line}", *at_us as f64 / 1000.0);
     }
     let _ = writeln!(text, "\n# outcome");
-    let _ = writeln!(text, "finalized heights per validator: {:?}", outcome.finalized_heights);
+    let _ = writeln!(
+        text,
+        "finalized heights per validator: {:?}",
+        outcome.finalized_heights
+    );
     let _ = writeln!(text, "highest view: {}", outcome.max_view);
     if outcome.violations.is_empty() {
         let _ = writeln!(text, "invariants: all held");

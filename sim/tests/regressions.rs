@@ -5,7 +5,11 @@ use ballast_sim::runner::{RunOptions, replay_command, run};
 use ballast_sim::scenario::find;
 
 fn check(scenario: &str, seed: u64) {
-    let outcome = run(&find(scenario).expect("built-in scenario"), seed, RunOptions::default());
+    let outcome = run(
+        &find(scenario).expect("built-in scenario"),
+        seed,
+        RunOptions::default(),
+    );
     assert!(
         outcome.passed(),
         "scenario {scenario} seed {seed} failed: {:?}\nreplay: {}",

@@ -7,11 +7,11 @@
 //! before any message leaves the node after it.
 
 use crate::{Clock, Store, StoreError, Transport};
-use ballast_core::consensus::{
-    Certificate, Config, Effect, Input, InputError, MAX_BLOCKS_PER_REQUEST, Message, Record, Simplex,
-    Timer,
-};
 use ballast_core::codec::MAX_MESSAGE_BYTES;
+use ballast_core::consensus::{
+    Certificate, Config, Effect, Input, InputError, MAX_BLOCKS_PER_REQUEST, Message, Record,
+    Simplex, Timer,
+};
 use ballast_core::scheme::Scheme;
 use ballast_core::validators::ValidatorSet;
 use ballast_core::{Block, Digest, Height, ValidatorIndex, View};
@@ -34,14 +34,24 @@ pub trait Application<S: Scheme> {
 /// What an [`Application::observe`] call reports.
 pub enum Observation<'a, S: Scheme> {
     /// A message arrived and decoded.
-    Received { from: ValidatorIndex, bytes: &'a [u8], message: &'a Message<S> },
+    Received {
+        from: ValidatorIndex,
+        bytes: &'a [u8],
+        message: &'a Message<S>,
+    },
     /// A message arrived but was malformed or invalid; it changed nothing.
-    Rejected { from: ValidatorIndex, error: &'a InputError },
+    Rejected {
+        from: ValidatorIndex,
+        error: &'a InputError,
+    },
     TimerFired(Timer),
     /// An effect is about to be carried out.
     Effect(&'a Effect<S>),
     /// The state machine's position after an input.
-    State { view: View, digest: [u8; 8] },
+    State {
+        view: View,
+        digest: [u8; 8],
+    },
     /// Stored records that failed to decode during recovery (torn writes).
     TornRecords(usize),
 }
@@ -166,13 +176,26 @@ where
         let now_ms = self.clock.now_ms();
         match Message::<S>::decode(bytes) {
             Ok(message) => {
-                self.app.observe(now_ms, Observation::Received { from, bytes, message: &message });
+                self.app.observe(
+                    now_ms,
+                    Observation::Received {
+                        from,
+                        bytes,
+                        message: &message,
+                    },
+                );
                 self.step(Input::Message { from, message })
             }
             Err(error) => {
                 self.stats.rejected += 1;
                 let error = InputError::Decode(error);
-                self.app.observe(now_ms, Observation::Rejected { from, error: &error });
+                self.app.observe(
+                    now_ms,
+                    Observation::Rejected {
+                        from,
+                        error: &error,
+                    },
+                );
                 Ok(())
             }
         }
@@ -209,7 +232,13 @@ where
                 }
                 Err(error) => {
                     self.stats.rejected += 1;
-                    self.app.observe(now_ms, Observation::Rejected { from: self.replica.me(), error: &error });
+                    self.app.observe(
+                        now_ms,
+                        Observation::Rejected {
+                            from: self.replica.me(),
+                            error: &error,
+                        },
+                    );
                 }
             }
             if self.replica.view() != view_before {
@@ -218,7 +247,10 @@ where
             }
             self.app.observe(
                 now_ms,
-                Observation::State { view: self.replica.view(), digest: self.replica.state_digest() },
+                Observation::State {
+                    view: self.replica.view(),
+                    digest: self.replica.state_digest(),
+                },
             );
         }
         Ok(())
@@ -247,14 +279,25 @@ where
             Effect::SetTimer { timer, at_ms } => {
                 self.timers.insert((at_ms, timer));
             }
-            Effect::RequestPayload { view, parent, height } => {
+            Effect::RequestPayload {
+                view,
+                parent,
+                height,
+            } => {
                 let payload = self.app.propose(view, parent, height);
                 return Ok(Some(Input::Payload { view, payload }));
             }
-            Effect::Finalized { blocks, certificate } => {
+            Effect::Finalized {
+                blocks,
+                certificate,
+            } => {
                 self.app.finalized(now_ms, &blocks, &certificate);
             }
-            Effect::ServeBlocks { to, digest, ancestors } => self.serve_blocks(to, digest, ancestors)?,
+            Effect::ServeBlocks {
+                to,
+                digest,
+                ancestors,
+            } => self.serve_blocks(to, digest, ancestors)?,
             Effect::Evidence(_) | Effect::EnteredView { .. } => {}
         }
         Ok(None)
@@ -272,14 +315,23 @@ where
     /// Answers a block request from the store with one chain segment: the
     /// block, then its ancestors for as long as they are stored and the
     /// response stays within the message size limit.
-    fn serve_blocks(&mut self, to: ValidatorIndex, digest: Digest, ancestors: u16) -> Result<(), EngineError> {
+    fn serve_blocks(
+        &mut self,
+        to: ValidatorIndex,
+        digest: Digest,
+        ancestors: u16,
+    ) -> Result<(), EngineError> {
         let budget = MAX_MESSAGE_BYTES / 2;
         let mut blocks = Vec::new();
         let mut size = 0;
         let mut cursor = digest;
         for _ in 0..=ancestors.min(MAX_BLOCKS_PER_REQUEST) {
-            let Some(bytes) = self.store.get(&Record::<S>::block_key(&cursor))? else { break };
-            let Ok(Record::Block(block)) = Record::<S>::decode(&bytes) else { break };
+            let Some(bytes) = self.store.get(&Record::<S>::block_key(&cursor))? else {
+                break;
+            };
+            let Ok(Record::Block(block)) = Record::<S>::decode(&bytes) else {
+                break;
+            };
             size += bytes.len();
             if !blocks.is_empty() && size > budget {
                 break;
@@ -292,7 +344,8 @@ where
         }
         self.sync_before_send()?;
         self.stats.messages_out += 1;
-        self.transport.send(to, Message::<S>::BlockResponse(blocks).encode().into());
+        self.transport
+            .send(to, Message::<S>::BlockResponse(blocks).encode().into());
         Ok(())
     }
 }

@@ -43,6 +43,9 @@ pub trait Transport {
 #[error("store failure: {0}")]
 pub struct StoreError(pub String);
 
+/// One stored record: key and value.
+pub type KeyValue = (Vec<u8>, Vec<u8>);
+
 /// A key-value store with explicit durability.
 ///
 /// Writes are visible to reads at once but may be lost in a crash until
@@ -51,7 +54,7 @@ pub trait Store {
     fn put(&mut self, key: &[u8], value: &[u8]) -> Result<(), StoreError>;
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
     /// Every record whose key starts with `prefix`, in key order.
-    fn scan(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError>;
+    fn scan(&self, prefix: &[u8]) -> Result<Vec<KeyValue>, StoreError>;
     /// Makes every earlier write durable.
     fn sync(&mut self) -> Result<(), StoreError>;
 }

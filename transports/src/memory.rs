@@ -1,7 +1,7 @@
 //! In-process implementations: a channel transport, a store with crash
 //! semantics, and a real-time clock.
 
-use crate::{Clock, Store, StoreError, Transport};
+use crate::{Clock, KeyValue, Store, StoreError, Transport};
 use ballast_core::ValidatorIndex;
 use futures::StreamExt;
 use futures::channel::mpsc;
@@ -30,7 +30,11 @@ impl MemoryTransport {
         receivers
             .into_iter()
             .enumerate()
-            .map(|(i, inbox)| MemoryTransport { me: i as ValidatorIndex, peers: peers.clone(), inbox })
+            .map(|(i, inbox)| MemoryTransport {
+                me: i as ValidatorIndex,
+                peers: peers.clone(),
+                inbox,
+            })
             .collect()
     }
 }
@@ -72,7 +76,9 @@ impl MemStore {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, MemStoreState> {
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Writes not yet synced; a crash may lose any suffix of them.
@@ -96,11 +102,9 @@ impl MemStore {
         for (key, value) in writes.by_ref().take(keep) {
             state.durable.insert(key, value);
         }
-        if tear_next {
-            if let Some((key, mut value)) = writes.next() {
-                value.truncate(value.len() / 2);
-                state.durable.insert(key, value);
-            }
+        if tear_next && let Some((key, mut value)) = writes.next() {
+            value.truncate(value.len() / 2);
+            state.durable.insert(key, value);
         }
     }
 }
@@ -119,7 +123,7 @@ impl Store for MemStore {
         Ok(state.durable.get(key).cloned())
     }
 
-    fn scan(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+    fn scan(&self, prefix: &[u8]) -> Result<Vec<KeyValue>, StoreError> {
         let state = self.lock();
         let mut merged: BTreeMap<Vec<u8>, Vec<u8>> = state
             .durable
@@ -150,7 +154,9 @@ pub struct TokioClock {
 
 impl TokioClock {
     pub fn new() -> TokioClock {
-        TokioClock { origin: tokio::time::Instant::now() }
+        TokioClock {
+            origin: tokio::time::Instant::now(),
+        }
     }
 }
 
@@ -196,7 +202,12 @@ mod tests {
         store.sync().unwrap();
         store.put(b"v1", b"y").unwrap();
         store.put(b"w1", b"z").unwrap();
-        let keys: Vec<_> = store.scan(b"v").unwrap().into_iter().map(|(k, _)| k).collect();
+        let keys: Vec<_> = store
+            .scan(b"v")
+            .unwrap()
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
         assert_eq!(keys, vec![b"v1".to_vec(), b"v2".to_vec()]);
     }
 }

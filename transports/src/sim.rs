@@ -49,26 +49,41 @@ impl SimTransport {
         model: Arc<dyn LinkModel>,
     ) -> std::io::Result<SimTransport> {
         let endpoint = Arc::new(Endpoint::bind(peers[usize::from(me)]).await?);
-        let by_ip: BTreeMap<IpAddr, ValidatorIndex> =
-            peers.iter().enumerate().map(|(i, a)| (a.ip(), i as ValidatorIndex)).collect();
+        let by_ip: BTreeMap<IpAddr, ValidatorIndex> = peers
+            .iter()
+            .enumerate()
+            .map(|(i, a)| (a.ip(), i as ValidatorIndex))
+            .collect();
         let (mut tx, inbox) = mpsc::channel(INBOX_CAPACITY);
         let receiver = endpoint.clone();
         // A separate receive task makes `recv` cancel-safe: madsim loses a
         // datagram whose receive future is dropped mid-delivery.
         madsim::task::spawn(async move {
             while let Ok((payload, from)) = receiver.recv_from_raw(TAG).await {
-                let Some(sender) = by_ip.get(&from.ip()) else { continue };
-                let Ok(bytes) = payload.downcast::<Arc<[u8]>>() else { continue };
+                let Some(sender) = by_ip.get(&from.ip()) else {
+                    continue;
+                };
+                let Ok(bytes) = payload.downcast::<Arc<[u8]>>() else {
+                    continue;
+                };
                 let _ = tx.try_send((*sender, *bytes));
             }
         });
-        Ok(SimTransport { me, endpoint, peers, model, inbox })
+        Ok(SimTransport {
+            me,
+            endpoint,
+            peers,
+            model,
+            inbox,
+        })
     }
 }
 
 impl Transport for SimTransport {
     fn send(&mut self, to: ValidatorIndex, bytes: Arc<[u8]>) {
-        let Some(address) = self.peers.get(usize::from(to)).copied() else { return };
+        let Some(address) = self.peers.get(usize::from(to)).copied() else {
+            return;
+        };
         if !self.model.connected(self.me, to) {
             return;
         }
@@ -106,12 +121,23 @@ impl SimClock {
     /// `origin` must be the same instant for every node of one run, so their
     /// times are comparable in the trace.
     pub fn new(origin: madsim::time::Instant) -> SimClock {
-        SimClock { origin, skew_ms: 0, rate_ppm: 0 }
+        SimClock {
+            origin,
+            skew_ms: 0,
+            rate_ppm: 0,
+        }
     }
 
     pub fn skewed(origin: madsim::time::Instant, skew_ms: i64, rate_ppm: i64) -> SimClock {
-        assert!(rate_ppm.abs() < 500_000, "clock rate skew must stay below 50%");
-        SimClock { origin, skew_ms, rate_ppm }
+        assert!(
+            rate_ppm.abs() < 500_000,
+            "clock rate skew must stay below 50%"
+        );
+        SimClock {
+            origin,
+            skew_ms,
+            rate_ppm,
+        }
     }
 
     fn true_ms(&self) -> u64 {

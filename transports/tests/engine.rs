@@ -16,12 +16,22 @@ impl Application<Ed25519> for Chain {
         format!("block {height} of view {view}").into_bytes()
     }
 
-    fn observe(&mut self, now_ms: u64, event: ballast_transports::engine::Observation<'_, Ed25519>) {
+    fn observe(
+        &mut self,
+        now_ms: u64,
+        event: ballast_transports::engine::Observation<'_, Ed25519>,
+    ) {
         if std::env::var("TRACE").is_ok() {
             match event {
-                ballast_transports::engine::Observation::Effect(e) => eprintln!("{now_ms} effect {e:?}"),
-                ballast_transports::engine::Observation::Rejected { error, .. } => eprintln!("{now_ms} rejected {error}"),
-                ballast_transports::engine::Observation::TimerFired(t) => eprintln!("{now_ms} timer {t:?}"),
+                ballast_transports::engine::Observation::Effect(e) => {
+                    eprintln!("{now_ms} effect {e:?}")
+                }
+                ballast_transports::engine::Observation::Rejected { error, .. } => {
+                    eprintln!("{now_ms} rejected {error}")
+                }
+                ballast_transports::engine::Observation::TimerFired(t) => {
+                    eprintln!("{now_ms} timer {t:?}")
+                }
                 _ => {}
             }
         }
@@ -30,7 +40,11 @@ impl Application<Ed25519> for Chain {
     fn finalized(&mut self, _now_ms: u64, blocks: &[Block], _certificate: &Certificate<Ed25519>) {
         let mut chain = self.0.lock().unwrap();
         for block in blocks {
-            assert_eq!(block.height as usize, chain.len() + 1, "finalized blocks arrive in order");
+            assert_eq!(
+                block.height as usize,
+                chain.len() + 1,
+                "finalized blocks arrive in order"
+            );
             chain.push(block.digest());
         }
     }
@@ -65,7 +79,8 @@ async fn four_validators_finalize_the_same_chain_over_memory_transport() {
             while chains.iter().any(|c| c.0.lock().unwrap().len() < 20) {
                 tokio::task::yield_now().await;
                 polls += 1;
-                let heights: Vec<usize> = chains.iter().map(|c| c.0.lock().unwrap().len()).collect();
+                let heights: Vec<usize> =
+                    chains.iter().map(|c| c.0.lock().unwrap().len()).collect();
                 assert!(polls < 1_000_000, "no progress: heights {heights:?}");
             }
         })
@@ -74,6 +89,10 @@ async fn four_validators_finalize_the_same_chain_over_memory_transport() {
     for chain in &chains[1..] {
         let chain = chain.0.lock().unwrap();
         let common = chain.len().min(reference.len());
-        assert_eq!(chain[..common], reference[..common], "validators disagree on the chain");
+        assert_eq!(
+            chain[..common],
+            reference[..common],
+            "validators disagree on the chain"
+        );
     }
 }

@@ -76,10 +76,19 @@ impl Subject {
 
     pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Subject, DecodeError> {
         match r.u8()? {
-            0 => Ok(Subject::Notarize { view: r.u64()?, digest: r.digest()? }),
+            0 => Ok(Subject::Notarize {
+                view: r.u64()?,
+                digest: r.digest()?,
+            }),
             1 => Ok(Subject::Nullify { view: r.u64()? }),
-            2 => Ok(Subject::Finalize { view: r.u64()?, digest: r.digest()? }),
-            tag => Err(DecodeError::UnknownTag { what: "subject", tag }),
+            2 => Ok(Subject::Finalize {
+                view: r.u64()?,
+                digest: r.digest()?,
+            }),
+            tag => Err(DecodeError::UnknownTag {
+                what: "subject",
+                tag,
+            }),
         }
     }
 }
@@ -114,14 +123,20 @@ pub enum Message<S: Scheme> {
     Certificate(Certificate<S>),
     /// "Send me the block with this digest and up to `ancestors` of its
     /// ancestors": how a replica fills gaps in the chain it must finalize.
-    BlockRequest { digest: Digest, ancestors: u16 },
+    BlockRequest {
+        digest: Digest,
+        ancestors: u16,
+    },
     /// The requested block followed by its ancestors, newest first. Each
     /// block must be the parent of the one before it, so the whole segment is
     /// authenticated by the one digest that was asked for.
     BlockResponse(Vec<Block>),
     /// "Send me the certificates you hold for views `from..=to`": how a
     /// replica that jumped ahead learns why intermediate views were skipped.
-    CertificateRequest { from: View, to: View },
+    CertificateRequest {
+        from: View,
+        to: View,
+    },
 }
 
 impl<S: Scheme> Message<S> {
@@ -178,7 +193,10 @@ impl<S: Scheme> Message<S> {
             }
         }
         let bytes = w.into_vec();
-        debug_assert!(bytes.len() <= MAX_MESSAGE_BYTES, "encoded an oversized message");
+        debug_assert!(
+            bytes.len() <= MAX_MESSAGE_BYTES,
+            "encoded an oversized message"
+        );
         bytes
     }
 
@@ -186,7 +204,10 @@ impl<S: Scheme> Message<S> {
     /// typed error.
     pub fn decode(bytes: &[u8]) -> Result<Message<S>, DecodeError> {
         if bytes.len() > MAX_MESSAGE_BYTES {
-            return Err(DecodeError::Oversized { len: bytes.len(), limit: MAX_MESSAGE_BYTES });
+            return Err(DecodeError::Oversized {
+                len: bytes.len(),
+                limit: MAX_MESSAGE_BYTES,
+            });
         }
         let mut r = Reader::new(bytes);
         let version = r.u8()?;
@@ -195,7 +216,10 @@ impl<S: Scheme> Message<S> {
         }
         let scheme = r.u8()?;
         if scheme != S::ID {
-            return Err(DecodeError::UnknownTag { what: "scheme", tag: scheme });
+            return Err(DecodeError::UnknownTag {
+                what: "scheme",
+                tag: scheme,
+            });
         }
         let message = match r.u8()? {
             0 => Message::Proposal(Proposal {
@@ -215,7 +239,9 @@ impl<S: Scheme> Message<S> {
                 let digest = r.digest()?;
                 let ancestors = r.u16()?;
                 if ancestors > MAX_BLOCKS_PER_REQUEST {
-                    return Err(DecodeError::Invalid("block request asks for too many ancestors"));
+                    return Err(DecodeError::Invalid(
+                        "block request asks for too many ancestors",
+                    ));
                 }
                 Message::BlockRequest { digest, ancestors }
             }
@@ -233,11 +259,18 @@ impl<S: Scheme> Message<S> {
             5 => {
                 let (from, to) = (r.u64()?, r.u64()?);
                 if to < from || to - from >= MAX_VIEWS_PER_REQUEST {
-                    return Err(DecodeError::Invalid("certificate request range is empty or too wide"));
+                    return Err(DecodeError::Invalid(
+                        "certificate request range is empty or too wide",
+                    ));
                 }
                 Message::CertificateRequest { from, to }
             }
-            tag => return Err(DecodeError::UnknownTag { what: "message", tag }),
+            tag => {
+                return Err(DecodeError::UnknownTag {
+                    what: "message",
+                    tag,
+                });
+            }
         };
         r.finish()?;
         Ok(message)

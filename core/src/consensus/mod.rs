@@ -94,7 +94,10 @@ pub enum Input<S: Scheme> {
     Start,
     /// A decoded message from a peer. The transport's notion of the sender is
     /// only used to address replies; votes are authenticated by signature.
-    Message { from: ValidatorIndex, message: Message<S> },
+    Message {
+        from: ValidatorIndex,
+        message: Message<S>,
+    },
     /// A timer set earlier fired.
     Timer(Timer),
     /// The payload asked for by [`Effect::RequestPayload`].
@@ -116,21 +119,42 @@ pub enum Effect<S: Scheme> {
     /// Write a record. Records with [`Record::must_sync`] must be durable
     /// before any later `Send` or `Broadcast` leaves the node.
     Persist(Record<S>),
-    Send { to: ValidatorIndex, message: Message<S> },
+    Send {
+        to: ValidatorIndex,
+        message: Message<S>,
+    },
     /// Send to every other validator.
     Broadcast(Message<S>),
-    SetTimer { timer: Timer, at_ms: u64 },
+    SetTimer {
+        timer: Timer,
+        at_ms: u64,
+    },
     /// This replica leads `view`: build a payload on `parent` and hand it back
     /// as [`Input::Payload`].
-    RequestPayload { view: View, parent: Digest, height: Height },
+    RequestPayload {
+        view: View,
+        parent: Digest,
+        height: Height,
+    },
     /// These blocks are final, in height order; `certificate` finalizes the
     /// last one and so all of them.
-    Finalized { blocks: Vec<Block>, certificate: Certificate<S> },
+    Finalized {
+        blocks: Vec<Block>,
+        certificate: Certificate<S>,
+    },
     /// Proof that a validator signed two conflicting votes.
     Evidence(Evidence<S>),
-    EnteredView { view: View, leader: ValidatorIndex, reason: ViewReason },
+    EnteredView {
+        view: View,
+        leader: ValidatorIndex,
+        reason: ViewReason,
+    },
     /// A peer asked for blocks; they live in the store, which the engine owns.
-    ServeBlocks { to: ValidatorIndex, digest: Digest, ancestors: u16 },
+    ServeBlocks {
+        to: ValidatorIndex,
+        digest: Digest,
+        ancestors: u16,
+    },
 }
 
 /// Two votes by one signer that no honest replica would both sign: two
@@ -150,15 +174,25 @@ pub enum InputError {
     #[error("vote from unknown signer {0}")]
     UnknownSigner(ValidatorIndex),
     #[error("invalid signature from {signer} on {kind} for view {view}")]
-    BadSignature { signer: ValidatorIndex, kind: &'static str, view: View },
+    BadSignature {
+        signer: ValidatorIndex,
+        kind: &'static str,
+        view: View,
+    },
     #[error("invalid certificate: {0}")]
     BadCertificate(#[from] CertificateError),
     #[error("certificate signers hold {stake} of {stake_total} stake: not a quorum")]
     NoQuorum { stake: u64, stake_total: u64 },
     #[error("proposal for view {view} signed by {signer}, but the leader is {leader}")]
-    WrongLeader { view: View, signer: ValidatorIndex, leader: ValidatorIndex },
+    WrongLeader {
+        view: View,
+        signer: ValidatorIndex,
+        leader: ValidatorIndex,
+    },
     #[error("malformed proposal: {0}")]
     BadProposal(&'static str),
-    #[error("a quorum finalized a block that conflicts with the finalized chain at height {height}")]
+    #[error(
+        "a quorum finalized a block that conflicts with the finalized chain at height {height}"
+    )]
     ConflictingFinalization { height: Height },
 }

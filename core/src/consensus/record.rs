@@ -16,7 +16,10 @@ pub enum Record<S: Scheme> {
     Block(Block),
     /// The highest finalized block and its certificate: where recovery
     /// resumes the chain. Losing it on a crash only means re-learning it.
-    Finalized { block: Block, certificate: Certificate<S> },
+    Finalized {
+        block: Block,
+        certificate: Certificate<S>,
+    },
 }
 
 /// Key prefixes, one byte each.
@@ -97,7 +100,10 @@ impl<S: Scheme> Record<S> {
         let mut r = Reader::new(bytes);
         let scheme = r.u8()?;
         if scheme != S::ID {
-            return Err(DecodeError::UnknownTag { what: "scheme", tag: scheme });
+            return Err(DecodeError::UnknownTag {
+                what: "scheme",
+                tag: scheme,
+            });
         }
         let record = match r.u8()? {
             0 => Record::Vote(Subject::decode(&mut r)?),
@@ -109,7 +115,12 @@ impl<S: Scheme> Record<S> {
                     certificate: S::decode_certificate(&mut r)?,
                 },
             },
-            tag => return Err(DecodeError::UnknownTag { what: "record", tag }),
+            tag => {
+                return Err(DecodeError::UnknownTag {
+                    what: "record",
+                    tag,
+                });
+            }
         };
         r.finish()?;
         Ok(record)

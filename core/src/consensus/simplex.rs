@@ -51,8 +51,14 @@ impl<S: Scheme> Simplex<S> {
     /// A fresh replica at genesis. `scheme` must hold this validator's key.
     pub fn new(config: Config, scheme: S, validators: Arc<ValidatorSet>) -> Simplex<S> {
         let me = scheme.me().expect("a replica needs a signing key");
-        assert_eq!(scheme.validator_count(), validators.len(), "scheme and set disagree");
-        assert!(config.leader_timeout_ms > 0 && config.advance_timeout_ms > 0 && config.retry_ms > 0);
+        assert_eq!(
+            scheme.validator_count(),
+            validators.len(),
+            "scheme and set disagree"
+        );
+        assert!(
+            config.leader_timeout_ms > 0 && config.advance_timeout_ms > 0 && config.retry_ms > 0
+        );
         let genesis = Block::genesis();
         Simplex {
             config,
@@ -63,7 +69,10 @@ impl<S: Scheme> Simplex<S> {
             resume_view: 1,
             views: BTreeMap::new(),
             blocks: BTreeMap::new(),
-            finalized: Anchor { digest: genesis.digest(), block: genesis },
+            finalized: Anchor {
+                digest: genesis.digest(),
+                block: genesis,
+            },
             pending_finalization: None,
             wanted_blocks: BTreeSet::new(),
             block_request_ms: None,
@@ -91,7 +100,11 @@ impl<S: Scheme> Simplex<S> {
                 Record::Block(block) => blocks.push(block),
                 Record::Finalized { block, certificate } => {
                     let digest = block.digest();
-                    let certifies = certificate.subject == Subject::Finalize { view: block.view, digest };
+                    let certifies = certificate.subject
+                        == Subject::Finalize {
+                            view: block.view,
+                            digest,
+                        };
                     if certifies && block.view > replica.finalized.block.view {
                         replica.finalized = Anchor { block, digest };
                     }
@@ -185,7 +198,11 @@ impl<S: Scheme> Simplex<S> {
             Message::BlockRequest { digest, ancestors } => {
                 if usize::from(from) < self.validators.len() && from != self.me {
                     let ancestors = ancestors.min(MAX_BLOCKS_PER_REQUEST);
-                    out.push(Effect::ServeBlocks { to: from, digest, ancestors });
+                    out.push(Effect::ServeBlocks {
+                        to: from,
+                        digest,
+                        ancestors,
+                    });
                 }
                 Ok(())
             }
@@ -193,7 +210,10 @@ impl<S: Scheme> Simplex<S> {
                 self.on_blocks(blocks, out);
                 Ok(())
             }
-            Message::CertificateRequest { from: first, to: last } => {
+            Message::CertificateRequest {
+                from: first,
+                to: last,
+            } => {
                 self.serve_certificates(from, first, last, out);
                 Ok(())
             }
@@ -202,10 +222,15 @@ impl<S: Scheme> Simplex<S> {
 
     /// Whether votes and proposals for `view` are worth keeping.
     fn in_vote_window(&self, view: View) -> bool {
-        view > self.finalized.block.view && view <= self.view.max(self.resume_view) + self.config.max_views_ahead
+        view > self.finalized.block.view
+            && view <= self.view.max(self.resume_view) + self.config.max_views_ahead
     }
 
-    fn on_proposal(&mut self, proposal: Proposal<S>, out: &mut Vec<Effect<S>>) -> Result<(), InputError> {
+    fn on_proposal(
+        &mut self,
+        proposal: Proposal<S>,
+        out: &mut Vec<Effect<S>>,
+    ) -> Result<(), InputError> {
         let block = proposal.block;
         let view = block.view;
         if block.payload.len() > MAX_PAYLOAD_BYTES {
@@ -219,11 +244,19 @@ impl<S: Scheme> Simplex<S> {
         let subject = Subject::Notarize { view, digest };
         let message = subject.signing_bytes(&self.config.namespace);
         if !self.scheme.verify(leader, &message, &proposal.signature) {
-            return Err(InputError::BadSignature { signer: leader, kind: "proposal", view });
+            return Err(InputError::BadSignature {
+                signer: leader,
+                kind: "proposal",
+                view,
+            });
         }
         // The leader's signature is its notarize vote; counting it also
         // catches a leader that proposes two blocks in one view.
-        let vote = Vote { subject, signer: leader, signature: proposal.signature };
+        let vote = Vote {
+            subject,
+            signer: leader,
+            signature: proposal.signature,
+        };
         self.add_vote(vote, out);
         let state = self.view_state(view);
         if state.proposal.is_none() {
@@ -246,7 +279,11 @@ impl<S: Scheme> Simplex<S> {
         }
         let message = vote.subject.signing_bytes(&self.config.namespace);
         if !self.scheme.verify(vote.signer, &message, &vote.signature) {
-            return Err(InputError::BadSignature { signer: vote.signer, kind: vote.subject.kind(), view });
+            return Err(InputError::BadSignature {
+                signer: vote.signer,
+                kind: vote.subject.kind(),
+                view,
+            });
         }
         self.add_vote(vote, out);
         Ok(())
@@ -262,7 +299,11 @@ impl<S: Scheme> Simplex<S> {
         if view <= self.finalized.block.view {
             return Ok(());
         }
-        if self.views.get(&view).is_some_and(|s| s.has_certificate(&certificate.subject)) {
+        if self
+            .views
+            .get(&view)
+            .is_some_and(|s| s.has_certificate(&certificate.subject))
+        {
             return Ok(());
         }
         self.verify_certificate(&certificate)?;
@@ -299,7 +340,10 @@ impl<S: Scheme> Simplex<S> {
     }
 
     fn on_payload(&mut self, now_ms: u64, view: View, payload: Vec<u8>, out: &mut Vec<Effect<S>>) {
-        assert!(payload.len() <= MAX_PAYLOAD_BYTES, "the application built an oversized payload");
+        assert!(
+            payload.len() <= MAX_PAYLOAD_BYTES,
+            "the application built an oversized payload"
+        );
         if view != self.view || self.validators.leader(view) != self.me {
             return;
         }
@@ -307,16 +351,34 @@ impl<S: Scheme> Simplex<S> {
         if state.signed_notarize.is_some() || state.signed_nullify || !state.payload_requested {
             return;
         }
-        let Some((parent_view, parent)) = self.parent_for(view) else { return };
-        let parent_height = self.block(&parent).expect("parent was known when requested").height;
-        let block = Block { view, height: parent_height + 1, parent_view, parent, payload };
+        let Some((parent_view, parent)) = self.parent_for(view) else {
+            return;
+        };
+        let parent_height = self
+            .block(&parent)
+            .expect("parent was known when requested")
+            .height;
+        let block = Block {
+            view,
+            height: parent_height + 1,
+            parent_view,
+            parent,
+            payload,
+        };
         let digest = block.digest();
         self.blocks.insert(digest, block.clone());
         self.view_state(view).proposal = Some(block.clone());
         out.push(Effect::Persist(Record::Block(block.clone())));
         let signature = self.sign(Subject::Notarize { view, digest }, out);
-        out.push(Effect::Broadcast(Message::Proposal(Proposal { block, signature: signature.clone() })));
-        let vote = Vote { subject: Subject::Notarize { view, digest }, signer: self.me, signature };
+        out.push(Effect::Broadcast(Message::Proposal(Proposal {
+            block,
+            signature: signature.clone(),
+        })));
+        let vote = Vote {
+            subject: Subject::Notarize { view, digest },
+            signer: self.me,
+            signature,
+        };
         self.add_vote(vote, out);
         let _ = now_ms;
     }
@@ -337,7 +399,10 @@ impl<S: Scheme> Simplex<S> {
                 self.rebroadcast(out);
                 self.request_missing(now_ms, true, out);
                 out.push(Effect::SetTimer {
-                    timer: Timer { view: self.view, kind: TimerKind::Retry },
+                    timer: Timer {
+                        view: self.view,
+                        kind: TimerKind::Retry,
+                    },
                     at_ms: now_ms + self.config.retry_ms,
                 });
             }
@@ -360,14 +425,21 @@ impl<S: Scheme> Simplex<S> {
         }
         self.consecutive_timeouts = self.consecutive_timeouts.saturating_add(1);
         let signature = self.sign(Subject::Nullify { view }, out);
-        let vote = Vote { subject: Subject::Nullify { view }, signer: self.me, signature };
+        let vote = Vote {
+            subject: Subject::Nullify { view },
+            signer: self.me,
+            signature,
+        };
         out.push(Effect::Broadcast(Message::Vote(vote.clone())));
         self.add_vote(vote, out);
         // Anything missing from this view was probably lost: send what we
         // have so that peers in earlier views can catch up.
         self.rebroadcast_certificates(out);
         out.push(Effect::SetTimer {
-            timer: Timer { view, kind: TimerKind::Retry },
+            timer: Timer {
+                view,
+                kind: TimerKind::Retry,
+            },
             at_ms: now_ms + self.config.retry_ms,
         });
     }
@@ -379,8 +451,14 @@ impl<S: Scheme> Simplex<S> {
         let view = self.view;
         if self.views.get(&view).is_some_and(|s| s.signed_nullify) {
             let subject = Subject::Nullify { view };
-            let signature = self.scheme.sign(&subject.signing_bytes(&self.config.namespace));
-            out.push(Effect::Broadcast(Message::Vote(Vote { subject, signer: self.me, signature })));
+            let signature = self
+                .scheme
+                .sign(&subject.signing_bytes(&self.config.namespace));
+            out.push(Effect::Broadcast(Message::Vote(Vote {
+                subject,
+                signer: self.me,
+                signature,
+            })));
         }
         self.rebroadcast_certificates(out);
     }
@@ -388,7 +466,10 @@ impl<S: Scheme> Simplex<S> {
     fn rebroadcast_certificates(&self, out: &mut Vec<Effect<S>>) {
         let view = self.view;
         if let Some(previous) = self.views.get(&(view - 1)) {
-            for certificate in [&previous.notarization, &previous.nullification].into_iter().flatten() {
+            for certificate in [&previous.notarization, &previous.nullification]
+                .into_iter()
+                .flatten()
+            {
                 out.push(Effect::Broadcast(Message::Certificate(certificate.clone())));
             }
         }
@@ -399,7 +480,9 @@ impl<S: Scheme> Simplex<S> {
 
     fn latest_finalization(&self) -> Option<Certificate<S>> {
         self.pending_finalization.clone().or_else(|| {
-            self.views.get(&self.finalized.block.view).and_then(|s| s.finalization.clone())
+            self.views
+                .get(&self.finalized.block.view)
+                .and_then(|s| s.finalization.clone())
         })
     }
 
@@ -409,23 +492,48 @@ impl<S: Scheme> Simplex<S> {
         let state = self.view_state(subject.view());
         match subject {
             Subject::Notarize { digest, .. } => {
-                assert!(state.signed_notarize.is_none(), "would notarize twice in view {}", state.view);
-                assert!(!state.signed_nullify, "would notarize after nullifying view {}", state.view);
+                assert!(
+                    state.signed_notarize.is_none(),
+                    "would notarize twice in view {}",
+                    state.view
+                );
+                assert!(
+                    !state.signed_nullify,
+                    "would notarize after nullifying view {}",
+                    state.view
+                );
                 state.signed_notarize = Some(digest);
             }
             Subject::Nullify { .. } => {
-                assert!(!state.signed_nullify, "would nullify twice in view {}", state.view);
-                assert!(state.signed_finalize.is_none(), "would nullify a finalized view {}", state.view);
+                assert!(
+                    !state.signed_nullify,
+                    "would nullify twice in view {}",
+                    state.view
+                );
+                assert!(
+                    state.signed_finalize.is_none(),
+                    "would nullify a finalized view {}",
+                    state.view
+                );
                 state.signed_nullify = true;
             }
             Subject::Finalize { digest, .. } => {
-                assert!(state.signed_finalize.is_none(), "would finalize twice in view {}", state.view);
-                assert!(!state.signed_nullify, "would finalize a nullified view {}", state.view);
+                assert!(
+                    state.signed_finalize.is_none(),
+                    "would finalize twice in view {}",
+                    state.view
+                );
+                assert!(
+                    !state.signed_nullify,
+                    "would finalize a nullified view {}",
+                    state.view
+                );
                 state.signed_finalize = Some(digest);
             }
         }
         out.push(Effect::Persist(Record::Vote(subject)));
-        self.scheme.sign(&subject.signing_bytes(&self.config.namespace))
+        self.scheme
+            .sign(&subject.signing_bytes(&self.config.namespace))
     }
 
     /// Counts a vote (signature already checked); forms and acts on a
@@ -449,10 +557,14 @@ impl<S: Scheme> Simplex<S> {
         let signers = self.scheme.signers(&certificate.certificate);
         let stake = self.validators.stake_of(&signers);
         if !self.validators.is_quorum(stake) {
-            return Err(InputError::NoQuorum { stake, stake_total: self.validators.stake_total() });
+            return Err(InputError::NoQuorum {
+                stake,
+                stake_total: self.validators.stake_total(),
+            });
         }
         let message = certificate.subject.signing_bytes(&self.config.namespace);
-        self.scheme.verify_certificate(&message, &certificate.certificate)?;
+        self.scheme
+            .verify_certificate(&message, &certificate.certificate)?;
         Ok(())
     }
 
@@ -500,7 +612,11 @@ impl<S: Scheme> Simplex<S> {
         }
         let subject = Subject::Finalize { view, digest };
         let signature = self.sign(subject, out);
-        let vote = Vote { subject, signer: self.me, signature };
+        let vote = Vote {
+            subject,
+            signer: self.me,
+            signature,
+        };
         out.push(Effect::Broadcast(Message::Vote(vote.clone())));
         self.add_vote(vote, out);
     }
@@ -537,26 +653,49 @@ impl<S: Scheme> Simplex<S> {
         self.deliver(now_ms, out)
     }
 
-    fn enter_view(&mut self, now_ms: u64, view: View, reason: ViewReason, out: &mut Vec<Effect<S>>) {
-        assert!(view > self.view, "views only move forward ({} -> {view})", self.view);
+    fn enter_view(
+        &mut self,
+        now_ms: u64,
+        view: View,
+        reason: ViewReason,
+        out: &mut Vec<Effect<S>>,
+    ) {
+        assert!(
+            view > self.view,
+            "views only move forward ({} -> {view})",
+            self.view
+        );
         self.view = view;
         self.view_entered_ms = now_ms;
         let leader = self.validators.leader(view);
-        out.push(Effect::EnteredView { view, leader, reason });
+        out.push(Effect::EnteredView {
+            view,
+            leader,
+            reason,
+        });
         let backoff = 1u64 << self.consecutive_timeouts.min(self.config.max_backoff_shift);
         out.push(Effect::SetTimer {
-            timer: Timer { view, kind: TimerKind::Leader },
+            timer: Timer {
+                view,
+                kind: TimerKind::Leader,
+            },
             at_ms: now_ms + self.config.leader_timeout_ms * backoff,
         });
         out.push(Effect::SetTimer {
-            timer: Timer { view, kind: TimerKind::Advance },
+            timer: Timer {
+                view,
+                kind: TimerKind::Advance,
+            },
             at_ms: now_ms + self.config.advance_timeout_ms * backoff,
         });
         // A replica that restarted in a view it had already nullified keeps
         // re-sending that vote, or its peers may never complete the view.
         if self.views.get(&view).is_some_and(|s| s.signed_nullify) {
             out.push(Effect::SetTimer {
-                timer: Timer { view, kind: TimerKind::Retry },
+                timer: Timer {
+                    view,
+                    kind: TimerKind::Retry,
+                },
                 at_ms: now_ms + self.config.retry_ms,
             });
         }
@@ -605,17 +744,29 @@ impl<S: Scheme> Simplex<S> {
         };
         let height = parent_block.height + 1;
         self.view_state(view).payload_requested = true;
-        out.push(Effect::RequestPayload { view, parent, height });
+        out.push(Effect::RequestPayload {
+            view,
+            parent,
+            height,
+        });
     }
 
     /// Asks a peer (a different one each time) for what this replica lacks
     /// to lead the current view: the certificates of the views since the
     /// anchor, or the parent block. Rate limited to one per retry interval.
-    fn request_for_leading(&mut self, now_ms: u64, missing_parent: Option<Digest>, out: &mut Vec<Effect<S>>) {
+    fn request_for_leading(
+        &mut self,
+        now_ms: u64,
+        missing_parent: Option<Digest>,
+        out: &mut Vec<Effect<S>>,
+    ) {
         let retry_ms = self.config.retry_ms;
         let view = self.view;
         let state = self.view_state(view);
-        if state.proposal_request_ms.is_some_and(|t| now_ms < t + retry_ms) {
+        if state
+            .proposal_request_ms
+            .is_some_and(|t| now_ms < t + retry_ms)
+        {
             return;
         }
         state.proposal_request_ms = Some(now_ms);
@@ -623,11 +774,21 @@ impl<S: Scheme> Simplex<S> {
         match missing_parent {
             Some(digest) => {
                 self.want_block(digest);
-                out.push(Effect::Send { to, message: Message::BlockRequest { digest, ancestors: 0 } });
+                out.push(Effect::Send {
+                    to,
+                    message: Message::BlockRequest {
+                        digest,
+                        ancestors: 0,
+                    },
+                });
             }
             None => {
-                let from = (self.finalized.block.view + 1).max(view.saturating_sub(MAX_VIEWS_PER_REQUEST));
-                out.push(Effect::Send { to, message: Message::CertificateRequest { from, to: view - 1 } });
+                let from =
+                    (self.finalized.block.view + 1).max(view.saturating_sub(MAX_VIEWS_PER_REQUEST));
+                out.push(Effect::Send {
+                    to,
+                    message: Message::CertificateRequest { from, to: view - 1 },
+                });
             }
         }
     }
@@ -649,11 +810,15 @@ impl<S: Scheme> Simplex<S> {
     /// nullified, and its height follows the parent's.
     fn try_notarize(&mut self, now_ms: u64, out: &mut Vec<Effect<S>>) {
         let view = self.view;
-        let Some(state) = self.views.get(&view) else { return };
+        let Some(state) = self.views.get(&view) else {
+            return;
+        };
         if state.signed_notarize.is_some() || state.signed_nullify {
             return;
         }
-        let Some(block) = state.proposal.clone() else { return };
+        let Some(block) = state.proposal.clone() else {
+            return;
+        };
         let anchor = &self.finalized;
         if block.parent_view < anchor.block.view {
             return; // extends a block older than the finalized one: never valid
@@ -661,7 +826,11 @@ impl<S: Scheme> Simplex<S> {
         let parent_ok = if block.parent_view == anchor.block.view {
             block.parent == anchor.digest
         } else {
-            match self.views.get(&block.parent_view).and_then(|s| s.notarized()) {
+            match self
+                .views
+                .get(&block.parent_view)
+                .and_then(|s| s.notarized())
+            {
                 Some(notarized) => notarized == block.parent,
                 None => return self.request_for_proposal(now_ms, &block, out),
             }
@@ -669,8 +838,11 @@ impl<S: Scheme> Simplex<S> {
         if !parent_ok {
             return;
         }
-        let all_nullified = (block.parent_view + 1..view)
-            .all(|v| self.views.get(&v).is_some_and(|s| s.nullification.is_some()));
+        let all_nullified = (block.parent_view + 1..view).all(|v| {
+            self.views
+                .get(&v)
+                .is_some_and(|s| s.nullification.is_some())
+        });
         if !all_nullified {
             return self.request_for_proposal(now_ms, &block, out);
         }
@@ -680,9 +852,16 @@ impl<S: Scheme> Simplex<S> {
         if block.height != parent.height + 1 {
             return;
         }
-        let subject = Subject::Notarize { view, digest: block.digest() };
+        let subject = Subject::Notarize {
+            view,
+            digest: block.digest(),
+        };
         let signature = self.sign(subject, out);
-        let vote = Vote { subject, signer: self.me, signature };
+        let vote = Vote {
+            subject,
+            signer: self.me,
+            signature,
+        };
         out.push(Effect::Broadcast(Message::Vote(vote.clone())));
         self.add_vote(vote, out);
     }
@@ -696,7 +875,10 @@ impl<S: Scheme> Simplex<S> {
         let anchor_view = self.finalized.block.view;
         let parent_known = self.block(&block.parent).is_some();
         let state = self.view_state(block.view);
-        if state.proposal_request_ms.is_some_and(|t| now_ms < t + retry_ms) {
+        if state
+            .proposal_request_ms
+            .is_some_and(|t| now_ms < t + retry_ms)
+        {
             return;
         }
         state.proposal_request_ms = Some(now_ms);
@@ -706,31 +888,53 @@ impl<S: Scheme> Simplex<S> {
         let from = block.parent_view.max(anchor_view + 1);
         let to = (block.view - 1).min(from + MAX_VIEWS_PER_REQUEST - 1);
         if from <= to {
-            out.push(Effect::Send { to: leader, message: Message::CertificateRequest { from, to } });
+            out.push(Effect::Send {
+                to: leader,
+                message: Message::CertificateRequest { from, to },
+            });
         }
         if !parent_known {
             self.want_block(block.parent);
             out.push(Effect::Send {
                 to: leader,
-                message: Message::BlockRequest { digest: block.parent, ancestors: 0 },
+                message: Message::BlockRequest {
+                    digest: block.parent,
+                    ancestors: 0,
+                },
             });
         }
     }
 
-    fn serve_certificates(&self, to: ValidatorIndex, first: View, last: View, out: &mut Vec<Effect<S>>) {
+    fn serve_certificates(
+        &self,
+        to: ValidatorIndex,
+        first: View,
+        last: View,
+        out: &mut Vec<Effect<S>>,
+    ) {
         if usize::from(to) >= self.validators.len() || to == self.me || last < first {
             return;
         }
         let last = last.min(first.saturating_add(MAX_VIEWS_PER_REQUEST - 1));
-        if first <= self.finalized.block.view {
-            if let Some(finalization) = self.latest_finalization() {
-                out.push(Effect::Send { to, message: Message::Certificate(finalization) });
-            }
+        if first <= self.finalized.block.view
+            && let Some(finalization) = self.latest_finalization()
+        {
+            out.push(Effect::Send {
+                to,
+                message: Message::Certificate(finalization),
+            });
         }
         for (_, state) in self.views.range(first..=last) {
-            let certificate = state.finalization.as_ref().or(state.notarization.as_ref()).or(state.nullification.as_ref());
+            let certificate = state
+                .finalization
+                .as_ref()
+                .or(state.notarization.as_ref())
+                .or(state.nullification.as_ref());
             if let Some(certificate) = certificate {
-                out.push(Effect::Send { to, message: Message::Certificate(certificate.clone()) });
+                out.push(Effect::Send {
+                    to,
+                    message: Message::Certificate(certificate.clone()),
+                });
             }
         }
     }
@@ -743,12 +947,21 @@ impl<S: Scheme> Simplex<S> {
 
     /// Re-asks for blocks the chain needs. Also called from the retry timer.
     fn request_missing(&mut self, now_ms: u64, force: bool, out: &mut Vec<Effect<S>>) {
-        let Some(finalization) = self.pending_finalization.clone() else { return };
-        if !force && self.block_request_ms.is_some_and(|t| now_ms < t + self.config.retry_ms) {
+        let Some(finalization) = self.pending_finalization.clone() else {
+            return;
+        };
+        if !force
+            && self
+                .block_request_ms
+                .is_some_and(|t| now_ms < t + self.config.retry_ms)
+        {
             return;
         }
         // Find the first missing block on the way down from the finalized tip.
-        let mut cursor = finalization.subject.digest().expect("a finalization names a block");
+        let mut cursor = finalization
+            .subject
+            .digest()
+            .expect("a finalization names a block");
         while let Some(block) = self.block(&cursor) {
             if cursor == self.finalized.digest || block.height <= self.finalized.block.height {
                 return;
@@ -770,15 +983,23 @@ impl<S: Scheme> Simplex<S> {
         let to = signers[self.request_attempt % signers.len()];
         out.push(Effect::Send {
             to,
-            message: Message::BlockRequest { digest: cursor, ancestors: MAX_BLOCKS_PER_REQUEST },
+            message: Message::BlockRequest {
+                digest: cursor,
+                ancestors: MAX_BLOCKS_PER_REQUEST,
+            },
         });
     }
 
     /// Delivers every block up to the highest finalization, once all of them
     /// are known, and moves the anchor there.
     fn deliver(&mut self, now_ms: u64, out: &mut Vec<Effect<S>>) -> Result<(), InputError> {
-        let Some(finalization) = self.pending_finalization.clone() else { return Ok(()) };
-        let tip = finalization.subject.digest().expect("a finalization names a block");
+        let Some(finalization) = self.pending_finalization.clone() else {
+            return Ok(());
+        };
+        let tip = finalization
+            .subject
+            .digest()
+            .expect("a finalization names a block");
         let mut chain = Vec::new();
         let mut cursor = tip;
         while cursor != self.finalized.digest {
@@ -788,22 +1009,40 @@ impl<S: Scheme> Simplex<S> {
             };
             if block.height <= self.finalized.block.height {
                 self.pending_finalization = None;
-                return Err(InputError::ConflictingFinalization { height: block.height });
+                return Err(InputError::ConflictingFinalization {
+                    height: block.height,
+                });
             }
             chain.push(block.clone());
             cursor = block.parent;
         }
         chain.reverse();
-        assert_eq!(chain[0].height, self.finalized.block.height + 1, "finalized chain skips a height");
-        assert!(chain.windows(2).all(|w| w[1].height == w[0].height + 1), "finalized chain is not contiguous");
+        assert_eq!(
+            chain[0].height,
+            self.finalized.block.height + 1,
+            "finalized chain skips a height"
+        );
+        assert!(
+            chain.windows(2).all(|w| w[1].height == w[0].height + 1),
+            "finalized chain is not contiguous"
+        );
         let tip_block = chain.last().expect("non-empty chain").clone();
         let tip_view = tip_block.view;
         debug_assert_eq!(tip_view, finalization.subject.view());
-        self.finalized = Anchor { block: tip_block.clone(), digest: tip };
+        self.finalized = Anchor {
+            block: tip_block.clone(),
+            digest: tip,
+        };
         self.pending_finalization = None;
         self.consecutive_timeouts = 0;
-        out.push(Effect::Persist(Record::Finalized { block: tip_block, certificate: finalization.clone() }));
-        out.push(Effect::Finalized { blocks: chain, certificate: finalization });
+        out.push(Effect::Persist(Record::Finalized {
+            block: tip_block,
+            certificate: finalization.clone(),
+        }));
+        out.push(Effect::Finalized {
+            blocks: chain,
+            certificate: finalization,
+        });
         self.prune(tip_view);
         Ok(())
     }
@@ -823,6 +1062,8 @@ impl<S: Scheme> Simplex<S> {
     }
 
     fn view_state(&mut self, view: View) -> &mut ViewState<S> {
-        self.views.entry(view).or_insert_with(|| ViewState::new(view))
+        self.views
+            .entry(view)
+            .or_insert_with(|| ViewState::new(view))
     }
 }

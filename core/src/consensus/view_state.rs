@@ -1,8 +1,8 @@
 //! Everything one replica knows about one view: the proposal, the votes
 //! collected, the certificates, and the votes it signed itself.
 
-use super::messages::{Certificate, Subject, Vote};
 use super::Evidence;
+use super::messages::{Certificate, Subject, Vote};
 use crate::scheme::Scheme;
 use crate::types::{Block, Digest, ValidatorIndex, View};
 use crate::validators::ValidatorSet;
@@ -83,7 +83,10 @@ impl<S: Scheme> ViewState<S> {
                 if let Some((first, signature)) = self.notarizes.get(&signer) {
                     return self.duplicate_or_conflict(
                         *first == digest,
-                        Subject::Notarize { view: self.view, digest: *first },
+                        Subject::Notarize {
+                            view: self.view,
+                            digest: *first,
+                        },
                         signature.clone(),
                         vote,
                     );
@@ -106,24 +109,37 @@ impl<S: Scheme> ViewState<S> {
                 }
                 if let Some((digest, signature)) = self.finalizes.get(&signer) {
                     let first = Vote {
-                        subject: Subject::Finalize { view: self.view, digest: *digest },
+                        subject: Subject::Finalize {
+                            view: self.view,
+                            digest: *digest,
+                        },
                         signer,
                         signature: signature.clone(),
                     };
-                    return Added::Conflict(Evidence { first, second: vote });
+                    return Added::Conflict(Evidence {
+                        first,
+                        second: vote,
+                    });
                 }
                 self.nullifies.insert(signer, vote.signature);
                 if self.nullification.is_some() {
                     return Added::Counted;
                 }
-                let votes: Vec<_> = self.nullifies.iter().map(|(i, s)| (*i, s.clone())).collect();
+                let votes: Vec<_> = self
+                    .nullifies
+                    .iter()
+                    .map(|(i, s)| (*i, s.clone()))
+                    .collect();
                 certify(vote.subject, votes, validators, scheme)
             }
             Subject::Finalize { digest, .. } => {
                 if let Some((first, signature)) = self.finalizes.get(&signer) {
                     return self.duplicate_or_conflict(
                         *first == digest,
-                        Subject::Finalize { view: self.view, digest: *first },
+                        Subject::Finalize {
+                            view: self.view,
+                            digest: *first,
+                        },
                         signature.clone(),
                         vote,
                     );
@@ -134,7 +150,10 @@ impl<S: Scheme> ViewState<S> {
                         signer,
                         signature: signature.clone(),
                     };
-                    return Added::Conflict(Evidence { first, second: vote });
+                    return Added::Conflict(Evidence {
+                        first,
+                        second: vote,
+                    });
                 }
                 self.finalizes.insert(signer, (digest, vote.signature));
                 if self.finalization.is_some() {
@@ -161,7 +180,11 @@ impl<S: Scheme> ViewState<S> {
         if same {
             return Added::Duplicate;
         }
-        let first = Vote { subject: first_subject, signer: second.signer, signature: first_signature };
+        let first = Vote {
+            subject: first_subject,
+            signer: second.signer,
+            signature: first_signature,
+        };
         Added::Conflict(Evidence { first, second })
     }
 
@@ -199,5 +222,8 @@ fn certify<S: Scheme>(
     if !validators.is_quorum(validators.stake_of(&signers)) {
         return Added::Counted;
     }
-    Added::Certified(Certificate { subject, certificate: scheme.assemble(&votes) })
+    Added::Certified(Certificate {
+        subject,
+        certificate: scheme.assemble(&votes),
+    })
 }

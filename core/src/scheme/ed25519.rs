@@ -15,7 +15,12 @@ pub struct Ed25519 {
 
 impl std::fmt::Debug for Ed25519 {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Ed25519(n={}, me={:?})", self.keys.len(), self.me.as_ref().map(|m| m.0))
+        write!(
+            f,
+            "Ed25519(n={}, me={:?})",
+            self.keys.len(),
+            self.me.as_ref().map(|m| m.0)
+        )
     }
 }
 
@@ -28,8 +33,15 @@ impl Ed25519 {
 
     /// A validator that signs with `secret`, which must match `keys[me]`.
     pub fn signer(keys: Arc<Vec<VerifyingKey>>, me: ValidatorIndex, secret: SigningKey) -> Ed25519 {
-        assert_eq!(keys[usize::from(me)], secret.verifying_key(), "secret does not match key {me}");
-        Ed25519 { keys, me: Some((me, Arc::new(secret))) }
+        assert_eq!(
+            keys[usize::from(me)],
+            secret.verifying_key(),
+            "secret does not match key {me}"
+        );
+        Ed25519 {
+            keys,
+            me: Some((me, Arc::new(secret))),
+        }
     }
 
     /// Deterministic keys for tests and the simulator: validator `i`'s secret
@@ -43,7 +55,12 @@ impl Ed25519 {
                 SigningKey::from_bytes(&crate::types::Digest::of(&material).0)
             })
             .collect();
-        let keys = Arc::new(secrets.iter().map(|s| s.verifying_key()).collect::<Vec<_>>());
+        let keys = Arc::new(
+            secrets
+                .iter()
+                .map(|s| s.verifying_key())
+                .collect::<Vec<_>>(),
+        );
         secrets
             .into_iter()
             .enumerate()
@@ -66,7 +83,10 @@ impl Scheme for Ed25519 {
     }
 
     fn sign(&self, message: &[u8]) -> Self::Signature {
-        let (_, secret) = self.me.as_ref().expect("this participant holds no signing key");
+        let (_, secret) = self
+            .me
+            .as_ref()
+            .expect("this participant holds no signing key");
         secret.sign(message)
     }
 
@@ -92,7 +112,9 @@ impl Scheme for Ed25519 {
         message: &[u8],
         certificate: &Self::Certificate,
     ) -> Result<(), CertificateError> {
-        certificate.verify(self.keys.len(), |signer, sig| self.verify(signer, message, sig))
+        certificate.verify(self.keys.len(), |signer, sig| {
+            self.verify(signer, message, sig)
+        })
     }
 
     fn encode_signature(signature: &Self::Signature, w: &mut Writer) {

@@ -42,13 +42,20 @@ impl KeyedHash {
                 .collect(),
         );
         (0..count)
-            .map(|i| KeyedHash { secrets: secrets.clone(), me: Some(i as ValidatorIndex) })
+            .map(|i| KeyedHash {
+                secrets: secrets.clone(),
+                me: Some(i as ValidatorIndex),
+            })
             .collect()
     }
 
     fn mac(&self, signer: ValidatorIndex, message: &[u8]) -> Option<KeyedSignature> {
         let secret = self.secrets.get(usize::from(signer))?;
-        let full: [u8; 32] = Sha256::new().chain_update(secret).chain_update(message).finalize().into();
+        let full: [u8; 32] = Sha256::new()
+            .chain_update(secret)
+            .chain_update(message)
+            .finalize()
+            .into();
         let mut out = [0u8; 16];
         out.copy_from_slice(&full[..16]);
         Some(out)
@@ -74,7 +81,8 @@ impl Scheme for KeyedHash {
     }
 
     fn verify(&self, signer: ValidatorIndex, message: &[u8], signature: &KeyedSignature) -> bool {
-        self.mac(signer, message).is_some_and(|expected| &expected == signature)
+        self.mac(signer, message)
+            .is_some_and(|expected| &expected == signature)
     }
 
     fn assemble(&self, votes: &[(ValidatorIndex, KeyedSignature)]) -> Self::Certificate {
@@ -90,7 +98,9 @@ impl Scheme for KeyedHash {
         message: &[u8],
         certificate: &Self::Certificate,
     ) -> Result<(), CertificateError> {
-        certificate.verify(self.secrets.len(), |signer, sig| self.verify(signer, message, sig))
+        certificate.verify(self.secrets.len(), |signer, sig| {
+            self.verify(signer, message, sig)
+        })
     }
 
     fn encode_signature(signature: &KeyedSignature, w: &mut Writer) {
@@ -127,15 +137,23 @@ mod tests {
     #[test]
     fn certificates_reject_duplicate_and_unknown_signers() {
         let set = KeyedHash::deterministic_set(7, 4);
-        let votes: Vec<_> = (0..3).map(|i| (i as ValidatorIndex, set[i].sign(b"m"))).collect();
+        let votes: Vec<_> = (0..3)
+            .map(|i| (i as ValidatorIndex, set[i].sign(b"m")))
+            .collect();
         let cert = set[0].assemble(&votes);
         assert_eq!(set[0].verify_certificate(b"m", &cert), Ok(()));
         let mut dup = cert.clone();
         dup.votes[1] = dup.votes[0];
-        assert_eq!(set[0].verify_certificate(b"m", &dup), Err(CertificateError::UnsortedSigners(0)));
+        assert_eq!(
+            set[0].verify_certificate(b"m", &dup),
+            Err(CertificateError::UnsortedSigners(0))
+        );
         let mut unknown = cert.clone();
         unknown.votes[2].0 = 40;
-        assert_eq!(set[0].verify_certificate(b"m", &unknown), Err(CertificateError::UnknownSigner(40)));
+        assert_eq!(
+            set[0].verify_certificate(b"m", &unknown),
+            Err(CertificateError::UnknownSigner(40))
+        );
         assert_eq!(
             set[0].verify_certificate(b"x", &cert),
             Err(CertificateError::BadSignature(0))

@@ -94,8 +94,13 @@ pub struct SignatureList<Sig> {
 
 impl<Sig: Clone> SignatureList<Sig> {
     pub(crate) fn assemble(votes: &[(ValidatorIndex, Sig)]) -> Self {
-        debug_assert!(votes.windows(2).all(|w| w[0].0 < w[1].0), "votes must be sorted by signer");
-        SignatureList { votes: votes.to_vec() }
+        debug_assert!(
+            votes.windows(2).all(|w| w[0].0 < w[1].0),
+            "votes must be sorted by signer"
+        );
+        SignatureList {
+            votes: votes.to_vec(),
+        }
     }
 
     pub(crate) fn signers(&self) -> Vec<ValidatorIndex> {

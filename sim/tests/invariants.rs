@@ -1,0 +1,93 @@
+//! The invariant checkers can fail: each is fed a violation and must report it.
+
+use ballast_core::consensus::Subject;
+use ballast_core::validators::ValidatorSet;
+use ballast_core::{Block, Digest};
+use ballast_sim::recorder::Recorder;
+
+fn d(byte: u8) -> Digest {
+    Digest([byte; 32])
+}
+
+#[test]
+fn conflicting_honest_votes_are_caught() {
+    let mut r = Recorder::new(ValidatorSet::equal(4), false);
+    r.signed_vote(
+        1,
+        Subject::Notarize {
+            view: 3,
+            digest: d(1),
+        },
+    );
+    r.signed_vote(
+        1,
+        Subject::Notarize {
+            view: 3,
+            digest: d(1),
+        },
+    );
+    assert!(r.violations.is_empty(), "re-sending the same vote is fine");
+    r.signed_vote(
+        1,
+        Subject::Notarize {
+            view: 3,
+            digest: d(2),
+        },
+    );
+    assert_eq!(r.violations.len(), 1);
+    r.signed_vote(2, Subject::Nullify { view: 4 });
+    r.signed_vote(
+        2,
+        Subject::Finalize {
+            view: 4,
+            digest: d(1),
+        },
+    );
+    assert_eq!(r.violations.len(), 2);
+}
+
+#[test]
+fn certificates_short_of_quorum_are_caught() {
+    let mut r = Recorder::new(ValidatorSet::equal(4), false);
+    r.certificate(0, Subject::Nullify { view: 1 }, &[0, 1, 2]);
+    assert!(r.violations.is_empty());
+    r.certificate(0, Subject::Nullify { view: 1 }, &[0, 1]);
+    r.certificate(0, Subject::Nullify { view: 1 }, &[0, 1, 1]);
+    assert_eq!(r.violations.len(), 2);
+}
+
+#[test]
+fn disagreement_and_broken_chains_are_caught() {
+    let genesis = Block::genesis().digest();
+    let mut r = Recorder::new(ValidatorSet::equal(4), false);
+    r.finalized(0, 0, &[(1, 1, d(1), genesis), (2, 2, d(2), d(1))]);
+    r.finalized(0, 1, &[(1, 1, d(1), genesis)]);
+    assert!(r.violations.is_empty());
+    r.finalized(0, 1, &[(2, 3, d(3), d(1))]);
+    assert!(
+        r.violations.iter().any(|v| v.contains("agreement")),
+        "{:?}",
+        r.violations
+    );
+    r.finalized(0, 2, &[(2, 2, d(2), d(1))]);
+    assert!(
+        r.violations
+            .iter()
+            .any(|v| v.contains("right after height 0")),
+        "{:?}",
+        r.violations
+    );
+    r.finalized(0, 3, &[(1, 1, d(9), d(8))]);
+    assert!(
+        r.violations.iter().any(|v| v.contains("parent")),
+        "{:?}",
+        r.violations
+    );
+}
+
+#[test]
+fn missing_liveness_is_caught() {
+    let mut r = Recorder::new(ValidatorSet::equal(4), false);
+    r.check_liveness(1_000, 10, &[0, 0, 0, 0], 5);
+    assert!(r.violations.iter().any(|v| v.contains("nothing finalized")));
+}
