@@ -200,6 +200,15 @@ struct Summary {
     view_sum: f64,
     messages: u64,
     evidence: u64,
+    latency_ms: Vec<f64>,
+    block_time_ms: Vec<f64>,
+}
+
+fn mean(values: &[f64]) -> String {
+    if values.is_empty() {
+        return "-".into();
+    }
+    format!("{:.1}", values.iter().sum::<f64>() / values.len() as f64)
 }
 
 fn run(name: &str, seeds: u64, from: u64, jobs: usize) -> Result<bool, String> {
@@ -228,6 +237,8 @@ fn run(name: &str, seeds: u64, from: u64, jobs: usize) -> Result<bool, String> {
             summary.view_sum += outcome.max_view as f64;
             summary.messages += outcome.messages_delivered;
             summary.evidence += outcome.evidence_reported;
+            summary.latency_ms.extend(outcome.finalization_latency_ms);
+            summary.block_time_ms.extend(outcome.block_time_ms);
             if !outcome.passed() {
                 summary.failed += 1;
                 // Printed above the bar, and also when stderr is not a
@@ -250,19 +261,28 @@ fn run(name: &str, seeds: u64, from: u64, jobs: usize) -> Result<bool, String> {
     bar.finish_and_clear();
     let wall_s = started.elapsed().as_secs_f64();
     println!(
-        "{:<18} {:>6} {:>7} {:>13} {:>10} {:>14}",
-        "scenario", "seeds", "failed", "mean height", "mean views", "msgs delivered"
+        "{:<18} {:>6} {:>7} {:>12} {:>10} {:>14} {:>11} {:>13}",
+        "scenario",
+        "seeds",
+        "failed",
+        "mean height",
+        "mean views",
+        "msgs delivered",
+        "block ms",
+        "finality ms"
     );
     for (scenario, s) in scenarios.iter().zip(&summaries) {
         let n = s.seeds.max(1) as f64;
         println!(
-            "{:<18} {:>6} {:>7} {:>13.1} {:>10.1} {:>14}",
+            "{:<18} {:>6} {:>7} {:>12.1} {:>10.1} {:>14} {:>11} {:>13}",
             scenario.name,
             s.seeds,
             s.failed,
             s.height_sum / n,
             s.view_sum / n,
-            s.messages
+            s.messages,
+            mean(&s.block_time_ms),
+            mean(&s.latency_ms)
         );
     }
     let total: u64 = summaries.iter().map(|s| s.seeds).sum();

@@ -87,7 +87,10 @@ fn validator_address(i: usize) -> SocketAddr {
 /// clock, so this asserts that a runtime is running.
 #[allow(clippy::disallowed_methods)]
 fn simulated_now() -> madsim::time::Instant {
-    assert!(madsim::runtime::Handle::try_current().is_ok(), "simulated time outside a simulation");
+    assert!(
+        madsim::runtime::Handle::try_current().is_ok(),
+        "simulated time outside a simulation"
+    );
     madsim::time::Instant::now()
 }
 
@@ -286,8 +289,8 @@ async fn simulate<S: Scheme>(
     let mut crash_rng = ChaCha8Rng::seed_from_u64(seed ^ 0x6372_6173_6800);
     let mut heal_state: Option<(u64, View, Vec<Height>)> = None;
     for (at_ms, _, fault) in schedule {
-        let wait = (origin + Duration::from_millis(at_ms))
-            .saturating_duration_since(simulated_now());
+        let wait =
+            (origin + Duration::from_millis(at_ms)).saturating_duration_since(simulated_now());
         madsim::time::sleep(wait).await;
         let at_us = now_us(origin);
         let mut rec = recorder.lock().expect("recorder lock");

@@ -92,7 +92,7 @@ where
     S: Scheme,
     T: Transport,
     St: Store,
-    C: Clock,
+    C: Clock + Clone,
     A: Application<S>,
 {
     /// Builds the replica from whatever the store holds (nothing, on first
@@ -147,26 +147,37 @@ where
     /// Runs until the transport closes or the store fails.
     pub async fn run(mut self) -> Result<(), EngineError> {
         self.step(Input::Start)?;
+        // The sleep for the earliest timer is kept across messages and only
+        // rebuilt when that deadline changes: re-arming a timer per message
+        // was the simulator's largest single cost.
+        let clock = self.clock.clone();
         loop {
-            let next_timer = self.timers.first().map(|(at, _)| *at);
-            let event = {
-                let recv = pin!(self.transport.recv());
-                let clock = &self.clock;
-                let sleep = pin!(async move {
-                    match next_timer {
-                        Some(at_ms) => clock.sleep_until_ms(at_ms).await,
-                        None => std::future::pending().await,
-                    }
-                });
-                match select(recv, sleep).await {
-                    Either::Left((received, _)) => Some(received),
-                    Either::Right(((), _)) => None,
+            let deadline = self.timers.first().map(|(at, _)| *at);
+            let mut sleep = pin!(async {
+                match deadline {
+                    Some(at_ms) => clock.sleep_until_ms(at_ms).await,
+                    None => std::future::pending().await,
                 }
-            };
-            match event {
-                Some(Some((from, bytes))) => self.on_bytes(from, &bytes)?,
-                Some(None) => return Ok(()),
-                None => self.fire_due_timers()?,
+            });
+            loop {
+                let received = {
+                    let recv = pin!(self.transport.recv());
+                    match select(recv, sleep.as_mut()).await {
+                        Either::Left((received, _)) => Some(received),
+                        Either::Right(((), _)) => None,
+                    }
+                };
+                match received {
+                    Some(Some((from, bytes))) => self.on_bytes(from, &bytes)?,
+                    Some(None) => return Ok(()),
+                    None => {
+                        self.fire_due_timers()?;
+                        break;
+                    }
+                }
+                if self.timers.first().map(|(at, _)| *at) != deadline {
+                    break;
+                }
             }
         }
     }

@@ -156,13 +156,18 @@ impl<S: Scheme> Simplex<S> {
     /// hash: two runs that agree on every message and every state digest are
     /// the same run.
     pub fn state_digest(&self) -> [u8; 8] {
-        let mut bytes = Vec::with_capacity(56);
-        bytes.extend_from_slice(&self.view.to_le_bytes());
-        bytes.extend_from_slice(&self.finalized.block.height.to_le_bytes());
-        bytes.extend_from_slice(&self.finalized.digest.0);
-        bytes.extend_from_slice(&(self.views.len() as u64).to_le_bytes());
-        let d = Digest::of(&bytes);
-        d.0[..8].try_into().expect("8 bytes")
+        // Called after every input in simulation, so a cheap fixed-key hash
+        // rather than SHA-256; it only has to differ when the state does.
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::hash::DefaultHasher::new();
+        (
+            self.view,
+            self.finalized.block.height,
+            self.finalized.digest.0,
+            self.views.len(),
+        )
+            .hash(&mut hasher);
+        hasher.finish().to_le_bytes()
     }
 
     /// Feeds one input; returns the effects to carry out, in order.
@@ -1050,15 +1055,18 @@ impl<S: Scheme> Simplex<S> {
     /// Forgets what finality made irrelevant: views and blocks below the
     /// anchor. Keeps the anchor view for its finalization certificate.
     fn prune(&mut self, anchor_view: View) {
-        self.views = self.views.split_off(&anchor_view);
+        // pop_first rather than split_off: this runs on every finalization,
+        // and usually removes a single view.
+        while self
+            .views
+            .first_key_value()
+            .is_some_and(|(v, _)| *v < anchor_view)
+        {
+            self.views.pop_first();
+        }
         self.blocks.retain(|_, b| b.view > anchor_view);
         let blocks = &self.blocks;
-        let anchor_height = self.finalized.block.height;
         self.wanted_blocks.retain(|d| !blocks.contains_key(d));
-        if self.wanted_blocks.len() >= MAX_WANTED_BLOCKS {
-            self.wanted_blocks.clear();
-        }
-        let _ = anchor_height;
     }
 
     fn view_state(&mut self, view: View) -> &mut ViewState<S> {

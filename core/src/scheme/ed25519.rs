@@ -24,6 +24,16 @@ impl std::fmt::Debug for Ed25519 {
     }
 }
 
+/// Two participants are equal when they know the same keys and sign as the
+/// same validator.
+impl PartialEq for Ed25519 {
+    fn eq(&self, other: &Self) -> bool {
+        self.keys == other.keys && self.me.as_ref().map(|m| m.0) == other.me.as_ref().map(|m| m.0)
+    }
+}
+
+impl Eq for Ed25519 {}
+
 impl Ed25519 {
     /// A participant that verifies only.
     pub fn verifier(keys: Arc<Vec<VerifyingKey>>) -> Ed25519 {

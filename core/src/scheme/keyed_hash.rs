@@ -27,6 +27,15 @@ impl std::fmt::Debug for KeyedHash {
     }
 }
 
+/// Two handles are equal when they share the registry and the signer.
+impl PartialEq for KeyedHash {
+    fn eq(&self, other: &Self) -> bool {
+        self.me == other.me && self.secrets == other.secrets
+    }
+}
+
+impl Eq for KeyedHash {}
+
 impl KeyedHash {
     /// A registry of `count` secrets derived from `seed`, one handle each.
     pub fn deterministic_set(seed: u64, count: usize) -> Vec<KeyedHash> {

@@ -42,7 +42,8 @@ pub enum CertificateError {
 ///
 /// One value of the scheme is held by one participant: it knows every
 /// validator's public key and, for a validator, its own secret.
-pub trait Scheme: Clone + Debug + Send + Sync + 'static {
+/// (`PartialEq` lets messages generic over a scheme derive equality.)
+pub trait Scheme: Clone + Debug + PartialEq + Eq + Send + Sync + 'static {
     type Signature: Clone + Eq + Debug + Send + Sync + 'static;
     type Certificate: Clone + Eq + Debug + Send + Sync + 'static;
 

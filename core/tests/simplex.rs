@@ -1,0 +1,408 @@
+//! The Simplex state machine driven directly, with no runtime at all.
+
+use ballast_core::consensus::{
+    Certificate, Config, Effect, Input, InputError, Message, Proposal, Record, Simplex, Subject,
+    Timer, TimerKind, Vote,
+};
+use ballast_core::scheme::Scheme;
+use ballast_core::scheme::keyed_hash::KeyedHash;
+use ballast_core::validators::ValidatorSet;
+use ballast_core::{Block, ValidatorIndex};
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+fn setup(n: usize) -> (Vec<KeyedHash>, Arc<ValidatorSet>) {
+    (
+        KeyedHash::deterministic_set(1, n),
+        Arc::new(ValidatorSet::equal(n)),
+    )
+}
+
+fn sign(scheme: &KeyedHash, subject: Subject) -> Vote<KeyedHash> {
+    let config = Config::default();
+    Vote {
+        subject,
+        signer: scheme.me().unwrap(),
+        signature: scheme.sign(&subject.signing_bytes(&config.namespace)),
+    }
+}
+
+/// Delivers every message in FIFO order with no delay and no timers: in a
+/// synchronous network, Simplex must finalize a block per view.
+#[test]
+fn synchronous_network_finalizes_every_view_and_agrees() {
+    let (schemes, validators) = setup(4);
+    let mut replicas: Vec<Simplex<KeyedHash>> = schemes
+        .iter()
+        .map(|s| Simplex::new(Config::default(), s.clone(), validators.clone()))
+        .collect();
+    let mut chains: Vec<Vec<Block>> = vec![Vec::new(); 4];
+    let mut queue: VecDeque<(usize, Input<KeyedHash>)> =
+        (0..4).map(|i| (i, Input::Start)).collect();
+    let mut steps = 0;
+    while chains.iter().any(|c| c.len() < 30) {
+        steps += 1;
+        assert!(steps < 200_000, "no progress");
+        let (i, input) = queue.pop_front().expect("the network never goes quiet");
+        for effect in replicas[i]
+            .handle(0, input)
+            .expect("honest inputs are valid")
+        {
+            match effect {
+                Effect::Broadcast(message) => {
+                    for j in (0..4).filter(|j| *j != i) {
+                        queue.push_back((
+                            j,
+                            Input::Message {
+                                from: i as ValidatorIndex,
+                                message: message.clone(),
+                            },
+                        ));
+                    }
+                }
+                Effect::Send { to, message } => queue.push_back((
+                    usize::from(to),
+                    Input::Message {
+                        from: i as ValidatorIndex,
+                        message,
+                    },
+                )),
+                Effect::RequestPayload { view, .. } => queue.push_front((
+                    i,
+                    Input::Payload {
+                        view,
+                        payload: format!("{view}").into_bytes(),
+                    },
+                )),
+                Effect::Finalized { blocks, .. } => chains[i].extend(blocks),
+                Effect::Evidence(e) => panic!("evidence among honest replicas: {e:?}"),
+                _ => {}
+            }
+        }
+    }
+    for chain in &chains {
+        for (k, block) in chain.iter().enumerate() {
+            assert_eq!(block.height, k as u64 + 1);
+            assert_eq!(
+                block,
+                &chains[0][k],
+                "replicas disagree at height {}",
+                k + 1
+            );
+        }
+    }
+    // No view was skipped: the block of height h comes from view h.
+    assert!(chains[0].iter().all(|b| b.view == b.height));
+}
+
+fn proposal(leader: &KeyedHash, view: u64, payload: &[u8]) -> (Block, Message<KeyedHash>) {
+    let genesis = Block::genesis();
+    let block = Block {
+        view,
+        height: 1,
+        parent_view: 0,
+        parent: genesis.digest(),
+        payload: payload.to_vec(),
+    };
+    let vote = sign(
+        leader,
+        Subject::Notarize {
+            view,
+            digest: block.digest(),
+        },
+    );
+    (
+        block.clone(),
+        Message::Proposal(Proposal {
+            block,
+            signature: vote.signature,
+        }),
+    )
+}
+
+fn votes_sent(effects: &[Effect<KeyedHash>]) -> Vec<Subject> {
+    effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Broadcast(Message::Vote(v)) => Some(v.subject),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_recovered_replica_never_notarizes_a_second_block_in_a_view() {
+    let (schemes, validators) = setup(4);
+    let leader = validators.leader(1);
+    let me = (0..4).find(|i| *i != leader).unwrap();
+    let (first, _) = proposal(&schemes[usize::from(leader)], 1, b"first");
+    let records = vec![Record::Vote(Subject::Notarize {
+        view: 1,
+        digest: first.digest(),
+    })];
+    let mut replica = Simplex::recover(
+        Config::default(),
+        schemes[usize::from(me)].clone(),
+        validators,
+        records,
+    );
+    replica.handle(0, Input::Start).unwrap();
+    assert_eq!(replica.view(), 1, "resumes in the view it voted in");
+    let (_, second) = proposal(&schemes[usize::from(leader)], 1, b"second");
+    let effects = replica
+        .handle(
+            1,
+            Input::Message {
+                from: leader,
+                message: second,
+            },
+        )
+        .unwrap();
+    assert!(
+        votes_sent(&effects).is_empty(),
+        "voted again after restart: {effects:?}"
+    );
+    // It may still give up on the view.
+    let effects = replica
+        .handle(
+            600,
+            Input::Timer(Timer {
+                view: 1,
+                kind: TimerKind::Advance,
+            }),
+        )
+        .unwrap();
+    assert_eq!(votes_sent(&effects), vec![Subject::Nullify { view: 1 }]);
+}
+
+#[test]
+fn a_replica_that_finalized_a_view_never_nullifies_it() {
+    let (schemes, validators) = setup(4);
+    let (block, _) = proposal(&schemes[usize::from(validators.leader(1))], 1, b"x");
+    let records = vec![Record::Vote(Subject::Finalize {
+        view: 1,
+        digest: block.digest(),
+    })];
+    let mut replica = Simplex::recover(Config::default(), schemes[0].clone(), validators, records);
+    replica.handle(0, Input::Start).unwrap();
+    for kind in [TimerKind::Leader, TimerKind::Advance] {
+        let effects = replica
+            .handle(1_000, Input::Timer(Timer { view: 1, kind }))
+            .unwrap();
+        assert!(votes_sent(&effects).is_empty(), "{effects:?}");
+    }
+}
+
+#[test]
+fn votes_are_persisted_before_they_are_sent() {
+    let (schemes, validators) = setup(4);
+    let leader = validators.leader(1);
+    let me = (0..4).find(|i| *i != leader).unwrap();
+    let mut replica = Simplex::new(
+        Config::default(),
+        schemes[usize::from(me)].clone(),
+        validators,
+    );
+    replica.handle(0, Input::Start).unwrap();
+    let (_, message) = proposal(&schemes[usize::from(leader)], 1, b"p");
+    let effects = replica
+        .handle(
+            1,
+            Input::Message {
+                from: leader,
+                message,
+            },
+        )
+        .unwrap();
+    let persisted = effects
+        .iter()
+        .position(|e| matches!(e, Effect::Persist(Record::Vote(_))))
+        .expect("persisted");
+    let sent = effects
+        .iter()
+        .position(|e| matches!(e, Effect::Broadcast(Message::Vote(_))))
+        .expect("sent");
+    assert!(persisted < sent);
+}
+
+#[test]
+fn bad_inputs_get_typed_errors_and_change_nothing() {
+    let (schemes, validators) = setup(4);
+    let mut replica = Simplex::new(Config::default(), schemes[0].clone(), validators.clone());
+    replica.handle(0, Input::Start).unwrap();
+    let digest_before = replica.state_digest();
+
+    let mut forged = sign(&schemes[1], Subject::Nullify { view: 1 });
+    forged.signer = 2;
+    let err = replica
+        .handle(
+            1,
+            Input::Message {
+                from: 1,
+                message: Message::Vote(forged),
+            },
+        )
+        .unwrap_err();
+    assert!(
+        matches!(err, InputError::BadSignature { signer: 2, .. }),
+        "{err}"
+    );
+
+    let mut stranger = sign(&schemes[1], Subject::Nullify { view: 1 });
+    stranger.signer = 99;
+    let err = replica
+        .handle(
+            1,
+            Input::Message {
+                from: 1,
+                message: Message::Vote(stranger),
+            },
+        )
+        .unwrap_err();
+    assert_eq!(err, InputError::UnknownSigner(99));
+
+    let subject = Subject::Nullify { view: 1 };
+    let two: Vec<_> = (1..3)
+        .map(|i| (i as ValidatorIndex, sign(&schemes[i], subject).signature))
+        .collect();
+    let short = Certificate {
+        subject,
+        certificate: schemes[0].assemble(&two),
+    };
+    let err = replica
+        .handle(
+            1,
+            Input::Message {
+                from: 1,
+                message: Message::Certificate(short),
+            },
+        )
+        .unwrap_err();
+    assert_eq!(
+        err,
+        InputError::NoQuorum {
+            stake: 2,
+            stake_total: 4
+        }
+    );
+
+    let (_, wrong_leader) = proposal(
+        &schemes[usize::from((validators.leader(1) + 1) % 4)],
+        1,
+        b"p",
+    );
+    assert!(
+        replica
+            .handle(
+                1,
+                Input::Message {
+                    from: 1,
+                    message: wrong_leader
+                }
+            )
+            .is_err()
+    );
+    assert_eq!(replica.state_digest(), digest_before);
+}
+
+#[test]
+fn votes_far_ahead_are_ignored() {
+    let (schemes, validators) = setup(4);
+    let mut replica = Simplex::new(Config::default(), schemes[0].clone(), validators);
+    replica.handle(0, Input::Start).unwrap();
+    let before = replica.state_digest();
+    for view in [1_000, u64::MAX] {
+        let vote = sign(&schemes[1], Subject::Nullify { view });
+        let effects = replica
+            .handle(
+                1,
+                Input::Message {
+                    from: 1,
+                    message: Message::Vote(vote),
+                },
+            )
+            .unwrap();
+        assert!(effects.is_empty());
+    }
+    assert_eq!(
+        replica.state_digest(),
+        before,
+        "no state kept for far-future views"
+    );
+}
+
+#[test]
+fn a_certificate_jumps_a_replica_ahead() {
+    let (schemes, validators) = setup(4);
+    let mut replica = Simplex::new(Config::default(), schemes[0].clone(), validators);
+    replica.handle(0, Input::Start).unwrap();
+    let subject = Subject::Nullify { view: 500 };
+    let votes: Vec<_> = (1..4)
+        .map(|i| (i as ValidatorIndex, sign(&schemes[i], subject).signature))
+        .collect();
+    let certificate = Certificate {
+        subject,
+        certificate: schemes[0].assemble(&votes),
+    };
+    replica
+        .handle(
+            1,
+            Input::Message {
+                from: 1,
+                message: Message::Certificate(certificate),
+            },
+        )
+        .unwrap();
+    assert_eq!(replica.view(), 501);
+}
+
+#[test]
+fn equivocation_is_reported_as_evidence() {
+    let (schemes, validators) = setup(4);
+    let mut replica = Simplex::new(Config::default(), schemes[0].clone(), validators);
+    replica.handle(0, Input::Start).unwrap();
+    let a = sign(
+        &schemes[2],
+        Subject::Notarize {
+            view: 1,
+            digest: ballast_core::Digest([1; 32]),
+        },
+    );
+    let b = sign(
+        &schemes[2],
+        Subject::Notarize {
+            view: 1,
+            digest: ballast_core::Digest([2; 32]),
+        },
+    );
+    replica
+        .handle(
+            1,
+            Input::Message {
+                from: 2,
+                message: Message::Vote(a.clone()),
+            },
+        )
+        .unwrap();
+    let effects = replica
+        .handle(
+            2,
+            Input::Message {
+                from: 2,
+                message: Message::Vote(b.clone()),
+            },
+        )
+        .unwrap();
+    let evidence: Vec<_> = effects
+        .iter()
+        .filter_map(|e| {
+            if let Effect::Evidence(e) = e {
+                Some(e)
+            } else {
+                None
+            }
+        })
+        .collect();
+    assert_eq!(evidence.len(), 1);
+    assert_eq!((&evidence[0].first, &evidence[0].second), (&a, &b));
+}
