@@ -10,7 +10,8 @@
 //!   across crashes;
 //! - every certificate a validator forms or finalizes with has a quorum of
 //!   stake from distinct validators;
-//! - no honest validator is accused by evidence;
+//! - no honest validator is accused by evidence, and no message an honest
+//!   validator sends is rejected by another;
 //! - liveness (checked at the end): after the last fault heals, finalization
 //!   resumes within a bounded number of views and reaches every validator.
 

@@ -177,8 +177,9 @@ fn latency_stats(scenario: &Scenario, recorder: &Recorder) -> (Option<f64>, Opti
         .iter()
         .filter_map(|f| {
             let proposed = *recorder.proposed_at_us.get(&f.digest)?;
-            window
-                .contains(&proposed)
+            // Both ends inside the window: a validator restarted from an
+            // older anchor re-delivers old blocks, which is not latency.
+            (window.contains(&proposed) && window.contains(&f.at_us))
                 .then(|| (f.at_us - proposed) as f64 / 1000.0)
         })
         .collect();
@@ -402,6 +403,11 @@ impl<S: Scheme> Application<S> for SimApp<S> {
             }
             Observation::Rejected { from, error } => {
                 rec.messages_rejected += 1;
+                // Every validator here is honest, so every message it sends
+                // must be acceptable: a rejection is a bug in someone.
+                rec.violation(format!(
+                    "validator {me} rejected input from honest validator {from}: {error}"
+                ));
                 rec.note(at_us, me, || {
                     format!("v{me} rejected input from v{from}: {error}")
                 });

@@ -53,7 +53,11 @@ fn a_network_that_loses_almost_everything_fails_liveness() {
     scenario.loss = 0.99;
     let outcome = run(&scenario, 3, RunOptions::default());
     assert!(!outcome.passed());
-    assert!(outcome.violations.iter().any(|v| v.contains("liveness")), "{:?}", outcome.violations);
+    assert!(
+        outcome.violations.iter().any(|v| v.contains("liveness")),
+        "{:?}",
+        outcome.violations
+    );
 }
 
 #[test]

@@ -232,6 +232,11 @@ where
         while let Some(input) = inputs.pop_front() {
             let now_ms = self.clock.now_ms();
             let view_before = self.replica.view();
+            // Who to blame if the input is rejected: the peer that sent it.
+            let source = match &input {
+                Input::Message { from, .. } => *from,
+                _ => self.replica.me(),
+            };
             match self.replica.handle(now_ms, input) {
                 Ok(effects) => {
                     for effect in effects {
@@ -246,7 +251,7 @@ where
                     self.app.observe(
                         now_ms,
                         Observation::Rejected {
-                            from: self.replica.me(),
+                            from: source,
                             error: &error,
                         },
                     );
