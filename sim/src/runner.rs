@@ -42,6 +42,8 @@ pub struct Outcome {
     /// validator, in ms, and the mean time between consecutive finalized
     /// blocks' proposals (block time), over fault-free stretches.
     pub finalization_latency_ms: Option<f64>,
+    /// Every proposal-to-finalization sample behind the mean, in ms.
+    pub finalization_samples_ms: Vec<f64>,
     pub block_time_ms: Option<f64>,
     pub timeline: Option<Vec<(u64, ValidatorIndex, View, String)>>,
 }
@@ -141,7 +143,8 @@ fn run_with<S: Scheme>(
             .unwrap_or_else(|| "unknown panic".into());
         recorder.violation(format!("panic in simulation: {text}"));
     }
-    let (latency, block_time) = latency_stats(scenario, &recorder);
+    let (samples, block_time) = latency_stats(scenario, &recorder);
+    let latency = (!samples.is_empty()).then(|| samples.iter().sum::<f64>() / samples.len() as f64);
     let network = *network_stats.lock().unwrap_or_else(|p| p.into_inner());
     Outcome {
         scenario: scenario.name.to_string(),
@@ -155,6 +158,7 @@ fn run_with<S: Scheme>(
         simulated_ms: scenario.duration_ms,
         evidence_reported: recorder.evidence_reported,
         finalization_latency_ms: latency,
+        finalization_samples_ms: samples,
         block_time_ms: block_time,
         timeline: recorder.timeline.take(),
     }
@@ -163,7 +167,7 @@ fn run_with<S: Scheme>(
 /// Mean proposal-to-finalization latency and mean block time, measured on
 /// blocks proposed after the first second (warm-up) and before the first
 /// fault.
-fn latency_stats(scenario: &Scenario, recorder: &Recorder) -> (Option<f64>, Option<f64>) {
+fn latency_stats(scenario: &Scenario, recorder: &Recorder) -> (Vec<f64>, Option<f64>) {
     let first_fault_ms = scenario
         .partitions
         .iter()
@@ -183,7 +187,6 @@ fn latency_stats(scenario: &Scenario, recorder: &Recorder) -> (Option<f64>, Opti
                 .then(|| (f.at_us - proposed) as f64 / 1000.0)
         })
         .collect();
-    let latency = (!samples.is_empty()).then(|| samples.iter().sum::<f64>() / samples.len() as f64);
     let mut proposals: Vec<u64> = recorder
         .proposed_at_us
         .values()
@@ -196,7 +199,7 @@ fn latency_stats(scenario: &Scenario, recorder: &Recorder) -> (Option<f64>, Opti
             / 1000.0
             / (proposals.len() - 1) as f64
     });
-    (latency, block_time)
+    (samples, block_time)
 }
 
 async fn simulate<S: Scheme>(
