@@ -291,6 +291,56 @@ pub fn builtin() -> Vec<Scenario> {
             )
         },
         Scenario {
+            latency: Latency::LongTail {
+                base_ms: 1.0,
+                tail_mean_ms: 25.0,
+            },
+            loss: 0.05,
+            duplicate: 0.10,
+            partitions: vec![Partition {
+                start_ms: 4_000,
+                heal_ms: 4_500,
+                groups: vec![vec![0], vec![1, 2, 3]],
+            }],
+            duration_ms: 10_000,
+            ..base(
+                "jitter",
+                "4 validators; heavy long-tail jitter (mean 26 ms, up to 500 ms) that reorders, 10% duplication, 5% loss",
+                4,
+            )
+        },
+        Scenario {
+            skews: vec![
+                ClockSkew {
+                    validator: 0,
+                    offset_ms: 5_000,
+                    rate_ppm: 250_000,
+                },
+                ClockSkew {
+                    validator: 1,
+                    offset_ms: -2_000,
+                    rate_ppm: -250_000,
+                },
+                ClockSkew {
+                    validator: 2,
+                    offset_ms: 700,
+                    rate_ppm: 100_000,
+                },
+            ],
+            loss: 0.02,
+            crashes: vec![Crash {
+                validator: 1,
+                at_ms: 3_000,
+                restart_ms: 3_500,
+            }],
+            duration_ms: 10_000,
+            ..base(
+                "clock-skew",
+                "4 validators whose clocks are offset by seconds and run 25% fast or slow; 2% loss; a crash-restart",
+                4,
+            )
+        },
+        Scenario {
             latency: Latency::Fixed { ms: 10.0 },
             duration_ms: 6_000,
             ..base(

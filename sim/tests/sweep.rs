@@ -61,3 +61,13 @@ fn standard_ed25519_10_seeds() {
 fn large_31_validators_6_seeds() {
     sweep("large", 6);
 }
+
+#[test]
+fn jitter_30_seeds() {
+    sweep("jitter", 30);
+}
+
+#[test]
+fn clock_skew_10_seeds() {
+    sweep("clock-skew", 10);
+}
