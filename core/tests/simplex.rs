@@ -406,3 +406,61 @@ fn equivocation_is_reported_as_evidence() {
     assert_eq!(evidence.len(), 1);
     assert_eq!((&evidence[0].first, &evidence[0].second), (&a, &b));
 }
+
+#[test]
+fn an_equivocating_leader_is_caught_through_a_certificate() {
+    let (schemes, validators) = setup(4);
+    let leader = validators.leader(1);
+    let me = (0..4).find(|i| *i != leader).unwrap();
+    let mut replica = Simplex::new(
+        Config::default(),
+        schemes[usize::from(me)].clone(),
+        validators,
+    );
+    replica.handle(0, Input::Start).unwrap();
+    let (_, seen) = proposal(&schemes[usize::from(leader)], 1, b"seen");
+    replica
+        .handle(
+            1,
+            Input::Message {
+                from: leader,
+                message: seen,
+            },
+        )
+        .unwrap();
+    // The other block, certified by the leader and two others.
+    let (other, _) = proposal(&schemes[usize::from(leader)], 1, b"other");
+    let subject = Subject::Notarize {
+        view: 1,
+        digest: other.digest(),
+    };
+    let mut votes: Vec<_> = (0..4u16)
+        .filter(|i| *i != me)
+        .map(|i| (i, sign(&schemes[usize::from(i)], subject).signature))
+        .collect();
+    votes.sort_by_key(|(i, _)| *i);
+    let certificate = Certificate {
+        subject,
+        certificate: schemes[0].assemble(&votes),
+    };
+    let effects = replica
+        .handle(
+            2,
+            Input::Message {
+                from: leader,
+                message: Message::Certificate(certificate),
+            },
+        )
+        .unwrap();
+    let accused: Vec<_> = effects
+        .iter()
+        .filter_map(|e| {
+            if let Effect::Evidence(e) = e {
+                Some(e.second.signer)
+            } else {
+                None
+            }
+        })
+        .collect();
+    assert_eq!(accused, vec![leader]);
+}

@@ -4,6 +4,7 @@
 //! and state machines the node runs. Every run is determined by (scenario,
 //! seed): failures print the seed and the command that replays them.
 
+pub mod byzantine;
 pub mod network;
 pub mod recorder;
 pub mod runner;

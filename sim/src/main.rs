@@ -121,7 +121,7 @@ fn main() -> ExitCode {
         Command::Bench { out, seeds } => bench::run(&out, seeds),
         Command::List => {
             for s in scenario::builtin() {
-                println!("{:<18} {}", s.name, s.description);
+                println!("{:<24} {}", s.name, s.description);
             }
             Ok(true)
         }
@@ -261,7 +261,7 @@ fn run(name: &str, seeds: u64, from: u64, jobs: usize) -> Result<bool, String> {
     bar.finish_and_clear();
     let wall_s = started.elapsed().as_secs_f64();
     println!(
-        "{:<18} {:>6} {:>7} {:>12} {:>10} {:>14} {:>11} {:>13}",
+        "{:<24} {:>6} {:>7} {:>12} {:>10} {:>14} {:>11} {:>13} {:>9}",
         "scenario",
         "seeds",
         "failed",
@@ -269,12 +269,13 @@ fn run(name: &str, seeds: u64, from: u64, jobs: usize) -> Result<bool, String> {
         "mean views",
         "msgs delivered",
         "block ms",
-        "finality ms"
+        "finality ms",
+        "evidence"
     );
     for (scenario, s) in scenarios.iter().zip(&summaries) {
         let n = s.seeds.max(1) as f64;
         println!(
-            "{:<18} {:>6} {:>7} {:>12.1} {:>10.1} {:>14} {:>11} {:>13}",
+            "{:<24} {:>6} {:>7} {:>12.1} {:>10.1} {:>14} {:>11} {:>13} {:>9}",
             scenario.name,
             s.seeds,
             s.failed,
@@ -282,7 +283,8 @@ fn run(name: &str, seeds: u64, from: u64, jobs: usize) -> Result<bool, String> {
             s.view_sum / n,
             s.messages,
             mean(&s.block_time_ms),
-            mean(&s.latency_ms)
+            mean(&s.latency_ms),
+            s.evidence
         );
     }
     let total: u64 = summaries.iter().map(|s| s.seeds).sum();

@@ -73,6 +73,11 @@ pub struct FinalizedEvent {
 
 pub struct Recorder {
     validators: ValidatorSet,
+    /// Validators the scenario made Byzantine: exempt from the honest-only
+    /// checks, and the only ones evidence may accuse.
+    byzantine: std::collections::BTreeSet<ValidatorIndex>,
+    /// Evidence reports that (rightly) accused a Byzantine validator.
+    pub evidence_against_byzantine: u64,
     /// Hash over every delivered message and every state digest, in order:
     /// two runs with equal hashes made the same decisions.
     trace: TraceHasher,
@@ -94,10 +99,12 @@ pub struct Recorder {
 }
 
 impl Recorder {
-    pub fn new(validators: ValidatorSet, timeline: bool) -> Recorder {
+    pub fn new(validators: ValidatorSet, byzantine: &[ValidatorIndex], timeline: bool) -> Recorder {
         let n = validators.len();
         Recorder {
             validators,
+            byzantine: byzantine.iter().copied().collect(),
+            evidence_against_byzantine: 0,
             trace: TraceHasher::default(),
             messages_delivered: 0,
             messages_rejected: 0,
@@ -163,6 +170,9 @@ impl Recorder {
     /// An honest validator sent a vote: it must not contradict any earlier
     /// vote of that validator in that view.
     pub fn signed_vote(&mut self, validator: ValidatorIndex, subject: Subject) {
+        if self.is_byzantine(validator) {
+            return;
+        }
         let view = subject.view();
         let entry = self.signed.entry((validator, view)).or_default();
         let conflict = match subject {
@@ -219,9 +229,16 @@ impl Recorder {
         }
     }
 
+    pub fn is_byzantine(&self, validator: ValidatorIndex) -> bool {
+        self.byzantine.contains(&validator)
+    }
+
     pub fn evidence(&mut self, reporter: ValidatorIndex, accused: ValidatorIndex, view: View) {
         self.evidence_reported += 1;
-        // Every validator in these runs is honest: any accusation is false.
+        if self.is_byzantine(accused) {
+            self.evidence_against_byzantine += 1;
+            return;
+        }
         self.violation(format!(
             "validator {reporter} accused honest validator {accused} in view {view}"
         ));
@@ -234,6 +251,10 @@ impl Recorder {
         validator: ValidatorIndex,
         blocks: &[(Height, View, Digest, Digest)],
     ) {
+        // Agreement and liveness are promised to honest validators only.
+        if self.is_byzantine(validator) {
+            return;
+        }
         for (height, view, digest, parent) in blocks.iter().copied() {
             self.finalized.push(FinalizedEvent {
                 at_us,
@@ -313,7 +334,7 @@ impl Recorder {
         }
         let heights = self.finalized_heights();
         for (validator, (now, then)) in heights.iter().zip(heights_at_heal).enumerate() {
-            if now <= then {
+            if now <= then && !self.is_byzantine(validator as ValidatorIndex) {
                 self.violation(format!(
                     "liveness: validator {validator} finalized nothing after the faults healed (height {now})"
                 ));

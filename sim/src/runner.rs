@@ -1,5 +1,6 @@
 //! Runs one (scenario, seed) on madsim and reports what happened.
 
+use crate::byzantine::AdversaryTransport;
 use crate::network::{Network, NetworkStats};
 use crate::recorder::Recorder;
 use crate::scenario::{Scenario, SchemeKind};
@@ -38,6 +39,8 @@ pub struct Outcome {
     pub network: NetworkStats,
     pub simulated_ms: u64,
     pub evidence_reported: u64,
+    /// Evidence reports that accused a Byzantine validator (rightly).
+    pub evidence_against_byzantine: u64,
     /// Mean time from a block's proposal to its finalization at a
     /// validator, in ms, and the mean time between consecutive finalized
     /// blocks' proposals (block time), over fault-free stretches.
@@ -113,8 +116,10 @@ fn run_with<S: Scheme>(
     runtime.set_time_limit(Duration::from_millis(scenario.duration_ms) + Duration::from_secs(60));
     let validators = ValidatorSet::new(scenario.stakes.clone(), Digest::of(&seed.to_le_bytes()))
         .expect("scenario stakes form a valid set");
+    let byzantine: Vec<ValidatorIndex> = scenario.byzantine.iter().map(|(v, _)| *v).collect();
     let recorder = Arc::new(Mutex::new(Recorder::new(
         validators.clone(),
+        &byzantine,
         options.timeline,
     )));
     let network_stats = Arc::new(Mutex::new(NetworkStats::default()));
@@ -133,7 +138,10 @@ fn run_with<S: Scheme>(
         .unwrap_or_else(|shared| {
             // Node tasks still hold clones when a panic unwound the runtime.
             let mut guard = shared.lock().unwrap_or_else(|p| p.into_inner());
-            std::mem::replace(&mut *guard, Recorder::new(ValidatorSet::equal(1), false))
+            std::mem::replace(
+                &mut *guard,
+                Recorder::new(ValidatorSet::equal(1), &[], false),
+            )
         });
     if let Err(panic) = result {
         let text = panic
@@ -157,6 +165,7 @@ fn run_with<S: Scheme>(
         network,
         simulated_ms: scenario.duration_ms,
         evidence_reported: recorder.evidence_reported,
+        evidence_against_byzantine: recorder.evidence_against_byzantine,
         finalization_latency_ms: latency,
         finalization_samples_ms: samples,
         block_time_ms: block_time,
@@ -236,6 +245,11 @@ async fn simulate<S: Scheme>(
             scenario.consensus.clone(),
             scenario.payload_bytes,
         );
+        let role = scenario
+            .byzantine
+            .iter()
+            .find(|(v, _)| *v == me)
+            .map(|(_, r)| *r);
         let node = handle
             .create_node()
             .name(format!("v{i}"))
@@ -253,9 +267,19 @@ async fn simulate<S: Scheme>(
                     payload_bytes,
                 };
                 async move {
-                    let transport = SimTransport::bind(me, peers, model)
+                    let plain = SimTransport::bind(me, peers, model)
                         .await
                         .expect("bind simulated endpoint");
+                    let transport = match role {
+                        None => AdversaryTransport::honest(plain),
+                        Some(role) => AdversaryTransport::byzantine(
+                            plain,
+                            role,
+                            scheme.clone(),
+                            &consensus,
+                            seed,
+                        ),
+                    };
                     let engine = Engine::recover(
                         consensus, scheme, validators, transport, store, clock, app,
                     )
@@ -406,11 +430,13 @@ impl<S: Scheme> Application<S> for SimApp<S> {
             }
             Observation::Rejected { from, error } => {
                 rec.messages_rejected += 1;
-                // Every validator here is honest, so every message it sends
-                // must be acceptable: a rejection is a bug in someone.
-                rec.violation(format!(
-                    "validator {me} rejected input from honest validator {from}: {error}"
-                ));
+                // A message from an honest validator must always be
+                // acceptable: rejecting one is a bug in someone.
+                if !rec.is_byzantine(from) {
+                    rec.violation(format!(
+                        "validator {me} rejected input from honest validator {from}: {error}"
+                    ));
+                }
                 rec.note(at_us, me, || {
                     format!("v{me} rejected input from v{from}: {error}")
                 });

@@ -3,6 +3,7 @@
 //! A run is fully determined by (scenario, seed). The scenarios here are
 //! built in; scenario files come with the adversarial suite.
 
+use crate::byzantine::Role;
 use ballast_core::ValidatorIndex;
 use ballast_core::consensus::Config;
 
@@ -77,6 +78,9 @@ pub struct Scenario {
     pub partitions: Vec<Partition>,
     pub crashes: Vec<Crash>,
     pub skews: Vec<ClockSkew>,
+    /// Byzantine validators and what they do; their total stake must stay
+    /// below a third.
+    pub byzantine: Vec<(ValidatorIndex, Role)>,
     pub payload_bytes: usize,
     pub duration_ms: u64,
     /// After the last fault heals, finalization must resume within this many
@@ -128,6 +132,19 @@ impl Scenario {
         if !(0.0..1.0).contains(&self.loss) || !(0.0..1.0).contains(&self.duplicate) {
             return Err("loss and duplicate must be probabilities below 1".into());
         }
+        let mut byzantine: Vec<ValidatorIndex> = self.byzantine.iter().map(|(v, _)| *v).collect();
+        byzantine.sort_unstable();
+        byzantine.dedup();
+        if byzantine.len() != self.byzantine.len() || !byzantine.iter().all(|v| known(*v)) {
+            return Err("Byzantine validators must be distinct and known".into());
+        }
+        let stake_total: u64 = self.stakes.iter().sum();
+        let stake_byzantine: u64 = byzantine.iter().map(|v| self.stakes[usize::from(*v)]).sum();
+        if 3 * stake_byzantine >= stake_total {
+            return Err(format!(
+                "Byzantine stake {stake_byzantine} of {stake_total} is not below a third"
+            ));
+        }
         if self.heal_ms() >= self.duration_ms {
             return Err("the run must last beyond the last fault to check liveness".into());
         }
@@ -152,6 +169,7 @@ fn base(name: &'static str, description: &'static str, validators: usize) -> Sce
         partitions: Vec::new(),
         crashes: Vec::new(),
         skews: Vec::new(),
+        byzantine: Vec::new(),
         payload_bytes: 64,
         duration_ms: 10_000,
         liveness_views: 30,
@@ -338,6 +356,93 @@ pub fn builtin() -> Vec<Scenario> {
                 "clock-skew",
                 "4 validators whose clocks are offset by seconds and run 25% fast or slow; 2% loss; a crash-restart",
                 4,
+            )
+        },
+        Scenario {
+            latency: Latency::LongTail {
+                base_ms: 1.0,
+                tail_mean_ms: 4.0,
+            },
+            loss: 0.02,
+            byzantine: vec![(3, Role::EquivocatingLeader)],
+            ..base(
+                "byz-equivocating-leader",
+                "4 validators; v3 proposes two blocks in every view it leads; 2% loss",
+                4,
+            )
+        },
+        Scenario {
+            duplicate: 0.02,
+            byzantine: vec![(5, Role::DoubleVoter), (6, Role::DoubleVoter)],
+            partitions: vec![Partition {
+                start_ms: 3_000,
+                heal_ms: 4_000,
+                groups: vec![vec![0, 1, 2], vec![3, 4, 5, 6]],
+            }],
+            ..base(
+                "byz-double-voters",
+                "7 validators; two sign conflicting notarize and finalize votes; a split with no quorum that heals",
+                7,
+            )
+        },
+        Scenario {
+            loss: 0.05,
+            byzantine: vec![(0, Role::NullifyAndFinalize)],
+            ..base(
+                "byz-nullify-finalize",
+                "4 validators; v0 signs a finalize vote in every view it nullifies; 5% loss",
+                4,
+            )
+        },
+        Scenario {
+            loss: 0.02,
+            byzantine: vec![(1, Role::WithholdVotes)],
+            ..base(
+                "byz-withhold-votes",
+                "4 validators; v1 never votes, so every quorum needs all three others; 2% loss",
+                4,
+            )
+        },
+        Scenario {
+            loss: 0.02,
+            byzantine: vec![(2, Role::InvalidSignatures)],
+            ..base(
+                "byz-invalid-signatures",
+                "4 validators; every vote and proposal of v2 has a broken signature",
+                4,
+            )
+        },
+        Scenario {
+            latency: Latency::LongTail {
+                base_ms: 1.0,
+                tail_mean_ms: 10.0,
+            },
+            byzantine: vec![(2, Role::Replay)],
+            ..base(
+                "byz-replay",
+                "4 validators; v2 re-sends its old messages from earlier views; long-tail jitter",
+                4,
+            )
+        },
+        Scenario {
+            stakes: vec![1; 10],
+            loss: 0.03,
+            byzantine: vec![
+                (1, Role::EquivocatingLeader),
+                (4, Role::DoubleVoter),
+                (8, Role::Replay),
+            ],
+            crashes: vec![],
+            partitions: vec![Partition {
+                start_ms: 3_000,
+                heal_ms: 4_500,
+                groups: vec![vec![0, 1, 2, 3, 4]],
+            }],
+            duration_ms: 12_000,
+            ..base(
+                "byz-mixed",
+                "10 validators, f = 3 Byzantine of three kinds; 3% loss; a 5/5 split that heals",
+                10,
             )
         },
         Scenario {

@@ -550,7 +550,11 @@ impl<S: Scheme> Simplex<S> {
         let added = self.view_state(view).add_vote(vote, &validators, &scheme);
         match added {
             Added::Counted | Added::Duplicate => {}
-            Added::Conflict(evidence) => out.push(Effect::Evidence(evidence)),
+            Added::Conflict(evidence) => {
+                if let Some(evidence) = self.view_state(view).accuse(evidence) {
+                    out.push(Effect::Evidence(evidence));
+                }
+            }
             Added::Certified(certificate) => {
                 out.push(Effect::Broadcast(Message::Certificate(certificate.clone())));
                 self.accept_certificate(0, certificate, true, out);
@@ -590,7 +594,9 @@ impl<S: Scheme> Simplex<S> {
         if !self.view_state(view).set_certificate(certificate.clone()) {
             return;
         }
-        let _ = formed_here;
+        if !formed_here {
+            self.evidence_from_certificate(&certificate, out);
+        }
         match subject {
             Subject::Notarize { digest, .. } => {
                 self.maybe_finalize_vote(view, digest, out);
@@ -606,6 +612,26 @@ impl<S: Scheme> Simplex<S> {
                     self.pending_finalization = Some(certificate);
                 }
                 self.want_block(digest);
+            }
+        }
+    }
+
+    /// A certificate carries its signers' votes: any that contradicts a vote
+    /// this replica already holds is proof of equivocation (an equivocating
+    /// leader is usually caught this way, since each replica sees only one of
+    /// its proposals directly).
+    fn evidence_from_certificate(
+        &mut self,
+        certificate: &Certificate<S>,
+        out: &mut Vec<Effect<S>>,
+    ) {
+        let Some(votes) = self.scheme.votes(&certificate.certificate) else {
+            return;
+        };
+        let state = self.view_state(certificate.subject.view());
+        for evidence in state.conflicts_in(certificate.subject, &votes) {
+            if let Some(evidence) = state.accuse(evidence) {
+                out.push(Effect::Evidence(evidence));
             }
         }
     }

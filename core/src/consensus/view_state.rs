@@ -37,6 +37,9 @@ pub(crate) struct ViewState<S: Scheme> {
     pub signed_nullify: bool,
     pub signed_finalize: Option<Digest>,
     pub payload_requested: bool,
+    /// Signers already reported for misbehaviour in this view: one piece of
+    /// evidence per culprit is enough, however often it repeats itself.
+    accused: std::collections::BTreeSet<ValidatorIndex>,
     /// Last time missing certificates or blocks for the proposal were asked for.
     pub proposal_request_ms: Option<u64>,
 }
@@ -56,6 +59,7 @@ impl<S: Scheme> ViewState<S> {
             signed_nullify: false,
             signed_finalize: None,
             payload_requested: false,
+            accused: std::collections::BTreeSet::new(),
             proposal_request_ms: None,
         }
     }
@@ -186,6 +190,82 @@ impl<S: Scheme> ViewState<S> {
             signature: first_signature,
         };
         Added::Conflict(Evidence { first, second })
+    }
+
+    /// Reports `evidence` unless its signer was already reported here.
+    pub fn accuse(&mut self, evidence: Evidence<S>) -> Option<Evidence<S>> {
+        self.accused
+            .insert(evidence.second.signer)
+            .then_some(evidence)
+    }
+
+    /// Evidence from the votes inside a certificate: a signer who signed the
+    /// certified subject and, in a vote this replica holds, its opposite.
+    pub fn conflicts_in(
+        &self,
+        subject: Subject,
+        votes: &[(ValidatorIndex, S::Signature)],
+    ) -> Vec<Evidence<S>> {
+        let mut found = Vec::new();
+        for (signer, signature) in votes {
+            let held = match subject {
+                Subject::Notarize { digest, .. } => self
+                    .notarizes
+                    .get(signer)
+                    .filter(|(d, _)| *d != digest)
+                    .map(|(d, s)| {
+                        (
+                            Subject::Notarize {
+                                view: self.view,
+                                digest: *d,
+                            },
+                            s.clone(),
+                        )
+                    }),
+                Subject::Finalize { digest, .. } => self
+                    .finalizes
+                    .get(signer)
+                    .filter(|(d, _)| *d != digest)
+                    .map(|(d, s)| {
+                        (
+                            Subject::Finalize {
+                                view: self.view,
+                                digest: *d,
+                            },
+                            s.clone(),
+                        )
+                    })
+                    .or_else(|| {
+                        self.nullifies
+                            .get(signer)
+                            .map(|s| (Subject::Nullify { view: self.view }, s.clone()))
+                    }),
+                Subject::Nullify { .. } => self.finalizes.get(signer).map(|(d, s)| {
+                    (
+                        Subject::Finalize {
+                            view: self.view,
+                            digest: *d,
+                        },
+                        s.clone(),
+                    )
+                }),
+            };
+            if let Some((first_subject, first_signature)) = held {
+                found.push(Evidence {
+                    first: Vote {
+                        subject: first_subject,
+                        signer: *signer,
+                        signature: first_signature,
+                    },
+                    second: Vote {
+                        subject,
+                        signer: *signer,
+                        signature: signature.clone(),
+                    },
+                });
+            }
+        }
+        found
     }
 
     /// Records a certificate of any kind; returns false if one of that kind

@@ -98,6 +98,13 @@ impl Scheme for KeyedHash {
         SignatureList::assemble(votes)
     }
 
+    fn votes(
+        &self,
+        certificate: &Self::Certificate,
+    ) -> Option<Vec<(ValidatorIndex, Self::Signature)>> {
+        Some(certificate.votes.clone())
+    }
+
     fn signers(&self, certificate: &Self::Certificate) -> Vec<ValidatorIndex> {
         certificate.signers()
     }

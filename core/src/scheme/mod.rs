@@ -71,6 +71,14 @@ pub trait Scheme: Clone + Debug + PartialEq + Eq + Send + Sync + 'static {
     /// The distinct signers a certificate claims, in increasing order.
     fn signers(&self, certificate: &Self::Certificate) -> Vec<ValidatorIndex>;
 
+    /// The individual votes inside a certificate, when the scheme keeps them
+    /// (list schemes do; an aggregate cannot be split). Lets a replica prove
+    /// that a signer of a certificate also signed a conflicting vote.
+    fn votes(
+        &self,
+        certificate: &Self::Certificate,
+    ) -> Option<Vec<(ValidatorIndex, Self::Signature)>>;
+
     /// Checks every signature in a certificate and that its signers are
     /// distinct and known. Whether they carry a quorum of stake is for the
     /// caller, who knows the stakes.
