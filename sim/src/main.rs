@@ -232,7 +232,13 @@ fn run(name: &str, seeds: u64, from: u64, jobs: usize) -> Result<bool, String> {
         |(s, outcome)| {
             let summary = &mut summaries[s];
             summary.seeds += 1;
-            let heights = &outcome.finalized_heights;
+            // Mean finalized height over honest validators (Byzantine ones
+            // are not tracked).
+            let byzantine = &scenarios[s].byzantine;
+            let heights: Vec<u64> = (0..outcome.finalized_heights.len())
+                .filter(|v| !byzantine.iter().any(|(b, _)| usize::from(*b) == *v))
+                .map(|v| outcome.finalized_heights[v])
+                .collect();
             summary.height_sum += heights.iter().sum::<u64>() as f64 / heights.len().max(1) as f64;
             summary.view_sum += outcome.max_view as f64;
             summary.messages += outcome.messages_delivered;
