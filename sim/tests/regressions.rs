@@ -47,3 +47,10 @@ fn crash_restart_seed_31() {
 fn crash_restart_seed_36() {
     check("crash-restart", 36);
 }
+
+/// Liveness: with v2 sending only invalid signatures, nothing was ever
+/// finalized.
+#[test]
+fn byz_invalid_signatures_seed_60024() {
+    check("byz-invalid-signatures", 60024);
+}

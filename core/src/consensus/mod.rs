@@ -45,9 +45,12 @@ pub struct Config {
     /// messages are never resent otherwise, so this is what restores liveness
     /// after a partition heals.
     pub retry_ms: u64,
-    /// Timeouts double after each consecutive timed-out view, up to
-    /// `2^max_backoff_shift` times the base, so that a network with longer
-    /// delays than expected still makes progress.
+    /// Timeouts double for each view since the last notarization that
+    /// failed because the network was slower than the timers (a proposal
+    /// arrived, but late or without a quorum following it), up to
+    /// `2^max_backoff_shift` times the base. Views that fail for want of a
+    /// proposal (a crashed or malicious leader) do not back off: waiting
+    /// longer for an absent leader only slows the move past it.
     pub max_backoff_shift: u32,
     /// Votes and proposals for views further ahead than this are ignored:
     /// a hostile peer cannot make a replica buffer unbounded future views.

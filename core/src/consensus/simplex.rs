@@ -41,8 +41,9 @@ pub struct Simplex<S: Scheme> {
     wanted_blocks: BTreeSet<Digest>,
     block_request_ms: Option<u64>,
     request_attempt: usize,
-    /// Views timed out in a row; drives timer back-off.
-    consecutive_timeouts: u32,
+    /// Views since the last notarization that failed because the network
+    /// was slower than the timers; drives timer back-off.
+    slow_views: u32,
     /// Time the current view was entered (for the timers).
     view_entered_ms: u64,
 }
@@ -77,7 +78,7 @@ impl<S: Scheme> Simplex<S> {
             wanted_blocks: BTreeSet::new(),
             block_request_ms: None,
             request_attempt: 0,
-            consecutive_timeouts: 0,
+            slow_views: 0,
             view_entered_ms: 0,
         }
     }
@@ -265,6 +266,12 @@ impl<S: Scheme> Simplex<S> {
         self.add_vote(vote, out);
         let state = self.view_state(view);
         if state.proposal.is_none() {
+            if state.signed_nullify {
+                // The proposal came after this replica gave up on the view:
+                // the network is slower than the timers, so back off.
+                self.slow_views = self.slow_views.saturating_add(1);
+            }
+            let state = self.view_state(view);
             state.proposal = Some(block.clone());
             if self.blocks.len() < MAX_WANTED_BLOCKS * 4 {
                 self.blocks.insert(digest, block.clone());
@@ -428,7 +435,13 @@ impl<S: Scheme> Simplex<S> {
             // replica must never do; it only gets here after recovery.
             return;
         }
-        self.consecutive_timeouts = self.consecutive_timeouts.saturating_add(1);
+        if state.proposal.is_some() {
+            // A proposal arrived but the view still did not complete: votes
+            // are slower than the timers. (A view without a proposal is a
+            // missing leader, and waiting longer would only slow down the
+            // move past it.)
+            self.slow_views = self.slow_views.saturating_add(1);
+        }
         let signature = self.sign(Subject::Nullify { view }, out);
         let vote = Vote {
             subject: Subject::Nullify { view },
@@ -675,7 +688,7 @@ impl<S: Scheme> Simplex<S> {
                 ViewReason::Nullified
             };
             if notarized {
-                self.consecutive_timeouts = 0;
+                self.slow_views = 0;
             }
             self.enter_view(now_ms, view + 1, reason, out);
         }
@@ -704,7 +717,7 @@ impl<S: Scheme> Simplex<S> {
             leader,
             reason,
         });
-        let backoff = 1u64 << self.consecutive_timeouts.min(self.config.max_backoff_shift);
+        let backoff = 1u64 << self.slow_views.min(self.config.max_backoff_shift);
         out.push(Effect::SetTimer {
             timer: Timer {
                 view,
@@ -1065,7 +1078,7 @@ impl<S: Scheme> Simplex<S> {
             digest: tip,
         };
         self.pending_finalization = None;
-        self.consecutive_timeouts = 0;
+        self.slow_views = 0;
         out.push(Effect::Persist(Record::Finalized {
             block: tip_block,
             certificate: finalization.clone(),
