@@ -464,3 +464,87 @@ fn an_equivocating_leader_is_caught_through_a_certificate() {
         .collect();
     assert_eq!(accused, vec![leader]);
 }
+
+/// The leader timer set on entering view 2 after view 1 was nullified.
+fn leader_timeout_after_nullified_view(with_proposal: bool) -> u64 {
+    let (schemes, validators) = setup(4);
+    let leader = validators.leader(1);
+    let me = (0..4).find(|i| *i != leader).unwrap();
+    let mut replica = Simplex::new(
+        Config::default(),
+        schemes[usize::from(me)].clone(),
+        validators,
+    );
+    replica.handle(0, Input::Start).unwrap();
+    if with_proposal {
+        // A proposal whose parent is unknown: it arrives, but no vote follows.
+        let (mut block, _) = proposal(&schemes[usize::from(leader)], 1, b"p");
+        block.parent = ballast_core::Digest([9; 32]);
+        let signature = sign(
+            &schemes[usize::from(leader)],
+            Subject::Notarize {
+                view: 1,
+                digest: block.digest(),
+            },
+        )
+        .signature;
+        let message = Message::Proposal(Proposal { block, signature });
+        replica
+            .handle(
+                1,
+                Input::Message {
+                    from: leader,
+                    message,
+                },
+            )
+            .unwrap();
+    }
+    replica
+        .handle(
+            500,
+            Input::Timer(Timer {
+                view: 1,
+                kind: TimerKind::Advance,
+            }),
+        )
+        .unwrap();
+    let subject = Subject::Nullify { view: 1 };
+    let votes: Vec<_> = (0..4u16)
+        .filter(|i| *i != me)
+        .map(|i| (i, sign(&schemes[usize::from(i)], subject).signature))
+        .collect();
+    let certificate = Certificate {
+        subject,
+        certificate: schemes[0].assemble(&votes),
+    };
+    let effects = replica
+        .handle(
+            1_000,
+            Input::Message {
+                from: leader,
+                message: Message::Certificate(certificate),
+            },
+        )
+        .unwrap();
+    effects
+        .iter()
+        .find_map(|e| match e {
+            Effect::SetTimer {
+                timer:
+                    Timer {
+                        view: 2,
+                        kind: TimerKind::Leader,
+                    },
+                at_ms,
+            } => Some(at_ms - 1_000),
+            _ => None,
+        })
+        .expect("entered view 2")
+}
+
+#[test]
+fn timers_back_off_for_a_slow_network_but_not_for_a_missing_leader() {
+    let base = Config::default().leader_timeout_ms;
+    assert_eq!(leader_timeout_after_nullified_view(false), base);
+    assert_eq!(leader_timeout_after_nullified_view(true), 2 * base);
+}
