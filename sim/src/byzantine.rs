@@ -15,6 +15,9 @@ use rand_chacha::ChaCha8Rng;
 use std::collections::VecDeque;
 use std::sync::Arc;
 
+/// Copies of each message a flooding validator sends.
+const FLOOD_COPIES: usize = 8;
+
 /// Messages an attacker remembers for replaying later.
 const REPLAY_HISTORY: usize = 256;
 
@@ -35,6 +38,16 @@ pub enum Role {
     InvalidSignatures,
     /// Re-sends messages it sent earlier, from old views, alongside new ones.
     Replay,
+    /// Never sends its proposals: the views it leads can only be nullified.
+    WithholdProposals,
+    /// Also notarize-votes, in every view it votes in, for a block nobody
+    /// proposed.
+    VotesForUnknownBlocks,
+    /// Sends every certificate with one signer dropped (too few signers) or
+    /// with its signers relabelled (a wrong signer set).
+    ForgedCertificates,
+    /// Sends each message many times and adds garbage frames.
+    Flood,
 }
 
 impl Role {
@@ -54,6 +67,10 @@ impl Role {
             Role::WithholdVotes => "withhold-votes",
             Role::InvalidSignatures => "invalid-signatures",
             Role::Replay => "replay",
+            Role::WithholdProposals => "withhold-proposals",
+            Role::VotesForUnknownBlocks => "votes-for-unknown-blocks",
+            Role::ForgedCertificates => "forged-certificates",
+            Role::Flood => "flood",
         }
     }
 }
@@ -179,6 +196,42 @@ impl<S: Scheme> Attack<S> {
                     self.history.pop_front();
                 }
                 self.history.push_back(bytes);
+                out
+            }
+            (Role::WithholdProposals, Message::Proposal(_)) => vec![],
+            (Role::VotesForUnknownBlocks, Message::Vote(v)) if v.signer == me => {
+                let unknown = Subject::Notarize {
+                    view: v.subject.view(),
+                    digest: self.other_digest(),
+                };
+                vec![bytes, encode(self.vote(unknown))]
+            }
+            (Role::ForgedCertificates, Message::Certificate(mut c)) => {
+                let Some(mut votes) = self.scheme.votes(&c.certificate) else {
+                    return vec![bytes];
+                };
+                if self.rng.gen_bool(0.5) {
+                    votes.remove(self.rng.gen_range(0..votes.len()));
+                } else {
+                    // Relabel every signer: the signatures no longer match.
+                    let n = self.scheme.validator_count() as ValidatorIndex;
+                    for (signer, _) in votes.iter_mut() {
+                        *signer = (*signer + 1) % n;
+                    }
+                    votes.sort_by_key(|(signer, _)| *signer);
+                }
+                if votes.is_empty() {
+                    return vec![];
+                }
+                c.certificate = self.scheme.assemble(&votes);
+                vec![encode(Message::Certificate(c))]
+            }
+            (Role::Flood, _) => {
+                let mut out = vec![bytes; FLOOD_COPIES];
+                let garbage: Vec<u8> = (0..self.rng.gen_range(0..200))
+                    .map(|_| self.rng.r#gen())
+                    .collect();
+                out.push(garbage.into());
                 out
             }
             _ => vec![bytes],

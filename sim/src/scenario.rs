@@ -425,6 +425,43 @@ pub fn builtin() -> Vec<Scenario> {
             )
         },
         Scenario {
+            loss: 0.02,
+            byzantine: vec![(1, Role::WithholdProposals)],
+            ..base(
+                "byz-withhold-proposals",
+                "4 validators; v1 never sends the proposals of the views it leads",
+                4,
+            )
+        },
+        Scenario {
+            loss: 0.02,
+            byzantine: vec![(3, Role::VotesForUnknownBlocks)],
+            ..base(
+                "byz-unknown-blocks",
+                "4 validators; v3 also votes for blocks nobody proposed",
+                4,
+            )
+        },
+        Scenario {
+            stakes: vec![1; 7],
+            loss: 0.02,
+            byzantine: vec![(0, Role::ForgedCertificates), (4, Role::ForgedCertificates)],
+            ..base(
+                "byz-forged-certificates",
+                "7 validators; two send certificates with too few or wrong signers",
+                7,
+            )
+        },
+        Scenario {
+            loss: 0.02,
+            byzantine: vec![(2, Role::Flood)],
+            ..base(
+                "byz-flood",
+                "4 validators; v2 sends everything 8 times, plus garbage frames",
+                4,
+            )
+        },
+        Scenario {
             stakes: vec![1; 10],
             loss: 0.03,
             byzantine: vec![

@@ -84,3 +84,23 @@ fn a_third_of_the_stake_cannot_be_byzantine() {
     let error = scenario.validate().unwrap_err();
     assert!(error.contains("not below a third"), "{error}");
 }
+
+#[test]
+fn withheld_proposals() {
+    sweep("byz-withhold-proposals", 20);
+}
+
+#[test]
+fn votes_for_unknown_blocks() {
+    sweep("byz-unknown-blocks", 15);
+}
+
+#[test]
+fn forged_certificates() {
+    sweep("byz-forged-certificates", 10);
+}
+
+#[test]
+fn floods() {
+    sweep("byz-flood", 10);
+}
