@@ -12,6 +12,7 @@
 
 pub mod codec;
 pub mod consensus;
+pub mod planted;
 pub mod scheme;
 pub mod types;
 pub mod validators;

@@ -25,7 +25,7 @@ const REPLAY_HISTORY: usize = 256;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Role {
     /// In views it leads, proposes a second, different block to the
-    /// odd-numbered validators.
+    /// odd-numbered validators, followed by the first one.
     EquivocatingLeader,
     /// Next to every notarize and finalize vote, signs a conflicting one for
     /// another block and sends it to the odd-numbered validators.
@@ -151,7 +151,11 @@ impl<S: Scheme> Attack<S> {
                     digest: block.digest(),
                 };
                 let signature = self.scheme.sign(&subject.signing_bytes(&self.namespace));
-                vec![encode(Message::Proposal(Proposal { block, signature }))]
+                // The odd half sees the second block first, then the first.
+                vec![
+                    encode(Message::Proposal(Proposal { block, signature })),
+                    bytes,
+                ]
             }
             (Role::DoubleVoter, Message::Vote(v)) if odd && v.signer == me => {
                 let conflicting = match v.subject {

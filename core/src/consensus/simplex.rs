@@ -5,6 +5,7 @@ use super::messages::{
 };
 use super::view_state::{Added, ViewState};
 use super::{Config, Effect, Input, InputError, Record, Timer, TimerKind, ViewReason};
+use crate::planted::{self, PlantedBug};
 use crate::scheme::Scheme;
 use crate::types::{Block, Digest, MAX_PAYLOAD_BYTES, ValidatorIndex, View};
 use crate::validators::ValidatorSet;
@@ -265,6 +266,16 @@ impl<S: Scheme> Simplex<S> {
         };
         self.add_vote(vote, out);
         let state = self.view_state(view);
+        if planted::active(PlantedBug::NotarizeTwice)
+            && state
+                .proposal
+                .as_ref()
+                .is_some_and(|p| p.digest() != digest)
+        {
+            // Planted bug: treat a second proposal as if it were the first.
+            state.proposal = None;
+            state.signed_notarize = None;
+        }
         if state.proposal.is_none() {
             if state.signed_nullify {
                 // The proposal came after this replica gave up on the view:
@@ -509,6 +520,14 @@ impl<S: Scheme> Simplex<S> {
     fn sign(&mut self, subject: Subject, out: &mut Vec<Effect<S>>) -> S::Signature {
         let state = self.view_state(subject.view());
         match subject {
+            Subject::Notarize { digest, .. } if planted::active(PlantedBug::NotarizeTwice) => {
+                state.signed_notarize = Some(digest);
+            }
+            Subject::Finalize { digest, .. }
+                if planted::active(PlantedBug::FinalizeAfterNullify) =>
+            {
+                state.signed_finalize = Some(digest);
+            }
             Subject::Notarize { digest, .. } => {
                 assert!(
                     state.signed_notarize.is_none(),
@@ -650,8 +669,9 @@ impl<S: Scheme> Simplex<S> {
     }
 
     fn maybe_finalize_vote(&mut self, view: View, digest: Digest, out: &mut Vec<Effect<S>>) {
+        let planted = planted::active(PlantedBug::FinalizeAfterNullify);
         let state = self.view_state(view);
-        if state.signed_nullify || state.signed_finalize.is_some() {
+        if (state.signed_nullify && !planted) || state.signed_finalize.is_some() {
             return;
         }
         let subject = Subject::Finalize { view, digest };
