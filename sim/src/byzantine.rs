@@ -51,6 +51,19 @@ pub enum Role {
 }
 
 impl Role {
+    pub const ALL: [Role; 10] = [
+        Role::EquivocatingLeader,
+        Role::DoubleVoter,
+        Role::NullifyAndFinalize,
+        Role::WithholdVotes,
+        Role::InvalidSignatures,
+        Role::Replay,
+        Role::WithholdProposals,
+        Role::VotesForUnknownBlocks,
+        Role::ForgedCertificates,
+        Role::Flood,
+    ];
+
     /// Whether honest validators can prove this misbehaviour with evidence.
     pub fn is_provable(&self) -> bool {
         matches!(

@@ -9,4 +9,5 @@ pub mod network;
 pub mod recorder;
 pub mod runner;
 pub mod scenario;
+pub mod scenario_file;
 pub mod timeline;

@@ -333,9 +333,9 @@ fn replay(name: &str, seed: u64, out: Option<String>) -> Result<bool, String> {
 fn check_determinism(name: &str, seeds: u64, from: u64, jobs: usize) -> Result<bool, String> {
     let scenarios = scenarios(name)?;
     let exe = std::env::current_exe().map_err(|e| format!("cannot find own executable: {e}"))?;
-    let items: Vec<(&'static str, u64)> = scenarios
+    let items: Vec<(String, u64)> = scenarios
         .iter()
-        .flat_map(|s| (from..from + seeds).map(move |seed| (s.name, seed)))
+        .flat_map(|s| (from..from + seeds).map(move |seed| (s.name.clone(), seed)))
         .collect();
     let hash = |scenario: &str, seed: u64| -> Result<String, String> {
         let output = std::process::Command::new(&exe)
@@ -358,7 +358,7 @@ fn check_determinism(name: &str, seeds: u64, from: u64, jobs: usize) -> Result<b
         jobs,
         |(scenario, seed)| {
             (
-                *scenario,
+                scenario.clone(),
                 *seed,
                 hash(scenario, *seed),
                 hash(scenario, *seed),

@@ -155,7 +155,7 @@ fn run_with<S: Scheme>(
     let latency = (!samples.is_empty()).then(|| samples.iter().sum::<f64>() / samples.len() as f64);
     let network = *network_stats.lock().unwrap_or_else(|p| p.into_inner());
     Outcome {
-        scenario: scenario.name.to_string(),
+        scenario: scenario.name.clone(),
         seed,
         violations: recorder.violations.clone(),
         trace_hash: recorder.trace_hash(),

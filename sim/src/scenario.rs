@@ -63,8 +63,10 @@ pub struct ClockSkew {
 
 #[derive(Clone, Debug)]
 pub struct Scenario {
-    pub name: &'static str,
-    pub description: &'static str,
+    /// A built-in name, or the path of the scenario file it came from (so
+    /// that a printed replay command finds it again).
+    pub name: String,
+    pub description: String,
     pub stakes: Vec<u64>,
     pub scheme: SchemeKind,
     pub consensus: Config,
@@ -152,10 +154,10 @@ impl Scenario {
     }
 }
 
-fn base(name: &'static str, description: &'static str, validators: usize) -> Scenario {
+fn base(name: &str, description: &str, validators: usize) -> Scenario {
     Scenario {
-        name,
-        description,
+        name: name.to_string(),
+        description: description.to_string(),
         stakes: vec![1; validators],
         scheme: SchemeKind::KeyedHash,
         consensus: Config::default(),
@@ -203,8 +205,8 @@ pub fn builtin() -> Vec<Scenario> {
         )
     };
     let standard_ed25519 = Scenario {
-        name: "standard-ed25519",
-        description: "the standard scenario with real ed25519 signatures",
+        name: "standard-ed25519".into(),
+        description: "the standard scenario with real ed25519 signatures".into(),
         scheme: SchemeKind::Ed25519,
         ..standard.clone()
     };
@@ -494,13 +496,17 @@ pub fn builtin() -> Vec<Scenario> {
     ]
 }
 
-/// Looks a built-in scenario up by name.
+/// Looks a built-in scenario up by name, or, for a name ending in `.toml`,
+/// loads that scenario file.
 pub fn find(name: &str) -> Result<Scenario, String> {
+    if name.ends_with(".toml") {
+        return crate::scenario_file::load(name);
+    }
     builtin()
         .into_iter()
         .find(|s| s.name == name)
         .ok_or_else(|| {
-            let names: Vec<_> = builtin().iter().map(|s| s.name).collect();
+            let names: Vec<_> = builtin().iter().map(|s| s.name.clone()).collect();
             format!(
                 "unknown scenario {name:?}; built-in scenarios: {}",
                 names.join(", ")
@@ -516,7 +522,7 @@ mod tests {
         for s in &all {
             s.validate().unwrap_or_else(|e| panic!("{}: {e}", s.name));
         }
-        let mut names: Vec<_> = all.iter().map(|s| s.name).collect();
+        let mut names: Vec<_> = all.iter().map(|s| s.name.clone()).collect();
         names.sort();
         names.dedup();
         assert_eq!(names.len(), all.len());

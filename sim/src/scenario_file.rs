@@ -1,0 +1,336 @@
+//! Scenario files: a [`Scenario`] written as TOML (format in
+//! `scenarios/README.md`). A malformed file is rejected with its path, the
+//! line, and the field at fault.
+
+use crate::byzantine::Role;
+use crate::scenario::{ClockSkew, Crash, Latency, Partition, Scenario, SchemeKind};
+use ballast_core::ValidatorIndex;
+use ballast_core::consensus::Config;
+use serde::Deserialize;
+use toml::Spanned;
+
+/// Largest scenario file read: they are hand-written and small.
+const MAX_FILE_BYTES: u64 = 1 << 20;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    description: String,
+    validators: Option<usize>,
+    stakes: Option<Vec<u64>>,
+    #[serde(default)]
+    scheme: Option<Spanned<String>>,
+    duration_ms: u64,
+    #[serde(default = "default_payload_bytes")]
+    payload_bytes: usize,
+    #[serde(default = "default_liveness_views")]
+    liveness_views: u64,
+    #[serde(default)]
+    loss: Option<Spanned<f64>>,
+    #[serde(default)]
+    duplicate: Option<Spanned<f64>>,
+    latency: Option<LatencyFile>,
+    consensus: Option<ConsensusFile>,
+    #[serde(default)]
+    link: Vec<LinkFile>,
+    #[serde(default)]
+    partition: Vec<Spanned<PartitionFile>>,
+    #[serde(default)]
+    crash: Vec<Spanned<CrashFile>>,
+    #[serde(default)]
+    skew: Vec<Spanned<SkewFile>>,
+    #[serde(default)]
+    byzantine: Vec<Spanned<ByzantineFile>>,
+}
+
+fn default_payload_bytes() -> usize {
+    64
+}
+
+fn default_liveness_views() -> u64 {
+    30
+}
+
+#[derive(Deserialize, Clone)]
+#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
+enum LatencyFile {
+    Fixed { ms: f64 },
+    Uniform { min_ms: f64, max_ms: f64 },
+    LongTail { base_ms: f64, tail_mean_ms: f64 },
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConsensusFile {
+    leader_timeout_ms: Option<u64>,
+    advance_timeout_ms: Option<u64>,
+    retry_ms: Option<u64>,
+    max_backoff_shift: Option<u32>,
+    max_views_ahead: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LinkFile {
+    from: ValidatorIndex,
+    to: ValidatorIndex,
+    latency: LatencyFile,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PartitionFile {
+    start_ms: u64,
+    heal_ms: u64,
+    groups: Vec<Vec<ValidatorIndex>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CrashFile {
+    validator: ValidatorIndex,
+    at_ms: u64,
+    restart_ms: u64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SkewFile {
+    validator: ValidatorIndex,
+    #[serde(default)]
+    offset_ms: i64,
+    #[serde(default)]
+    rate_ppm: i64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ByzantineFile {
+    validator: ValidatorIndex,
+    role: String,
+}
+
+impl From<LatencyFile> for Latency {
+    fn from(l: LatencyFile) -> Latency {
+        match l {
+            LatencyFile::Fixed { ms } => Latency::Fixed { ms },
+            LatencyFile::Uniform { min_ms, max_ms } => Latency::Uniform { min_ms, max_ms },
+            LatencyFile::LongTail {
+                base_ms,
+                tail_mean_ms,
+            } => Latency::LongTail {
+                base_ms,
+                tail_mean_ms,
+            },
+        }
+    }
+}
+
+/// Reads and checks a scenario file.
+pub fn load(path: &str) -> Result<Scenario, String> {
+    let size = std::fs::metadata(path)
+        .map_err(|e| format!("{path}: {e}"))?
+        .len();
+    if size > MAX_FILE_BYTES {
+        return Err(format!(
+            "{path}: {size} bytes; scenario files are limited to {MAX_FILE_BYTES}"
+        ));
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))?;
+    parse(path, &text)
+}
+
+/// The 1-based line of byte offset `at` in `text`.
+fn line_of(text: &str, at: usize) -> usize {
+    text[..at.min(text.len())].matches('\n').count() + 1
+}
+
+/// Parses a scenario; `path` names it in errors and becomes its name.
+pub fn parse(path: &str, text: &str) -> Result<Scenario, String> {
+    let file: File = toml::from_str(text).map_err(|e| format!("{path}: {e}"))?;
+    let at = |span: std::ops::Range<usize>, field: &str, problem: String| {
+        format!(
+            "{path}: line {}, field `{field}`: {problem}",
+            line_of(text, span.start)
+        )
+    };
+    let stakes = match (file.validators, file.stakes) {
+        (Some(n), None) => vec![1; n],
+        (None, Some(stakes)) => stakes,
+        (Some(n), Some(stakes)) if stakes.len() == n => stakes,
+        (Some(n), Some(stakes)) => {
+            return Err(format!(
+                "{path}: field `stakes` lists {} stakes but `validators` is {n}",
+                stakes.len()
+            ));
+        }
+        (None, None) => {
+            return Err(format!(
+                "{path}: one of the fields `validators` or `stakes` is required"
+            ));
+        }
+    };
+    let n = stakes.len();
+    let scheme = match file.scheme {
+        None => SchemeKind::KeyedHash,
+        Some(s) => match s.get_ref().as_str() {
+            "keyed-hash" => SchemeKind::KeyedHash,
+            "ed25519" => SchemeKind::Ed25519,
+            other => {
+                return Err(at(
+                    s.span(),
+                    "scheme",
+                    format!("unknown scheme {other:?}; use \"keyed-hash\" or \"ed25519\""),
+                ));
+            }
+        },
+    };
+    let probability = |value: Option<Spanned<f64>>, field: &str| -> Result<f64, String> {
+        match value {
+            None => Ok(0.0),
+            Some(v) if (0.0..1.0).contains(v.get_ref()) => Ok(*v.get_ref()),
+            Some(v) => Err(at(
+                v.span(),
+                field,
+                format!("{} is not a probability below 1", v.get_ref()),
+            )),
+        }
+    };
+    let loss = probability(file.loss, "loss")?;
+    let duplicate = probability(file.duplicate, "duplicate")?;
+    let known = |v: ValidatorIndex| usize::from(v) < n;
+    let mut partitions = Vec::new();
+    for p in file.partition {
+        let span = p.span();
+        let p = p.into_inner();
+        if p.heal_ms <= p.start_ms {
+            return Err(at(
+                span,
+                "partition.heal_ms",
+                format!(
+                    "heals at {} ms, not after it starts at {} ms",
+                    p.heal_ms, p.start_ms
+                ),
+            ));
+        }
+        if let Some(v) = p.groups.iter().flatten().find(|v| !known(**v)) {
+            return Err(at(
+                span,
+                "partition.groups",
+                format!("validator {v} does not exist ({n} validators)"),
+            ));
+        }
+        partitions.push(Partition {
+            start_ms: p.start_ms,
+            heal_ms: p.heal_ms,
+            groups: p.groups,
+        });
+    }
+    let mut crashes = Vec::new();
+    for c in file.crash {
+        let span = c.span();
+        let c = c.into_inner();
+        if !known(c.validator) {
+            return Err(at(
+                span,
+                "crash.validator",
+                format!("validator {} does not exist ({n} validators)", c.validator),
+            ));
+        }
+        if c.restart_ms <= c.at_ms {
+            return Err(at(
+                span,
+                "crash.restart_ms",
+                format!(
+                    "restarts at {} ms, not after the crash at {} ms",
+                    c.restart_ms, c.at_ms
+                ),
+            ));
+        }
+        crashes.push(Crash {
+            validator: c.validator,
+            at_ms: c.at_ms,
+            restart_ms: c.restart_ms,
+        });
+    }
+    let mut skews = Vec::new();
+    for s in file.skew {
+        let span = s.span();
+        let s = s.into_inner();
+        if !known(s.validator) {
+            return Err(at(
+                span,
+                "skew.validator",
+                format!("validator {} does not exist ({n} validators)", s.validator),
+            ));
+        }
+        if s.rate_ppm.abs() >= 500_000 {
+            return Err(at(
+                span,
+                "skew.rate_ppm",
+                format!("{} ppm: rate skew must stay below 500000", s.rate_ppm),
+            ));
+        }
+        skews.push(ClockSkew {
+            validator: s.validator,
+            offset_ms: s.offset_ms,
+            rate_ppm: s.rate_ppm,
+        });
+    }
+    let mut byzantine = Vec::new();
+    for b in file.byzantine {
+        let span = b.span();
+        let b = b.into_inner();
+        if !known(b.validator) {
+            return Err(at(
+                span,
+                "byzantine.validator",
+                format!("validator {} does not exist ({n} validators)", b.validator),
+            ));
+        }
+        let Some(role) = Role::ALL.iter().copied().find(|r| r.name() == b.role) else {
+            let names: Vec<_> = Role::ALL.iter().map(|r| r.name()).collect();
+            return Err(at(
+                span,
+                "byzantine.role",
+                format!("unknown role {:?}; roles: {}", b.role, names.join(", ")),
+            ));
+        };
+        byzantine.push((b.validator, role));
+    }
+    let mut consensus = Config::default();
+    if let Some(c) = file.consensus {
+        consensus.leader_timeout_ms = c.leader_timeout_ms.unwrap_or(consensus.leader_timeout_ms);
+        consensus.advance_timeout_ms = c.advance_timeout_ms.unwrap_or(consensus.advance_timeout_ms);
+        consensus.retry_ms = c.retry_ms.unwrap_or(consensus.retry_ms);
+        consensus.max_backoff_shift = c.max_backoff_shift.unwrap_or(consensus.max_backoff_shift);
+        consensus.max_views_ahead = c.max_views_ahead.unwrap_or(consensus.max_views_ahead);
+    }
+    let scenario = Scenario {
+        name: path.to_string(),
+        description: file.description,
+        stakes,
+        scheme,
+        consensus,
+        latency: file.latency.map(Latency::from).unwrap_or(Latency::Uniform {
+            min_ms: 1.0,
+            max_ms: 10.0,
+        }),
+        link_latency: file
+            .link
+            .into_iter()
+            .map(|l| (l.from, l.to, l.latency.into()))
+            .collect(),
+        loss,
+        duplicate,
+        partitions,
+        crashes,
+        skews,
+        byzantine,
+        payload_bytes: file.payload_bytes,
+        duration_ms: file.duration_ms,
+        liveness_views: file.liveness_views,
+    };
+    scenario.validate().map_err(|e| format!("{path}: {e}"))?;
+    Ok(scenario)
+}

@@ -1,0 +1,86 @@
+//! Scenario files load, run, and fail loudly when malformed.
+
+use ballast_sim::runner::{RunOptions, run};
+use ballast_sim::scenario::find;
+use ballast_sim::scenario_file::parse;
+
+#[test]
+fn every_scenario_file_loads_and_passes() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../scenarios");
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 3);
+    for path in files {
+        let scenario = find(path.to_str().unwrap()).unwrap_or_else(|e| panic!("{e}"));
+        for seed in 0..3 {
+            let outcome = run(&scenario, seed, RunOptions::default());
+            assert!(
+                outcome.passed(),
+                "{} seed {seed}: {:?}",
+                path.display(),
+                outcome.violations
+            );
+        }
+    }
+}
+
+#[test]
+fn the_standard_file_matches_the_builtin_scenario() {
+    let file = find(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../scenarios/standard.toml"
+    ))
+    .unwrap();
+    let builtin = find("standard").unwrap();
+    let a = run(&file, 5, RunOptions::default());
+    let b = run(&builtin, 5, RunOptions::default());
+    assert_eq!(
+        a.trace_hash, b.trace_hash,
+        "same scenario, same seed, same run"
+    );
+}
+
+fn error(text: &str) -> String {
+    parse("bad.toml", text).unwrap_err()
+}
+
+#[test]
+fn malformed_files_name_the_line_and_the_field() {
+    let base = "description = \"x\"\nvalidators = 4\nduration_ms = 5000\n";
+    let e = error(&format!("{base}losss = 0.1\n"));
+    assert!(
+        e.contains("bad.toml") && e.contains("line 4") && e.contains("losss"),
+        "{e}"
+    );
+    let e = error(&format!("{base}loss = 1.5\n"));
+    assert!(e.contains("line 4") && e.contains("`loss`"), "{e}");
+    let e = error(&format!(
+        "{base}\n[[crash]]\nvalidator = 1\nat_ms = 700\nrestart_ms = 500\n"
+    ));
+    assert!(
+        e.contains("line 5") && e.contains("crash.restart_ms"),
+        "{e}"
+    );
+    let e = error(&format!(
+        "{base}\n[[byzantine]]\nvalidator = 1\nrole = \"liar\"\n"
+    ));
+    assert!(
+        e.contains("byzantine.role") && e.contains("equivocating-leader"),
+        "{e}"
+    );
+    let e = error(&format!(
+        "{base}\n[[partition]]\nstart_ms = 1\nheal_ms = 2\ngroups = [[0, 9]]\n"
+    ));
+    assert!(
+        e.contains("partition.groups") && e.contains("validator 9"),
+        "{e}"
+    );
+    let e = error("description = \"x\"\nvalidators = 4\n");
+    assert!(e.contains("duration_ms"), "{e}");
+    let e = error(&format!("{base}duration_ms = 3\n"));
+    assert!(e.contains("line 4") && e.contains("duration_ms"), "{e}");
+}
