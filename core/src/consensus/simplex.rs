@@ -45,8 +45,6 @@ pub struct Simplex<S: Scheme> {
     /// Views since the last notarization that failed because the network
     /// was slower than the timers; drives timer back-off.
     slow_views: u32,
-    /// Time the current view was entered (for the timers).
-    view_entered_ms: u64,
 }
 
 impl<S: Scheme> Simplex<S> {
@@ -80,7 +78,6 @@ impl<S: Scheme> Simplex<S> {
             block_request_ms: None,
             request_attempt: 0,
             slow_views: 0,
-            view_entered_ms: 0,
         }
     }
 
@@ -182,8 +179,8 @@ impl<S: Scheme> Simplex<S> {
                 }
             }
             Input::Timer(timer) => self.on_timer(now_ms, timer, &mut out),
-            Input::Payload { view, payload } => self.on_payload(now_ms, view, payload, &mut out),
-            Input::Message { from, message } => self.on_message(now_ms, from, message, &mut out)?,
+            Input::Payload { view, payload } => self.on_payload(view, payload, &mut out),
+            Input::Message { from, message } => self.on_message(from, message, &mut out)?,
         }
         self.progress(now_ms, &mut out)?;
         Ok(out)
@@ -193,7 +190,6 @@ impl<S: Scheme> Simplex<S> {
 
     fn on_message(
         &mut self,
-        now_ms: u64,
         from: ValidatorIndex,
         message: Message<S>,
         out: &mut Vec<Effect<S>>,
@@ -201,7 +197,7 @@ impl<S: Scheme> Simplex<S> {
         match message {
             Message::Proposal(proposal) => self.on_proposal(proposal, out),
             Message::Vote(vote) => self.on_vote(vote, out),
-            Message::Certificate(certificate) => self.on_certificate(now_ms, certificate, out),
+            Message::Certificate(certificate) => self.on_certificate(certificate, out),
             Message::BlockRequest { digest, ancestors } => {
                 if usize::from(from) < self.validators.len() && from != self.me {
                     let ancestors = ancestors.min(MAX_BLOCKS_PER_REQUEST);
@@ -314,7 +310,6 @@ impl<S: Scheme> Simplex<S> {
 
     fn on_certificate(
         &mut self,
-        now_ms: u64,
         certificate: Certificate<S>,
         out: &mut Vec<Effect<S>>,
     ) -> Result<(), InputError> {
@@ -330,7 +325,7 @@ impl<S: Scheme> Simplex<S> {
             return Ok(());
         }
         self.verify_certificate(&certificate)?;
-        self.accept_certificate(now_ms, certificate, false, out);
+        self.accept_certificate(certificate, false, out);
         Ok(())
     }
 
@@ -362,7 +357,7 @@ impl<S: Scheme> Simplex<S> {
         }
     }
 
-    fn on_payload(&mut self, now_ms: u64, view: View, payload: Vec<u8>, out: &mut Vec<Effect<S>>) {
+    fn on_payload(&mut self, view: View, payload: Vec<u8>, out: &mut Vec<Effect<S>>) {
         assert!(
             payload.len() <= MAX_PAYLOAD_BYTES,
             "the application built an oversized payload"
@@ -403,7 +398,6 @@ impl<S: Scheme> Simplex<S> {
             signature,
         };
         self.add_vote(vote, out);
-        let _ = now_ms;
     }
 
     fn on_timer(&mut self, now_ms: u64, timer: Timer, out: &mut Vec<Effect<S>>) {
@@ -589,7 +583,7 @@ impl<S: Scheme> Simplex<S> {
             }
             Added::Certified(certificate) => {
                 out.push(Effect::Broadcast(Message::Certificate(certificate.clone())));
-                self.accept_certificate(0, certificate, true, out);
+                self.accept_certificate(certificate, true, out);
             }
         }
     }
@@ -613,7 +607,6 @@ impl<S: Scheme> Simplex<S> {
     /// notarization, remember a finalization, and jump views.
     fn accept_certificate(
         &mut self,
-        _now_ms: u64,
         certificate: Certificate<S>,
         formed_here: bool,
         out: &mut Vec<Effect<S>>,
@@ -730,7 +723,6 @@ impl<S: Scheme> Simplex<S> {
             self.view
         );
         self.view = view;
-        self.view_entered_ms = now_ms;
         let leader = self.validators.leader(view);
         out.push(Effect::EnteredView {
             view,
