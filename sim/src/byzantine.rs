@@ -48,10 +48,17 @@ pub enum Role {
     ForgedCertificates,
     /// Sends each message many times and adds garbage frames.
     Flood,
+    /// Two replicas run with the same key, each an honest engine, and each
+    /// reaches a different half of the honest validators (the first the
+    /// even-numbered ones, the second the odd-numbered ones), so each half
+    /// sees a consistent validator that votes against the other half's.
+    /// (Twins, Bano et al. 2020.) Its messages pass unchanged: the
+    /// attack is the shared key, set up by the runner.
+    Twins,
 }
 
 impl Role {
-    pub const ALL: [Role; 10] = [
+    pub const ALL: [Role; 11] = [
         Role::EquivocatingLeader,
         Role::DoubleVoter,
         Role::NullifyAndFinalize,
@@ -62,13 +69,14 @@ impl Role {
         Role::VotesForUnknownBlocks,
         Role::ForgedCertificates,
         Role::Flood,
+        Role::Twins,
     ];
 
     /// Whether honest validators can prove this misbehaviour with evidence.
     pub fn is_provable(&self) -> bool {
         matches!(
             self,
-            Role::EquivocatingLeader | Role::DoubleVoter | Role::NullifyAndFinalize
+            Role::EquivocatingLeader | Role::DoubleVoter | Role::NullifyAndFinalize | Role::Twins
         )
     }
 
@@ -84,6 +92,7 @@ impl Role {
             Role::VotesForUnknownBlocks => "votes-for-unknown-blocks",
             Role::ForgedCertificates => "forged-certificates",
             Role::Flood => "flood",
+            Role::Twins => "twins",
         }
     }
 }

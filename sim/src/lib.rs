@@ -10,4 +10,5 @@ pub mod recorder;
 pub mod runner;
 pub mod scenario;
 pub mod scenario_file;
+pub mod swarm;
 pub mod timeline;

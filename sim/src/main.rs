@@ -74,6 +74,14 @@ enum Command {
     },
     /// List the built-in scenarios.
     List,
+    /// Print the scenario a seed runs as a scenario file (for a swarm
+    /// scenario, the faults that seed draws).
+    Show {
+        #[arg(long, default_value = "standard")]
+        scenario: String,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
     /// Print one run's trace hash (used by check-determinism).
     #[command(hide = true)]
     Hash {
@@ -125,6 +133,10 @@ fn main() -> ExitCode {
             }
             Ok(true)
         }
+        Command::Show { scenario, seed } => scenario::find(&scenario).map(|s| {
+            print!("{}", ballast_sim::scenario_file::to_toml(&s.for_seed(seed)));
+            true
+        }),
         Command::Hash { scenario, seed } => scenario::find(&scenario).map(|s| {
             let outcome = runner::run(&s, seed, RunOptions::default());
             println!("{:016x} {}", outcome.trace_hash, outcome.violations.len());

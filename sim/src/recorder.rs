@@ -71,6 +71,40 @@ pub struct FinalizedEvent {
     pub digest: Digest,
 }
 
+/// What a lane mark on a space-time diagram stands for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MarkKind {
+    /// The validator entered a new view.
+    View,
+    /// A view timer fired.
+    Timeout,
+    /// The validator formed and broadcast a certificate.
+    Certificate,
+    Finalized,
+    /// An injected fault: crash, restart, pause, partition.
+    Fault,
+    Evidence,
+    Violation,
+}
+
+/// A message delivered to a validator, for diagrams.
+#[derive(Clone, Debug)]
+pub struct Delivery {
+    pub at_us: u64,
+    pub to: ValidatorIndex,
+    pub from: ValidatorIndex,
+    pub bytes_hash: u64,
+    pub label: String,
+}
+
+/// What a space-time diagram draws besides the network's sends.
+#[derive(Clone, Debug, Default)]
+pub struct DiagramLog {
+    pub deliveries: Vec<Delivery>,
+    /// (time µs, validator or `None` for the whole network, kind, text).
+    pub marks: Vec<(u64, Option<ValidatorIndex>, MarkKind, String)>,
+}
+
 pub struct Recorder {
     validators: ValidatorSet,
     /// Validators the scenario made Byzantine: exempt from the honest-only
@@ -96,6 +130,12 @@ pub struct Recorder {
     pub proposed_at_us: BTreeMap<Digest, u64>,
     /// (time in µs, validator, current view, text), when recording a replay.
     pub timeline: Option<Vec<(u64, ValidatorIndex, View, String)>>,
+    /// Deliveries and lane marks, when recording a replay.
+    pub diagram: Option<DiagramLog>,
+    /// Latest simulated time seen, to date violations.
+    last_us: u64,
+    /// When the first violation was found, to centre diagrams on it.
+    pub first_violation_us: Option<u64>,
 }
 
 impl Recorder {
@@ -118,6 +158,22 @@ impl Recorder {
             finalized: Vec::new(),
             proposed_at_us: BTreeMap::new(),
             timeline: timeline.then(Vec::new),
+            diagram: timeline.then(DiagramLog::default),
+            last_us: 0,
+            first_violation_us: None,
+        }
+    }
+
+    /// Adds a lane mark to the diagram, if one is being recorded.
+    pub fn mark(
+        &mut self,
+        at_us: u64,
+        validator: Option<ValidatorIndex>,
+        kind: MarkKind,
+        text: impl FnOnce() -> String,
+    ) {
+        if let Some(diagram) = &mut self.diagram {
+            diagram.marks.push((at_us, validator, kind, text()));
         }
     }
 
@@ -126,6 +182,9 @@ impl Recorder {
     }
 
     pub fn violation(&mut self, text: String) {
+        let at_us = self.last_us;
+        self.first_violation_us.get_or_insert(at_us);
+        self.mark(at_us, None, MarkKind::Violation, || text.clone());
         // One broken rule tends to repeat; the first few say what happened.
         if self.violations.len() < 20 {
             self.violations.push(text);
@@ -133,6 +192,7 @@ impl Recorder {
     }
 
     pub fn note(&mut self, at_us: u64, validator: ValidatorIndex, text: impl FnOnce() -> String) {
+        self.last_us = self.last_us.max(at_us);
         if let Some(timeline) = &mut self.timeline {
             let view = self.views.get(usize::from(validator)).copied().unwrap_or(0);
             timeline.push((at_us, validator, view, text()));
@@ -147,6 +207,7 @@ impl Recorder {
         bytes: &[u8],
     ) {
         self.messages_delivered += 1;
+        self.last_us = self.last_us.max(at_us);
         self.trace.word(at_us);
         self.trace.word(u64::from(to) << 16 | u64::from(from));
         self.trace.bytes(bytes);
@@ -235,6 +296,9 @@ impl Recorder {
 
     pub fn evidence(&mut self, reporter: ValidatorIndex, accused: ValidatorIndex, view: View) {
         self.evidence_reported += 1;
+        self.mark(self.last_us, Some(reporter), MarkKind::Evidence, || {
+            format!("evidence against v{accused} (view {view})")
+        });
         if self.is_byzantine(accused) {
             self.evidence_against_byzantine += 1;
             return;
@@ -252,6 +316,7 @@ impl Recorder {
         blocks: &[(Height, View, Digest, Digest)],
     ) {
         // Agreement and liveness are promised to honest validators only.
+        self.last_us = self.last_us.max(at_us);
         if self.is_byzantine(validator) {
             return;
         }
@@ -339,6 +404,36 @@ impl Recorder {
                     "liveness: validator {validator} finalized nothing after the faults healed (height {now})"
                 ));
             }
+        }
+    }
+
+    /// A scenario's window check: whether an honest validator finalized a
+    /// height no one had finalized before the window.
+    pub fn check_expectation(&mut self, e: &crate::scenario::Expectation) {
+        let (from_us, to_us) = (e.from_ms * 1000, e.to_ms * 1000);
+        let before = self
+            .finalized
+            .iter()
+            .filter(|f| f.at_us < from_us)
+            .map(|f| f.height)
+            .max()
+            .unwrap_or(0);
+        let new = self
+            .finalized
+            .iter()
+            .filter(|f| (from_us..to_us).contains(&f.at_us) && f.height > before)
+            .map(|f| f.height)
+            .max();
+        match (e.finalizes, new) {
+            (true, None) => self.violation(format!(
+                "expected a new height to be finalized between {} and {} ms; none was (height {before})",
+                e.from_ms, e.to_ms
+            )),
+            (false, Some(height)) => self.violation(format!(
+                "expected nothing to finalize between {} and {} ms; height {height} was (from {before})",
+                e.from_ms, e.to_ms
+            )),
+            _ => {}
         }
     }
 }

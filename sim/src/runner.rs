@@ -1,8 +1,9 @@
 //! Runs one (scenario, seed) on madsim and reports what happened.
 
 use crate::byzantine::AdversaryTransport;
-use crate::network::{Network, NetworkStats};
-use crate::recorder::Recorder;
+use crate::byzantine::Role;
+use crate::network::{Network, NetworkStats, SendRecord};
+use crate::recorder::{DiagramLog, MarkKind, Recorder};
 use crate::scenario::{Scenario, SchemeKind};
 use ballast_core::consensus::{Certificate, Effect, Message};
 use ballast_core::scheme::Scheme;
@@ -25,6 +26,9 @@ pub struct RunOptions {
     /// Record a readable timeline (replay). Costs time; off for sweeps.
     pub timeline: bool,
 }
+
+/// How often (simulated ms) the leader-crash fault looks for a new leader.
+const LEADER_WATCH_MS: u64 = 5;
 
 /// Everything a run produced.
 #[derive(Clone, Debug)]
@@ -49,6 +53,17 @@ pub struct Outcome {
     pub finalization_samples_ms: Vec<f64>,
     pub block_time_ms: Option<f64>,
     pub timeline: Option<Vec<(u64, ValidatorIndex, View, String)>>,
+    /// What a space-time diagram draws, when recording a replay.
+    pub diagram: Option<Diagram>,
+}
+
+/// A replay's record for drawing: every send with its fate, every delivery,
+/// and the lane marks.
+#[derive(Clone, Debug)]
+pub struct Diagram {
+    pub sends: Vec<SendRecord>,
+    pub log: DiagramLog,
+    pub first_violation_us: Option<u64>,
 }
 
 impl Outcome {
@@ -65,6 +80,14 @@ pub fn replay_command(scenario: &str, seed: u64) -> String {
 /// Runs `scenario` with `seed`. Never panics on a protocol failure: a panic
 /// inside the simulation (a failed assertion in `core`) is a violation.
 pub fn run(scenario: &Scenario, seed: u64, options: RunOptions) -> Outcome {
+    let mut outcome = run_concrete(&scenario.for_seed(seed), seed, options);
+    // A swarm seed replays by the template's name.
+    outcome.scenario = scenario.name.clone();
+    outcome
+}
+
+/// Runs a scenario as written (a swarm template's seed already drawn).
+pub fn run_concrete(scenario: &Scenario, seed: u64, options: RunOptions) -> Outcome {
     scenario
         .validate()
         .unwrap_or_else(|e| panic!("scenario {}: {e}", scenario.name));
@@ -122,7 +145,7 @@ fn run_with<S: Scheme>(
         &byzantine,
         options.timeline,
     )));
-    let network_stats = Arc::new(Mutex::new(NetworkStats::default()));
+    let network = Arc::new(Network::new(scenario, seed, options.timeline));
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         runtime.block_on(simulate(
             scenario.clone(),
@@ -130,7 +153,7 @@ fn run_with<S: Scheme>(
             schemes,
             Arc::new(validators),
             recorder.clone(),
-            network_stats.clone(),
+            network.clone(),
         ))
     }));
     let mut recorder = Arc::try_unwrap(recorder)
@@ -153,7 +176,13 @@ fn run_with<S: Scheme>(
     }
     let (samples, block_time) = latency_stats(scenario, &recorder);
     let latency = (!samples.is_empty()).then(|| samples.iter().sum::<f64>() / samples.len() as f64);
-    let network = *network_stats.lock().unwrap_or_else(|p| p.into_inner());
+    let sends = network.take_log();
+    let diagram = recorder.diagram.take().map(|log| Diagram {
+        sends,
+        log,
+        first_violation_us: recorder.first_violation_us,
+    });
+    let network = network.stats();
     Outcome {
         scenario: scenario.name.clone(),
         seed,
@@ -170,6 +199,7 @@ fn run_with<S: Scheme>(
         finalization_samples_ms: samples,
         block_time_ms: block_time,
         timeline: recorder.timeline.take(),
+        diagram,
     }
 }
 
@@ -177,13 +207,7 @@ fn run_with<S: Scheme>(
 /// blocks proposed after the first second (warm-up) and before the first
 /// fault.
 fn latency_stats(scenario: &Scenario, recorder: &Recorder) -> (Vec<f64>, Option<f64>) {
-    let first_fault_ms = scenario
-        .partitions
-        .iter()
-        .map(|p| p.start_ms)
-        .chain(scenario.crashes.iter().map(|c| c.at_ms))
-        .min()
-        .unwrap_or(scenario.duration_ms);
+    let first_fault_ms = scenario.first_fault_ms();
     let window = 1_000_000..first_fault_ms * 1000;
     let samples: Vec<f64> = recorder
         .finalized
@@ -211,48 +235,115 @@ fn latency_stats(scenario: &Scenario, recorder: &Recorder) -> (Vec<f64>, Option<
     (samples, block_time)
 }
 
+/// The address a second replica of a Twins validator binds.
+fn twin_address(i: usize) -> SocketAddr {
+    SocketAddr::new(
+        IpAddr::V4(Ipv4Addr::new(10, 1, (i / 250) as u8, (i % 250 + 1) as u8)),
+        7000,
+    )
+}
+
+/// Crashes and restarts validators: shared by the fault schedule and the
+/// leader-crash watcher.
+struct Crasher {
+    handle: madsim::runtime::Handle,
+    nodes: Vec<madsim::runtime::NodeHandle>,
+    stores: Vec<MemStore>,
+    rng: ChaCha8Rng,
+}
+
+impl Crasher {
+    /// Power loss: the node's tasks die, and of its unsynced writes a random
+    /// prefix survives, possibly followed by one torn record.
+    fn crash(&mut self, v: ValidatorIndex, at_us: u64, rec: &mut Recorder) {
+        self.handle.kill(self.nodes[usize::from(v)].id());
+        let store = &self.stores[usize::from(v)];
+        let unsynced = store.unsynced_len();
+        let keep = self.rng.gen_range(0..=unsynced);
+        let tear = self.rng.gen_bool(0.5);
+        store.crash(keep, tear);
+        let text = format!(
+            "crash v{v}: kept {keep} of {unsynced} unsynced writes{}",
+            if tear { ", next one torn" } else { "" }
+        );
+        rec.mark(at_us, Some(v), MarkKind::Fault, || text.clone());
+        rec.note(at_us, v, || format!("!! {text}"));
+    }
+
+    /// Notes the restart; the caller restarts with [`Crasher::restart`]
+    /// once it has let go of the recorder, which the new node will use.
+    fn note_restart(v: ValidatorIndex, at_us: u64, rec: &mut Recorder) {
+        rec.mark(at_us, Some(v), MarkKind::Fault, || format!("restart v{v}"));
+        rec.note(at_us, v, || format!("!! restart v{v} from its store"));
+    }
+
+    fn restart(&self, v: ValidatorIndex) {
+        self.handle.restart(self.nodes[usize::from(v)].id());
+    }
+}
+
 async fn simulate<S: Scheme>(
     scenario: Scenario,
     seed: u64,
     schemes: Vec<S>,
     validators: Arc<ValidatorSet>,
     recorder: Arc<Mutex<Recorder>>,
-    network_stats: Arc<Mutex<NetworkStats>>,
+    network: Arc<Network>,
 ) {
     let handle = madsim::runtime::Handle::current();
     let origin = simulated_now();
-    let network = Arc::new(Network::new(&scenario, seed, origin));
+    network.set_origin(origin);
     let model: Arc<dyn LinkModel> = network.clone();
     let n = scenario.validators();
-    let peers: Arc<Vec<SocketAddr>> = Arc::new((0..n).map(validator_address).collect());
+    let twins: Vec<ValidatorIndex> = scenario
+        .byzantine
+        .iter()
+        .filter(|(_, role)| *role == Role::Twins)
+        .map(|(v, _)| *v)
+        .collect();
+    // Twins: honest validators on side A (even) reach each twin's first
+    // replica, those on side B (odd) its second; each replica knows the
+    // other twins' replicas on its own side.
+    let side_a: Arc<Vec<SocketAddr>> = Arc::new((0..n).map(validator_address).collect());
+    let side_b: Arc<Vec<SocketAddr>> = Arc::new(
+        (0..n)
+            .map(|i| {
+                if twins.contains(&(i as ValidatorIndex)) {
+                    twin_address(i)
+                } else {
+                    validator_address(i)
+                }
+            })
+            .collect(),
+    );
     let stores: Vec<MemStore> = (0..n).map(|_| MemStore::new()).collect();
-    let mut nodes = Vec::with_capacity(n);
-    for (i, scheme) in schemes.into_iter().enumerate() {
-        let me = i as ValidatorIndex;
+    let build = |me: ValidatorIndex, scheme: S, peers: Arc<Vec<SocketAddr>>, store: MemStore| {
+        let i = usize::from(me);
         let skew = scenario.skews.iter().find(|s| s.validator == me);
         let clock = match skew {
             Some(s) => SimClock::skewed(origin, s.offset_ms, s.rate_ppm),
             None => SimClock::new(origin),
         };
-        let (peers, model, store, recorder) = (
-            peers.clone(),
-            model.clone(),
-            stores[i].clone(),
-            recorder.clone(),
-        );
+        let (model, recorder) = (model.clone(), recorder.clone());
         let (validators, consensus, payload_bytes) = (
             validators.clone(),
             scenario.consensus.clone(),
             scenario.payload_bytes,
         );
+        // Twins run honest engines: their attack is the shared key.
         let role = scenario
             .byzantine
             .iter()
-            .find(|(v, _)| *v == me)
+            .find(|(v, role)| *v == me && *role != Role::Twins)
             .map(|(_, r)| *r);
-        let node = handle
+        let is_twin_copy = peers[i] == twin_address(i);
+        handle
             .create_node()
-            .name(format!("v{i}"))
+            .name(if is_twin_copy {
+                format!("v{i}-twin")
+            } else {
+                format!("v{i}")
+            })
             .ip(peers[i].ip())
             .init(move || {
                 let (peers, model, store, clock) =
@@ -287,9 +378,28 @@ async fn simulate<S: Scheme>(
                     engine.run().await.expect("the in-memory store cannot fail");
                 }
             })
-            .build();
-        nodes.push(node);
+            .build()
+    };
+    let mut nodes = Vec::with_capacity(n);
+    let mut twin_nodes = Vec::new();
+    for (i, scheme) in schemes.into_iter().enumerate() {
+        let me = i as ValidatorIndex;
+        if twins.contains(&me) {
+            twin_nodes.push(build(me, scheme.clone(), side_b.clone(), MemStore::new()));
+            nodes.push(build(me, scheme, side_a.clone(), stores[i].clone()));
+        } else {
+            let side = if i % 2 == 1 { &side_b } else { &side_a };
+            nodes.push(build(me, scheme, side.clone(), stores[i].clone()));
+        }
     }
+    // The twins' second replicas live as long as the run.
+    let _twin_nodes = twin_nodes;
+    let mut crasher = Crasher {
+        handle: handle.clone(),
+        nodes,
+        stores,
+        rng: ChaCha8Rng::seed_from_u64(seed ^ 0x6372_6173_6800),
+    };
 
     // The fault schedule, in time order. It runs whether or not a timeline
     // is recorded, so recording never changes the run.
@@ -298,6 +408,10 @@ async fn simulate<S: Scheme>(
         PartitionHeal(usize),
         Crash(ValidatorIndex),
         Restart(ValidatorIndex),
+        Pause(ValidatorIndex),
+        Resume(ValidatorIndex),
+        /// Look for a leader to crash (see [`LeaderCrashes`]).
+        LeaderWatch,
         Heal,
         End,
     }
@@ -310,60 +424,98 @@ async fn simulate<S: Scheme>(
         schedule.push((c.at_ms, 2, Fault::Crash(c.validator)));
         schedule.push((c.restart_ms, 1, Fault::Restart(c.validator)));
     }
+    for p in &scenario.pauses {
+        schedule.push((p.at_ms, 2, Fault::Pause(p.validator)));
+        schedule.push((p.resume_ms, 1, Fault::Resume(p.validator)));
+    }
+    if let Some(l) = &scenario.leader_crashes {
+        let watch_ms = (l.from_ms..=l.to_ms + l.down_ms).step_by(LEADER_WATCH_MS as usize);
+        schedule.extend(watch_ms.map(|at| (at, 0, Fault::LeaderWatch)));
+    }
     schedule.push((scenario.heal_ms(), 3, Fault::Heal));
     schedule.push((scenario.duration_ms, 4, Fault::End));
     schedule.sort_by_key(|(at, order, _)| (*at, *order));
 
-    let mut crash_rng = ChaCha8Rng::seed_from_u64(seed ^ 0x6372_6173_6800);
     let mut heal_state: Option<(u64, View, Vec<Height>)> = None;
+    // Validators the leader-crash watcher has down, with their restart time.
+    let mut leaders_down: Vec<(u64, ValidatorIndex)> = Vec::new();
     for (at_ms, _, fault) in schedule {
         let wait =
             (origin + Duration::from_millis(at_ms)).saturating_duration_since(simulated_now());
         madsim::time::sleep(wait).await;
         let at_us = now_us(origin);
+        let mut restarts = Vec::new();
         let mut rec = recorder.lock().expect("recorder lock");
         match fault {
             Fault::PartitionStart(i) => {
                 let groups = &scenario.partitions[i].groups;
-                rec.note(at_us, 0, || {
-                    format!("!! partition starts: {groups:?} | the rest")
-                });
+                let text = format!("partition starts: {groups:?} | the rest");
+                rec.mark(at_us, None, MarkKind::Fault, || text.clone());
+                rec.note(at_us, 0, || format!("!! {text}"));
             }
             Fault::PartitionHeal(i) => {
                 let groups = &scenario.partitions[i].groups;
-                rec.note(at_us, 0, || format!("!! partition heals: {groups:?}"));
+                let text = format!("partition heals: {groups:?}");
+                rec.mark(at_us, None, MarkKind::Fault, || text.clone());
+                rec.note(at_us, 0, || format!("!! {text}"));
             }
-            Fault::Crash(v) => {
-                handle.kill(nodes[usize::from(v)].id());
-                let store = &stores[usize::from(v)];
-                let unsynced = store.unsynced_len();
-                let keep = crash_rng.gen_range(0..=unsynced);
-                let tear = crash_rng.gen_bool(0.5);
-                store.crash(keep, tear);
-                rec.note(at_us, v, || {
-                    format!(
-                        "!! crash v{v}: kept {keep} of {unsynced} unsynced writes{}",
-                        if tear { ", next one torn" } else { "" }
-                    )
-                });
-            }
+            Fault::Crash(v) => crasher.crash(v, at_us, &mut rec),
             Fault::Restart(v) => {
-                rec.note(at_us, v, || format!("!! restart v{v} from its store"));
-                drop(rec);
-                handle.restart(nodes[usize::from(v)].id());
-                continue;
+                Crasher::note_restart(v, at_us, &mut rec);
+                restarts.push(v);
+            }
+            Fault::Pause(v) => {
+                rec.mark(at_us, Some(v), MarkKind::Fault, || format!("pause v{v}"));
+                rec.note(at_us, v, || format!("!! pause v{v}"));
+                handle.pause(crasher.nodes[usize::from(v)].id());
+            }
+            Fault::Resume(v) => {
+                rec.mark(at_us, Some(v), MarkKind::Fault, || format!("resume v{v}"));
+                rec.note(at_us, v, || format!("!! resume v{v}"));
+                handle.resume(crasher.nodes[usize::from(v)].id());
+            }
+            Fault::LeaderWatch => {
+                let l = scenario.leader_crashes.as_ref().expect("scheduled");
+                let now_ms = at_us / 1000;
+                let (due, kept): (Vec<_>, Vec<_>) =
+                    leaders_down.iter().partition(|(until, _)| *until <= now_ms);
+                leaders_down = kept;
+                for (_, v) in &due {
+                    Crasher::note_restart(*v, at_us, &mut rec);
+                    restarts.push(*v);
+                }
+                let leader = validators.leader(rec.max_view());
+                let down: Vec<ValidatorIndex> = leaders_down.iter().map(|(_, v)| *v).collect();
+                let stake_down = validators.stake_of(&down) + validators.stake(leader);
+                // A validator restarting in this tick is up again only after it.
+                if now_ms < l.to_ms
+                    && !down.contains(&leader)
+                    && !restarts.contains(&leader)
+                    && 3 * stake_down < validators.stake_total()
+                {
+                    crasher.crash(leader, at_us, &mut rec);
+                    leaders_down.push((now_ms + l.down_ms, leader));
+                }
             }
             Fault::Heal => {
                 heal_state = Some((at_us, rec.max_view(), rec.finalized_heights()));
             }
             Fault::End => {
-                if let Some((heal_us, heal_view, heights)) = &heal_state {
+                if scenario.check_liveness
+                    && let Some((heal_us, heal_view, heights)) = &heal_state
+                {
                     rec.check_liveness(*heal_us, *heal_view, heights, scenario.liveness_views);
+                }
+                for e in &scenario.expectations {
+                    rec.check_expectation(e);
                 }
             }
         }
+        drop(rec);
+        for v in restarts {
+            crasher.restart(v);
+        }
     }
-    *network_stats.lock().expect("stats lock") = network.stats();
 }
 
 /// The application each simulated validator runs: deterministic payloads,

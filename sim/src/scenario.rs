@@ -61,6 +61,40 @@ pub struct ClockSkew {
     pub rate_ppm: i64,
 }
 
+/// A validator stops running (no messages handled, no timers fired, state
+/// kept) at `at_ms` and continues at `resume_ms`: a long GC pause or a
+/// stalled VM, which unlike a crash loses nothing.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Pause {
+    pub validator: ValidatorIndex,
+    pub at_ms: u64,
+    pub resume_ms: u64,
+}
+
+/// Between `from_ms` and `to_ms`, the leader of the highest view any
+/// validator has reached is crashed as soon as it is seen leading, and
+/// restarts `down_ms` later; at most a third of the stake is down at once.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LeaderCrashes {
+    pub from_ms: u64,
+    pub to_ms: u64,
+    pub down_ms: u64,
+}
+
+/// A scenario-specific check on a window of the run: whether a new height
+/// must (`finalizes = true`) or must not (`false`) be finalized by an honest
+/// validator between `from_ms` and `to_ms`. With f + 1 validators down, for
+/// example, nothing may finalize.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Expectation {
+    pub from_ms: u64,
+    pub to_ms: u64,
+    pub finalizes: bool,
+}
+
+/// Seeds per scenario when the suite runs and a scenario does not say.
+pub const DEFAULT_SUITE_SEEDS: u64 = 8;
+
 #[derive(Clone, Debug)]
 pub struct Scenario {
     /// A built-in name, or the path of the scenario file it came from (so
@@ -77,9 +111,21 @@ pub struct Scenario {
     pub loss: f64,
     /// Probability that a message is delivered twice.
     pub duplicate: f64,
+    /// Probability that a message copy is held back by an extra delay drawn
+    /// uniformly from `0..reorder_max_ms`, so later messages overtake it.
+    pub reorder: f64,
+    pub reorder_max_ms: f64,
+    /// Per directed link: bytes per ms the link carries. Messages queue
+    /// behind each other, so a large block delays the votes sent after it.
+    pub bandwidth_bytes_per_ms: Option<u64>,
+    /// When loss, duplication and reordering stop (they last the whole run
+    /// if `None`): a swarm seed's liveness phase runs on a clean network.
+    pub network_faults_until_ms: Option<u64>,
     pub partitions: Vec<Partition>,
     pub crashes: Vec<Crash>,
     pub skews: Vec<ClockSkew>,
+    pub pauses: Vec<Pause>,
+    pub leader_crashes: Option<LeaderCrashes>,
     /// Byzantine validators and what they do; their total stake must stay
     /// below a third.
     pub byzantine: Vec<(ValidatorIndex, Role)>,
@@ -88,6 +134,14 @@ pub struct Scenario {
     /// After the last fault heals, finalization must resume within this many
     /// views of the highest view reached so far.
     pub liveness_views: u64,
+    /// Whether liveness after the last fault is checked at all.
+    pub check_liveness: bool,
+    pub expectations: Vec<Expectation>,
+    /// Seeds the suite runs for this scenario, chosen to fit its CI budget.
+    pub seeds: u64,
+    /// A swarm scenario is a template: each seed draws its own faults and
+    /// their probabilities (see [`crate::swarm`]).
+    pub swarm: bool,
 }
 
 impl Scenario {
@@ -99,12 +153,39 @@ impl Scenario {
     pub fn heal_ms(&self) -> u64 {
         let partitions = self.partitions.iter().map(|p| p.heal_ms);
         let crashes = self.crashes.iter().map(|c| c.restart_ms);
-        partitions.chain(crashes).max().unwrap_or(0)
+        let pauses = self.pauses.iter().map(|p| p.resume_ms);
+        let leaders = self.leader_crashes.iter().map(|l| l.to_ms + l.down_ms);
+        partitions
+            .chain(crashes)
+            .chain(pauses)
+            .chain(leaders)
+            .chain(self.network_faults_until_ms)
+            .max()
+            .unwrap_or(0)
     }
 
-    /// Whether the scenario injects any fault (for the CI sweep's count).
-    pub fn is_faulty(&self) -> bool {
-        self.loss > 0.0 || !self.partitions.is_empty() || !self.crashes.is_empty()
+    /// When the first fault starts; latency is measured before it.
+    pub fn first_fault_ms(&self) -> u64 {
+        let partitions = self.partitions.iter().map(|p| p.start_ms);
+        let crashes = self.crashes.iter().map(|c| c.at_ms);
+        let pauses = self.pauses.iter().map(|p| p.at_ms);
+        let leaders = self.leader_crashes.iter().map(|l| l.from_ms);
+        partitions
+            .chain(crashes)
+            .chain(pauses)
+            .chain(leaders)
+            .min()
+            .unwrap_or(self.duration_ms)
+    }
+
+    /// The concrete scenario a seed runs: the scenario itself, or for a
+    /// swarm template, the faults that seed draws.
+    pub fn for_seed(&self, seed: u64) -> Scenario {
+        if self.swarm {
+            crate::swarm::generate(self, seed)
+        } else {
+            self.clone()
+        }
     }
 
     /// Rejects a scenario that cannot be run as written.
@@ -131,8 +212,57 @@ impl Scenario {
                 ));
             }
         }
-        if !(0.0..1.0).contains(&self.loss) || !(0.0..1.0).contains(&self.duplicate) {
-            return Err("loss and duplicate must be probabilities below 1".into());
+        for p in &self.pauses {
+            if p.resume_ms <= p.at_ms || !known(p.validator) {
+                return Err(format!(
+                    "pause {p:?} resumes before it starts or names an unknown validator"
+                ));
+            }
+        }
+        if let Some(l) = &self.leader_crashes {
+            if l.to_ms <= l.from_ms || l.down_ms == 0 {
+                return Err(format!(
+                    "leader crashes {l:?} need to_ms > from_ms and down_ms > 0"
+                ));
+            }
+            if !self.crashes.is_empty() || !self.pauses.is_empty() {
+                return Err("leader crashes do not mix with scheduled crashes or pauses".into());
+            }
+        }
+        // A validator is down (crashed or paused) for one interval at a time.
+        let mut down: Vec<(ValidatorIndex, u64, u64)> = self
+            .crashes
+            .iter()
+            .map(|c| (c.validator, c.at_ms, c.restart_ms))
+            .chain(
+                self.pauses
+                    .iter()
+                    .map(|p| (p.validator, p.at_ms, p.resume_ms)),
+            )
+            .collect();
+        down.sort_unstable();
+        for pair in down.windows(2) {
+            let ((v, _, end), (w, start, _)) = (pair[0], pair[1]);
+            if v == w && start <= end {
+                return Err(format!(
+                    "validator {v} is crashed or paused twice at once (at {start} ms)"
+                ));
+            }
+        }
+        for e in &self.expectations {
+            if e.to_ms <= e.from_ms || e.to_ms > self.duration_ms {
+                return Err(format!("expectation {e:?} is empty or outlasts the run"));
+            }
+        }
+        let probabilities = [self.loss, self.duplicate, self.reorder];
+        if !probabilities.iter().all(|p| (0.0..1.0).contains(p)) {
+            return Err("loss, duplicate and reorder must be probabilities below 1".into());
+        }
+        if self.reorder_max_ms < 0.0 || self.bandwidth_bytes_per_ms == Some(0) {
+            return Err("reorder_max_ms must not be negative, bandwidth not zero".into());
+        }
+        if self.seeds == 0 {
+            return Err("a scenario runs at least one seed".into());
         }
         let mut byzantine: Vec<ValidatorIndex> = self.byzantine.iter().map(|(v, _)| *v).collect();
         byzantine.sort_unstable();
@@ -147,6 +277,10 @@ impl Scenario {
                 "Byzantine stake {stake_byzantine} of {stake_total} is not below a third"
             ));
         }
+        if self.swarm {
+            // A template: its seeds' scenarios are validated when drawn.
+            return Ok(());
+        }
         if self.heal_ms() >= self.duration_ms {
             return Err("the run must last beyond the last fault to check liveness".into());
         }
@@ -154,7 +288,8 @@ impl Scenario {
     }
 }
 
-fn base(name: &str, description: &str, validators: usize) -> Scenario {
+/// A scenario with no faults, for built-ins and generators to start from.
+pub fn base(name: &str, description: &str, validators: usize) -> Scenario {
     Scenario {
         name: name.to_string(),
         description: description.to_string(),
@@ -168,13 +303,23 @@ fn base(name: &str, description: &str, validators: usize) -> Scenario {
         link_latency: Vec::new(),
         loss: 0.0,
         duplicate: 0.0,
+        reorder: 0.0,
+        reorder_max_ms: 50.0,
+        bandwidth_bytes_per_ms: None,
+        network_faults_until_ms: None,
         partitions: Vec::new(),
         crashes: Vec::new(),
         skews: Vec::new(),
+        pauses: Vec::new(),
+        leader_crashes: None,
         byzantine: Vec::new(),
         payload_bytes: 64,
         duration_ms: 10_000,
         liveness_views: 30,
+        check_liveness: true,
+        expectations: Vec::new(),
+        seeds: DEFAULT_SUITE_SEEDS,
+        swarm: false,
     }
 }
 
@@ -482,6 +627,15 @@ pub fn builtin() -> Vec<Scenario> {
                 "byz-mixed",
                 "10 validators, f = 3 Byzantine of three kinds; 3% loss; a 5/5 split that heals",
                 10,
+            )
+        },
+        Scenario {
+            swarm: true,
+            seeds: 40,
+            ..base(
+                "swarm",
+                "each seed draws its own validators, network faults, crashes, pauses, skews and Byzantine roles; faults heal for a liveness phase",
+                4,
             )
         },
         Scenario {

@@ -3,7 +3,9 @@
 //! line, and the field at fault.
 
 use crate::byzantine::Role;
-use crate::scenario::{ClockSkew, Crash, Latency, Partition, Scenario, SchemeKind};
+use crate::scenario::{
+    ClockSkew, Crash, Expectation, Latency, LeaderCrashes, Partition, Pause, Scenario, SchemeKind,
+};
 use ballast_core::ValidatorIndex;
 use ballast_core::consensus::Config;
 use serde::Deserialize;
@@ -29,6 +31,16 @@ struct File {
     loss: Option<Spanned<f64>>,
     #[serde(default)]
     duplicate: Option<Spanned<f64>>,
+    #[serde(default)]
+    reorder: Option<Spanned<f64>>,
+    #[serde(default = "default_reorder_max_ms")]
+    reorder_max_ms: f64,
+    bandwidth_bytes_per_ms: Option<Spanned<u64>>,
+    network_faults_until_ms: Option<u64>,
+    #[serde(default = "default_seeds")]
+    seeds: Spanned<u64>,
+    #[serde(default = "default_true")]
+    check_liveness: bool,
     latency: Option<LatencyFile>,
     consensus: Option<ConsensusFile>,
     #[serde(default)]
@@ -41,6 +53,47 @@ struct File {
     skew: Vec<Spanned<SkewFile>>,
     #[serde(default)]
     byzantine: Vec<Spanned<ByzantineFile>>,
+    #[serde(default)]
+    pause: Vec<Spanned<PauseFile>>,
+    leader_crashes: Option<Spanned<LeaderCrashesFile>>,
+    #[serde(default)]
+    expect: Vec<Spanned<ExpectFile>>,
+}
+
+fn default_reorder_max_ms() -> f64 {
+    50.0
+}
+
+fn default_seeds() -> Spanned<u64> {
+    Spanned::new(0..0, crate::scenario::DEFAULT_SUITE_SEEDS)
+}
+
+fn default_true() -> bool {
+    true
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PauseFile {
+    validator: ValidatorIndex,
+    at_ms: u64,
+    resume_ms: u64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LeaderCrashesFile {
+    from_ms: u64,
+    to_ms: u64,
+    down_ms: u64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExpectFile {
+    from_ms: u64,
+    to_ms: u64,
+    finalizes: bool,
 }
 
 fn default_payload_bytes() -> usize {
@@ -198,6 +251,23 @@ pub fn parse(path: &str, text: &str) -> Result<Scenario, String> {
     };
     let loss = probability(file.loss, "loss")?;
     let duplicate = probability(file.duplicate, "duplicate")?;
+    let reorder = probability(file.reorder, "reorder")?;
+    if let Some(b) = &file.bandwidth_bytes_per_ms
+        && *b.get_ref() == 0
+    {
+        return Err(at(
+            b.span(),
+            "bandwidth_bytes_per_ms",
+            "a link must carry at least 1 byte per ms".into(),
+        ));
+    }
+    if *file.seeds.get_ref() == 0 {
+        return Err(at(
+            file.seeds.span(),
+            "seeds",
+            "the suite runs at least one seed".into(),
+        ));
+    }
     let known = |v: ValidatorIndex| usize::from(v) < n;
     let mut partitions = Vec::new();
     for p in file.partition {
@@ -298,6 +368,72 @@ pub fn parse(path: &str, text: &str) -> Result<Scenario, String> {
         };
         byzantine.push((b.validator, role));
     }
+    let mut pauses = Vec::new();
+    for p in file.pause {
+        let span = p.span();
+        let p = p.into_inner();
+        if !known(p.validator) {
+            return Err(at(
+                span,
+                "pause.validator",
+                format!("validator {} does not exist ({n} validators)", p.validator),
+            ));
+        }
+        if p.resume_ms <= p.at_ms {
+            return Err(at(
+                span,
+                "pause.resume_ms",
+                format!(
+                    "resumes at {} ms, not after the pause at {} ms",
+                    p.resume_ms, p.at_ms
+                ),
+            ));
+        }
+        pauses.push(Pause {
+            validator: p.validator,
+            at_ms: p.at_ms,
+            resume_ms: p.resume_ms,
+        });
+    }
+    let leader_crashes = match file.leader_crashes {
+        None => None,
+        Some(l) => {
+            let span = l.span();
+            let l = l.into_inner();
+            if l.to_ms <= l.from_ms || l.down_ms == 0 {
+                return Err(at(
+                    span,
+                    "leader_crashes",
+                    "needs to_ms after from_ms and a down_ms above 0".into(),
+                ));
+            }
+            Some(LeaderCrashes {
+                from_ms: l.from_ms,
+                to_ms: l.to_ms,
+                down_ms: l.down_ms,
+            })
+        }
+    };
+    let mut expectations = Vec::new();
+    for e in file.expect {
+        let span = e.span();
+        let e = e.into_inner();
+        if e.to_ms <= e.from_ms || e.to_ms > file.duration_ms {
+            return Err(at(
+                span,
+                "expect.to_ms",
+                format!(
+                    "the window {}..{} ms is empty or ends after the run ({} ms)",
+                    e.from_ms, e.to_ms, file.duration_ms
+                ),
+            ));
+        }
+        expectations.push(Expectation {
+            from_ms: e.from_ms,
+            to_ms: e.to_ms,
+            finalizes: e.finalizes,
+        });
+    }
     let mut consensus = Config::default();
     if let Some(c) = file.consensus {
         consensus.leader_timeout_ms = c.leader_timeout_ms.unwrap_or(consensus.leader_timeout_ms);
@@ -323,14 +459,133 @@ pub fn parse(path: &str, text: &str) -> Result<Scenario, String> {
             .collect(),
         loss,
         duplicate,
+        reorder,
+        reorder_max_ms: file.reorder_max_ms,
+        bandwidth_bytes_per_ms: file.bandwidth_bytes_per_ms.map(Spanned::into_inner),
+        network_faults_until_ms: file.network_faults_until_ms,
         partitions,
         crashes,
         skews,
+        pauses,
+        leader_crashes,
         byzantine,
         payload_bytes: file.payload_bytes,
         duration_ms: file.duration_ms,
         liveness_views: file.liveness_views,
+        check_liveness: file.check_liveness,
+        expectations,
+        seeds: file.seeds.into_inner(),
+        swarm: false,
     };
     scenario.validate().map_err(|e| format!("{path}: {e}"))?;
     Ok(scenario)
+}
+
+/// Writes `scenario` as a scenario file that [`parse`] reads back to the
+/// same scenario (used by `shrink` to hand over a minimal reproduction).
+pub fn to_toml(scenario: &Scenario) -> String {
+    use std::fmt::Write;
+    let mut t = String::new();
+    let latency = |l: &Latency| match l {
+        Latency::Fixed { ms } => format!("{{ kind = \"fixed\", ms = {ms:?} }}"),
+        Latency::Uniform { min_ms, max_ms } => {
+            format!("{{ kind = \"uniform\", min_ms = {min_ms:?}, max_ms = {max_ms:?} }}")
+        }
+        Latency::LongTail {
+            base_ms,
+            tail_mean_ms,
+        } => format!(
+            "{{ kind = \"long-tail\", base_ms = {base_ms:?}, tail_mean_ms = {tail_mean_ms:?} }}"
+        ),
+    };
+    let _ = writeln!(t, "description = {:?}", scenario.description);
+    let _ = writeln!(t, "stakes = {:?}", scenario.stakes);
+    let scheme = match scenario.scheme {
+        SchemeKind::KeyedHash => "keyed-hash",
+        SchemeKind::Ed25519 => "ed25519",
+    };
+    let _ = writeln!(t, "scheme = \"{scheme}\"");
+    let _ = writeln!(t, "duration_ms = {}", scenario.duration_ms);
+    let _ = writeln!(t, "seeds = {}", scenario.seeds);
+    let _ = writeln!(t, "payload_bytes = {}", scenario.payload_bytes);
+    let _ = writeln!(t, "liveness_views = {}", scenario.liveness_views);
+    let _ = writeln!(t, "check_liveness = {}", scenario.check_liveness);
+    let _ = writeln!(t, "loss = {:?}", scenario.loss);
+    let _ = writeln!(t, "duplicate = {:?}", scenario.duplicate);
+    let _ = writeln!(t, "reorder = {:?}", scenario.reorder);
+    let _ = writeln!(t, "reorder_max_ms = {:?}", scenario.reorder_max_ms);
+    if let Some(b) = scenario.bandwidth_bytes_per_ms {
+        let _ = writeln!(t, "bandwidth_bytes_per_ms = {b}");
+    }
+    if let Some(until) = scenario.network_faults_until_ms {
+        let _ = writeln!(t, "network_faults_until_ms = {until}");
+    }
+    let _ = writeln!(t, "latency = {}", latency(&scenario.latency));
+    let c = &scenario.consensus;
+    let _ = writeln!(
+        t,
+        "consensus = {{ leader_timeout_ms = {}, advance_timeout_ms = {}, retry_ms = {}, max_backoff_shift = {}, max_views_ahead = {} }}",
+        c.leader_timeout_ms,
+        c.advance_timeout_ms,
+        c.retry_ms,
+        c.max_backoff_shift,
+        c.max_views_ahead
+    );
+    if let Some(l) = &scenario.leader_crashes {
+        let _ = writeln!(
+            t,
+            "leader_crashes = {{ from_ms = {}, to_ms = {}, down_ms = {} }}",
+            l.from_ms, l.to_ms, l.down_ms
+        );
+    }
+    for (from, to, l) in &scenario.link_latency {
+        let _ = writeln!(
+            t,
+            "\n[[link]]\nfrom = {from}\nto = {to}\nlatency = {}",
+            latency(l)
+        );
+    }
+    for p in &scenario.partitions {
+        let _ = writeln!(
+            t,
+            "\n[[partition]]\nstart_ms = {}\nheal_ms = {}\ngroups = {:?}",
+            p.start_ms, p.heal_ms, p.groups
+        );
+    }
+    for c in &scenario.crashes {
+        let _ = writeln!(
+            t,
+            "\n[[crash]]\nvalidator = {}\nat_ms = {}\nrestart_ms = {}",
+            c.validator, c.at_ms, c.restart_ms
+        );
+    }
+    for p in &scenario.pauses {
+        let _ = writeln!(
+            t,
+            "\n[[pause]]\nvalidator = {}\nat_ms = {}\nresume_ms = {}",
+            p.validator, p.at_ms, p.resume_ms
+        );
+    }
+    for s in &scenario.skews {
+        let _ = writeln!(
+            t,
+            "\n[[skew]]\nvalidator = {}\noffset_ms = {}\nrate_ppm = {}",
+            s.validator, s.offset_ms, s.rate_ppm
+        );
+    }
+    for (v, role) in &scenario.byzantine {
+        let _ = writeln!(
+            t,
+            "\n[[byzantine]]\nvalidator = {v}\nrole = \"{}\"",
+            role.name()
+        );
+    }
+    for e in &scenario.expectations {
+        let _ = writeln!(
+            t,
+            "\n[[expect]]\nfrom_ms = {}\nto_ms = {}\nfinalizes = {}",
+            e.from_ms, e.to_ms, e.finalizes
+        );
+    }
+    t
 }

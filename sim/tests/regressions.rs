@@ -54,3 +54,28 @@ fn crash_restart_seed_36() {
 fn byz_invalid_signatures_seed_60024() {
     check("byz-invalid-signatures", 60024);
 }
+
+/// Runs a pinned scenario file (found by swarm mode, written by `show`).
+fn check_file(file: &str, seed: u64) {
+    let path = format!(
+        "{}/../scenarios/regressions/{file}",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let scenario = ballast_sim::scenario_file::load(&path).expect("pinned scenario file");
+    let outcome = run(&scenario, seed, RunOptions::default());
+    assert!(
+        outcome.passed(),
+        "{file} seed {seed} failed: {:?}\nreplay: {}",
+        outcome.violations,
+        replay_command(&path, seed)
+    );
+}
+
+/// Liveness: a validator crashed right after signing notarize and finalize
+/// votes whose copies died with it; after restarting it never sent them
+/// again, and without its stake the view could neither be notarized nor
+/// nullified.
+#[test]
+fn swarm_seed_772() {
+    check_file("swarm-772.toml", 772);
+}

@@ -84,3 +84,24 @@ fn malformed_files_name_the_line_and_the_field() {
     let e = error(&format!("{base}duration_ms = 3\n"));
     assert!(e.contains("line 4") && e.contains("duration_ms"), "{e}");
 }
+
+/// `show` and `shrink` write scenarios out as files: reading one back must
+/// give the same scenario, for every built-in and for drawn swarm seeds.
+#[test]
+fn written_scenarios_read_back_the_same() {
+    use ballast_sim::scenario_file::{parse, to_toml};
+    let swarm = ballast_sim::scenario::find("swarm").unwrap();
+    let drawn = (0..50).map(|seed| swarm.for_seed(seed));
+    let builtins = ballast_sim::scenario::builtin()
+        .into_iter()
+        .filter(|s| !s.swarm);
+    for scenario in builtins.chain(drawn) {
+        let text = to_toml(&scenario);
+        let back = parse("written.toml", &text)
+            .unwrap_or_else(|e| panic!("{}: {e}\n{text}", scenario.name));
+        assert_eq!(to_toml(&back), text, "{}", scenario.name);
+        assert_eq!(back.stakes, scenario.stakes);
+        assert_eq!(back.partitions, scenario.partitions);
+        assert_eq!(back.byzantine, scenario.byzantine);
+    }
+}

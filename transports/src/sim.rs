@@ -33,11 +33,11 @@ pub const INBOX_CAPACITY: usize = 4096;
 
 /// Decides what the network does with each message.
 pub trait LinkModel: Send + Sync + 'static {
-    /// One delay per delivered copy: empty means lost, two entries a
-    /// duplicate; different delays reorder messages.
-    fn plan(&self, from: ValidatorIndex, to: ValidatorIndex, len: usize) -> Vec<Duration>;
-    /// Whether the link is up now; checked again when a delayed message
-    /// arrives, so a partition also cuts messages already in flight.
+    /// One delay per delivered copy: empty means lost (or the link is down
+    /// now), two entries a duplicate; different delays reorder messages.
+    fn plan(&self, from: ValidatorIndex, to: ValidatorIndex, bytes: &[u8]) -> Vec<Duration>;
+    /// Whether the link is up now; checked when a delayed message arrives,
+    /// so a partition also cuts messages already in flight.
     fn connected(&self, from: ValidatorIndex, to: ValidatorIndex) -> bool;
 }
 
@@ -94,10 +94,7 @@ impl Transport for SimTransport {
         let Some(address) = self.peers.get(usize::from(to)).copied() else {
             return;
         };
-        if !self.model.connected(self.me, to) {
-            return;
-        }
-        for delay in self.model.plan(self.me, to, bytes.len()) {
+        for delay in self.model.plan(self.me, to, &bytes) {
             let endpoint = self.endpoint.clone();
             let model = self.model.clone();
             let bytes = bytes.clone();

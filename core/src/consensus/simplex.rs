@@ -437,7 +437,18 @@ impl<S: Scheme> Simplex<S> {
         }
         if state.signed_finalize.is_some() {
             // Finalizing and nullifying one view is exactly what an honest
-            // replica must never do; it only gets here after recovery.
+            // replica must never do; it only gets here after recovery. Its
+            // votes may have died with it (swarm seed 772: without them no
+            // quorum could notarize or nullify the view), so it keeps
+            // re-sending them instead.
+            self.rebroadcast(out);
+            out.push(Effect::SetTimer {
+                timer: Timer {
+                    view,
+                    kind: TimerKind::Retry,
+                },
+                at_ms: now_ms + self.config.retry_ms,
+            });
             return;
         }
         if state.proposal.is_some() {
@@ -467,21 +478,32 @@ impl<S: Scheme> Simplex<S> {
         });
     }
 
-    /// Re-sends this replica's nullify vote for the current view and the
-    /// latest certificates it knows. Without this, a message lost in a
-    /// partition would never be replaced.
+    /// Re-sends this replica's votes in the current view and the latest
+    /// certificates it knows. Without this, a message lost in a partition
+    /// or a crash would never be replaced. Re-signing a subject already
+    /// signed cannot conflict with anything.
     fn rebroadcast(&mut self, out: &mut Vec<Effect<S>>) {
         let view = self.view;
-        if self.views.get(&view).is_some_and(|s| s.signed_nullify) {
-            let subject = Subject::Nullify { view };
-            let signature = self
-                .scheme
-                .sign(&subject.signing_bytes(&self.config.namespace));
-            out.push(Effect::Broadcast(Message::Vote(Vote {
-                subject,
-                signer: self.me,
-                signature,
-            })));
+        if let Some(state) = self.views.get(&view) {
+            let subjects = [
+                state
+                    .signed_notarize
+                    .map(|digest| Subject::Notarize { view, digest }),
+                state.signed_nullify.then_some(Subject::Nullify { view }),
+                state
+                    .signed_finalize
+                    .map(|digest| Subject::Finalize { view, digest }),
+            ];
+            for subject in subjects.into_iter().flatten() {
+                let signature = self
+                    .scheme
+                    .sign(&subject.signing_bytes(&self.config.namespace));
+                out.push(Effect::Broadcast(Message::Vote(Vote {
+                    subject,
+                    signer: self.me,
+                    signature,
+                })));
+            }
         }
         self.rebroadcast_certificates(out);
     }
