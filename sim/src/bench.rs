@@ -1,7 +1,7 @@
 //! `ballast-sim bench`: simulator speed against bare madsim, and protocol
 //! latency against theory. Writes a markdown report.
 
-use crate::{parallel, wall_now};
+use ballast_sim::parallel::{parallel, wall_now};
 use ballast_sim::runner::{self, Outcome, RunOptions};
 use ballast_sim::scenario::{self, Latency, Scenario, SchemeKind};
 use std::fmt::Write;

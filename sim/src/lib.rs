@@ -5,10 +5,13 @@
 //! seed): failures print the seed and the command that replays them.
 
 pub mod byzantine;
+pub mod diagram;
 pub mod network;
+pub mod parallel;
 pub mod recorder;
 pub mod runner;
 pub mod scenario;
 pub mod scenario_file;
+pub mod shrink;
 pub mod swarm;
 pub mod timeline;

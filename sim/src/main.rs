@@ -1,12 +1,11 @@
 //! `ballast-sim`: run, replay and check deterministic simulations.
 
+use ballast_sim::parallel::{default_jobs, parallel, wall_now};
 use ballast_sim::runner::{self, Outcome, RunOptions, replay_command};
 use ballast_sim::scenario::{self, Scenario};
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc;
 
 mod bench;
 
@@ -23,6 +22,12 @@ Built-in scenarios: see `ballast-sim list`."
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Switch on one deliberately broken safety rule in core
+    /// (quorum-one-short, notarize-twice, finalize-after-nullify), to watch
+    /// the checks, the shrinker and the diagram catch it.
+    #[cfg(feature = "planted-bugs")]
+    #[arg(long, global = true)]
+    plant: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -51,6 +56,17 @@ enum Command {
         /// Where to write the timeline [default: timeline-SCENARIO-SEED.txt].
         #[arg(long)]
         out: Option<String>,
+        /// Also draw a space-time diagram of the run into this HTML file.
+        #[arg(long)]
+        html: Option<String>,
+        /// Diagram window start, simulated ms [default: 1.5 s before the
+        /// first violation, or 0].
+        #[arg(long)]
+        from_ms: Option<u64>,
+        /// Diagram window end, simulated ms [default: 0.3 s after the first
+        /// violation, or 2 s].
+        #[arg(long)]
+        to_ms: Option<u64>,
     },
     /// Run each seed twice in separate processes and compare trace hashes.
     CheckDeterminism {
@@ -72,6 +88,20 @@ enum Command {
         #[arg(long, default_value_t = 4)]
         seeds: u64,
     },
+    /// Reduce a failing seed's scenario to a minimal one that still fails
+    /// the same way, and write it as a scenario file.
+    Shrink {
+        #[arg(long)]
+        scenario: String,
+        #[arg(long)]
+        seed: u64,
+        /// Where to write the scenario file [default: shrunk-SCENARIO-SEED.toml].
+        #[arg(long)]
+        out: Option<String>,
+        /// Most simulations to run while shrinking.
+        #[arg(long, default_value_t = 300)]
+        max_runs: u64,
+    },
     /// List the built-in scenarios.
     List,
     /// Print the scenario a seed runs as a scenario file (for a swarm
@@ -92,12 +122,6 @@ enum Command {
     },
 }
 
-fn default_jobs() -> usize {
-    std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
-}
-
 fn scenarios(name: &str) -> Result<Vec<Scenario>, String> {
     if name == "all" {
         Ok(scenario::builtin())
@@ -108,6 +132,21 @@ fn scenarios(name: &str) -> Result<Vec<Scenario>, String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    #[cfg(feature = "planted-bugs")]
+    if let Some(name) = &cli.plant {
+        use ballast_core::planted::PlantedBug;
+        let names = [
+            ("quorum-one-short", PlantedBug::QuorumOneShort),
+            ("notarize-twice", PlantedBug::NotarizeTwice),
+            ("finalize-after-nullify", PlantedBug::FinalizeAfterNullify),
+        ];
+        let Some((_, bug)) = names.iter().find(|(n, _)| n == name) else {
+            eprintln!("error: unknown planted bug {name:?}");
+            return ExitCode::from(2);
+        };
+        eprintln!("planted bug {bug:?} is ON: failures are expected");
+        ballast_core::planted::activate(Some(*bug));
+    }
     let result = match cli.command {
         Command::Run {
             scenario,
@@ -119,7 +158,10 @@ fn main() -> ExitCode {
             scenario,
             seed,
             out,
-        } => replay(&scenario, seed, out),
+            html,
+            from_ms,
+            to_ms,
+        } => replay(&scenario, seed, out, html, (from_ms, to_ms)),
         Command::CheckDeterminism {
             scenario,
             seeds,
@@ -133,6 +175,12 @@ fn main() -> ExitCode {
             }
             Ok(true)
         }
+        Command::Shrink {
+            scenario,
+            seed,
+            out,
+            max_runs,
+        } => shrink(&scenario, seed, out, max_runs),
         Command::Show { scenario, seed } => scenario::find(&scenario).map(|s| {
             print!("{}", ballast_sim::scenario_file::to_toml(&s.for_seed(seed)));
             true
@@ -151,46 +199,6 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
-}
-
-/// Wall-clock time, for progress and speed reports only: it is read outside
-/// every simulation, so it cannot influence one.
-#[allow(clippy::disallowed_methods)]
-pub(crate) fn wall_now() -> std::time::Instant {
-    std::time::Instant::now()
-}
-
-/// Runs `work` items on `jobs` threads, handing results to `each` in
-/// completion order. Each simulation is single-threaded and shares nothing,
-/// so parallelism across seeds cannot affect any one run.
-pub(crate) fn parallel<T: Sync, R: Send>(
-    items: &[T],
-    jobs: usize,
-    work: impl Fn(&T) -> R + Sync,
-    mut each: impl FnMut(R),
-) {
-    let next = AtomicUsize::new(0);
-    let (tx, rx) = mpsc::channel();
-    std::thread::scope(|scope| {
-        for _ in 0..jobs.max(1).min(items.len().max(1)) {
-            let tx = tx.clone();
-            let (next, work) = (&next, &work);
-            #[allow(clippy::disallowed_methods)]
-            scope.spawn(move || {
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(item) = items.get(i) else { break };
-                    if tx.send(work(item)).is_err() {
-                        break;
-                    }
-                }
-            });
-        }
-        drop(tx);
-        for result in rx {
-            each(result);
-        }
-    });
 }
 
 fn progress(len: u64) -> ProgressBar {
@@ -320,9 +328,37 @@ fn run(name: &str, seeds: u64, from: u64, jobs: usize) -> Result<bool, String> {
     Ok(failures.is_empty())
 }
 
-fn replay(name: &str, seed: u64, out: Option<String>) -> Result<bool, String> {
+fn replay(
+    name: &str,
+    seed: u64,
+    out: Option<String>,
+    html: Option<String>,
+    window: (Option<u64>, Option<u64>),
+) -> Result<bool, String> {
     let scenario = scenario::find(name)?;
     let mut outcome = runner::run(&scenario, seed, RunOptions { timeline: true });
+    if let Some(path) = html {
+        let concrete = scenario.for_seed(seed);
+        let (from_default, to_default) =
+            ballast_sim::diagram::default_window_ms(&outcome, concrete.duration_ms);
+        let (from_ms, to_ms) = (
+            window.0.unwrap_or(from_default),
+            window.1.unwrap_or(to_default),
+        );
+        if to_ms <= from_ms {
+            return Err(format!("empty diagram window {from_ms}..{to_ms} ms"));
+        }
+        let diagram = outcome.diagram.take().expect("recorded with the timeline");
+        // Twins' second replicas draw in their validator's lane.
+        let text = ballast_sim::diagram::render_html(
+            &outcome,
+            &diagram,
+            concrete.validators(),
+            (from_ms, to_ms),
+        );
+        std::fs::write(&path, text).map_err(|e| format!("cannot write {path}: {e}"))?;
+        println!("space-time diagram ({from_ms}-{to_ms} ms) written to {path}");
+    }
     let events = outcome.timeline.take().unwrap_or_default();
     let text = ballast_sim::timeline::render(&outcome, &events);
     let path = out.unwrap_or_else(|| format!("timeline-{name}-{seed}.txt"));
@@ -400,4 +436,45 @@ fn check_determinism(name: &str, seeds: u64, from: u64, jobs: usize) -> Result<b
         mismatches
     );
     Ok(mismatches == 0)
+}
+
+fn shrink(name: &str, seed: u64, out: Option<String>, max_runs: u64) -> Result<bool, String> {
+    let scenario = scenario::find(name)?;
+    let stem = std::path::Path::new(name)
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| name.to_string());
+    let path = out.unwrap_or_else(|| format!("shrunk-{stem}-{seed}.toml"));
+    let shrunk = ballast_sim::shrink::shrink(&scenario, seed, max_runs, |step| {
+        eprintln!("  {step}");
+    })?;
+    let mut text = format!(
+        "# Shrunk by: ballast-sim shrink --scenario {name} --seed {seed}\n\
+         # {} simulations; removed: {}\n\
+         # Replay: ballast-sim replay --scenario {path} --seed {seed} --html diagram.html\n",
+        shrunk.runs,
+        if shrunk.steps.is_empty() {
+            "nothing".to_string()
+        } else {
+            shrunk.steps.join("; ")
+        }
+    );
+    text.push_str(&ballast_sim::scenario_file::to_toml(&shrunk.scenario));
+    // The file must reproduce the failure as written.
+    let reread = ballast_sim::scenario_file::parse(&path, &text)?;
+    let check = runner::run(&reread, seed, RunOptions::default());
+    if check.passed() {
+        return Err(format!(
+            "internal error: the shrunk scenario passes when read back from {path}"
+        ));
+    }
+    std::fs::write(&path, text).map_err(|e| format!("cannot write {path}: {e}"))?;
+    println!(
+        "shrunk in {} steps ({} runs) to {path}; it still fails: {}",
+        shrunk.steps.len(),
+        shrunk.runs,
+        shrunk.violation
+    );
+    println!("replay: {}", replay_command(&path, seed));
+    Ok(true)
 }

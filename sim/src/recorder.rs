@@ -128,6 +128,11 @@ pub struct Recorder {
     pub finalized: Vec<FinalizedEvent>,
     /// When each block was proposed (first broadcast), for latency.
     pub proposed_at_us: BTreeMap<Digest, u64>,
+    /// Over the whole run, per honest validator and newly finalized block:
+    /// simulated µs from proposal to finalization, and views (the
+    /// validator's view at finalization minus the block's).
+    pub latency_all_us: Vec<u64>,
+    pub latency_views: Vec<u64>,
     /// (time in µs, validator, current view, text), when recording a replay.
     pub timeline: Option<Vec<(u64, ValidatorIndex, View, String)>>,
     /// Deliveries and lane marks, when recording a replay.
@@ -157,10 +162,32 @@ impl Recorder {
             views: vec![0; n],
             finalized: Vec::new(),
             proposed_at_us: BTreeMap::new(),
+            latency_all_us: Vec::new(),
+            latency_views: Vec::new(),
             timeline: timeline.then(Vec::new),
             diagram: timeline.then(DiagramLog::default),
             last_us: 0,
             first_violation_us: None,
+        }
+    }
+
+    /// Adds a delivered message to the diagram, if one is being recorded.
+    pub fn diagram_delivery(
+        &mut self,
+        at_us: u64,
+        to: ValidatorIndex,
+        from: ValidatorIndex,
+        bytes: &[u8],
+        label: impl FnOnce() -> String,
+    ) {
+        if let Some(diagram) = &mut self.diagram {
+            diagram.deliveries.push(Delivery {
+                at_us,
+                to,
+                from,
+                bytes_hash: crate::network::bytes_hash(bytes),
+                label: label(),
+            });
         }
     }
 
@@ -356,6 +383,11 @@ impl Recorder {
                     "validator {validator} finalized {digest:?} at height {height}, whose parent {parent:?} is not its block at height {known}"
                 ));
             }
+            if let Some(proposed) = self.proposed_at_us.get(&digest) {
+                self.latency_all_us.push(at_us.saturating_sub(*proposed));
+            }
+            let current_view = self.views[usize::from(validator)];
+            self.latency_views.push(current_view.saturating_sub(view));
             let chain = &mut self.chains[usize::from(validator)];
             chain.push(digest);
             match self.agreed.get(&height) {

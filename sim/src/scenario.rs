@@ -93,7 +93,7 @@ pub struct Expectation {
 }
 
 /// Seeds per scenario when the suite runs and a scenario does not say.
-pub const DEFAULT_SUITE_SEEDS: u64 = 8;
+pub const DEFAULT_SUITE_SEEDS: u64 = 100;
 
 #[derive(Clone, Debug)]
 pub struct Scenario {
@@ -353,6 +353,8 @@ pub fn builtin() -> Vec<Scenario> {
         name: "standard-ed25519".into(),
         description: "the standard scenario with real ed25519 signatures".into(),
         scheme: SchemeKind::Ed25519,
+        // Real signatures cost 7x the simulation time.
+        seeds: 30,
         ..standard.clone()
     };
     vec![
@@ -449,6 +451,8 @@ pub fn builtin() -> Vec<Scenario> {
                 rate_ppm: 20_000,
             }],
             duration_ms: 14_000,
+            // 31 validators: about 2 s of wall time per seed.
+            seeds: 20,
             ..base(
                 "large",
                 "31 validators with unequal stake; 2% loss; 10 cut off; two crashed; one skewed clock",
@@ -631,7 +635,7 @@ pub fn builtin() -> Vec<Scenario> {
         },
         Scenario {
             swarm: true,
-            seeds: 40,
+            seeds: 1000,
             ..base(
                 "swarm",
                 "each seed draws its own validators, network faults, crashes, pauses, skews and Byzantine roles; faults heal for a liveness phase",
@@ -680,5 +684,25 @@ mod tests {
         names.sort();
         names.dedup();
         assert_eq!(names.len(), all.len());
+    }
+
+    #[test]
+    fn a_third_of_the_stake_cannot_be_byzantine() {
+        let mut scenario = super::find("byz-withhold-votes").unwrap();
+        scenario.byzantine.push((2, crate::byzantine::Role::Replay));
+        let error = scenario.validate().unwrap_err();
+        assert!(error.contains("not below a third"), "{error}");
+    }
+
+    #[test]
+    fn a_validator_is_down_for_one_interval_at_a_time() {
+        let mut scenario = super::find("crash-restart").unwrap();
+        scenario.pauses.push(super::Pause {
+            validator: 0,
+            at_ms: 2_000,
+            resume_ms: 2_100,
+        });
+        let error = scenario.validate().unwrap_err();
+        assert!(error.contains("twice at once"), "{error}");
     }
 }

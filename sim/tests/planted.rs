@@ -8,12 +8,15 @@ use ballast_sim::runner::{RunOptions, run};
 use ballast_sim::scenario::find;
 use std::fmt::Write;
 
-const SCENARIOS: [&str; 5] = [
+const SCENARIOS: [&str; 8] = [
     "standard",
     "partitions",
     "crash-restart",
     "byz-equivocating-leader",
     "lossy",
+    "byz-double-voters",
+    "clock-skew",
+    "swarm",
 ];
 const SEEDS: u64 = 8;
 

@@ -4,27 +4,18 @@ use ballast_sim::runner::{RunOptions, run};
 use ballast_sim::scenario::find;
 use ballast_sim::scenario_file::parse;
 
+/// Every file of the suite loads (the suite runs them: `ballast-scenarios`).
 #[test]
-fn every_scenario_file_loads_and_passes() {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../scenarios");
-    let mut files: Vec<_> = std::fs::read_dir(dir)
+fn every_scenario_file_loads() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../scenarios/suite");
+    let files: Vec<_> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|x| x == "toml"))
         .collect();
-    files.sort();
-    assert!(files.len() >= 3);
+    assert!(files.len() >= 10);
     for path in files {
-        let scenario = find(path.to_str().unwrap()).unwrap_or_else(|e| panic!("{e}"));
-        for seed in 0..3 {
-            let outcome = run(&scenario, seed, RunOptions::default());
-            assert!(
-                outcome.passed(),
-                "{} seed {seed}: {:?}",
-                path.display(),
-                outcome.violations
-            );
-        }
+        find(path.to_str().unwrap()).unwrap_or_else(|e| panic!("{e}"));
     }
 }
 
@@ -32,7 +23,7 @@ fn every_scenario_file_loads_and_passes() {
 fn the_standard_file_matches_the_builtin_scenario() {
     let file = find(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../scenarios/standard.toml"
+        "/../scenarios/suite/standard-as-file.toml"
     ))
     .unwrap();
     let builtin = find("standard").unwrap();

@@ -1,0 +1,217 @@
+//! `ballast-scenarios`: run the adversarial scenario suite, print a summary
+//! table, and optionally write `results/scenarios.md`.
+
+use ballast_scenarios::{FIRST_SEED, Report, load_suite, markdown, mean_p99, short_name};
+use ballast_sim::parallel::wall_now;
+use ballast_sim::runner::replay_command;
+use clap::{Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "ballast-scenarios",
+    version,
+    about = "The adversarial scenario suite: every built-in scenario and scenario file, many seeds each",
+    long_about = "Runs every built-in scenario of ballast-sim and every scenario file in \
+scenarios/suite/ for the number of seeds each one states (`seeds`, default 8), checks every invariant, \
+and prints a summary table. Exit status 1 if any seed fails or provable misbehaviour goes \
+unreported. Every failure prints the command that replays it."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the suite.
+    Run {
+        /// Folder of scenario files, added to the built-in scenarios.
+        #[arg(long, default_value = "scenarios/suite")]
+        dir: PathBuf,
+        /// Run only scenarios whose name contains this text.
+        #[arg(long)]
+        only: Option<String>,
+        /// Multiply every scenario's seed count (e.g. 10 for a nightly run).
+        #[arg(long, default_value_t = 1.0)]
+        scale: f64,
+        /// First seed of every scenario.
+        #[arg(long, default_value_t = FIRST_SEED)]
+        from: u64,
+        /// Parallel simulations.
+        #[arg(long, default_value_t = ballast_sim::parallel::default_jobs())]
+        jobs: usize,
+        /// Write the markdown report here (e.g. results/scenarios.md).
+        #[arg(long)]
+        results: Option<PathBuf>,
+    },
+    /// List the suite's scenarios with their seed counts.
+    List {
+        #[arg(long, default_value = "scenarios/suite")]
+        dir: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let result = match Cli::parse().command {
+        Command::Run {
+            dir,
+            only,
+            scale,
+            from,
+            jobs,
+            results,
+        } => run(&dir, only.as_deref(), scale, from, jobs, results),
+        Command::List { dir } => load_suite(&dir).map(|suite| {
+            for s in &suite {
+                println!(
+                    "{:<32} {:>4} seeds  {}",
+                    short_name(s),
+                    s.seeds,
+                    s.description
+                );
+            }
+            true
+        }),
+    };
+    match result {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(
+    dir: &std::path::Path,
+    only: Option<&str>,
+    scale: f64,
+    from: u64,
+    jobs: usize,
+    results: Option<PathBuf>,
+) -> Result<bool, String> {
+    if !(scale > 0.0 && scale <= 1_000.0) {
+        return Err(format!("--scale {scale}: must be in (0, 1000]"));
+    }
+    let mut suite = load_suite(dir)?;
+    if let Some(only) = only {
+        suite.retain(|s| s.name.contains(only));
+        if suite.is_empty() {
+            return Err(format!("no scenario name contains {only:?}"));
+        }
+    }
+    let seeds =
+        |s: &ballast_sim::scenario::Scenario| ((s.seeds as f64 * scale).ceil() as u64).max(1);
+    let total: u64 = suite.iter().map(seeds).sum();
+    let bar = ProgressBar::new(total);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{bar:40} {pos}/{len} runs  {elapsed_precise} (eta {eta})  {msg}",
+        )
+        .expect("valid template"),
+    );
+    eprintln!(
+        "running {} scenarios, {total} seeds on {jobs} threads",
+        suite.len()
+    );
+    let started = wall_now();
+    let mut failures = 0;
+    let reports = ballast_scenarios::run_suite(&suite, seeds, from, jobs, |_, outcome| {
+        if !outcome.passed() {
+            failures += 1;
+            // Printed above the bar, and also when stderr is not a terminal
+            // (CI), where the bar is hidden.
+            bar.suspend(|| {
+                eprintln!(
+                    "FAIL scenario {} seed {}: {}\n     replay: {}",
+                    outcome.scenario,
+                    outcome.seed,
+                    outcome.violations.join("; "),
+                    replay_command(&outcome.scenario, outcome.seed)
+                )
+            });
+        }
+        bar.inc(1);
+        bar.set_message(format!("{failures} failed"));
+    });
+    bar.finish_and_clear();
+    let wall_s = started.elapsed().as_secs_f64();
+    print_table(&reports);
+    let failed: Vec<&Report> = reports.iter().filter(|r| !r.passed()).collect();
+    println!(
+        "{total} runs of {} scenarios in {wall_s:.1} s wall; {} scenarios failed",
+        reports.len(),
+        failed.len()
+    );
+    for r in &failed {
+        if r.evidence_missing() {
+            println!(
+                "  {}: provable misbehaviour in {} seeds, never reported as evidence",
+                r.name, r.provable_seeds
+            );
+        }
+    }
+    if let Some(path) = results {
+        let command = format!(
+            "cargo run --release -p ballast-scenarios -- run{}{} --results {}",
+            if scale != 1.0 {
+                format!(" --scale {scale}")
+            } else {
+                String::new()
+            },
+            only.map(|o| format!(" --only {o}")).unwrap_or_default(),
+            path.display()
+        );
+        let text = markdown(&reports, &command, &machine(jobs), wall_s);
+        std::fs::write(&path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        println!("report written to {}", path.display());
+    }
+    Ok(failed.is_empty())
+}
+
+fn print_table(reports: &[Report]) {
+    println!(
+        "{:<32} {:>5} {:>6} {:>10} {:>9} {:>10} {:>9} {:>10} {:>8}",
+        "scenario", "seeds", "failed", "lat views", "p99", "lat ms", "p99", "views/s", "evidence"
+    );
+    for r in reports {
+        let views: Vec<f64> = r.latency_views.iter().map(|v| *v as f64).collect();
+        let fmt = |v: Option<(f64, f64)>, d: usize| match v {
+            None => ("-".to_string(), "-".to_string()),
+            Some((m, p)) => (format!("{m:.d$}"), format!("{p:.d$}")),
+        };
+        let (vm, vp) = fmt(mean_p99(&views), 2);
+        let (mm, mp) = fmt(mean_p99(&r.latency_ms), 1);
+        println!(
+            "{:<32} {:>5} {:>6} {:>10} {:>9} {:>10} {:>9} {:>10.0} {:>8}",
+            r.name,
+            r.seeds,
+            r.failed_seeds.len(),
+            vm,
+            vp,
+            mm,
+            mp,
+            r.views_per_wall_s(),
+            r.evidence
+        );
+    }
+}
+
+/// One line describing this machine, for the report.
+fn machine(jobs: usize) -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|text| {
+            text.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|m| m.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = ballast_sim::parallel::default_jobs();
+    format!("{cpu}, {cores} cores, {jobs} parallel simulations, release build")
+}
