@@ -12,8 +12,10 @@
 
 pub mod codec;
 pub mod consensus;
+pub mod ledger;
 pub mod planted;
 pub mod scheme;
+pub mod state;
 pub mod types;
 pub mod validators;
 

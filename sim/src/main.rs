@@ -8,6 +8,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use std::process::ExitCode;
 
 mod bench;
+mod bench_ledger;
 
 #[derive(Parser)]
 #[command(
@@ -102,6 +103,15 @@ enum Command {
         #[arg(long, default_value_t = 300)]
         max_runs: u64,
     },
+    /// Measure the ledger's parts (transaction signatures, mempool, state
+    /// tree and proofs) on one core; write a markdown report.
+    BenchLedger {
+        #[arg(long, default_value = "results/ledger.md")]
+        out: String,
+        /// Accounts in the state tree for the proof measurements.
+        #[arg(long, default_value_t = 1_000_000)]
+        accounts: u64,
+    },
     /// List the built-in scenarios.
     List,
     /// Print the scenario a seed runs as a scenario file (for a swarm
@@ -169,6 +179,7 @@ fn main() -> ExitCode {
             jobs,
         } => check_determinism(&scenario, seeds, from, jobs),
         Command::Bench { out, seeds } => bench::run(&out, seeds),
+        Command::BenchLedger { out, accounts } => bench_ledger::run(&out, accounts),
         Command::List => {
             for s in scenario::builtin() {
                 println!("{:<24} {}", s.name, s.description);

@@ -1,0 +1,736 @@
+//! Block execution: transactions in block order, applied to the state tree,
+//! into receipts and a new state root. Pure and deterministic, so every
+//! validator that executes a block reaches the same root.
+//!
+//! Rules, in order, for each transaction:
+//! 1. it must be payable: right chain, not expired, the sender's next nonce,
+//!    a valid signature (checked for the whole block in one batch), and a
+//!    balance that covers the fee. A block with an unpayable transaction is
+//!    invalid ([`BlockError`]): a leader only includes payable ones.
+//! 2. the fee goes to the block's proposer and the nonce advances, whatever
+//!    the action does;
+//! 3. the action runs; if it fails, its changes are dropped and the receipt
+//!    says why (the fee stays paid).
+//!
+//! Supply: only the per-block reward (minted to the proposer) changes the
+//! total; it is tracked in the state and checked against every change.
+//!
+//! Built so far: transfers, staking (stake, unstake with an unbonding
+//! period, delegate, undelegate). Contracts, evidence and governance
+//! transactions are accepted and charged but fail with
+//! [`Failure::NotYetSupported`] until those parts land.
+
+use super::tx::{Action, Address, SignatureError, SignedTransaction, verify_batch};
+use crate::codec::{DecodeError, Reader, Writer};
+use crate::state::smt::{Key, Tree};
+use crate::types::{Digest, Height};
+
+/// Most unbonding entries an account may have at once.
+pub const MAX_UNBONDINGS: usize = 16;
+
+/// Gas charged per native action (contracts will charge WASM fuel).
+pub const NATIVE_GAS: u64 = 1_000;
+
+/// Chain parameters that execution needs (governance will change them).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Params {
+    pub chain_id: u64,
+    /// Minted to the proposer of every block.
+    pub reward_per_block: u64,
+    /// Blocks an unstaked or undelegated amount stays locked.
+    pub unbonding_blocks: u64,
+}
+
+/// An account's record in the state tree.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Account {
+    pub balance: u64,
+    pub nonce: u64,
+    /// Own stake (as a validator).
+    pub staked: u64,
+    /// Stake delegated by this account to validators, in total.
+    pub delegated: u64,
+    /// (release height, amount): locked until the height.
+    pub unbonding: Vec<(Height, u64)>,
+}
+
+impl Account {
+    fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::new();
+        w.u64(self.balance);
+        w.u64(self.nonce);
+        w.u64(self.staked);
+        w.u64(self.delegated);
+        w.u16(self.unbonding.len() as u16);
+        for (height, amount) in &self.unbonding {
+            w.u64(*height);
+            w.u64(*amount);
+        }
+        w.into_vec()
+    }
+
+    fn decode(bytes: &[u8]) -> Result<Account, DecodeError> {
+        let mut r = Reader::new(bytes);
+        let mut account = Account {
+            balance: r.u64()?,
+            nonce: r.u64()?,
+            staked: r.u64()?,
+            delegated: r.u64()?,
+            unbonding: Vec::new(),
+        };
+        for _ in 0..r.count(MAX_UNBONDINGS)? {
+            account.unbonding.push((r.u64()?, r.u64()?));
+        }
+        r.finish()?;
+        Ok(account)
+    }
+
+    /// Everything the account owns, locked or not.
+    pub fn total(&self) -> u128 {
+        u128::from(self.balance)
+            + u128::from(self.staked)
+            + u128::from(self.delegated)
+            + self
+                .unbonding
+                .iter()
+                .map(|(_, a)| u128::from(*a))
+                .sum::<u128>()
+    }
+}
+
+/// State-tree key of an account.
+pub fn account_key(address: &Address) -> Key {
+    let mut material = b"account".to_vec();
+    material.extend_from_slice(address);
+    Digest::of(&material).0
+}
+
+/// State-tree key of the amount `delegator` delegated to `validator`.
+fn delegation_key(delegator: &Address, validator: &Address) -> Key {
+    let mut material = b"delegation".to_vec();
+    material.extend_from_slice(delegator);
+    material.extend_from_slice(validator);
+    Digest::of(&material).0
+}
+
+/// State-tree key of the total supply.
+fn supply_key() -> Key {
+    Digest::of(b"supply").0
+}
+
+/// Why a transaction's action failed (its fee is still paid).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Failure {
+    #[error("balance {available} does not cover {needed}")]
+    InsufficientBalance { needed: u64, available: u64 },
+    #[error("stake {available} does not cover {needed}")]
+    InsufficientStake { needed: u64, available: u64 },
+    #[error("at most {MAX_UNBONDINGS} unbonding amounts at once")]
+    TooManyUnbondings,
+    #[error("amount overflows")]
+    Overflow,
+    #[error("zero amount")]
+    ZeroAmount,
+    #[error("{0} transactions are not supported yet")]
+    NotYetSupported(&'static str),
+}
+
+/// What happened, for receipts and clients.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    Transfer {
+        from: Address,
+        to: Address,
+        amount: u64,
+    },
+    Staked {
+        validator: Address,
+        by: Address,
+        amount: u64,
+    },
+    Unbonding {
+        validator: Address,
+        by: Address,
+        amount: u64,
+        release_height: Height,
+    },
+}
+
+/// A transaction's outcome.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Receipt {
+    pub tx: Digest,
+    pub status: Result<(), Failure>,
+    pub gas_used: u64,
+    pub fee_paid: u64,
+    pub events: Vec<Event>,
+}
+
+/// Why a block cannot be executed at all.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum BlockError {
+    #[error("transaction {index} is for chain {got}")]
+    WrongChain { index: usize, got: u64 },
+    #[error("transaction {index} expired at height {expiry_height}")]
+    Expired { index: usize, expiry_height: Height },
+    #[error("transaction {index}: bad signature: {error}")]
+    Signature { index: usize, error: SignatureError },
+    #[error("transaction {index} has nonce {got}; the sender's next is {expected}")]
+    BadNonce {
+        index: usize,
+        expected: u64,
+        got: u64,
+    },
+    #[error("transaction {index}: the sender cannot pay its fee {fee} (balance {balance})")]
+    CannotPayFee {
+        index: usize,
+        fee: u64,
+        balance: u64,
+    },
+    #[error("corrupt state record: {0}")]
+    CorruptState(DecodeError),
+}
+
+/// The ledger's state: a tree, read and written through typed records.
+#[derive(Clone, Debug)]
+pub struct Ledger {
+    pub params: Params,
+    pub tree: Tree,
+}
+
+/// A block's outcome.
+#[derive(Clone, Debug)]
+pub struct Executed {
+    pub ledger: Ledger,
+    pub receipts: Vec<Receipt>,
+    pub state_root: Digest,
+}
+
+impl Ledger {
+    /// The genesis state: `balances` credited, supply set to their sum.
+    pub fn genesis(params: Params, balances: &[(Address, u64)]) -> Ledger {
+        let mut tree = Tree::new();
+        let mut supply: u64 = 0;
+        for (address, balance) in balances {
+            supply = supply
+                .checked_add(*balance)
+                .expect("genesis supply fits u64");
+            let account = Account {
+                balance: *balance,
+                ..Account::default()
+            };
+            tree = tree.insert(account_key(address), &account.encode());
+        }
+        tree = tree.insert(supply_key(), &supply.to_le_bytes());
+        Ledger { params, tree }
+    }
+
+    pub fn account(&self, address: &Address) -> Result<Account, DecodeError> {
+        match self.tree.get(&account_key(address)) {
+            None => Ok(Account::default()),
+            Some(bytes) => Account::decode(bytes),
+        }
+    }
+
+    pub fn supply(&self) -> u64 {
+        let bytes = self
+            .tree
+            .get(&supply_key())
+            .expect("supply is set at genesis");
+        u64::from_le_bytes(bytes.try_into().expect("8 bytes"))
+    }
+
+    pub fn delegation(&self, delegator: &Address, validator: &Address) -> u64 {
+        self.tree
+            .get(&delegation_key(delegator, validator))
+            .map_or(0, |b| u64::from_le_bytes(b.try_into().expect("8 bytes")))
+    }
+
+    fn put_account(&mut self, address: &Address, account: &Account) {
+        self.tree = self.tree.insert(account_key(address), &account.encode());
+    }
+
+    fn put_delegation(&mut self, delegator: &Address, validator: &Address, amount: u64) {
+        let key = delegation_key(delegator, validator);
+        self.tree = if amount == 0 {
+            self.tree.remove(&key)
+        } else {
+            self.tree.insert(key, &amount.to_le_bytes())
+        };
+    }
+
+    /// Whether `tx` could be included at `height` now (signature aside):
+    /// what a leader checks when it builds a block.
+    pub fn payable(&self, tx: &SignedTransaction, height: Height) -> Result<(), BlockError> {
+        let t = &tx.tx;
+        if t.chain_id != self.params.chain_id {
+            return Err(BlockError::WrongChain {
+                index: 0,
+                got: t.chain_id,
+            });
+        }
+        if t.expiry_height < height {
+            return Err(BlockError::Expired {
+                index: 0,
+                expiry_height: t.expiry_height,
+            });
+        }
+        let account = self.account(&t.sender).map_err(BlockError::CorruptState)?;
+        if t.nonce != account.nonce {
+            return Err(BlockError::BadNonce {
+                index: 0,
+                expected: account.nonce,
+                got: t.nonce,
+            });
+        }
+        if account.balance < t.fee {
+            return Err(BlockError::CannotPayFee {
+                index: 0,
+                fee: t.fee,
+                balance: account.balance,
+            });
+        }
+        Ok(())
+    }
+
+    /// Executes a block proposed by `proposer` at `height`.
+    pub fn execute(
+        &self,
+        height: Height,
+        proposer: &Address,
+        txs: &[SignedTransaction],
+    ) -> Result<Executed, BlockError> {
+        let signatures = verify_batch(txs);
+        let mut ledger = self.clone();
+        let supply_before = ledger.supply();
+        let mut receipts = Vec::with_capacity(txs.len());
+        for (index, (tx, signature)) in txs.iter().zip(signatures).enumerate() {
+            signature.map_err(|error| BlockError::Signature { index, error })?;
+            ledger
+                .payable(tx, height)
+                .map_err(|e| with_index(e, index))?;
+            receipts.push(ledger.apply(tx, height, proposer)?);
+        }
+        // The block reward: the only new money.
+        let reward = ledger.params.reward_per_block;
+        let mut account = ledger.account(proposer).map_err(BlockError::CorruptState)?;
+        account.balance = account.balance.saturating_add(reward);
+        ledger.put_account(proposer, &account);
+        let supply = supply_before.saturating_add(reward);
+        ledger.tree = ledger.tree.insert(supply_key(), &supply.to_le_bytes());
+        let state_root = ledger.tree.root();
+        Ok(Executed {
+            ledger,
+            receipts,
+            state_root,
+        })
+    }
+
+    /// Charges the fee, advances the nonce, runs the action.
+    fn apply(
+        &mut self,
+        tx: &SignedTransaction,
+        height: Height,
+        proposer: &Address,
+    ) -> Result<Receipt, BlockError> {
+        let t = &tx.tx;
+        let mut sender = self.account(&t.sender).map_err(BlockError::CorruptState)?;
+        release_unbonded(&mut sender, height);
+        sender.balance -= t.fee; // payable() checked it
+        sender.nonce += 1;
+        self.put_account(&t.sender, &sender);
+        let mut fee_to = self.account(proposer).map_err(BlockError::CorruptState)?;
+        fee_to.balance = fee_to.balance.saturating_add(t.fee);
+        self.put_account(proposer, &fee_to);
+        // The action runs on a copy: a failure leaves no trace but the fee.
+        let mut attempt = self.clone();
+        let mut events = Vec::new();
+        let status = attempt.action(&t.sender, &t.action, height, &mut events);
+        if status.is_ok() {
+            *self = attempt;
+        } else {
+            events.clear();
+        }
+        Ok(Receipt {
+            tx: tx.hash(),
+            status,
+            gas_used: NATIVE_GAS,
+            fee_paid: t.fee,
+            events,
+        })
+    }
+
+    fn action(
+        &mut self,
+        from: &Address,
+        action: &Action,
+        height: Height,
+        events: &mut Vec<Event>,
+    ) -> Result<(), Failure> {
+        let load = |l: &Ledger, a: &Address| l.account(a).unwrap_or_default();
+        match action {
+            Action::Transfer { to, amount } => {
+                let mut sender = load(self, from);
+                debit(&mut sender.balance, *amount)?;
+                self.put_account(from, &sender);
+                let mut receiver = load(self, to);
+                receiver.balance = receiver
+                    .balance
+                    .checked_add(*amount)
+                    .ok_or(Failure::Overflow)?;
+                self.put_account(to, &receiver);
+                events.push(Event::Transfer {
+                    from: *from,
+                    to: *to,
+                    amount: *amount,
+                });
+            }
+            Action::Stake { amount } => {
+                let mut account = load(self, from);
+                nonzero(*amount)?;
+                debit(&mut account.balance, *amount)?;
+                account.staked = account
+                    .staked
+                    .checked_add(*amount)
+                    .ok_or(Failure::Overflow)?;
+                self.put_account(from, &account);
+                events.push(Event::Staked {
+                    validator: *from,
+                    by: *from,
+                    amount: *amount,
+                });
+            }
+            Action::Unstake { amount } => {
+                let mut account = load(self, from);
+                nonzero(*amount)?;
+                if account.staked < *amount {
+                    return Err(Failure::InsufficientStake {
+                        needed: *amount,
+                        available: account.staked,
+                    });
+                }
+                account.staked -= amount;
+                let release_height = height + self.params.unbonding_blocks;
+                unbond(&mut account, release_height, *amount)?;
+                self.put_account(from, &account);
+                events.push(Event::Unbonding {
+                    validator: *from,
+                    by: *from,
+                    amount: *amount,
+                    release_height,
+                });
+            }
+            Action::Delegate { validator, amount } => {
+                let mut account = load(self, from);
+                nonzero(*amount)?;
+                debit(&mut account.balance, *amount)?;
+                account.delegated = account
+                    .delegated
+                    .checked_add(*amount)
+                    .ok_or(Failure::Overflow)?;
+                self.put_account(from, &account);
+                let delegated = self.delegation(from, validator);
+                let total = delegated.checked_add(*amount).ok_or(Failure::Overflow)?;
+                self.put_delegation(from, validator, total);
+                events.push(Event::Staked {
+                    validator: *validator,
+                    by: *from,
+                    amount: *amount,
+                });
+            }
+            Action::Undelegate { validator, amount } => {
+                nonzero(*amount)?;
+                let delegated = self.delegation(from, validator);
+                if delegated < *amount {
+                    return Err(Failure::InsufficientStake {
+                        needed: *amount,
+                        available: delegated,
+                    });
+                }
+                self.put_delegation(from, validator, delegated - amount);
+                let mut account = load(self, from);
+                account.delegated -= amount;
+                let release_height = height + self.params.unbonding_blocks;
+                unbond(&mut account, release_height, *amount)?;
+                self.put_account(from, &account);
+                events.push(Event::Unbonding {
+                    validator: *validator,
+                    by: *from,
+                    amount: *amount,
+                    release_height,
+                });
+            }
+            Action::Deploy { .. } | Action::Call { .. } => {
+                return Err(Failure::NotYetSupported("contract"));
+            }
+            Action::Evidence { .. } => return Err(Failure::NotYetSupported("evidence")),
+            Action::GovernancePropose { .. } | Action::GovernanceVote { .. } => {
+                return Err(Failure::NotYetSupported("governance"));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn with_index(error: BlockError, index: usize) -> BlockError {
+    match error {
+        BlockError::WrongChain { got, .. } => BlockError::WrongChain { index, got },
+        BlockError::Expired { expiry_height, .. } => BlockError::Expired {
+            index,
+            expiry_height,
+        },
+        BlockError::BadNonce { expected, got, .. } => BlockError::BadNonce {
+            index,
+            expected,
+            got,
+        },
+        BlockError::CannotPayFee { fee, balance, .. } => BlockError::CannotPayFee {
+            index,
+            fee,
+            balance,
+        },
+        other => other,
+    }
+}
+
+fn debit(balance: &mut u64, amount: u64) -> Result<(), Failure> {
+    if *balance < amount {
+        return Err(Failure::InsufficientBalance {
+            needed: amount,
+            available: *balance,
+        });
+    }
+    *balance -= amount;
+    Ok(())
+}
+
+fn nonzero(amount: u64) -> Result<(), Failure> {
+    if amount == 0 {
+        return Err(Failure::ZeroAmount);
+    }
+    Ok(())
+}
+
+fn unbond(account: &mut Account, release_height: Height, amount: u64) -> Result<(), Failure> {
+    if account.unbonding.len() >= MAX_UNBONDINGS {
+        return Err(Failure::TooManyUnbondings);
+    }
+    account.unbonding.push((release_height, amount));
+    Ok(())
+}
+
+/// Unbonded amounts whose release height has come return to the balance
+/// when the account next sends a transaction.
+fn release_unbonded(account: &mut Account, height: Height) {
+    let (released, locked): (Vec<_>, Vec<_>) = account
+        .unbonding
+        .iter()
+        .partition(|(release, _)| *release <= height);
+    account.unbonding = locked;
+    for (_, amount) in released {
+        account.balance = account.balance.saturating_add(amount);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ledger::tx::Transaction;
+    use ed25519_dalek::SigningKey;
+
+    fn key(i: u8) -> SigningKey {
+        SigningKey::from_bytes(&Digest::of(&[i, 9]).0)
+    }
+
+    fn address(k: &SigningKey) -> Address {
+        k.verifying_key().to_bytes()
+    }
+
+    const PROPOSER: Address = [0xAA; 32];
+
+    fn params() -> Params {
+        Params {
+            chain_id: 3,
+            reward_per_block: 50,
+            unbonding_blocks: 10,
+        }
+    }
+
+    fn tx(k: &SigningKey, nonce: u64, fee: u64, action: Action) -> SignedTransaction {
+        Transaction {
+            chain_id: 3,
+            sender: address(k),
+            nonce,
+            fee,
+            expiry_height: 1_000,
+            action,
+        }
+        .sign(k)
+    }
+
+    /// Sum of every account's holdings that the tests touch.
+    fn holdings(l: &Ledger, addresses: &[Address]) -> u128 {
+        addresses
+            .iter()
+            .map(|a| l.account(a).unwrap().total())
+            .sum()
+    }
+
+    #[test]
+    fn transfers_and_fees_conserve_supply_and_failures_keep_only_the_fee() {
+        let (a, b) = (key(1), key(2));
+        let genesis = Ledger::genesis(params(), &[(address(&a), 1_000), (address(&b), 10)]);
+        let txs = vec![
+            tx(
+                &a,
+                0,
+                5,
+                Action::Transfer {
+                    to: address(&b),
+                    amount: 300,
+                },
+            ),
+            tx(
+                &b,
+                0,
+                1,
+                Action::Transfer {
+                    to: address(&a),
+                    amount: 10_000,
+                },
+            ),
+            tx(&a, 1, 2, Action::Deploy { code: vec![0] }),
+        ];
+        let out = genesis.execute(1, &PROPOSER, &txs).unwrap();
+        let l = &out.ledger;
+        assert_eq!(out.receipts[0].status, Ok(()));
+        assert_eq!(
+            out.receipts[1].status,
+            Err(Failure::InsufficientBalance {
+                needed: 10_000,
+                available: 309
+            })
+        );
+        assert_eq!(
+            out.receipts[2].status,
+            Err(Failure::NotYetSupported("contract"))
+        );
+        assert_eq!(
+            l.account(&address(&a)).unwrap().balance,
+            1_000 - 5 - 300 - 2
+        );
+        assert_eq!(l.account(&address(&b)).unwrap().balance, 10 + 300 - 1);
+        assert_eq!(l.account(&PROPOSER).unwrap().balance, 5 + 1 + 2 + 50);
+        assert_eq!(l.supply(), 1_010 + 50);
+        let all = [address(&a), address(&b), PROPOSER];
+        assert_eq!(holdings(l, &all), u128::from(l.supply()));
+        assert_eq!(out.state_root, l.tree.root());
+        // The same block on the same state gives the same root.
+        let again = genesis.execute(1, &PROPOSER, &txs).unwrap();
+        assert_eq!(again.state_root, out.state_root);
+    }
+
+    #[test]
+    fn unpayable_transactions_make_the_block_invalid() {
+        let a = key(1);
+        let genesis = Ledger::genesis(params(), &[(address(&a), 100)]);
+        let transfer = Action::Transfer {
+            to: [1; 32],
+            amount: 1,
+        };
+        let bad_nonce = tx(&a, 1, 1, transfer.clone());
+        assert!(matches!(
+            genesis.execute(1, &PROPOSER, &[bad_nonce]),
+            Err(BlockError::BadNonce { index: 0, .. })
+        ));
+        let too_dear = tx(&a, 0, 101, transfer.clone());
+        assert!(matches!(
+            genesis.execute(1, &PROPOSER, &[too_dear]),
+            Err(BlockError::CannotPayFee { .. })
+        ));
+        let mut forged = tx(&a, 0, 1, transfer.clone());
+        forged.signature[0] ^= 1;
+        assert!(matches!(
+            genesis.execute(1, &PROPOSER, &[forged]),
+            Err(BlockError::Signature { .. })
+        ));
+        let replayed = tx(&a, 0, 1, transfer);
+        let out = genesis
+            .execute(1, &PROPOSER, std::slice::from_ref(&replayed))
+            .unwrap();
+        assert!(matches!(
+            out.ledger.execute(2, &PROPOSER, &[replayed]),
+            Err(BlockError::BadNonce { index: 0, .. })
+        ));
+    }
+
+    #[test]
+    fn stake_unbonds_for_the_unbonding_period() {
+        let (a, v) = (key(1), key(2));
+        let genesis = Ledger::genesis(params(), &[(address(&a), 1_000)]);
+        let block1 = vec![
+            tx(&a, 0, 0, Action::Stake { amount: 400 }),
+            tx(
+                &a,
+                1,
+                0,
+                Action::Delegate {
+                    validator: address(&v),
+                    amount: 100,
+                },
+            ),
+        ];
+        let l = genesis.execute(1, &PROPOSER, &block1).unwrap().ledger;
+        let account = l.account(&address(&a)).unwrap();
+        assert_eq!(
+            (account.balance, account.staked, account.delegated),
+            (500, 400, 100)
+        );
+        assert_eq!(l.delegation(&address(&a), &address(&v)), 100);
+        let block2 = vec![
+            tx(&a, 2, 0, Action::Unstake { amount: 150 }),
+            tx(
+                &a,
+                3,
+                0,
+                Action::Undelegate {
+                    validator: address(&v),
+                    amount: 100,
+                },
+            ),
+            tx(&a, 4, 0, Action::Unstake { amount: 1_000 }),
+        ];
+        let out = l.execute(2, &PROPOSER, &block2).unwrap();
+        assert_eq!(
+            out.receipts[2].status,
+            Err(Failure::InsufficientStake {
+                needed: 1_000,
+                available: 250
+            })
+        );
+        let l = out.ledger;
+        let account = l.account(&address(&a)).unwrap();
+        assert_eq!(account.unbonding, vec![(12, 150), (12, 100)]);
+        assert_eq!(l.delegation(&address(&a), &address(&v)), 0);
+        // Locked before height 12, released at the sender's next transaction after.
+        let ping = |n| {
+            tx(
+                &a,
+                n,
+                0,
+                Action::Transfer {
+                    to: address(&v),
+                    amount: 0,
+                },
+            )
+        };
+        let l = l.execute(11, &PROPOSER, &[ping(5)]).unwrap().ledger;
+        assert_eq!(l.account(&address(&a)).unwrap().balance, 500);
+        let l = l.execute(12, &PROPOSER, &[ping(6)]).unwrap().ledger;
+        let account = l.account(&address(&a)).unwrap();
+        assert_eq!((account.balance, account.staked), (750, 250));
+        assert!(account.unbonding.is_empty());
+        let all = [address(&a), address(&v), PROPOSER];
+        assert_eq!(holdings(&l, &all), u128::from(l.supply()));
+    }
+}

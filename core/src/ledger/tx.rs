@@ -1,0 +1,447 @@
+//! Transactions: what accounts ask the ledger to do, signed with ed25519.
+//!
+//! The encoding is canonical (fixed-width little-endian integers, length-
+//! prefixed byte strings, one tag per action, no optional fields), so a
+//! transaction has exactly one encoding and its hash, over that encoding, is
+//! its identity. The signature covers a domain tag and the hash, so a
+//! signature for one chain or one purpose is never valid for another.
+
+use crate::codec::{DecodeError, Reader, Writer};
+use crate::types::Digest;
+use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
+
+/// An account's address: its ed25519 public key.
+pub type Address = [u8; 32];
+
+/// Largest contract code accepted in a deploy.
+pub const MAX_CODE_BYTES: usize = 256 * 1024;
+/// Largest call argument or evidence blob.
+pub const MAX_ARGUMENT_BYTES: usize = 64 * 1024;
+/// Largest encoded signed transaction.
+pub const MAX_TRANSACTION_BYTES: usize = MAX_CODE_BYTES + 1024;
+
+/// Prefix of every signed message, so a transaction signature can never be
+/// replayed as a consensus vote or anything else.
+const SIGNING_DOMAIN: &[u8] = b"ballast-tx-v1";
+
+/// What a transaction does.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    Transfer {
+        to: Address,
+        amount: u64,
+    },
+    Deploy {
+        code: Vec<u8>,
+    },
+    Call {
+        contract: Address,
+        input: Vec<u8>,
+        gas_limit: u64,
+    },
+    Stake {
+        amount: u64,
+    },
+    Unstake {
+        amount: u64,
+    },
+    Delegate {
+        validator: Address,
+        amount: u64,
+    },
+    Undelegate {
+        validator: Address,
+        amount: u64,
+    },
+    /// Encoded misbehaviour evidence (two conflicting signed votes).
+    Evidence {
+        evidence: Vec<u8>,
+    },
+    GovernancePropose {
+        parameter: u16,
+        value: u64,
+    },
+    GovernanceVote {
+        proposal: u64,
+        approve: bool,
+    },
+}
+
+impl Action {
+    fn tag(&self) -> u8 {
+        match self {
+            Action::Transfer { .. } => 1,
+            Action::Deploy { .. } => 2,
+            Action::Call { .. } => 3,
+            Action::Stake { .. } => 4,
+            Action::Unstake { .. } => 5,
+            Action::Delegate { .. } => 6,
+            Action::Undelegate { .. } => 7,
+            Action::Evidence { .. } => 8,
+            Action::GovernancePropose { .. } => 9,
+            Action::GovernanceVote { .. } => 10,
+        }
+    }
+
+    fn encode(&self, w: &mut Writer) {
+        w.u8(self.tag());
+        match self {
+            Action::Transfer { to, amount } => {
+                w.raw(to);
+                w.u64(*amount);
+            }
+            Action::Deploy { code } => w.bytes(code),
+            Action::Call {
+                contract,
+                input,
+                gas_limit,
+            } => {
+                w.raw(contract);
+                w.bytes(input);
+                w.u64(*gas_limit);
+            }
+            Action::Stake { amount } | Action::Unstake { amount } => w.u64(*amount),
+            Action::Delegate { validator, amount } | Action::Undelegate { validator, amount } => {
+                w.raw(validator);
+                w.u64(*amount);
+            }
+            Action::Evidence { evidence } => w.bytes(evidence),
+            Action::GovernancePropose { parameter, value } => {
+                w.u16(*parameter);
+                w.u64(*value);
+            }
+            Action::GovernanceVote { proposal, approve } => {
+                w.u64(*proposal);
+                w.u8(u8::from(*approve));
+            }
+        }
+    }
+
+    fn decode(r: &mut Reader) -> Result<Action, DecodeError> {
+        Ok(match r.u8()? {
+            1 => Action::Transfer {
+                to: r.array()?,
+                amount: r.u64()?,
+            },
+            2 => Action::Deploy {
+                code: r.bytes(MAX_CODE_BYTES)?.to_vec(),
+            },
+            3 => Action::Call {
+                contract: r.array()?,
+                input: r.bytes(MAX_ARGUMENT_BYTES)?.to_vec(),
+                gas_limit: r.u64()?,
+            },
+            4 => Action::Stake { amount: r.u64()? },
+            5 => Action::Unstake { amount: r.u64()? },
+            6 => Action::Delegate {
+                validator: r.array()?,
+                amount: r.u64()?,
+            },
+            7 => Action::Undelegate {
+                validator: r.array()?,
+                amount: r.u64()?,
+            },
+            8 => Action::Evidence {
+                evidence: r.bytes(MAX_ARGUMENT_BYTES)?.to_vec(),
+            },
+            9 => Action::GovernancePropose {
+                parameter: r.u16()?,
+                value: r.u64()?,
+            },
+            10 => Action::GovernanceVote {
+                proposal: r.u64()?,
+                approve: match r.u8()? {
+                    0 => false,
+                    1 => true,
+                    _ => return Err(DecodeError::Invalid("approve must be 0 or 1")),
+                },
+            },
+            tag => {
+                return Err(DecodeError::UnknownTag {
+                    what: "action",
+                    tag,
+                });
+            }
+        })
+    }
+}
+
+/// The signed fields of a transaction.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Transaction {
+    /// Which chain this is for: a transaction for another chain is invalid.
+    pub chain_id: u64,
+    pub sender: Address,
+    /// The sender's next nonce: transactions apply in nonce order, once.
+    pub nonce: u64,
+    /// Paid to the block's proposer; orders the mempool.
+    pub fee: u64,
+    /// Invalid in blocks above this height, so a stuck transaction expires.
+    pub expiry_height: u64,
+    pub action: Action,
+}
+
+impl Transaction {
+    fn encode_into(&self, w: &mut Writer) {
+        w.u64(self.chain_id);
+        w.raw(&self.sender);
+        w.u64(self.nonce);
+        w.u64(self.fee);
+        w.u64(self.expiry_height);
+        self.action.encode(w);
+    }
+
+    /// The transaction's identity: SHA-256 of its canonical encoding.
+    pub fn hash(&self) -> Digest {
+        let mut w = Writer::new();
+        self.encode_into(&mut w);
+        Digest::of(w.as_slice())
+    }
+
+    /// The bytes the sender signs: the domain tag and the hash.
+    pub fn signing_bytes(&self) -> Vec<u8> {
+        let mut bytes = SIGNING_DOMAIN.to_vec();
+        bytes.extend_from_slice(&self.hash().0);
+        bytes
+    }
+
+    /// Signs with `key`, whose public half must be the sender.
+    pub fn sign(self, key: &SigningKey) -> SignedTransaction {
+        assert_eq!(
+            key.verifying_key().to_bytes(),
+            self.sender,
+            "signing key is not the sender's"
+        );
+        let signature = key.sign(&self.signing_bytes()).to_bytes();
+        SignedTransaction {
+            tx: self,
+            signature,
+        }
+    }
+}
+
+/// A transaction with its sender's signature, as it travels and is stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SignedTransaction {
+    pub tx: Transaction,
+    pub signature: [u8; 64],
+}
+
+/// Why a signature does not hold.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SignatureError {
+    #[error("the sender is not a valid ed25519 public key")]
+    BadSender,
+    #[error("the sender's key has small order: it would verify forged signatures")]
+    WeakSender,
+    #[error("the signature does not verify")]
+    Invalid,
+}
+
+impl SignedTransaction {
+    pub fn hash(&self) -> Digest {
+        self.tx.hash()
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::new();
+        self.tx.encode_into(&mut w);
+        w.raw(&self.signature);
+        w.into_vec()
+    }
+
+    /// Decodes one transaction; every length is checked before allocation
+    /// and trailing bytes are an error.
+    pub fn decode(bytes: &[u8]) -> Result<SignedTransaction, DecodeError> {
+        if bytes.len() > MAX_TRANSACTION_BYTES {
+            return Err(DecodeError::Oversized {
+                len: bytes.len(),
+                limit: MAX_TRANSACTION_BYTES,
+            });
+        }
+        let mut r = Reader::new(bytes);
+        let tx = Transaction {
+            chain_id: r.u64()?,
+            sender: r.array()?,
+            nonce: r.u64()?,
+            fee: r.u64()?,
+            expiry_height: r.u64()?,
+            action: Action::decode(&mut r)?,
+        };
+        let signature = r.array()?;
+        r.finish()?;
+        Ok(SignedTransaction { tx, signature })
+    }
+
+    /// The sender's key, rejecting encodings that are not points and keys of
+    /// small order (for which signatures can be forged).
+    pub fn sender_key(&self) -> Result<VerifyingKey, SignatureError> {
+        let key =
+            VerifyingKey::from_bytes(&self.tx.sender).map_err(|_| SignatureError::BadSender)?;
+        if key.is_weak() {
+            return Err(SignatureError::WeakSender);
+        }
+        Ok(key)
+    }
+
+    /// Checks the signature alone (strict: no malleable encodings).
+    pub fn verify(&self) -> Result<(), SignatureError> {
+        let key = self.sender_key()?;
+        let signature = Signature::from_bytes(&self.signature);
+        key.verify_strict(&self.tx.signing_bytes(), &signature)
+            .map_err(|_| SignatureError::Invalid)
+    }
+}
+
+/// Verifies many signatures at once: one batch check (about twice the rate
+/// of single checks), and only if it fails, each one alone to find the bad
+/// ones. Returns one result per transaction, in order.
+///
+/// Deterministic: the batch's random coefficients come from a transcript of
+/// its inputs, not from the OS. A signature the batch equation accepts is
+/// accepted; every validator runs the same batch over a block's transactions
+/// in block order, so they agree.
+pub fn verify_batch(txs: &[SignedTransaction]) -> Vec<Result<(), SignatureError>> {
+    let mut results: Vec<Result<(), SignatureError>> = Vec::with_capacity(txs.len());
+    let mut keys = Vec::with_capacity(txs.len());
+    let mut messages = Vec::with_capacity(txs.len());
+    let mut signatures = Vec::with_capacity(txs.len());
+    for tx in txs {
+        match tx.sender_key() {
+            Ok(key) => {
+                keys.push(key);
+                messages.push(tx.tx.signing_bytes());
+                signatures.push(Signature::from_bytes(&tx.signature));
+                results.push(Ok(()));
+            }
+            Err(e) => results.push(Err(e)),
+        }
+    }
+    let message_refs: Vec<&[u8]> = messages.iter().map(Vec::as_slice).collect();
+    if ed25519_dalek::verify_batch(&message_refs, &signatures, &keys).is_ok() {
+        return results;
+    }
+    for (tx, result) in txs.iter().zip(results.iter_mut()) {
+        if result.is_ok() {
+            *result = tx.verify();
+        }
+    }
+    results
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(i: u8) -> SigningKey {
+        SigningKey::from_bytes(&Digest::of(&[i]).0)
+    }
+
+    fn transfer(from: &SigningKey, nonce: u64) -> SignedTransaction {
+        Transaction {
+            chain_id: 7,
+            sender: from.verifying_key().to_bytes(),
+            nonce,
+            fee: 10,
+            expiry_height: 100,
+            action: Action::Transfer {
+                to: [9; 32],
+                amount: 5,
+            },
+        }
+        .sign(from)
+    }
+
+    #[test]
+    fn every_action_round_trips_and_has_one_encoding() {
+        let actions = vec![
+            Action::Transfer {
+                to: [1; 32],
+                amount: 2,
+            },
+            Action::Deploy { code: vec![0, 97] },
+            Action::Call {
+                contract: [3; 32],
+                input: b"inc".to_vec(),
+                gas_limit: 1_000,
+            },
+            Action::Stake { amount: 5 },
+            Action::Unstake { amount: 6 },
+            Action::Delegate {
+                validator: [4; 32],
+                amount: 7,
+            },
+            Action::Undelegate {
+                validator: [4; 32],
+                amount: 8,
+            },
+            Action::Evidence {
+                evidence: vec![1, 2, 3],
+            },
+            Action::GovernancePropose {
+                parameter: 3,
+                value: 9,
+            },
+            Action::GovernanceVote {
+                proposal: 1,
+                approve: true,
+            },
+        ];
+        let k = key(1);
+        for action in actions {
+            let signed = Transaction {
+                chain_id: 1,
+                sender: k.verifying_key().to_bytes(),
+                nonce: 3,
+                fee: 4,
+                expiry_height: 5,
+                action,
+            }
+            .sign(&k);
+            let bytes = signed.encode();
+            let back = SignedTransaction::decode(&bytes).unwrap();
+            assert_eq!(back, signed);
+            assert_eq!(back.encode(), bytes);
+            assert_eq!(back.verify(), Ok(()));
+            // Every truncation fails cleanly; so does a trailing byte.
+            for cut in 0..bytes.len() {
+                assert!(SignedTransaction::decode(&bytes[..cut]).is_err());
+            }
+            let mut long = bytes.clone();
+            long.push(0);
+            assert!(SignedTransaction::decode(&long).is_err());
+        }
+    }
+
+    #[test]
+    fn tampering_breaks_the_signature_and_batches_find_the_bad_one() {
+        let k = key(2);
+        let mut txs: Vec<_> = (0..20).map(|n| transfer(&k, n)).collect();
+        assert!(verify_batch(&txs).iter().all(Result::is_ok));
+        txs[7].tx.fee += 1;
+        txs[13].signature[0] ^= 1;
+        let results = verify_batch(&txs);
+        for (i, r) in results.iter().enumerate() {
+            if i == 7 || i == 13 {
+                assert_eq!(*r, Err(SignatureError::Invalid), "tx {i}");
+            } else {
+                assert_eq!(*r, Ok(()), "tx {i}");
+            }
+        }
+        // Chain id and every field are covered by the signature.
+        let mut other_chain = transfer(&k, 0);
+        other_chain.tx.chain_id = 8;
+        assert_eq!(other_chain.verify(), Err(SignatureError::Invalid));
+    }
+
+    #[test]
+    fn a_small_order_sender_is_refused() {
+        let mut tx = transfer(&key(3), 0);
+        // The identity point: every signature would verify against it.
+        let mut identity = [0u8; 32];
+        identity[0] = 1;
+        tx.tx.sender = identity;
+        assert_eq!(tx.verify(), Err(SignatureError::WeakSender));
+        assert_eq!(verify_batch(&[tx])[0], Err(SignatureError::WeakSender));
+    }
+}

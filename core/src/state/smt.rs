@@ -1,0 +1,489 @@
+//! An authenticated key-value map: a compact binary sparse Merkle tree.
+//!
+//! Why this tree (and not a Merkle Patricia trie): keys are hashed to 256
+//! bits, so the key space is uniform and a binary tree over the key bits is
+//! balanced by construction (depth about log2(n), 20 at a million keys);
+//! the root depends only on the set of entries, never on insertion order;
+//! and proofs are one list of sibling hashes for both inclusion and
+//! exclusion, which a light client checks with a short loop and no
+//! knowledge of node encodings. A trie's extension/branch node kinds and
+//! nibble paths buy nothing once keys are hashed.
+//!
+//! Compaction (as in Diem's Jellyfish tree): a subtree holding one entry is
+//! represented by that entry's leaf, placed as high as possible; an empty
+//! subtree hashes to [`EMPTY`]. So a proof is as long as the path to the
+//! place where the key's subtree holds at most one entry.
+//!
+//! Nodes are immutable and shared (`Arc`), so every version of the tree is
+//! a root pointer: keeping recent versions readable costs only the nodes
+//! that changed, and pruning a version drops its root.
+
+use crate::types::Digest;
+use sha2::{Digest as _, Sha256};
+use std::sync::Arc;
+
+/// Hash of an empty subtree.
+pub const EMPTY: Digest = Digest([0; 32]);
+
+/// Domain separators, so a leaf can never be read as an internal node.
+const LEAF_TAG: u8 = 0x00;
+const INTERNAL_TAG: u8 = 0x01;
+
+/// Bits in a key: the depth of the tree's key space.
+pub const KEY_BITS: usize = 256;
+
+/// A key: 256 bits, normally the SHA-256 of an account or storage name.
+pub type Key = [u8; 32];
+
+fn bit(key: &Key, depth: usize) -> bool {
+    debug_assert!(depth < KEY_BITS);
+    key[depth / 8] & (0x80 >> (depth % 8)) != 0
+}
+
+fn leaf_hash(key: &Key, value_hash: &Digest) -> Digest {
+    let mut h = Sha256::new();
+    h.update([LEAF_TAG]);
+    h.update(key);
+    h.update(value_hash.0);
+    Digest(h.finalize().into())
+}
+
+fn internal_hash(left: &Digest, right: &Digest) -> Digest {
+    let mut h = Sha256::new();
+    h.update([INTERNAL_TAG]);
+    h.update(left.0);
+    h.update(right.0);
+    Digest(h.finalize().into())
+}
+
+#[derive(Debug)]
+enum Node {
+    Empty,
+    Leaf {
+        key: Key,
+        value: Arc<[u8]>,
+        hash: Digest,
+    },
+    Internal {
+        left: Arc<Node>,
+        right: Arc<Node>,
+        hash: Digest,
+    },
+}
+
+impl Node {
+    fn hash(&self) -> Digest {
+        match self {
+            Node::Empty => EMPTY,
+            Node::Leaf { hash, .. } | Node::Internal { hash, .. } => *hash,
+        }
+    }
+
+    fn leaf(key: Key, value: Arc<[u8]>) -> Arc<Node> {
+        let hash = leaf_hash(&key, &Digest::of(&value));
+        Arc::new(Node::Leaf { key, value, hash })
+    }
+
+    /// An internal node, or its compaction: a subtree with a single leaf
+    /// (and nothing else) is that leaf; an empty one is empty.
+    fn join(left: Arc<Node>, right: Arc<Node>) -> Arc<Node> {
+        match (&*left, &*right) {
+            (Node::Empty, Node::Empty) => Arc::new(Node::Empty),
+            (Node::Leaf { .. }, Node::Empty) => left,
+            (Node::Empty, Node::Leaf { .. }) => right,
+            _ => {
+                let hash = internal_hash(&left.hash(), &right.hash());
+                Arc::new(Node::Internal { left, right, hash })
+            }
+        }
+    }
+}
+
+/// Why a proof does not check out.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ProofError {
+    #[error("the proof has {0} siblings; at most {KEY_BITS}")]
+    TooLong(usize),
+    #[error("the proof's leaf is not on the key's path")]
+    LeafOffPath,
+    #[error("the proof does not lead to the root")]
+    WrongRoot,
+}
+
+/// What a proof says is at the end of the key's path.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Terminal {
+    /// Nothing: the key is absent.
+    Empty,
+    /// A leaf for `key` whose value hashes to `value_hash`: the proven key
+    /// if they are equal (inclusion), else another key sharing the path
+    /// (exclusion).
+    Leaf { key: Key, value_hash: Digest },
+}
+
+/// A proof that a key has a value, or has none, under a root. Checkable by
+/// a client that has only the root ([`Proof::verify`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Proof {
+    /// Sibling hashes from the root down.
+    pub siblings: Vec<Digest>,
+    pub terminal: Terminal,
+}
+
+impl Proof {
+    /// Bytes this proof takes on the wire (siblings, terminal key and hash).
+    pub fn size_bytes(&self) -> usize {
+        self.siblings.len() * 32
+            + match self.terminal {
+                Terminal::Empty => 1,
+                Terminal::Leaf { .. } => 65,
+            }
+    }
+
+    /// Checks the proof against `root` and returns what it proves about
+    /// `key`: `Some(value_hash)` if present, `None` if absent.
+    pub fn verify(&self, root: &Digest, key: &Key) -> Result<Option<Digest>, ProofError> {
+        let depth = self.siblings.len();
+        if depth > KEY_BITS {
+            return Err(ProofError::TooLong(depth));
+        }
+        let (mut hash, proven) = match &self.terminal {
+            Terminal::Empty => (EMPTY, None),
+            Terminal::Leaf {
+                key: leaf_key,
+                value_hash,
+            } => {
+                // The leaf must sit in the key's subtree at this depth.
+                if (0..depth).any(|d| bit(leaf_key, d) != bit(key, d)) {
+                    return Err(ProofError::LeafOffPath);
+                }
+                let proven = (leaf_key == key).then_some(*value_hash);
+                (leaf_hash(leaf_key, value_hash), proven)
+            }
+        };
+        for (d, sibling) in self.siblings.iter().enumerate().rev() {
+            hash = if bit(key, d) {
+                internal_hash(sibling, &hash)
+            } else {
+                internal_hash(&hash, sibling)
+            };
+        }
+        if hash != *root {
+            return Err(ProofError::WrongRoot);
+        }
+        Ok(proven)
+    }
+}
+
+/// One version of the map. Cloning is O(1) and shares every node.
+#[derive(Clone, Debug)]
+pub struct Tree {
+    root: Arc<Node>,
+    len: usize,
+}
+
+impl Default for Tree {
+    fn default() -> Self {
+        Tree::new()
+    }
+}
+
+impl Tree {
+    pub fn new() -> Tree {
+        Tree {
+            root: Arc::new(Node::Empty),
+            len: 0,
+        }
+    }
+
+    /// The root hash: what block headers commit to.
+    pub fn root(&self) -> Digest {
+        self.root.hash()
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn get(&self, key: &Key) -> Option<&[u8]> {
+        let mut node = &self.root;
+        let mut depth = 0;
+        loop {
+            match &**node {
+                Node::Empty => return None,
+                Node::Leaf { key: k, value, .. } => return (k == key).then_some(value),
+                Node::Internal { left, right, .. } => {
+                    node = if bit(key, depth) { right } else { left };
+                    depth += 1;
+                }
+            }
+        }
+    }
+
+    /// Sets `key` to `value`; returns the new version (this one is kept).
+    pub fn insert(&self, key: Key, value: &[u8]) -> Tree {
+        let (root, added) = insert(&self.root, 0, key, value.into());
+        Tree {
+            root,
+            len: self.len + usize::from(added),
+        }
+    }
+
+    /// Removes `key`; returns the new version.
+    pub fn remove(&self, key: &Key) -> Tree {
+        let (root, removed) = remove(&self.root, 0, key);
+        Tree {
+            root,
+            len: self.len - usize::from(removed),
+        }
+    }
+
+    /// A proof of `key`'s value, or of its absence.
+    pub fn prove(&self, key: &Key) -> Proof {
+        let mut siblings = Vec::new();
+        let mut node = &self.root;
+        loop {
+            match &**node {
+                Node::Empty => {
+                    return Proof {
+                        siblings,
+                        terminal: Terminal::Empty,
+                    };
+                }
+                Node::Leaf { key: k, value, .. } => {
+                    return Proof {
+                        siblings,
+                        terminal: Terminal::Leaf {
+                            key: *k,
+                            value_hash: Digest::of(value),
+                        },
+                    };
+                }
+                Node::Internal { left, right, .. } => {
+                    let depth = siblings.len();
+                    if bit(key, depth) {
+                        siblings.push(left.hash());
+                        node = right;
+                    } else {
+                        siblings.push(right.hash());
+                        node = left;
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn insert(node: &Arc<Node>, depth: usize, key: Key, value: Arc<[u8]>) -> (Arc<Node>, bool) {
+    match &**node {
+        Node::Empty => (Node::leaf(key, value), true),
+        Node::Leaf { key: existing, .. } if *existing == key => (Node::leaf(key, value), false),
+        Node::Leaf { key: existing, .. } => {
+            // Two keys now share this subtree: push both down to where
+            // their bits first differ.
+            assert!(depth < KEY_BITS, "distinct keys differ in some bit");
+            let (left, right) = if bit(&key, depth) == bit(existing, depth) {
+                let (child, _) = insert(node, depth + 1, key, value);
+                let empty = Arc::new(Node::Empty);
+                if bit(&key, depth) {
+                    (empty, child)
+                } else {
+                    (child, empty)
+                }
+            } else if bit(&key, depth) {
+                (node.clone(), Node::leaf(key, value))
+            } else {
+                (Node::leaf(key, value), node.clone())
+            };
+            (internal(left, right), true)
+        }
+        Node::Internal { left, right, .. } => {
+            if bit(&key, depth) {
+                let (child, added) = insert(right, depth + 1, key, value);
+                (internal(left.clone(), child), added)
+            } else {
+                let (child, added) = insert(left, depth + 1, key, value);
+                (internal(child, right.clone()), added)
+            }
+        }
+    }
+}
+
+/// An internal node without compaction: used where both sides may be
+/// non-empty, or where one side is an internal node that must stay put.
+fn internal(left: Arc<Node>, right: Arc<Node>) -> Arc<Node> {
+    let hash = internal_hash(&left.hash(), &right.hash());
+    Arc::new(Node::Internal { left, right, hash })
+}
+
+fn remove(node: &Arc<Node>, depth: usize, key: &Key) -> (Arc<Node>, bool) {
+    match &**node {
+        Node::Empty => (node.clone(), false),
+        Node::Leaf { key: existing, .. } => {
+            if existing == key {
+                (Arc::new(Node::Empty), true)
+            } else {
+                (node.clone(), false)
+            }
+        }
+        Node::Internal { left, right, .. } => {
+            let (left, right, removed) = if bit(key, depth) {
+                let (child, removed) = remove(right, depth + 1, key);
+                (left.clone(), child, removed)
+            } else {
+                let (child, removed) = remove(left, depth + 1, key);
+                (child, right.clone(), removed)
+            };
+            if !removed {
+                return (node.clone(), false);
+            }
+            // A subtree left with a single leaf collapses into it.
+            (Node::join(left, right), true)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(i: u64) -> Key {
+        Digest::of(&i.to_le_bytes()).0
+    }
+
+    #[test]
+    fn the_root_depends_only_on_the_entries() {
+        let mut a = Tree::new();
+        for i in 0..200 {
+            a = a.insert(key(i), &i.to_le_bytes());
+        }
+        let mut b = Tree::new();
+        for i in (0..300).rev() {
+            b = b.insert(key(i), b"x");
+        }
+        for i in 200..300 {
+            b = b.remove(&key(i));
+        }
+        for i in 0..200 {
+            b = b.insert(key(i), &i.to_le_bytes());
+        }
+        assert_eq!(a.root(), b.root());
+        assert_eq!(a.len(), 200);
+        assert_eq!(b.len(), 200);
+        // Removing everything gives the empty root back.
+        for i in 0..200 {
+            b = b.remove(&key(i));
+        }
+        assert_eq!(b.root(), EMPTY);
+        assert!(b.is_empty());
+    }
+
+    #[test]
+    fn proofs_show_presence_and_absence_and_reject_forgeries() {
+        let mut t = Tree::new();
+        for i in 0..500 {
+            t = t.insert(key(i), &(i * 7).to_le_bytes());
+        }
+        let root = t.root();
+        for i in 0..500 {
+            let p = t.prove(&key(i));
+            let value = (i * 7).to_le_bytes();
+            assert_eq!(p.verify(&root, &key(i)), Ok(Some(Digest::of(&value))));
+            assert_eq!(t.get(&key(i)), Some(&value[..]));
+        }
+        for i in 500..700 {
+            let p = t.prove(&key(i));
+            assert_eq!(p.verify(&root, &key(i)), Ok(None), "absent key {i}");
+            assert_eq!(t.get(&key(i)), None);
+        }
+        // A proof for one key does not prove another key's value.
+        let p = t.prove(&key(1));
+        assert!(p.verify(&root, &key(2)).is_err());
+        // Tampering with a sibling or the value breaks it.
+        let mut bad = t.prove(&key(3));
+        bad.siblings[0].0[0] ^= 1;
+        assert_eq!(bad.verify(&root, &key(3)), Err(ProofError::WrongRoot));
+        let mut bad = t.prove(&key(3));
+        if let Terminal::Leaf { value_hash, .. } = &mut bad.terminal {
+            value_hash.0[5] ^= 1;
+        }
+        assert_eq!(bad.verify(&root, &key(3)), Err(ProofError::WrongRoot));
+        // An absent key cannot be shown present by another key's leaf.
+        let mut bad = t.prove(&key(600));
+        bad.terminal = Terminal::Leaf {
+            key: key(600),
+            value_hash: Digest::of(b"forged"),
+        };
+        assert!(bad.verify(&root, &key(600)).is_err());
+    }
+
+    /// Random inserts, overwrites and removals, checked against a plain map:
+    /// same contents, same length, and the same root as a tree built from
+    /// scratch from the surviving entries.
+    #[test]
+    fn random_operations_match_a_plain_map() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+        let mut tree = Tree::new();
+        let mut model = std::collections::BTreeMap::new();
+        for step in 0..3_000 {
+            let k = key(rng.gen_range(0..400));
+            if rng.gen_bool(0.3) {
+                tree = tree.remove(&k);
+                model.remove(&k);
+            } else {
+                let v: u64 = rng.r#gen();
+                tree = tree.insert(k, &v.to_le_bytes());
+                model.insert(k, v.to_le_bytes().to_vec());
+            }
+            assert_eq!(tree.len(), model.len(), "step {step}");
+            if step % 500 == 0 {
+                let rebuilt = model
+                    .iter()
+                    .rev()
+                    .fold(Tree::new(), |t, (k, v)| t.insert(*k, v));
+                assert_eq!(tree.root(), rebuilt.root(), "step {step}");
+                for (k, v) in &model {
+                    assert_eq!(tree.get(k), Some(&v[..]));
+                    let p = tree.prove(k);
+                    assert_eq!(p.verify(&tree.root(), k), Ok(Some(Digest::of(v))));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn old_versions_stay_readable() {
+        let v1 = Tree::new().insert(key(1), b"one");
+        let v2 = v1.insert(key(1), b"uno").insert(key(2), b"two");
+        assert_eq!(v1.get(&key(1)), Some(&b"one"[..]));
+        assert_eq!(v1.get(&key(2)), None);
+        assert_eq!(v2.get(&key(1)), Some(&b"uno"[..]));
+        assert_ne!(v1.root(), v2.root());
+        let p = v1.prove(&key(1));
+        assert_eq!(p.verify(&v1.root(), &key(1)), Ok(Some(Digest::of(b"one"))));
+    }
+
+    #[test]
+    fn keys_sharing_a_long_prefix_split_where_they_differ() {
+        let mut a = [0u8; 32];
+        let mut b = [0u8; 32];
+        a[31] = 1;
+        b[31] = 3; // differ only in bit 254
+        let t = Tree::new().insert(a, b"a").insert(b, b"b");
+        let p = t.prove(&a);
+        assert_eq!(p.siblings.len(), 255);
+        assert_eq!(p.verify(&t.root(), &a), Ok(Some(Digest::of(b"a"))));
+        let t = t.remove(&b);
+        assert_eq!(
+            t.prove(&a).siblings.len(),
+            0,
+            "a lone leaf floats to the root"
+        );
+        assert_eq!(t.root(), leaf_hash(&a, &Digest::of(b"a")));
+    }
+}

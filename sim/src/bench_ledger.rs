@@ -1,0 +1,287 @@
+//! `ballast-sim bench-ledger`: single-core speed of the ledger's parts built
+//! so far (signed transactions, the mempool, the state tree and its proofs).
+//! Writes a markdown report.
+
+use ballast_core::Digest;
+use ballast_core::ledger::execute::{Ledger, Params};
+use ballast_core::ledger::mempool::{Limits, Mempool};
+use ballast_core::ledger::tx::{Action, SignedTransaction, Transaction, verify_batch};
+use ballast_core::state::smt::{Key, Terminal, Tree};
+use ballast_sim::parallel::wall_now;
+use ed25519_dalek::{Signature, SigningKey, VerifyingKey};
+use std::fmt::Write;
+
+const CHAIN: u64 = 1;
+
+fn key(i: u64) -> Key {
+    Digest::of(&i.to_le_bytes()).0
+}
+
+fn transfers(count: usize, senders: usize) -> Vec<SignedTransaction> {
+    let keys: Vec<SigningKey> = (0..senders as u64)
+        .map(|i| SigningKey::from_bytes(&Digest::of(&(i ^ 0xACC0).to_be_bytes()).0))
+        .collect();
+    (0..count)
+        .map(|i| {
+            let k = &keys[i % senders];
+            Transaction {
+                chain_id: CHAIN,
+                sender: k.verifying_key().to_bytes(),
+                nonce: (i / senders) as u64,
+                fee: 1 + (i as u64 * 7919) % 1000,
+                expiry_height: 1_000,
+                action: Action::Transfer {
+                    to: key(i as u64),
+                    amount: 1,
+                },
+            }
+            .sign(k)
+        })
+        .collect()
+}
+
+/// Rate of `work` over `items` items, per wall-second.
+fn rate(items: usize, work: impl FnOnce()) -> f64 {
+    let started = wall_now();
+    work();
+    items as f64 / started.elapsed().as_secs_f64()
+}
+
+pub fn run(out: &str, accounts: u64) -> Result<bool, String> {
+    if accounts < 1_000 {
+        return Err(format!("--accounts {accounts}: use at least 1000"));
+    }
+    let mut report = String::new();
+    let _ = writeln!(report, "# Ledger parts: single-core speed\n");
+    let _ = writeln!(
+        report,
+        "Command: `cargo run --release -p ballast-sim -- bench-ledger --accounts {accounts}`  "
+    );
+    let _ = writeln!(
+        report,
+        "Machine: {}, one core (release build with debug assertions on).\n",
+        cpu()
+    );
+
+    // ----- signatures: raw ed25519 against signed transfers ---------------
+    eprintln!("signatures...");
+    let txs = transfers(20_000, 1_000);
+    let keys: Vec<VerifyingKey> = txs.iter().map(|t| t.sender_key().unwrap()).collect();
+    let messages: Vec<Vec<u8>> = txs.iter().map(|t| t.tx.signing_bytes()).collect();
+    let signatures: Vec<Signature> = txs
+        .iter()
+        .map(|t| Signature::from_bytes(&t.signature))
+        .collect();
+    let single_raw = rate(txs.len(), || {
+        for i in 0..txs.len() {
+            assert!(keys[i].verify_strict(&messages[i], &signatures[i]).is_ok());
+        }
+    });
+    let batch_raw = rate(txs.len(), || {
+        for chunk in 0..txs.len() / 1024 {
+            let range = chunk * 1024..(chunk + 1) * 1024;
+            let refs: Vec<&[u8]> = messages[range.clone()].iter().map(Vec::as_slice).collect();
+            ed25519_dalek::verify_batch(&refs, &signatures[range.clone()], &keys[range])
+                .expect("valid batch");
+        }
+    });
+    let transfer_single = rate(txs.len(), || {
+        for t in &txs {
+            t.verify().expect("valid");
+        }
+    });
+    let transfer_batch = rate(txs.len(), || {
+        for chunk in txs.chunks(1024) {
+            assert!(verify_batch(chunk).iter().all(Result::is_ok));
+        }
+    });
+    let decode = rate(txs.len(), || {
+        for t in &txs {
+            let bytes = t.encode();
+            assert!(SignedTransaction::decode(&bytes).is_ok());
+        }
+    });
+    // Executed: blocks of 1,000 transfers, each from a different sender of
+    // 10,000 funded accounts, on a state tree holding them all.
+    let senders = 10_000;
+    let block_txs = 1_000;
+    let blocks = 20;
+    let all = transfers(senders * (blocks * block_txs / senders), senders);
+    let funded: Vec<_> = all[..senders]
+        .iter()
+        .map(|t| (t.tx.sender, 1_000_000_000))
+        .collect();
+    let params = Params {
+        chain_id: CHAIN,
+        reward_per_block: 10,
+        unbonding_blocks: 100,
+    };
+    let mut ledger = Ledger::genesis(params, &funded);
+    let proposer = [0xAB; 32];
+    let executed = rate(blocks * block_txs, || {
+        for (height, block) in all.chunks(block_txs).enumerate() {
+            let out = ledger
+                .execute(height as u64 + 1, &proposer, block)
+                .expect("valid block");
+            assert!(out.receipts.iter().all(|r| r.status.is_ok()));
+            ledger = out.ledger;
+        }
+    });
+    let _ = writeln!(report, "## Signed transfers\n");
+    let _ = writeln!(report, "| what | per second | ratio to raw batch |");
+    let _ = writeln!(report, "|---|---:|---:|");
+    for (what, value) in [
+        ("raw ed25519 verify_strict, one by one", single_raw),
+        ("raw ed25519 batch verify (batches of 1024)", batch_raw),
+        ("signed transfers, `verify` one by one", transfer_single),
+        (
+            "signed transfers, `verify_batch` (batches of 1024)",
+            transfer_batch,
+        ),
+        (
+            "signed transfers verified (one batch per block) and executed, blocks of 1,000",
+            executed,
+        ),
+        ("signed transfers encoded and decoded", decode),
+    ] {
+        let _ = writeln!(report, "| {what} | {value:.0} | {:.2} |", value / batch_raw);
+    }
+    let _ = writeln!(
+        report,
+        "\nA transfer's verification costs its hash (SHA-256 of the canonical encoding) on top \
+of the signature check (and decompressing the sender's key, which the raw batch was given \
+ready). Execution updates two accounts and the proposer in the state tree per transfer.\n"
+    );
+
+    // ----- mempool ---------------------------------------------------------
+    eprintln!("mempool...");
+    let pool_txs = transfers(100_000, 10_000);
+    let mut pool = Mempool::new(CHAIN, Limits::default());
+    let admitted = rate(pool_txs.len(), || {
+        for t in pool_txs.iter().cloned() {
+            pool.admit(t, 0, 1).expect("admitted");
+        }
+    });
+    let mut pool = Mempool::new(CHAIN, Limits::default());
+    let batched = rate(pool_txs.len(), || {
+        for chunk in pool_txs.chunks(1024) {
+            let results = pool.insert_batch(chunk.to_vec(), |_| 0, 1);
+            assert!(results.iter().all(Result::is_ok));
+        }
+    });
+    let selected = rate(10_000 * 10, || {
+        for _ in 0..10 {
+            assert_eq!(pool.select(10_000, usize::MAX, |_| 0).len(), 10_000);
+        }
+    });
+    let _ = writeln!(
+        report,
+        "## Mempool (100,000 transfers from 10,000 senders)\n"
+    );
+    let _ = writeln!(report, "| what | per second |");
+    let _ = writeln!(report, "|---|---:|");
+    let _ = writeln!(
+        report,
+        "| admit, signature already verified | {admitted:.0} |"
+    );
+    let _ = writeln!(
+        report,
+        "| admit with batch signature verification | {batched:.0} |"
+    );
+    let _ = writeln!(
+        report,
+        "| select for a block (10,000 per block, from the full pool) | {selected:.0} |\n"
+    );
+
+    // ----- state tree ------------------------------------------------------
+    eprintln!("state tree with {accounts} accounts...");
+    let value = [7u8; 40]; // an account record: balance, nonce, code hash
+    let mut tree = Tree::new();
+    let build = rate(accounts as usize, || {
+        for i in 0..accounts {
+            tree = tree.insert(key(i), &value);
+        }
+    });
+    let updates = 100_000u64;
+    let mut updated = tree.clone();
+    let update_rate = rate(updates as usize, || {
+        for i in 0..updates {
+            updated = updated.insert(key(i * 7 % accounts), &i.to_le_bytes());
+        }
+    });
+    let root = tree.root();
+    let probes = 10_000u64;
+    let proofs: Vec<_> = (0..probes)
+        .map(|i| tree.prove(&key(i * 13 % accounts)))
+        .collect();
+    let absent: Vec<_> = (0..probes)
+        .map(|i| tree.prove(&key(accounts + i)))
+        .collect();
+    let sizes: Vec<usize> = proofs.iter().map(|p| p.size_bytes()).collect();
+    let depths: Vec<usize> = proofs.iter().map(|p| p.siblings.len()).collect();
+    let verify_rate = rate(probes as usize, || {
+        for (i, p) in proofs.iter().enumerate() {
+            let k = key(i as u64 * 13 % accounts);
+            assert!(p.verify(&root, &k).expect("valid").is_some());
+        }
+    });
+    let absent_rate = rate(probes as usize, || {
+        for (i, p) in absent.iter().enumerate() {
+            assert_eq!(p.verify(&root, &key(accounts + i as u64)), Ok(None));
+        }
+    });
+    let exclusion_by_leaf = absent
+        .iter()
+        .filter(|p| matches!(p.terminal, Terminal::Leaf { .. }))
+        .count();
+    let mean = |v: &[usize]| v.iter().sum::<usize>() as f64 / v.len() as f64;
+    let _ = writeln!(report, "## State tree ({accounts} accounts)\n");
+    let _ = writeln!(report, "| what | value |");
+    let _ = writeln!(report, "|---|---:|");
+    let _ = writeln!(
+        report,
+        "| build by inserts, accounts per second | {build:.0} |"
+    );
+    let _ = writeln!(
+        report,
+        "| updates per second on the full tree (new version each) | {update_rate:.0} |"
+    );
+    let _ = writeln!(
+        report,
+        "| inclusion proof: mean depth / max depth | {:.1} / {} |",
+        mean(&depths),
+        depths.iter().max().unwrap_or(&0)
+    );
+    let _ = writeln!(
+        report,
+        "| inclusion proof size, mean / max bytes | {:.0} / {} |",
+        mean(&sizes),
+        sizes.iter().max().unwrap_or(&0)
+    );
+    let _ = writeln!(
+        report,
+        "| inclusion proof verification | {:.2} µs ({verify_rate:.0}/s) |",
+        1e6 / verify_rate
+    );
+    let _ = writeln!(
+        report,
+        "| exclusion proof verification ({exclusion_by_leaf} of {probes} end at another key's leaf) | {:.2} µs |",
+        1e6 / absent_rate
+    );
+    std::fs::write(out, &report).map_err(|e| format!("cannot write {out}: {e}"))?;
+    print!("{report}");
+    println!("report written to {out}");
+    Ok(true)
+}
+
+fn cpu() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|m| m.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into())
+}
