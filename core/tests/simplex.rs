@@ -2,7 +2,7 @@
 
 use ballast_core::consensus::{
     Certificate, Config, Effect, Input, InputError, Message, Proposal, Record, Simplex, Subject,
-    Timer, TimerKind, Vote,
+    Timer, TimerKind, Verdict, Vote,
 };
 use ballast_core::scheme::Scheme;
 use ballast_core::scheme::keyed_hash::KeyedHash;
@@ -74,6 +74,14 @@ fn synchronous_network_finalizes_every_view_and_agrees() {
                         payload: format!("{view}").into_bytes(),
                     },
                 )),
+                Effect::VerifyProposal { block } => queue.push_front((
+                    i,
+                    Input::ProposalVerified {
+                        view: block.view,
+                        digest: block.digest(),
+                        verdict: Verdict::Valid,
+                    },
+                )),
                 Effect::Finalized { blocks, .. } => chains[i].extend(blocks),
                 Effect::Evidence(e) => panic!("evidence among honest replicas: {e:?}"),
                 _ => {}
@@ -93,6 +101,32 @@ fn synchronous_network_finalizes_every_view_and_agrees() {
     }
     // No view was skipped: the block of height h comes from view h.
     assert!(chains[0].iter().all(|b| b.view == b.height));
+}
+
+/// Handles `input`, answering any payload verification it asks for with
+/// "valid" (what the engine does for an opaque payload).
+fn handle_verified(
+    replica: &mut Simplex<KeyedHash>,
+    now_ms: u64,
+    input: Input<KeyedHash>,
+) -> Vec<Effect<KeyedHash>> {
+    let mut effects = replica.handle(now_ms, input).unwrap();
+    let asked: Vec<Block> = effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::VerifyProposal { block } => Some(block.clone()),
+            _ => None,
+        })
+        .collect();
+    for block in asked {
+        let verdict = Input::ProposalVerified {
+            view: block.view,
+            digest: block.digest(),
+            verdict: Verdict::Valid,
+        };
+        effects.extend(replica.handle(now_ms, verdict).unwrap());
+    }
+    effects
 }
 
 fn proposal(leader: &KeyedHash, view: u64, payload: &[u8]) -> (Block, Message<KeyedHash>) {
@@ -222,15 +256,14 @@ fn votes_are_persisted_before_they_are_sent() {
     );
     replica.handle(0, Input::Start).unwrap();
     let (_, message) = proposal(&schemes[usize::from(leader)], 1, b"p");
-    let effects = replica
-        .handle(
-            1,
-            Input::Message {
-                from: leader,
-                message,
-            },
-        )
-        .unwrap();
+    let effects = handle_verified(
+        &mut replica,
+        1,
+        Input::Message {
+            from: leader,
+            message,
+        },
+    );
     let persisted = effects
         .iter()
         .position(|e| matches!(e, Effect::Persist(Record::Vote(_))))
@@ -436,15 +469,14 @@ fn an_equivocating_leader_is_caught_through_a_certificate() {
     );
     replica.handle(0, Input::Start).unwrap();
     let (_, seen) = proposal(&schemes[usize::from(leader)], 1, b"seen");
-    replica
-        .handle(
-            1,
-            Input::Message {
-                from: leader,
-                message: seen,
-            },
-        )
-        .unwrap();
+    handle_verified(
+        &mut replica,
+        1,
+        Input::Message {
+            from: leader,
+            message: seen,
+        },
+    );
     // The other block, certified by the leader and two others.
     let (other, _) = proposal(&schemes[usize::from(leader)], 1, b"other");
     let subject = Subject::Notarize {
@@ -564,4 +596,56 @@ fn timers_back_off_for_a_slow_network_but_not_for_a_missing_leader() {
     let base = Config::default().leader_timeout_ms;
     assert_eq!(leader_timeout_after_nullified_view(false), base);
     assert_eq!(leader_timeout_after_nullified_view(true), 2 * base);
+}
+
+/// A payload the application rejects never gets this replica's notarize
+/// vote; the view times out and is nullified instead.
+#[test]
+fn a_rejected_payload_gets_no_vote() {
+    let (schemes, validators) = setup(4);
+    let leader = validators.leader(1);
+    let me = (0..4).find(|i| *i != leader).unwrap();
+    let mut replica = Simplex::new(
+        Config::default(),
+        schemes[usize::from(me)].clone(),
+        validators,
+    );
+    replica.handle(0, Input::Start).unwrap();
+    let (block, message) = proposal(&schemes[usize::from(leader)], 1, b"bad payload");
+    let effects = replica
+        .handle(
+            1,
+            Input::Message {
+                from: leader,
+                message,
+            },
+        )
+        .unwrap();
+    assert!(
+        effects
+            .iter()
+            .any(|e| matches!(e, Effect::VerifyProposal { block: b } if *b == block)),
+        "{effects:?}"
+    );
+    assert!(votes_sent(&effects).is_empty(), "voted before the verdict");
+    let verdict = Input::ProposalVerified {
+        view: 1,
+        digest: block.digest(),
+        verdict: Verdict::Invalid,
+    };
+    let effects = replica.handle(2, verdict).unwrap();
+    assert!(
+        votes_sent(&effects).is_empty(),
+        "voted for a rejected payload"
+    );
+    let effects = replica
+        .handle(
+            600,
+            Input::Timer(Timer {
+                view: 1,
+                kind: TimerKind::Advance,
+            }),
+        )
+        .unwrap();
+    assert_eq!(votes_sent(&effects), vec![Subject::Nullify { view: 1 }]);
 }

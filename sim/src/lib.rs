@@ -6,6 +6,7 @@
 
 pub mod byzantine;
 pub mod diagram;
+pub mod ledger_node;
 pub mod network;
 pub mod parallel;
 pub mod recorder;

@@ -231,6 +231,7 @@ struct Summary {
     view_sum: f64,
     messages: u64,
     evidence: u64,
+    transactions: u64,
     latency_ms: Vec<f64>,
     block_time_ms: Vec<f64>,
 }
@@ -274,6 +275,7 @@ fn run(name: &str, seeds: u64, from: u64, jobs: usize) -> Result<bool, String> {
             summary.view_sum += outcome.max_view as f64;
             summary.messages += outcome.messages_delivered;
             summary.evidence += outcome.evidence_reported;
+            summary.transactions += outcome.ledger_transactions;
             summary.latency_ms.extend(outcome.finalization_latency_ms);
             summary.block_time_ms.extend(outcome.block_time_ms);
             if !outcome.passed() {
@@ -298,7 +300,7 @@ fn run(name: &str, seeds: u64, from: u64, jobs: usize) -> Result<bool, String> {
     bar.finish_and_clear();
     let wall_s = started.elapsed().as_secs_f64();
     println!(
-        "{:<24} {:>6} {:>7} {:>12} {:>10} {:>14} {:>11} {:>13} {:>9}",
+        "{:<24} {:>6} {:>7} {:>12} {:>10} {:>14} {:>11} {:>13} {:>9} {:>9}",
         "scenario",
         "seeds",
         "failed",
@@ -307,12 +309,13 @@ fn run(name: &str, seeds: u64, from: u64, jobs: usize) -> Result<bool, String> {
         "msgs delivered",
         "block ms",
         "finality ms",
-        "evidence"
+        "evidence",
+        "txs"
     );
     for (scenario, s) in scenarios.iter().zip(&summaries) {
         let n = s.seeds.max(1) as f64;
         println!(
-            "{:<24} {:>6} {:>7} {:>12.1} {:>10.1} {:>14} {:>11} {:>13} {:>9}",
+            "{:<24} {:>6} {:>7} {:>12.1} {:>10.1} {:>14} {:>11} {:>13} {:>9} {:>9}",
             scenario.name,
             s.seeds,
             s.failed,
@@ -321,7 +324,8 @@ fn run(name: &str, seeds: u64, from: u64, jobs: usize) -> Result<bool, String> {
             s.messages,
             mean(&s.block_time_ms),
             mean(&s.latency_ms),
-            s.evidence
+            s.evidence,
+            s.transactions
         );
     }
     let total: u64 = summaries.iter().map(|s| s.seeds).sum();

@@ -141,6 +141,11 @@ pub struct Recorder {
     last_us: u64,
     /// When the first violation was found, to centre diagrams on it.
     pub first_violation_us: Option<u64>,
+    /// Ledger: the state root honest validators computed at each height,
+    /// and the height at which each transaction was included.
+    ledger_roots: BTreeMap<Height, Digest>,
+    ledger_included: BTreeMap<Digest, Height>,
+    pub ledger_transactions: u64,
 }
 
 impl Recorder {
@@ -168,7 +173,64 @@ impl Recorder {
             diagram: timeline.then(DiagramLog::default),
             last_us: 0,
             first_violation_us: None,
+            ledger_roots: BTreeMap::new(),
+            ledger_included: BTreeMap::new(),
+            ledger_transactions: 0,
         }
+    }
+
+    /// A ledger report from `validator`'s application.
+    pub fn ledger(&mut self, validator: ValidatorIndex, event: crate::ledger_node::LedgerEvent) {
+        use crate::ledger_node::LedgerEvent;
+        if self.is_byzantine(validator) {
+            return;
+        }
+        match event {
+            LedgerEvent::Violation(text) => {
+                self.violation(format!("ledger at validator {validator}: {text}"))
+            }
+            LedgerEvent::Executed {
+                height,
+                state_root,
+                tx_hashes,
+            } => {
+                match self.ledger_roots.get(&height) {
+                    Some(root) if *root != state_root => {
+                        let root = *root;
+                        self.violation(format!(
+                            "ledger: validator {validator} computed state root {state_root:?} at height {height}, another {root:?}"
+                        ));
+                    }
+                    Some(_) => {}
+                    None => {
+                        self.ledger_roots.insert(height, state_root);
+                        self.ledger_transactions += tx_hashes.len() as u64;
+                    }
+                }
+                for tx in tx_hashes {
+                    let first = *self.ledger_included.entry(tx).or_insert(height);
+                    if first != height {
+                        self.violation(format!(
+                            "ledger: transaction {tx:?} included at height {first} and again at {height}"
+                        ));
+                    }
+                }
+            }
+        }
+    }
+
+    /// An honest validator refused a proposal's payload: a violation if an
+    /// honest leader made it (unless the validator merely lacked blocks to
+    /// execute it yet).
+    pub fn ledger_rejected(&mut self, validator: ValidatorIndex, view: View, reason: &str) {
+        let leader = self.validators.leader(view);
+        if self.is_byzantine(validator) || self.is_byzantine(leader) || reason.contains("not known")
+        {
+            return;
+        }
+        self.violation(format!(
+            "ledger: validator {validator} rejected honest leader {leader}'s proposal in view {view}: {reason}"
+        ));
     }
 
     /// Adds a delivered message to the diagram, if one is being recorded.

@@ -2,10 +2,12 @@
 
 use crate::byzantine::AdversaryTransport;
 use crate::byzantine::Role;
+use crate::ledger_node::{LedgerNode, Workload};
 use crate::network::{Network, NetworkStats, SendRecord};
 use crate::recorder::{DiagramLog, MarkKind, Recorder};
 use crate::scenario::{Scenario, SchemeKind};
-use ballast_core::consensus::{Certificate, Effect, Message};
+use ballast_core::consensus::{Certificate, Effect, Message, Verdict};
+use ballast_core::ledger::chain::ChainError;
 use ballast_core::scheme::Scheme;
 use ballast_core::scheme::ed25519::Ed25519;
 use ballast_core::scheme::keyed_hash::KeyedHash;
@@ -59,6 +61,8 @@ pub struct Outcome {
     /// simulated ms and in views.
     pub latency_all_ms: Vec<f64>,
     pub latency_views: Vec<u64>,
+    /// Transactions in finalized blocks (ledger scenarios).
+    pub ledger_transactions: u64,
     pub timeline: Option<Vec<(u64, ValidatorIndex, View, String)>>,
     /// What a space-time diagram draws, when recording a replay.
     pub diagram: Option<Diagram>,
@@ -212,6 +216,7 @@ fn run_with<S: Scheme>(
             .map(|us| *us as f64 / 1000.0)
             .collect(),
         latency_views: std::mem::take(&mut recorder.latency_views),
+        ledger_transactions: recorder.ledger_transactions,
         timeline: recorder.timeline.take(),
         diagram,
     }
@@ -331,6 +336,9 @@ async fn simulate<S: Scheme>(
             .collect(),
     );
     let stores: Vec<MemStore> = (0..n).map(|_| MemStore::new()).collect();
+    let workload = scenario
+        .ledger_tps
+        .map(|tps| Arc::new(Mutex::new(Workload::new(seed, tps))));
     let build = |me: ValidatorIndex, scheme: S, peers: Arc<Vec<SocketAddr>>, store: MemStore| {
         let i = usize::from(me);
         let skew = scenario.skews.iter().find(|s| s.validator == me);
@@ -338,7 +346,7 @@ async fn simulate<S: Scheme>(
             Some(s) => SimClock::skewed(origin, s.offset_ms, s.rate_ppm),
             None => SimClock::new(origin),
         };
-        let (model, recorder) = (model.clone(), recorder.clone());
+        let (model, recorder, workload) = (model.clone(), recorder.clone(), workload.clone());
         let (validators, consensus, payload_bytes) = (
             validators.clone(),
             scenario.consensus.clone(),
@@ -370,6 +378,9 @@ async fn simulate<S: Scheme>(
                     recorder: recorder.clone(),
                     origin,
                     payload_bytes,
+                    ledger: workload
+                        .as_ref()
+                        .map(|w| LedgerNode::new(w.clone(), validators.clone())),
                 };
                 async move {
                     let plain = SimTransport::bind(me, peers, model)
@@ -546,18 +557,64 @@ struct SimApp<S: Scheme> {
     recorder: Arc<Mutex<Recorder>>,
     origin: madsim::time::Instant,
     payload_bytes: usize,
+    /// The ledger, when the scenario runs a transaction workload; opaque
+    /// payloads otherwise.
+    ledger: Option<LedgerNode>,
 }
 
 impl<S: Scheme> Application<S> for SimApp<S> {
-    fn propose(&mut self, view: View, parent: Digest, height: Height) -> Vec<u8> {
+    fn propose(
+        &mut self,
+        view: View,
+        parent: Digest,
+        height: Height,
+        blocks: &dyn ballast_transports::engine::BlockLookup,
+    ) -> Result<Vec<u8>, Digest> {
+        if let Some(ledger) = &mut self.ledger {
+            let at_us = now_us(self.origin);
+            return ledger.propose(at_us, view, parent, height, &|d| blocks.block(d));
+        }
         let mut payload =
             format!("v{} view {view} height {height} on {parent:?} ", self.me).into_bytes();
         payload.resize(self.payload_bytes.max(payload.len()), b'.');
-        payload
+        Ok(payload)
     }
 
-    fn finalized(&mut self, _now_ms: u64, blocks: &[Block], certificate: &Certificate<S>) {
+    fn verify(
+        &mut self,
+        block: &Block,
+        blocks: &dyn ballast_transports::engine::BlockLookup,
+    ) -> Verdict {
+        let Some(ledger) = &mut self.ledger else {
+            return Verdict::Valid;
+        };
         let at_us = now_us(self.origin);
+        match ledger.verify(at_us, block, &|d| blocks.block(d)) {
+            Ok(()) => Verdict::Valid,
+            Err(ChainError::UnknownBlock(missing)) => Verdict::MissingBlock(missing),
+            Err(error) => {
+                let mut rec = self.recorder.lock().expect("recorder lock");
+                rec.ledger_rejected(self.me, block.view, &error.to_string());
+                Verdict::Invalid
+            }
+        }
+    }
+
+    fn finalized(
+        &mut self,
+        _now_ms: u64,
+        blocks: &[Block],
+        certificate: &Certificate<S>,
+        stored: &dyn ballast_transports::engine::BlockLookup,
+    ) {
+        let at_us = now_us(self.origin);
+        if let Some(ledger) = &mut self.ledger {
+            let events = ledger.finalized(blocks, &|d| stored.block(d));
+            let mut rec = self.recorder.lock().expect("recorder lock");
+            for event in events {
+                rec.ledger(self.me, event);
+            }
+        }
         let signers = self.scheme.signers(&certificate.certificate);
         let summary: Vec<_> = blocks
             .iter()

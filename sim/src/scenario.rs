@@ -130,6 +130,9 @@ pub struct Scenario {
     /// below a third.
     pub byzantine: Vec<(ValidatorIndex, Role)>,
     pub payload_bytes: usize,
+    /// Run the ledger with simulated clients submitting this many
+    /// transactions per simulated second (payloads are opaque otherwise).
+    pub ledger_tps: Option<u32>,
     pub duration_ms: u64,
     /// After the last fault heals, finalization must resume within this many
     /// views of the highest view reached so far.
@@ -261,6 +264,9 @@ impl Scenario {
         if self.reorder_max_ms < 0.0 || self.bandwidth_bytes_per_ms == Some(0) {
             return Err("reorder_max_ms must not be negative, bandwidth not zero".into());
         }
+        if self.ledger_tps == Some(0) {
+            return Err("ledger_tps must be above 0".into());
+        }
         if self.seeds == 0 {
             return Err("a scenario runs at least one seed".into());
         }
@@ -314,6 +320,7 @@ pub fn base(name: &str, description: &str, validators: usize) -> Scenario {
         leader_crashes: None,
         byzantine: Vec::new(),
         payload_bytes: 64,
+        ledger_tps: None,
         duration_ms: 10_000,
         liveness_views: 30,
         check_liveness: true,
@@ -357,9 +364,17 @@ pub fn builtin() -> Vec<Scenario> {
         seeds: 30,
         ..standard.clone()
     };
+    let ledger = Scenario {
+        name: "ledger".into(),
+        description: "the standard scenario's faults with a ledger: 32 clients submit 200 transactions/s; leaders build blocks from mempools, validators re-execute them before voting".into(),
+        ledger_tps: Some(200),
+        seeds: 40,
+        ..standard.clone()
+    };
     vec![
         standard,
         standard_ed25519,
+        ledger,
         Scenario {
             duration_ms: 8_000,
             ..base("fault-free", "4 validators, 1-10 ms latency, no faults", 4)

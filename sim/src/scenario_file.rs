@@ -25,6 +25,7 @@ struct File {
     duration_ms: u64,
     #[serde(default = "default_payload_bytes")]
     payload_bytes: usize,
+    ledger_tps: Option<u32>,
     #[serde(default = "default_liveness_views")]
     liveness_views: u64,
     #[serde(default)]
@@ -470,6 +471,7 @@ pub fn parse(path: &str, text: &str) -> Result<Scenario, String> {
         leader_crashes,
         byzantine,
         payload_bytes: file.payload_bytes,
+        ledger_tps: file.ledger_tps,
         duration_ms: file.duration_ms,
         liveness_views: file.liveness_views,
         check_liveness: file.check_liveness,
@@ -508,6 +510,9 @@ pub fn to_toml(scenario: &Scenario) -> String {
     let _ = writeln!(t, "duration_ms = {}", scenario.duration_ms);
     let _ = writeln!(t, "seeds = {}", scenario.seeds);
     let _ = writeln!(t, "payload_bytes = {}", scenario.payload_bytes);
+    if let Some(tps) = scenario.ledger_tps {
+        let _ = writeln!(t, "ledger_tps = {tps}");
+    }
     let _ = writeln!(t, "liveness_views = {}", scenario.liveness_views);
     let _ = writeln!(t, "check_liveness = {}", scenario.check_liveness);
     let _ = writeln!(t, "loss = {:?}", scenario.loss);

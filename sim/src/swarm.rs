@@ -14,6 +14,8 @@
 //!    resume within the scenario's `liveness_views` and reach every honest
 //!    validator.
 //!
+//! Three in ten seeds also run the ledger with a client workload.
+//!
 //! The drawn scenario is a plain [`Scenario`]: `shrink` reduces it and
 //! writes it out as a file like any other.
 
@@ -174,6 +176,9 @@ pub fn generate(template: &Scenario, seed: u64) -> Scenario {
     if loss_on || duplicate_on || reorder_on {
         s.network_faults_until_ms = Some(safety_ms);
     }
+    if rng.gen_bool(0.3) {
+        s.ledger_tps = Some(rng.gen_range(20..400));
+    }
     s.duration_ms = s.heal_ms().max(safety_ms) + LIVENESS_PHASE_MS;
     s.liveness_views = LIVENESS_VIEWS;
     s.description = describe(&s, seed);
@@ -209,6 +214,9 @@ fn describe(s: &Scenario, seed: u64) -> String {
     }
     if s.leader_crashes.is_some() {
         parts.push("leader crashes".into());
+    }
+    if let Some(tps) = s.ledger_tps {
+        parts.push(format!("ledger at {tps} tx/s"));
     }
     for (v, role) in &s.byzantine {
         parts.push(format!("v{v} {}", role.name()));

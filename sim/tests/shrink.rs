@@ -9,9 +9,11 @@ use ballast_sim::scenario::find;
 use ballast_sim::scenario_file::{parse, to_toml};
 use ballast_sim::shrink::{shrink, violation_class};
 
-/// A swarm seed that draws duplication, reordering, two partitions and two
-/// pauses, and breaks agreement with a quorum one vote short.
-const SEED: u64 = 23;
+/// A swarm seed's scenario (loss, duplication, reordering, bandwidth, two
+/// partitions, two crashes, a double voter) that breaks agreement with a
+/// quorum one vote short.
+const SEED: u64 = 30;
+const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/swarm-30.toml");
 
 fn faults(s: &ballast_sim::scenario::Scenario) -> usize {
     s.partitions.len()
@@ -27,8 +29,8 @@ fn faults(s: &ballast_sim::scenario::Scenario) -> usize {
 #[test]
 fn a_planted_failure_shrinks_to_a_file_that_fails_and_draws() {
     activate(Some(PlantedBug::QuorumOneShort));
-    let swarm = find("swarm").unwrap();
-    let original = swarm.for_seed(SEED);
+    let swarm = find(FIXTURE).unwrap();
+    let original = swarm.clone();
     let failing = run(&swarm, SEED, RunOptions::default());
     assert!(!failing.passed(), "the planted bug must break seed {SEED}");
     let class = violation_class(&failing.violations[0]);

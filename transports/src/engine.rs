@@ -10,7 +10,7 @@ use crate::{Clock, Store, StoreError, Transport};
 use ballast_core::codec::MAX_MESSAGE_BYTES;
 use ballast_core::consensus::{
     Certificate, Config, Effect, Input, InputError, MAX_BLOCKS_PER_REQUEST, Message, Record,
-    Simplex, Timer,
+    Simplex, Timer, Verdict,
 };
 use ballast_core::scheme::Scheme;
 use ballast_core::validators::ValidatorSet;
@@ -23,12 +23,54 @@ use std::sync::Arc;
 /// The application above consensus: builds payloads and consumes finalized
 /// blocks. `observe` lets a simulator or metrics see every step.
 pub trait Application<S: Scheme> {
-    /// Builds the payload of a block this validator proposes.
-    fn propose(&mut self, view: View, parent: Digest, height: Height) -> Vec<u8>;
+    /// Builds the payload of a block this validator proposes. `blocks` reads
+    /// the blocks this validator has stored (the parent among them). `Err`
+    /// names a stored block the application lacks; the replica fetches it
+    /// and asks again.
+    fn propose(
+        &mut self,
+        view: View,
+        parent: Digest,
+        height: Height,
+        blocks: &dyn BlockLookup,
+    ) -> Result<Vec<u8>, Digest>;
+    /// Whether a proposal's payload is acceptable; the replica votes for it
+    /// only if so. An opaque payload is always acceptable.
+    fn verify(&mut self, _block: &Block, _blocks: &dyn BlockLookup) -> Verdict {
+        Verdict::Valid
+    }
     /// Called with newly finalized blocks in height order.
-    fn finalized(&mut self, now_ms: u64, blocks: &[Block], certificate: &Certificate<S>);
+    fn finalized(
+        &mut self,
+        now_ms: u64,
+        blocks: &[Block],
+        certificate: &Certificate<S>,
+        stored: &dyn BlockLookup,
+    );
     /// Sees every input and effect; for tracing, metrics and invariants.
     fn observe(&mut self, _now_ms: u64, _event: Observation<'_, S>) {}
+}
+
+/// Blocks a validator has stored: proposals it saw, blocks it fetched, and
+/// finalized blocks. Genesis is not stored.
+pub trait BlockLookup {
+    fn block(&self, digest: &Digest) -> Option<Block>;
+}
+
+/// The engine's store, read as blocks.
+struct StoredBlocks<'a, T: Store, S: Scheme> {
+    store: &'a T,
+    scheme: std::marker::PhantomData<S>,
+}
+
+impl<T: Store, S: Scheme> BlockLookup for StoredBlocks<'_, T, S> {
+    fn block(&self, digest: &Digest) -> Option<Block> {
+        let bytes = self.store.get(&Record::<S>::block_key(digest)).ok()??;
+        match Record::<S>::decode(&bytes) {
+            Ok(Record::Block(block)) => Some(block),
+            _ => None,
+        }
+    }
 }
 
 /// What an [`Application::observe`] call reports.
@@ -300,14 +342,38 @@ where
                 parent,
                 height,
             } => {
-                let payload = self.app.propose(view, parent, height);
-                return Ok(Some(Input::Payload { view, payload }));
+                let blocks = StoredBlocks::<St, S> {
+                    store: &self.store,
+                    scheme: std::marker::PhantomData,
+                };
+                return Ok(Some(
+                    match self.app.propose(view, parent, height, &blocks) {
+                        Ok(payload) => Input::Payload { view, payload },
+                        Err(missing) => Input::PayloadUnavailable { view, missing },
+                    },
+                ));
+            }
+            Effect::VerifyProposal { block } => {
+                let blocks = StoredBlocks::<St, S> {
+                    store: &self.store,
+                    scheme: std::marker::PhantomData,
+                };
+                let verdict = self.app.verify(&block, &blocks);
+                return Ok(Some(Input::ProposalVerified {
+                    view: block.view,
+                    digest: block.digest(),
+                    verdict,
+                }));
             }
             Effect::Finalized {
                 blocks,
                 certificate,
             } => {
-                self.app.finalized(now_ms, &blocks, &certificate);
+                let stored = StoredBlocks::<St, S> {
+                    store: &self.store,
+                    scheme: std::marker::PhantomData,
+                };
+                self.app.finalized(now_ms, &blocks, &certificate, &stored);
             }
             Effect::ServeBlocks {
                 to,

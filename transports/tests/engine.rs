@@ -12,8 +12,14 @@ use std::sync::{Arc, Mutex};
 struct Chain(Arc<Mutex<Vec<Digest>>>);
 
 impl Application<Ed25519> for Chain {
-    fn propose(&mut self, view: View, _parent: Digest, height: Height) -> Vec<u8> {
-        format!("block {height} of view {view}").into_bytes()
+    fn propose(
+        &mut self,
+        view: View,
+        _parent: Digest,
+        height: Height,
+        _blocks: &dyn ballast_transports::engine::BlockLookup,
+    ) -> Result<Vec<u8>, Digest> {
+        Ok(format!("block {height} of view {view}").into_bytes())
     }
 
     fn observe(
@@ -37,7 +43,13 @@ impl Application<Ed25519> for Chain {
         }
     }
 
-    fn finalized(&mut self, _now_ms: u64, blocks: &[Block], _certificate: &Certificate<Ed25519>) {
+    fn finalized(
+        &mut self,
+        _now_ms: u64,
+        blocks: &[Block],
+        _certificate: &Certificate<Ed25519>,
+        _stored: &dyn ballast_transports::engine::BlockLookup,
+    ) {
         let mut chain = self.0.lock().unwrap();
         for block in blocks {
             assert_eq!(

@@ -105,6 +105,26 @@ pub enum Input<S: Scheme> {
     Timer(Timer),
     /// The payload asked for by [`Effect::RequestPayload`].
     Payload { view: View, payload: Vec<u8> },
+    /// The application's verdict on a proposal ([`Effect::VerifyProposal`]).
+    ProposalVerified {
+        view: View,
+        digest: Digest,
+        verdict: Verdict,
+    },
+    /// The application could not build the payload asked for by
+    /// [`Effect::RequestPayload`]: it lacks the stored block `missing` (an
+    /// ancestor it needs to compute the parent's state).
+    PayloadUnavailable { view: View, missing: Digest },
+}
+
+/// What the application says of a proposal's payload.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Verdict {
+    Valid,
+    Invalid,
+    /// Undecided: the application lacks the stored block `0` (an ancestor
+    /// whose state it needs). The replica fetches it and asks again.
+    MissingBlock(Digest),
 }
 
 /// Why a view was entered; shown in timelines and metrics.
@@ -138,6 +158,14 @@ pub enum Effect<S: Scheme> {
         view: View,
         parent: Digest,
         height: Height,
+    },
+    /// Check that the application accepts this proposal's payload (for the
+    /// ledger: it re-executes the block and compares the state root), and
+    /// answer with [`Input::ProposalVerified`]. Asked once per view, only
+    /// for a proposal that is otherwise valid and would get this replica's
+    /// notarize vote.
+    VerifyProposal {
+        block: Block,
     },
     /// These blocks are final, in height order; `certificate` finalizes the
     /// last one and so all of them.

@@ -4,7 +4,7 @@ use super::messages::{
     Certificate, MAX_BLOCKS_PER_REQUEST, MAX_VIEWS_PER_REQUEST, Message, Proposal, Subject, Vote,
 };
 use super::view_state::{Added, ViewState};
-use super::{Config, Effect, Input, InputError, Record, Timer, TimerKind, ViewReason};
+use super::{Config, Effect, Input, InputError, Record, Timer, TimerKind, Verdict, ViewReason};
 use crate::planted::{self, PlantedBug};
 use crate::scheme::Scheme;
 use crate::types::{Block, Digest, MAX_PAYLOAD_BYTES, ValidatorIndex, View};
@@ -41,6 +41,8 @@ pub struct Simplex<S: Scheme> {
     pending_finalization: Option<Certificate<S>>,
     wanted_blocks: BTreeSet<Digest>,
     block_request_ms: Option<u64>,
+    /// When blocks the application lacked were last requested.
+    app_fetch_ms: Option<u64>,
     request_attempt: usize,
     /// Views since the last notarization that failed because the network
     /// was slower than the timers; drives timer back-off.
@@ -76,6 +78,7 @@ impl<S: Scheme> Simplex<S> {
             pending_finalization: None,
             wanted_blocks: BTreeSet::new(),
             block_request_ms: None,
+            app_fetch_ms: None,
             request_attempt: 0,
             slow_views: 0,
         }
@@ -180,6 +183,32 @@ impl<S: Scheme> Simplex<S> {
             }
             Input::Timer(timer) => self.on_timer(now_ms, timer, &mut out),
             Input::Payload { view, payload } => self.on_payload(view, payload, &mut out),
+            Input::ProposalVerified {
+                view,
+                digest,
+                verdict,
+            } => {
+                if let Some(state) = self.views.get_mut(&view)
+                    && state
+                        .proposal
+                        .as_ref()
+                        .is_some_and(|p| p.digest() == digest)
+                {
+                    match verdict {
+                        Verdict::Valid => state.verdict = Some(true),
+                        Verdict::Invalid => state.verdict = Some(false),
+                        // Asked again once blocks arrive (see `on_blocks`).
+                        Verdict::MissingBlock(missing) => {
+                            self.fetch_block(now_ms, missing, &mut out)
+                        }
+                    }
+                }
+            }
+            Input::PayloadUnavailable { view, missing } => {
+                if view == self.view {
+                    self.fetch_block(now_ms, missing, &mut out);
+                }
+            }
             Input::Message { from, message } => self.on_message(from, message, &mut out)?,
         }
         self.progress(now_ms, &mut out)?;
@@ -354,6 +383,38 @@ impl<S: Scheme> Simplex<S> {
         if expected.is_some() {
             // Progress: ask for the next segment right away.
             self.block_request_ms = None;
+            // New blocks may settle what the application could not decide
+            // or build for the current view: ask it again.
+            let view = self.view;
+            let state = self.view_state(view);
+            if state.verdict.is_none() {
+                state.verify_requested = false;
+            }
+            if state.signed_notarize.is_none() && !state.signed_nullify {
+                state.payload_requested = false;
+            }
+        }
+    }
+
+    /// Asks a peer for `digest` and its ancestors, for the application
+    /// (rate limited to one request per retry interval).
+    fn fetch_block(&mut self, now_ms: u64, digest: Digest, out: &mut Vec<Effect<S>>) {
+        if self
+            .app_fetch_ms
+            .is_some_and(|t| now_ms < t + self.config.retry_ms)
+        {
+            return;
+        }
+        self.app_fetch_ms = Some(now_ms);
+        self.want_block(digest);
+        if let Some(to) = self.next_peer() {
+            out.push(Effect::Send {
+                to,
+                message: Message::BlockRequest {
+                    digest,
+                    ancestors: MAX_BLOCKS_PER_REQUEST,
+                },
+            });
         }
     }
 
@@ -929,6 +990,21 @@ impl<S: Scheme> Simplex<S> {
         };
         if block.height != parent.height + 1 {
             return;
+        }
+        // Last, the application's word on the payload: asked once, and a
+        // rejected proposal never gets this replica's vote (the view times
+        // out instead).
+        let state = self.view_state(view);
+        match state.verdict {
+            Some(true) => {}
+            Some(false) => return,
+            None => {
+                if !state.verify_requested {
+                    state.verify_requested = true;
+                    out.push(Effect::VerifyProposal { block });
+                }
+                return;
+            }
         }
         let subject = Subject::Notarize {
             view,

@@ -37,6 +37,9 @@ pub(crate) struct ViewState<S: Scheme> {
     pub signed_nullify: bool,
     pub signed_finalize: Option<Digest>,
     pub payload_requested: bool,
+    /// The application's verdict on this view's proposal, once asked.
+    pub verdict: Option<bool>,
+    pub verify_requested: bool,
     /// Signers already reported for misbehaviour in this view: one piece of
     /// evidence per culprit is enough, however often it repeats itself.
     accused: std::collections::BTreeSet<ValidatorIndex>,
@@ -59,6 +62,8 @@ impl<S: Scheme> ViewState<S> {
             signed_nullify: false,
             signed_finalize: None,
             payload_requested: false,
+            verdict: None,
+            verify_requested: false,
             accused: std::collections::BTreeSet::new(),
             proposal_request_ms: None,
         }

@@ -5,8 +5,9 @@
 //! vote it has signed, the certificates it formed (and that it holds nothing
 //! the model does not), and its finalized block. Block requests core makes on
 //! the way are answered from the model's blocks (the model treats block data
-//! as always available); certificate requests are not answered, since a
-//! certificate is knowledge the model tracks.
+//! as always available) and every payload verification is answered "valid";
+//! certificate requests are not answered, since a certificate is knowledge
+//! the model tracks.
 
 #![allow(dead_code)]
 
@@ -260,16 +261,25 @@ impl Harness {
                 .handle(self.now_ms, input)
                 .unwrap_or_else(|e| panic!("v{r} rejected a model input: {e}"));
             for effect in &out {
-                if let Effect::Send {
-                    to,
-                    message: Message::BlockRequest { digest, .. },
-                } = effect
-                    && let Some(segment) = self.segment(digest)
-                {
-                    queue.push_back(Input::Message {
-                        from: *to,
-                        message: Message::BlockResponse(segment),
-                    });
+                match effect {
+                    Effect::Send {
+                        to,
+                        message: Message::BlockRequest { digest, .. },
+                    } => {
+                        if let Some(segment) = self.segment(digest) {
+                            queue.push_back(Input::Message {
+                                from: *to,
+                                message: Message::BlockResponse(segment),
+                            });
+                        }
+                    }
+                    // The model's payloads are all acceptable.
+                    Effect::VerifyProposal { block } => queue.push_back(Input::ProposalVerified {
+                        view: block.view,
+                        digest: block.digest(),
+                        verdict: ballast_core::consensus::Verdict::Valid,
+                    }),
+                    _ => {}
                 }
             }
             effects.extend(out);
