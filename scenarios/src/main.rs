@@ -203,15 +203,7 @@ fn print_table(reports: &[Report]) {
 
 /// One line describing this machine, for the report.
 fn machine(jobs: usize) -> String {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|text| {
-            text.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split(':').nth(1))
-                .map(|m| m.trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown CPU".into());
+    let cpu = ballast_sim::parallel::cpu_model();
     let cores = ballast_sim::parallel::default_jobs();
     format!("{cpu}, {cores} cores, {jobs} parallel simulations, release build")
 }

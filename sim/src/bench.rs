@@ -98,14 +98,7 @@ fn measure(label: &str, scenario: &Scenario, seeds: u64) -> Speed {
 }
 
 fn machine() -> String {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown CPU".into());
+    let cpu = ballast_sim::parallel::cpu_model();
     format!(
         "{cpu}, {} logical cores (benchmarks use one)",
         crate::default_jobs()

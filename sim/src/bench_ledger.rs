@@ -60,7 +60,7 @@ pub fn run(out: &str, accounts: u64) -> Result<bool, String> {
     let _ = writeln!(
         report,
         "Machine: {}, one core (release build with debug assertions on).\n",
-        cpu()
+        ballast_sim::parallel::cpu_model()
     );
 
     // ----- signatures: raw ed25519 against signed transfers ---------------
@@ -272,16 +272,4 @@ ready). Execution updates two accounts and the proposer in the state tree per tr
     print!("{report}");
     println!("report written to {out}");
     Ok(true)
-}
-
-fn cpu() -> String {
-    std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|t| {
-            t.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split(':').nth(1))
-                .map(|m| m.trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown CPU".into())
 }

@@ -52,3 +52,16 @@ pub fn default_jobs() -> usize {
         .map(|n| n.get())
         .unwrap_or(1)
 }
+
+/// The CPU's model name, for reports that say what machine measured them.
+pub fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|text| {
+            text.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|m| m.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into())
+}
