@@ -115,6 +115,10 @@ pub fn run(out: &str, accounts: u64) -> Result<bool, String> {
         chain_id: CHAIN,
         reward_per_block: 10,
         unbonding_blocks: 100,
+        voting_period_blocks: 100,
+        timelock_blocks: 100,
+        quorum_percent: 33,
+        pass_percent: 50,
     };
     let mut ledger = Ledger::genesis(params, &funded);
     let proposer = [0xAB; 32];

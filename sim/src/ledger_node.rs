@@ -41,6 +41,10 @@ fn params() -> Params {
         chain_id: CHAIN_ID,
         reward_per_block: REWARD_PER_BLOCK,
         unbonding_blocks: 50,
+        voting_period_blocks: 100,
+        timelock_blocks: 100,
+        quorum_percent: 33,
+        pass_percent: 50,
     }
 }
 

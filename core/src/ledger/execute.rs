@@ -16,9 +16,10 @@
 //! total; it is tracked in the state and checked against every change.
 //!
 //! Built so far: transfers, staking (stake, unstake with an unbonding
-//! period, delegate, undelegate). Contracts, evidence and governance
-//! transactions are accepted and charged but fail with
-//! [`Failure::NotYetSupported`] until those parts land.
+//! period, delegate, undelegate) and governance of the parameters
+//! ([`super::governance`]). Contract and evidence transactions are accepted
+//! and charged but fail with [`Failure::NotYetSupported`] until those parts
+//! land.
 
 use super::tx::{Action, Address, SignatureError, SignedTransaction, verify_batch};
 use crate::codec::{DecodeError, Reader, Writer};
@@ -39,6 +40,47 @@ pub struct Params {
     pub reward_per_block: u64,
     /// Blocks an unstaked or undelegated amount stays locked.
     pub unbonding_blocks: u64,
+    /// Blocks a governance proposal is open for votes.
+    pub voting_period_blocks: u64,
+    /// Blocks between a proposal passing and taking effect.
+    pub timelock_blocks: u64,
+    /// Share of the bonded stake that must vote for a proposal to count.
+    pub quorum_percent: u64,
+    /// Share of the votes cast that must approve (strictly more than this).
+    pub pass_percent: u64,
+}
+
+impl Params {
+    fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::new();
+        for v in [
+            self.chain_id,
+            self.reward_per_block,
+            self.unbonding_blocks,
+            self.voting_period_blocks,
+            self.timelock_blocks,
+            self.quorum_percent,
+            self.pass_percent,
+        ] {
+            w.u64(v);
+        }
+        w.into_vec()
+    }
+
+    fn decode(bytes: &[u8]) -> Result<Params, DecodeError> {
+        let mut r = Reader::new(bytes);
+        let params = Params {
+            chain_id: r.u64()?,
+            reward_per_block: r.u64()?,
+            unbonding_blocks: r.u64()?,
+            voting_period_blocks: r.u64()?,
+            timelock_blocks: r.u64()?,
+            quorum_percent: r.u64()?,
+            pass_percent: r.u64()?,
+        };
+        r.finish()?;
+        Ok(params)
+    }
 }
 
 /// An account's record in the state tree.
@@ -118,6 +160,16 @@ fn supply_key() -> Key {
     Digest::of(b"supply").0
 }
 
+/// State-tree key of the total bonded stake (own and delegated).
+fn bonded_key() -> Key {
+    Digest::of(b"bonded").0
+}
+
+/// State-tree key of the chain parameters.
+fn params_key() -> Key {
+    Digest::of(b"params").0
+}
+
 /// Why a transaction's action failed (its fee is still paid).
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum Failure {
@@ -133,6 +185,20 @@ pub enum Failure {
     ZeroAmount,
     #[error("{0} transactions are not supported yet")]
     NotYetSupported(&'static str),
+    #[error("no parameter {0}")]
+    UnknownParameter(u16),
+    #[error("{value} is out of range for parameter {parameter}")]
+    ParameterOutOfRange { parameter: u16, value: u64 },
+    #[error("too many proposals are open")]
+    TooManyProposals,
+    #[error("no proposal {0}")]
+    UnknownProposal(u64),
+    #[error("voting on proposal {0} is closed")]
+    VotingClosed(u64),
+    #[error("already voted on proposal {0}")]
+    AlreadyVoted(u64),
+    #[error("only bonded stake votes")]
+    NoStake,
 }
 
 /// What happened, for receipts and clients.
@@ -153,6 +219,30 @@ pub enum Event {
         by: Address,
         amount: u64,
         release_height: Height,
+    },
+    ProposalOpened {
+        id: u64,
+        parameter: u16,
+        value: u64,
+        voting_end: Height,
+    },
+    Voted {
+        id: u64,
+        voter: Address,
+        approve: bool,
+        stake: u64,
+    },
+    ProposalPassed {
+        id: u64,
+        execute_at: Height,
+    },
+    ProposalRejected {
+        id: u64,
+    },
+    ProposalExecuted {
+        id: u64,
+        parameter: u16,
+        value: u64,
     },
 }
 
@@ -203,6 +293,8 @@ pub struct Ledger {
 pub struct Executed {
     pub ledger: Ledger,
     pub receipts: Vec<Receipt>,
+    /// What the block did outside its transactions (governance).
+    pub block_events: Vec<Event>,
     pub state_root: Digest,
 }
 
@@ -222,7 +314,34 @@ impl Ledger {
             tree = tree.insert(account_key(address), &account.encode());
         }
         tree = tree.insert(supply_key(), &supply.to_le_bytes());
+        tree = tree.insert(params_key(), &params.encode());
         Ledger { params, tree }
+    }
+
+    /// The parameters as the state records them (equal to `params`).
+    pub fn stored_params(&self) -> Result<Params, DecodeError> {
+        Params::decode(self.tree.get(&params_key()).unwrap_or_default())
+    }
+
+    pub(super) fn set_params(&mut self, params: Params) {
+        self.tree = self.tree.insert(params_key(), &params.encode());
+        self.params = params;
+    }
+
+    /// All stake bonded to validators, own and delegated.
+    pub fn bonded(&self) -> u64 {
+        self.tree
+            .get(&bonded_key())
+            .map_or(0, |b| u64::from_le_bytes(b.try_into().expect("8 bytes")))
+    }
+
+    fn add_bonded(&mut self, amount: u64, bond: bool) {
+        let bonded = if bond {
+            self.bonded().saturating_add(amount)
+        } else {
+            self.bonded().saturating_sub(amount)
+        };
+        self.tree = self.tree.insert(bonded_key(), &bonded.to_le_bytes());
     }
 
     pub fn account(&self, address: &Address) -> Result<Account, DecodeError> {
@@ -303,6 +422,8 @@ impl Ledger {
         let signatures = verify_batch(txs);
         let mut ledger = self.clone();
         let supply_before = ledger.supply();
+        let mut block_events = Vec::new();
+        ledger.govern(height, &mut block_events);
         let mut receipts = Vec::with_capacity(txs.len());
         for (index, (tx, signature)) in txs.iter().zip(signatures).enumerate() {
             signature.map_err(|error| BlockError::Signature { index, error })?;
@@ -322,6 +443,7 @@ impl Ledger {
         Ok(Executed {
             ledger,
             receipts,
+            block_events,
             state_root,
         })
     }
@@ -394,6 +516,7 @@ impl Ledger {
                     .checked_add(*amount)
                     .ok_or(Failure::Overflow)?;
                 self.put_account(from, &account);
+                self.add_bonded(*amount, true);
                 events.push(Event::Staked {
                     validator: *from,
                     by: *from,
@@ -413,6 +536,7 @@ impl Ledger {
                 let release_height = height + self.params.unbonding_blocks;
                 unbond(&mut account, release_height, *amount)?;
                 self.put_account(from, &account);
+                self.add_bonded(*amount, false);
                 events.push(Event::Unbonding {
                     validator: *from,
                     by: *from,
@@ -432,6 +556,7 @@ impl Ledger {
                 let delegated = self.delegation(from, validator);
                 let total = delegated.checked_add(*amount).ok_or(Failure::Overflow)?;
                 self.put_delegation(from, validator, total);
+                self.add_bonded(*amount, true);
                 events.push(Event::Staked {
                     validator: *validator,
                     by: *from,
@@ -453,6 +578,7 @@ impl Ledger {
                 let release_height = height + self.params.unbonding_blocks;
                 unbond(&mut account, release_height, *amount)?;
                 self.put_account(from, &account);
+                self.add_bonded(*amount, false);
                 events.push(Event::Unbonding {
                     validator: *validator,
                     by: *from,
@@ -464,8 +590,11 @@ impl Ledger {
                 return Err(Failure::NotYetSupported("contract"));
             }
             Action::Evidence { .. } => return Err(Failure::NotYetSupported("evidence")),
-            Action::GovernancePropose { .. } | Action::GovernanceVote { .. } => {
-                return Err(Failure::NotYetSupported("governance"));
+            Action::GovernancePropose { parameter, value } => {
+                self.propose_parameter(from, *parameter, *value, height, events)?;
+            }
+            Action::GovernanceVote { proposal, approve } => {
+                self.vote(from, *proposal, *approve, height, events)?;
             }
         }
         Ok(())
@@ -553,6 +682,10 @@ mod tests {
             chain_id: 3,
             reward_per_block: 50,
             unbonding_blocks: 10,
+            voting_period_blocks: 10,
+            timelock_blocks: 10,
+            quorum_percent: 33,
+            pass_percent: 50,
         }
     }
 
@@ -686,6 +819,7 @@ mod tests {
             (account.balance, account.staked, account.delegated),
             (500, 400, 100)
         );
+        assert_eq!(l.bonded(), 500);
         assert_eq!(l.delegation(&address(&a), &address(&v)), 100);
         let block2 = vec![
             tx(&a, 2, 0, Action::Unstake { amount: 150 }),
@@ -711,6 +845,7 @@ mod tests {
         let l = out.ledger;
         let account = l.account(&address(&a)).unwrap();
         assert_eq!(account.unbonding, vec![(12, 150), (12, 100)]);
+        assert_eq!(l.bonded(), 250);
         assert_eq!(l.delegation(&address(&a), &address(&v)), 0);
         // Locked before height 12, released at the sender's next transaction after.
         let ping = |n| {
