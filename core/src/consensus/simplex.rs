@@ -476,13 +476,7 @@ impl<S: Scheme> Simplex<S> {
             TimerKind::Retry => {
                 self.rebroadcast(out);
                 self.request_missing(now_ms, true, out);
-                out.push(Effect::SetTimer {
-                    timer: Timer {
-                        view: self.view,
-                        kind: TimerKind::Retry,
-                    },
-                    at_ms: now_ms + self.config.retry_ms,
-                });
+                out.push(self.retry_timer(self.view, now_ms));
             }
         }
     }
@@ -503,13 +497,7 @@ impl<S: Scheme> Simplex<S> {
             // quorum could notarize or nullify the view), so it keeps
             // re-sending them instead.
             self.rebroadcast(out);
-            out.push(Effect::SetTimer {
-                timer: Timer {
-                    view,
-                    kind: TimerKind::Retry,
-                },
-                at_ms: now_ms + self.config.retry_ms,
-            });
+            out.push(self.retry_timer(view, now_ms));
             return;
         }
         if state.proposal.is_some() {
@@ -530,13 +518,18 @@ impl<S: Scheme> Simplex<S> {
         // Anything missing from this view was probably lost: send what we
         // have so that peers in earlier views can catch up.
         self.rebroadcast_certificates(out);
-        out.push(Effect::SetTimer {
+        out.push(self.retry_timer(view, now_ms));
+    }
+
+    /// The timer that re-sends a stuck view's votes and certificates.
+    fn retry_timer(&self, view: View, now_ms: u64) -> Effect<S> {
+        Effect::SetTimer {
             timer: Timer {
                 view,
                 kind: TimerKind::Retry,
             },
             at_ms: now_ms + self.config.retry_ms,
-        });
+        }
     }
 
     /// Re-sends this replica's votes in the current view and the latest
@@ -830,13 +823,7 @@ impl<S: Scheme> Simplex<S> {
         // A replica that restarted in a view it had already nullified keeps
         // re-sending that vote, or its peers may never complete the view.
         if self.views.get(&view).is_some_and(|s| s.signed_nullify) {
-            out.push(Effect::SetTimer {
-                timer: Timer {
-                    view,
-                    kind: TimerKind::Retry,
-                },
-                at_ms: now_ms + self.config.retry_ms,
-            });
+            out.push(self.retry_timer(view, now_ms));
         }
     }
 
