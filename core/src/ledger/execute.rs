@@ -15,13 +15,18 @@
 //! Supply: only the per-block reward (minted to the proposer) changes the
 //! total; it is tracked in the state and checked against every change.
 //!
-//! Built so far: transfers, staking (stake, unstake with an unbonding
-//! period, delegate, undelegate) and governance of the parameters
-//! ([`super::governance`]). Contract and evidence transactions are accepted
-//! and charged but fail with [`Failure::NotYetSupported`] until those parts
-//! land.
+//! Actions: transfers, staking (stake, unstake with an unbonding period,
+//! delegate, undelegate), governance of the parameters
+//! ([`super::governance`]) and WASM contracts ([`super::wasm`]): deploy
+//! stores the code once per code hash and runs `init`; a call moves its
+//! value to the contract and runs `call` on a copy of the state that is kept
+//! only if the call succeeds.
 
-use super::tx::{Action, Address, SignatureError, SignedTransaction, verify_batch};
+use super::tx::{
+    Action, Address, MAX_BLOCK_GAS, MAX_TX_GAS, SignatureError, SignedTransaction, Transaction,
+    verify_batch,
+};
+use super::wasm::{CallState, ContractError, Vm};
 use crate::codec::{DecodeError, Reader, Writer};
 use crate::state::smt::{Key, Tree};
 use crate::types::{Digest, Height};
@@ -29,8 +34,10 @@ use crate::types::{Digest, Height};
 /// Most unbonding entries an account may have at once.
 pub const MAX_UNBONDINGS: usize = 16;
 
-/// Gas charged per native action (contracts will charge WASM fuel).
-pub const NATIVE_GAS: u64 = 1_000;
+pub use super::tx::NATIVE_GAS;
+
+/// Gas per byte of deployed code (pays for validating and compiling it).
+pub const DEPLOY_BYTE_GAS: u64 = 20;
 
 /// Chain parameters that execution needs (governance will change them).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -155,6 +162,37 @@ fn delegation_key(delegator: &Address, validator: &Address) -> Key {
     Digest::of(&material).0
 }
 
+/// State-tree key of a contract's code hash.
+fn contract_key(address: &Address) -> Key {
+    let mut material = b"contract".to_vec();
+    material.extend_from_slice(address);
+    Digest::of(&material).0
+}
+
+/// State-tree key of contract code, stored once per code hash.
+fn code_key(code_hash: &Digest) -> Key {
+    let mut material = b"code".to_vec();
+    material.extend_from_slice(&code_hash.0);
+    Digest::of(&material).0
+}
+
+/// State-tree key of one entry of a contract's storage.
+fn storage_key(contract: &Address, key: &[u8]) -> Key {
+    let mut material = b"storage".to_vec();
+    material.extend_from_slice(contract);
+    material.extend_from_slice(key);
+    Digest::of(&material).0
+}
+
+/// The address a deploy creates: fixed by the deployer and the nonce, so a
+/// client knows it before the transaction is included.
+pub fn contract_address(deployer: &Address, nonce: u64) -> Address {
+    let mut material = b"contract-address".to_vec();
+    material.extend_from_slice(deployer);
+    material.extend_from_slice(&nonce.to_le_bytes());
+    Digest::of(&material).0
+}
+
 /// State-tree key of the total supply.
 fn supply_key() -> Key {
     Digest::of(b"supply").0
@@ -185,6 +223,8 @@ pub enum Failure {
     ZeroAmount,
     #[error("{0} transactions are not supported yet")]
     NotYetSupported(&'static str),
+    #[error("contract: {0}")]
+    Contract(#[from] ContractError),
     #[error("no parameter {0}")]
     UnknownParameter(u16),
     #[error("{value} is out of range for parameter {parameter}")]
@@ -244,6 +284,15 @@ pub enum Event {
         parameter: u16,
         value: u64,
     },
+    ContractDeployed {
+        address: Address,
+        code_hash: Digest,
+    },
+    /// Bytes a contract emitted.
+    Contract {
+        contract: Address,
+        data: Vec<u8>,
+    },
 }
 
 /// A transaction's outcome.
@@ -254,6 +303,8 @@ pub struct Receipt {
     pub gas_used: u64,
     pub fee_paid: u64,
     pub events: Vec<Event>,
+    /// What a contract call returned, or a deployed contract's address.
+    pub output: Vec<u8>,
 }
 
 /// Why a block cannot be executed at all.
@@ -277,6 +328,16 @@ pub enum BlockError {
         fee: u64,
         balance: u64,
     },
+    #[error("transaction {index} asks for {gas_limit} gas; at most {MAX_TX_GAS}")]
+    GasLimitTooHigh { index: usize, gas_limit: u64 },
+    #[error("transaction {index} pays fee {fee}; its gas limit needs {min_fee}")]
+    FeeBelowGas {
+        index: usize,
+        fee: u64,
+        min_fee: u64,
+    },
+    #[error("the block asks for {gas} gas; at most {MAX_BLOCK_GAS}")]
+    BlockGasExceeded { gas: u64 },
     #[error("corrupt state record: {0}")]
     CorruptState(DecodeError),
 }
@@ -286,6 +347,8 @@ pub enum BlockError {
 pub struct Ledger {
     pub params: Params,
     pub tree: Tree,
+    /// Runs contracts; shared by every state derived from this one.
+    pub vm: Vm,
 }
 
 /// A block's outcome.
@@ -315,7 +378,11 @@ impl Ledger {
         }
         tree = tree.insert(supply_key(), &supply.to_le_bytes());
         tree = tree.insert(params_key(), &params.encode());
-        Ledger { params, tree }
+        Ledger {
+            params,
+            tree,
+            vm: Vm::new(),
+        }
     }
 
     /// The parameters as the state records them (equal to `params`).
@@ -365,6 +432,44 @@ impl Ledger {
             .map_or(0, |b| u64::from_le_bytes(b.try_into().expect("8 bytes")))
     }
 
+    /// The code hash of the contract at `address`, if there is one.
+    pub fn contract_code_hash(&self, address: &Address) -> Option<Digest> {
+        let bytes = self.tree.get(&contract_key(address))?;
+        Some(Digest(bytes.try_into().ok()?))
+    }
+
+    /// A contract's storage entry under `key`.
+    pub fn storage(&self, contract: &Address, key: &[u8]) -> Option<&[u8]> {
+        self.tree.get(&storage_key(contract, key))
+    }
+
+    pub(super) fn set_storage(&mut self, contract: &Address, key: &[u8], value: &[u8]) {
+        self.tree = self.tree.insert(storage_key(contract, key), value);
+    }
+
+    pub(super) fn remove_storage(&mut self, contract: &Address, key: &[u8]) {
+        self.tree = self.tree.remove(&storage_key(contract, key));
+    }
+
+    /// Moves `amount` native coins from `from`'s balance to `to`'s.
+    pub(super) fn move_native(
+        &mut self,
+        from: &Address,
+        to: &Address,
+        amount: u64,
+    ) -> Result<(), Failure> {
+        let mut sender = self.account(from).unwrap_or_default();
+        debit(&mut sender.balance, amount)?;
+        self.put_account(from, &sender);
+        let mut receiver = self.account(to).unwrap_or_default();
+        receiver.balance = receiver
+            .balance
+            .checked_add(amount)
+            .ok_or(Failure::Overflow)?;
+        self.put_account(to, &receiver);
+        Ok(())
+    }
+
     fn put_account(&mut self, address: &Address, account: &Account) {
         self.tree = self.tree.insert(account_key(address), &account.encode());
     }
@@ -409,6 +514,20 @@ impl Ledger {
                 balance: account.balance,
             });
         }
+        let gas_limit = t.action.gas_limit();
+        if gas_limit > MAX_TX_GAS {
+            return Err(BlockError::GasLimitTooHigh {
+                index: 0,
+                gas_limit,
+            });
+        }
+        if t.fee < t.action.min_fee() {
+            return Err(BlockError::FeeBelowGas {
+                index: 0,
+                fee: t.fee,
+                min_fee: t.action.min_fee(),
+            });
+        }
         Ok(())
     }
 
@@ -419,6 +538,10 @@ impl Ledger {
         proposer: &Address,
         txs: &[SignedTransaction],
     ) -> Result<Executed, BlockError> {
+        let gas: u64 = txs.iter().map(|tx| tx.tx.action.gas_limit()).sum();
+        if gas > MAX_BLOCK_GAS {
+            return Err(BlockError::BlockGasExceeded { gas });
+        }
         let signatures = verify_batch(txs);
         let mut ledger = self.clone();
         let supply_before = ledger.supply();
@@ -466,31 +589,38 @@ impl Ledger {
         self.put_account(proposer, &fee_to);
         // The action runs on a copy: a failure leaves no trace but the fee.
         let mut attempt = self.clone();
-        let mut events = Vec::new();
-        let status = attempt.action(&t.sender, &t.action, height, &mut events);
+        let mut outcome = Outcome {
+            gas_used: NATIVE_GAS,
+            events: Vec::new(),
+            output: Vec::new(),
+        };
+        let status = attempt.action(t, height, &mut outcome);
         if status.is_ok() {
             *self = attempt;
         } else {
-            events.clear();
+            outcome.events.clear();
+            outcome.output.clear();
         }
+        debug_assert!(outcome.gas_used <= t.action.gas_limit().max(NATIVE_GAS));
         Ok(Receipt {
             tx: tx.hash(),
             status,
-            gas_used: NATIVE_GAS,
+            gas_used: outcome.gas_used,
             fee_paid: t.fee,
-            events,
+            events: outcome.events,
+            output: outcome.output,
         })
     }
 
     fn action(
         &mut self,
-        from: &Address,
-        action: &Action,
+        t: &Transaction,
         height: Height,
-        events: &mut Vec<Event>,
+        outcome: &mut Outcome,
     ) -> Result<(), Failure> {
+        let from = &t.sender;
         let load = |l: &Ledger, a: &Address| l.account(a).unwrap_or_default();
-        match action {
+        match &t.action {
             Action::Transfer { to, amount } => {
                 let mut sender = load(self, from);
                 debit(&mut sender.balance, *amount)?;
@@ -501,7 +631,7 @@ impl Ledger {
                     .checked_add(*amount)
                     .ok_or(Failure::Overflow)?;
                 self.put_account(to, &receiver);
-                events.push(Event::Transfer {
+                outcome.events.push(Event::Transfer {
                     from: *from,
                     to: *to,
                     amount: *amount,
@@ -517,7 +647,7 @@ impl Ledger {
                     .ok_or(Failure::Overflow)?;
                 self.put_account(from, &account);
                 self.add_bonded(*amount, true);
-                events.push(Event::Staked {
+                outcome.events.push(Event::Staked {
                     validator: *from,
                     by: *from,
                     amount: *amount,
@@ -537,7 +667,7 @@ impl Ledger {
                 unbond(&mut account, release_height, *amount)?;
                 self.put_account(from, &account);
                 self.add_bonded(*amount, false);
-                events.push(Event::Unbonding {
+                outcome.events.push(Event::Unbonding {
                     validator: *from,
                     by: *from,
                     amount: *amount,
@@ -557,7 +687,7 @@ impl Ledger {
                 let total = delegated.checked_add(*amount).ok_or(Failure::Overflow)?;
                 self.put_delegation(from, validator, total);
                 self.add_bonded(*amount, true);
-                events.push(Event::Staked {
+                outcome.events.push(Event::Staked {
                     validator: *validator,
                     by: *from,
                     amount: *amount,
@@ -579,25 +709,156 @@ impl Ledger {
                 unbond(&mut account, release_height, *amount)?;
                 self.put_account(from, &account);
                 self.add_bonded(*amount, false);
-                events.push(Event::Unbonding {
+                outcome.events.push(Event::Unbonding {
                     validator: *validator,
                     by: *from,
                     amount: *amount,
                     release_height,
                 });
             }
-            Action::Deploy { .. } | Action::Call { .. } => {
-                return Err(Failure::NotYetSupported("contract"));
+            Action::Deploy { code, gas_limit } => {
+                self.deploy(from, t.nonce, code, *gas_limit, height, outcome)?;
+            }
+            Action::Call {
+                contract,
+                input,
+                value,
+                gas_limit,
+            } => {
+                let call = Call {
+                    caller: *from,
+                    contract: *contract,
+                    input: input.clone(),
+                    value: *value,
+                    height,
+                };
+                self.call(call, *gas_limit, outcome)?;
             }
             Action::Evidence { .. } => return Err(Failure::NotYetSupported("evidence")),
             Action::GovernancePropose { parameter, value } => {
-                self.propose_parameter(from, *parameter, *value, height, events)?;
+                self.propose_parameter(from, *parameter, *value, height, &mut outcome.events)?;
             }
             Action::GovernanceVote { proposal, approve } => {
-                self.vote(from, *proposal, *approve, height, events)?;
+                self.vote(from, *proposal, *approve, height, &mut outcome.events)?;
             }
         }
         Ok(())
+    }
+}
+
+/// What an action produced besides its status.
+struct Outcome {
+    gas_used: u64,
+    events: Vec<Event>,
+    output: Vec<u8>,
+}
+
+/// A contract call's context.
+struct Call {
+    caller: Address,
+    contract: Address,
+    input: Vec<u8>,
+    value: u64,
+    height: Height,
+}
+
+impl Ledger {
+    fn deploy(
+        &mut self,
+        deployer: &Address,
+        nonce: u64,
+        code: &[u8],
+        gas_limit: u64,
+        height: Height,
+        outcome: &mut Outcome,
+    ) -> Result<(), Failure> {
+        let code_gas = DEPLOY_BYTE_GAS.saturating_mul(code.len() as u64);
+        outcome.gas_used = code_gas.min(gas_limit);
+        if code_gas > gas_limit {
+            return Err(ContractError::OutOfGas.into());
+        }
+        let code_hash = Digest::of(code);
+        let compiled = self.vm.compile(code_hash, code)?;
+        let address = contract_address(deployer, nonce);
+        debug_assert!(
+            self.contract_code_hash(&address).is_none(),
+            "nonces are unique"
+        );
+        if self.tree.get(&code_key(&code_hash)).is_none() {
+            self.tree = self.tree.insert(code_key(&code_hash), code);
+        }
+        self.tree = self.tree.insert(contract_key(&address), &code_hash.0);
+        outcome
+            .events
+            .push(Event::ContractDeployed { address, code_hash });
+        outcome.output = address.to_vec();
+        if compiled.has_init {
+            let call = Call {
+                caller: *deployer,
+                contract: address,
+                input: Vec::new(),
+                value: 0,
+                height,
+            };
+            let gas_used = self.run(&compiled, call, "init", gas_limit - code_gas, outcome)?;
+            outcome.gas_used = code_gas + gas_used;
+            outcome.output = address.to_vec();
+        }
+        Ok(())
+    }
+
+    fn call(&mut self, call: Call, gas_limit: u64, outcome: &mut Outcome) -> Result<(), Failure> {
+        outcome.gas_used = gas_limit.min(NATIVE_GAS);
+        let code_hash = self
+            .contract_code_hash(&call.contract)
+            .ok_or(ContractError::NoContract)?;
+        let code = self
+            .tree
+            .get(&code_key(&code_hash))
+            .expect("a contract's code is stored with it")
+            .to_vec();
+        let compiled = self.vm.compile(code_hash, &code)?;
+        self.move_native(&call.caller, &call.contract, call.value)?;
+        let gas_used = self.run(&compiled, call, "call", gas_limit, outcome)?;
+        outcome.gas_used = gas_used;
+        Ok(())
+    }
+
+    /// Runs a contract entry on a copy of this state and keeps the copy's
+    /// changes if it succeeds. Returns the gas used.
+    fn run(
+        &mut self,
+        compiled: &super::wasm::Compiled,
+        call: Call,
+        entry: &str,
+        gas_limit: u64,
+        outcome: &mut Outcome,
+    ) -> Result<u64, Failure> {
+        let contract = call.contract;
+        let state = CallState::new(
+            self.clone(),
+            contract,
+            call.caller,
+            call.value,
+            call.height,
+            call.input,
+        );
+        let (state, result, gas_used) = self.vm.clone().run(compiled, state, entry, gas_limit);
+        outcome.gas_used = gas_used;
+        result?;
+        *self = state.ledger;
+        for data in state.events {
+            outcome.events.push(Event::Contract { contract, data });
+        }
+        for (to, amount) in state.transfers {
+            outcome.events.push(Event::Transfer {
+                from: contract,
+                to,
+                amount,
+            });
+        }
+        outcome.output = state.output;
+        Ok(gas_used)
     }
 }
 
@@ -617,6 +878,14 @@ fn with_index(error: BlockError, index: usize) -> BlockError {
             index,
             fee,
             balance,
+        },
+        BlockError::GasLimitTooHigh { gas_limit, .. } => {
+            BlockError::GasLimitTooHigh { index, gas_limit }
+        }
+        BlockError::FeeBelowGas { fee, min_fee, .. } => BlockError::FeeBelowGas {
+            index,
+            fee,
+            min_fee,
         },
         other => other,
     }
@@ -732,7 +1001,15 @@ mod tests {
                     amount: 10_000,
                 },
             ),
-            tx(&a, 1, 2, Action::Deploy { code: vec![0] }),
+            tx(
+                &a,
+                1,
+                2,
+                Action::Deploy {
+                    code: vec![0],
+                    gas_limit: 2_000,
+                },
+            ),
         ];
         let out = genesis.execute(1, &PROPOSER, &txs).unwrap();
         let l = &out.ledger;
@@ -744,10 +1021,10 @@ mod tests {
                 available: 309
             })
         );
-        assert_eq!(
+        assert!(matches!(
             out.receipts[2].status,
-            Err(Failure::NotYetSupported("contract"))
-        );
+            Err(Failure::Contract(ContractError::InvalidModule(_)))
+        ));
         assert_eq!(
             l.account(&address(&a)).unwrap().balance,
             1_000 - 5 - 300 - 2

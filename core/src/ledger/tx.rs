@@ -20,6 +20,17 @@ pub const MAX_ARGUMENT_BYTES: usize = 64 * 1024;
 /// Largest encoded signed transaction.
 pub const MAX_TRANSACTION_BYTES: usize = MAX_CODE_BYTES + 1024;
 
+/// Gas every native action (transfer, staking, governance, evidence) costs.
+pub const NATIVE_GAS: u64 = 1_000;
+/// Most gas one transaction may ask for (about 10 ms of WASM).
+pub const MAX_TX_GAS: u64 = 10_000_000;
+/// Most gas the transactions of one block may ask for in total, so a block
+/// executes in bounded time whatever it holds.
+pub const MAX_BLOCK_GAS: u64 = 100_000_000;
+/// Gas one unit of fee buys: a transaction's fee must cover its gas limit,
+/// so a hostile contract pays for the gas it burns.
+pub const GAS_PER_FEE_UNIT: u64 = 1_000;
+
 /// Prefix of every signed message, so a transaction signature can never be
 /// replayed as a consensus vote or anything else.
 const SIGNING_DOMAIN: &[u8] = b"ballast-tx-v1";
@@ -31,12 +42,18 @@ pub enum Action {
         to: Address,
         amount: u64,
     },
+    /// Deploys WASM `code` at an address derived from the sender and the
+    /// transaction's nonce, running its `init` export if it has one.
     Deploy {
         code: Vec<u8>,
+        gas_limit: u64,
     },
+    /// Calls a contract's `call` export with `input`, sending it `value`
+    /// native coins.
     Call {
         contract: Address,
         input: Vec<u8>,
+        value: u64,
         gas_limit: u64,
     },
     Stake {
@@ -68,6 +85,27 @@ pub enum Action {
 }
 
 impl Action {
+    /// The gas this action may use: its own limit for contracts, a fixed
+    /// cost for native actions.
+    pub fn gas_limit(&self) -> u64 {
+        match self {
+            Action::Deploy { gas_limit, .. } | Action::Call { gas_limit, .. } => *gas_limit,
+            _ => NATIVE_GAS,
+        }
+    }
+
+    /// The smallest fee that pays for [`Action::gas_limit`]. Native actions
+    /// need none (their cost is bounded by the block's size), so a fee of 0
+    /// stays valid for them.
+    pub fn min_fee(&self) -> u64 {
+        match self {
+            Action::Deploy { .. } | Action::Call { .. } => {
+                self.gas_limit().div_ceil(GAS_PER_FEE_UNIT)
+            }
+            _ => 0,
+        }
+    }
+
     fn tag(&self) -> u8 {
         match self {
             Action::Transfer { .. } => 1,
@@ -90,14 +128,19 @@ impl Action {
                 w.raw(to);
                 w.u64(*amount);
             }
-            Action::Deploy { code } => w.bytes(code),
+            Action::Deploy { code, gas_limit } => {
+                w.bytes(code);
+                w.u64(*gas_limit);
+            }
             Action::Call {
                 contract,
                 input,
+                value,
                 gas_limit,
             } => {
                 w.raw(contract);
                 w.bytes(input);
+                w.u64(*value);
                 w.u64(*gas_limit);
             }
             Action::Stake { amount } | Action::Unstake { amount } => w.u64(*amount),
@@ -125,10 +168,12 @@ impl Action {
             },
             2 => Action::Deploy {
                 code: r.bytes(MAX_CODE_BYTES)?.to_vec(),
+                gas_limit: r.u64()?,
             },
             3 => Action::Call {
                 contract: r.array()?,
                 input: r.bytes(MAX_ARGUMENT_BYTES)?.to_vec(),
+                value: r.u64()?,
                 gas_limit: r.u64()?,
             },
             4 => Action::Stake { amount: r.u64()? },
@@ -359,10 +404,14 @@ mod tests {
                 to: [1; 32],
                 amount: 2,
             },
-            Action::Deploy { code: vec![0, 97] },
+            Action::Deploy {
+                code: vec![0, 97],
+                gas_limit: 10_000,
+            },
             Action::Call {
                 contract: [3; 32],
                 input: b"inc".to_vec(),
+                value: 4,
                 gas_limit: 1_000,
             },
             Action::Stake { amount: 5 },
