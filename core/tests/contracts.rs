@@ -21,6 +21,8 @@ fn params() -> Params {
         timelock_blocks: 10,
         quorum_percent: 33,
         pass_percent: 50,
+        epoch_blocks: 100,
+        slash_percent: 10,
     }
 }
 

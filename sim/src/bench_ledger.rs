@@ -119,6 +119,8 @@ pub fn run(out: &str, accounts: u64) -> Result<bool, String> {
         timelock_blocks: 100,
         quorum_percent: 33,
         pass_percent: 50,
+        epoch_blocks: 100,
+        slash_percent: 10,
     };
     let mut ledger = Ledger::genesis(params, &funded);
     let proposer = [0xAB; 32];

@@ -45,6 +45,8 @@ fn params() -> Params {
         timelock_blocks: 100,
         quorum_percent: 33,
         pass_percent: 50,
+        epoch_blocks: 100,
+        slash_percent: 10,
     }
 }
 

@@ -9,7 +9,7 @@
 
 use super::execute::{Executed, Ledger};
 use super::mempool::Mempool;
-use super::tx::{Address, SignedTransaction};
+use super::tx::{Address, MAX_BLOCK_GAS, SignedTransaction};
 use crate::codec::{DecodeError, Reader, Writer};
 use crate::types::{Block, Digest, Height, MAX_PAYLOAD_BYTES};
 use std::collections::BTreeMap;
@@ -191,14 +191,17 @@ impl Chain {
         // Keep each candidate only if it is payable after those before it.
         let mut txs = Vec::new();
         let mut trial = state.clone();
+        let mut gas: u64 = 0;
         for tx in candidates {
-            if trial.payable(&tx, height).is_err() {
+            let tx_gas = tx.tx.action.gas_limit();
+            if gas + tx_gas > MAX_BLOCK_GAS || trial.payable(&tx, height).is_err() {
                 continue;
             }
             let next = trial.execute(height, &proposer, std::slice::from_ref(&tx));
             if let Ok(out) = next {
                 txs.push(tx);
                 trial = out.ledger;
+                gas += tx_gas;
             }
         }
         // The trial ran each transaction in its own block (with its own

@@ -22,6 +22,7 @@
 //! value to the contract and runs `call` on a copy of the state that is kept
 //! only if the call succeeds.
 
+use super::staking::EvidenceError;
 use super::tx::{
     Action, Address, MAX_BLOCK_GAS, MAX_TX_GAS, SignatureError, SignedTransaction, Transaction,
     verify_batch,
@@ -55,6 +56,11 @@ pub struct Params {
     pub quorum_percent: u64,
     /// Share of the votes cast that must approve (strictly more than this).
     pub pass_percent: u64,
+    /// Blocks per epoch: the validator set changes only at epoch starts.
+    pub epoch_blocks: u64,
+    /// Share of a validator's own stake burned when evidence of its
+    /// misbehaviour is included.
+    pub slash_percent: u64,
 }
 
 impl Params {
@@ -68,6 +74,8 @@ impl Params {
             self.timelock_blocks,
             self.quorum_percent,
             self.pass_percent,
+            self.epoch_blocks,
+            self.slash_percent,
         ] {
             w.u64(v);
         }
@@ -84,6 +92,8 @@ impl Params {
             timelock_blocks: r.u64()?,
             quorum_percent: r.u64()?,
             pass_percent: r.u64()?,
+            epoch_blocks: r.u64()?,
+            slash_percent: r.u64()?,
         };
         r.finish()?;
         Ok(params)
@@ -221,8 +231,6 @@ pub enum Failure {
     Overflow,
     #[error("zero amount")]
     ZeroAmount,
-    #[error("{0} transactions are not supported yet")]
-    NotYetSupported(&'static str),
     #[error("contract: {0}")]
     Contract(#[from] ContractError),
     #[error("no parameter {0}")]
@@ -239,6 +247,16 @@ pub enum Failure {
     AlreadyVoted(u64),
     #[error("only bonded stake votes")]
     NoStake,
+    #[error("the validator is jailed")]
+    Jailed,
+    #[error("the validator registry is full")]
+    TooManyCandidates,
+    #[error("evidence refused: {0}")]
+    BadEvidence(#[from] EvidenceError),
+    #[error("the validator was already slashed")]
+    AlreadySlashed,
+    #[error("the accused holds no stake")]
+    NotSlashable,
 }
 
 /// What happened, for receipts and clients.
@@ -283,6 +301,15 @@ pub enum Event {
         id: u64,
         parameter: u16,
         value: u64,
+    },
+    EpochStarted {
+        epoch: u64,
+        validators: u16,
+        power_total: u64,
+    },
+    Slashed {
+        validator: Address,
+        burned: u64,
     },
     ContractDeployed {
         address: Address,
@@ -402,7 +429,7 @@ impl Ledger {
             .map_or(0, |b| u64::from_le_bytes(b.try_into().expect("8 bytes")))
     }
 
-    fn add_bonded(&mut self, amount: u64, bond: bool) {
+    pub(super) fn add_bonded(&mut self, amount: u64, bond: bool) {
         let bonded = if bond {
             self.bonded().saturating_add(amount)
         } else {
@@ -470,7 +497,11 @@ impl Ledger {
         Ok(())
     }
 
-    fn put_account(&mut self, address: &Address, account: &Account) {
+    pub(super) fn set_supply(&mut self, supply: u64) {
+        self.tree = self.tree.insert(supply_key(), &supply.to_le_bytes());
+    }
+
+    pub(super) fn put_account(&mut self, address: &Address, account: &Account) {
         self.tree = self.tree.insert(account_key(address), &account.encode());
     }
 
@@ -544,9 +575,9 @@ impl Ledger {
         }
         let signatures = verify_batch(txs);
         let mut ledger = self.clone();
-        let supply_before = ledger.supply();
         let mut block_events = Vec::new();
         ledger.govern(height, &mut block_events);
+        ledger.maybe_start_epoch(height, &mut block_events);
         let mut receipts = Vec::with_capacity(txs.len());
         for (index, (tx, signature)) in txs.iter().zip(signatures).enumerate() {
             signature.map_err(|error| BlockError::Signature { index, error })?;
@@ -560,7 +591,8 @@ impl Ledger {
         let mut account = ledger.account(proposer).map_err(BlockError::CorruptState)?;
         account.balance = account.balance.saturating_add(reward);
         ledger.put_account(proposer, &account);
-        let supply = supply_before.saturating_add(reward);
+        // Slashing may have burned some of it during the block.
+        let supply = ledger.supply().saturating_add(reward);
         ledger.tree = ledger.tree.insert(supply_key(), &supply.to_le_bytes());
         let state_root = ledger.tree.root();
         Ok(Executed {
@@ -647,6 +679,7 @@ impl Ledger {
                     .ok_or(Failure::Overflow)?;
                 self.put_account(from, &account);
                 self.add_bonded(*amount, true);
+                self.add_power(from, *amount)?;
                 outcome.events.push(Event::Staked {
                     validator: *from,
                     by: *from,
@@ -667,6 +700,7 @@ impl Ledger {
                 unbond(&mut account, release_height, *amount)?;
                 self.put_account(from, &account);
                 self.add_bonded(*amount, false);
+                self.remove_power(from, *amount);
                 outcome.events.push(Event::Unbonding {
                     validator: *from,
                     by: *from,
@@ -687,6 +721,7 @@ impl Ledger {
                 let total = delegated.checked_add(*amount).ok_or(Failure::Overflow)?;
                 self.put_delegation(from, validator, total);
                 self.add_bonded(*amount, true);
+                self.add_power(validator, *amount)?;
                 outcome.events.push(Event::Staked {
                     validator: *validator,
                     by: *from,
@@ -709,6 +744,7 @@ impl Ledger {
                 unbond(&mut account, release_height, *amount)?;
                 self.put_account(from, &account);
                 self.add_bonded(*amount, false);
+                self.remove_power(validator, *amount);
                 outcome.events.push(Event::Unbonding {
                     validator: *validator,
                     by: *from,
@@ -734,7 +770,7 @@ impl Ledger {
                 };
                 self.call(call, *gas_limit, outcome)?;
             }
-            Action::Evidence { .. } => return Err(Failure::NotYetSupported("evidence")),
+            Action::Evidence { evidence } => self.slash(evidence, &mut outcome.events)?,
             Action::GovernancePropose { parameter, value } => {
                 self.propose_parameter(from, *parameter, *value, height, &mut outcome.events)?;
             }
@@ -955,6 +991,8 @@ mod tests {
             timelock_blocks: 10,
             quorum_percent: 33,
             pass_percent: 50,
+            epoch_blocks: 100,
+            slash_percent: 10,
         }
     }
 

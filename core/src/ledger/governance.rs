@@ -23,6 +23,8 @@ pub const PARAMETER_VOTING_PERIOD_BLOCKS: u16 = 3;
 pub const PARAMETER_TIMELOCK_BLOCKS: u16 = 4;
 pub const PARAMETER_QUORUM_PERCENT: u16 = 5;
 pub const PARAMETER_PASS_PERCENT: u16 = 6;
+pub const PARAMETER_EPOCH_BLOCKS: u16 = 7;
+pub const PARAMETER_SLASH_PERCENT: u16 = 8;
 
 /// Where a proposal stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -118,6 +120,8 @@ fn check_value(parameter: u16, value: u64) -> Result<(), Failure> {
             (1..=10_000_000).contains(&value)
         }
         PARAMETER_QUORUM_PERCENT | PARAMETER_PASS_PERCENT => (1..=100).contains(&value),
+        PARAMETER_EPOCH_BLOCKS => (1..=1_000_000).contains(&value),
+        PARAMETER_SLASH_PERCENT => value <= 100,
         _ => return Err(Failure::UnknownParameter(parameter)),
     };
     if ok {
@@ -135,6 +139,8 @@ fn set_parameter(params: &mut Params, parameter: u16, value: u64) {
         PARAMETER_TIMELOCK_BLOCKS => params.timelock_blocks = value,
         PARAMETER_QUORUM_PERCENT => params.quorum_percent = value,
         PARAMETER_PASS_PERCENT => params.pass_percent = value,
+        PARAMETER_EPOCH_BLOCKS => params.epoch_blocks = value,
+        PARAMETER_SLASH_PERCENT => params.slash_percent = value,
         _ => unreachable!("checked when proposed"),
     }
 }
@@ -327,6 +333,8 @@ mod tests {
             timelock_blocks: 2,
             quorum_percent: 40,
             pass_percent: 50,
+            epoch_blocks: 100,
+            slash_percent: 10,
         }
     }
 

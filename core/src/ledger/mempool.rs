@@ -2,7 +2,7 @@
 //! each sender's in nonce order, within hard limits. Every rejection has a
 //! typed reason a client can act on.
 
-use super::tx::{Address, SignatureError, SignedTransaction, verify_batch};
+use super::tx::{Address, MAX_TX_GAS, SignatureError, SignedTransaction, verify_batch};
 use crate::types::{Digest, Height};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -52,6 +52,10 @@ pub enum Rejection {
     PoolFull { min_fee: u64 },
     #[error("{len} bytes: larger than the whole pool")]
     TooLarge { len: usize },
+    #[error("asks for {gas_limit} gas; a transaction may ask for at most {MAX_TX_GAS}")]
+    GasLimitTooHigh { gas_limit: u64 },
+    #[error("fee {fee} does not pay for the gas limit, which needs {min_fee}")]
+    FeeBelowGas { fee: u64, min_fee: u64 },
 }
 
 #[derive(Clone, Debug)]
@@ -143,6 +147,16 @@ impl Mempool {
             return Err(Rejection::Expired {
                 expiry_height: t.expiry_height,
                 height,
+            });
+        }
+        let gas_limit = t.action.gas_limit();
+        if gas_limit > MAX_TX_GAS {
+            return Err(Rejection::GasLimitTooHigh { gas_limit });
+        }
+        if t.fee < t.action.min_fee() {
+            return Err(Rejection::FeeBelowGas {
+                fee: t.fee,
+                min_fee: t.action.min_fee(),
             });
         }
         if t.nonce < account_nonce {
@@ -432,6 +446,28 @@ mod tests {
             Err(Rejection::Signature(SignatureError::Invalid))
         );
         assert!(results[1].is_ok());
+        // Contracts: the fee must pay for the gas limit, which is bounded.
+        let call = |fee, gas_limit| {
+            let mut t = tx(&b, 6, fee);
+            t.tx.action = Action::Call {
+                contract: [2; 32],
+                input: vec![],
+                value: 0,
+                gas_limit,
+            };
+            t.tx.sign(&b)
+        };
+        assert_eq!(
+            p.admit(call(4, 5_000), 5, 1),
+            Err(Rejection::FeeBelowGas { fee: 4, min_fee: 5 })
+        );
+        assert_eq!(
+            p.admit(call(u64::MAX, MAX_TX_GAS + 1), 5, 1),
+            Err(Rejection::GasLimitTooHigh {
+                gas_limit: MAX_TX_GAS + 1
+            })
+        );
+        assert!(p.admit(call(5, 5_000), 5, 1).is_ok());
     }
 
     #[test]

@@ -1,11 +1,13 @@
 //! The ledger: signed transactions, the pool they wait in, and block
 //! execution over the state tree, governance, and the chain of executed
-//! states that consensus drives, and WASM contracts.
+//! states that consensus drives, staking with epochs and slashing, and WASM
+//! contracts.
 
 pub mod chain;
 pub mod examples;
 pub mod execute;
 pub mod governance;
 pub mod mempool;
+pub mod staking;
 pub mod tx;
 pub mod wasm;

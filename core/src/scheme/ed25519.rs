@@ -134,6 +134,15 @@ impl Scheme for Ed25519 {
         })
     }
 
+    fn ed25519_vote(
+        &self,
+        signer: ValidatorIndex,
+        signature: &Self::Signature,
+    ) -> Option<([u8; 32], [u8; 64])> {
+        let key = self.keys.get(usize::from(signer))?;
+        Some((key.to_bytes(), signature.to_bytes()))
+    }
+
     fn encode_signature(signature: &Self::Signature, w: &mut Writer) {
         w.raw(&signature.to_bytes());
     }

@@ -88,6 +88,18 @@ pub trait Scheme: Clone + Debug + PartialEq + Eq + Send + Sync + 'static {
         certificate: &Self::Certificate,
     ) -> Result<(), CertificateError>;
 
+    /// The signer's ed25519 public key and the signature's 64 bytes, when
+    /// this scheme signs with ed25519: what an on-chain evidence transaction
+    /// carries (see `ledger::staking`). Other schemes' votes cannot be
+    /// proven on chain.
+    fn ed25519_vote(
+        &self,
+        _signer: ValidatorIndex,
+        _signature: &Self::Signature,
+    ) -> Option<([u8; 32], [u8; 64])> {
+        None
+    }
+
     fn encode_signature(signature: &Self::Signature, w: &mut Writer);
     fn decode_signature(r: &mut Reader<'_>) -> Result<Self::Signature, DecodeError>;
     fn encode_certificate(certificate: &Self::Certificate, w: &mut Writer);

@@ -1,0 +1,549 @@
+//! Staking: who validates, with how much weight, and what misbehaviour
+//! costs.
+//!
+//! A validator is identified by its consensus key, which is also its
+//! account address (both ed25519). Its voting power is its own stake plus
+//! what is delegated to it; powers live in one bounded registry record so
+//! that an epoch's set can be computed without scanning the tree. At the
+//! first block of each epoch (`height % epoch_blocks == 0`) the set for the
+//! epoch is fixed from the registry: the [`MAX_EPOCH_VALIDATORS`] largest
+//! powers, ties broken by address. Changes in between wait for the next
+//! epoch, so consensus always knows the set of a whole epoch in advance.
+//!
+//! Slashing: an evidence transaction carries two conflicting consensus
+//! votes signed by one validator (the same conflicts consensus itself
+//! detects). If both signatures check under this chain's consensus
+//! namespace, [`Params::slash_percent`] of the validator's own stake is
+//! burned (supply falls by as much), it is jailed for good, and it leaves the
+//! registry, so it is absent from every later epoch. Delegations to it are
+//! not slashed (they cannot be enumerated without an index; a known gap).
+
+use std::collections::BTreeMap;
+
+use ed25519_dalek::{Signature, VerifyingKey};
+
+use super::execute::{Event, Failure, Ledger, Params};
+use super::tx::Address;
+use crate::codec::{DecodeError, Reader, Writer};
+use crate::consensus::Subject;
+use crate::state::smt::Key;
+use crate::types::{Digest, Height};
+
+/// Most accounts that may hold voting power at once. Bounds the registry
+/// record (and the work of an epoch change).
+pub const MAX_CANDIDATES: usize = 256;
+/// Most validators in one epoch's set.
+pub const MAX_EPOCH_VALIDATORS: usize = 100;
+
+/// The namespace consensus votes of chain `chain_id` are signed under: a
+/// vote from another network can never slash a validator here.
+pub fn consensus_namespace(chain_id: u64) -> Vec<u8> {
+    let mut namespace = b"ballast-consensus/".to_vec();
+    namespace.extend_from_slice(&chain_id.to_le_bytes());
+    namespace
+}
+
+fn powers_key() -> Key {
+    Digest::of(b"validator-powers").0
+}
+
+fn epoch_key() -> Key {
+    Digest::of(b"epoch-set").0
+}
+
+fn burned_key() -> Key {
+    Digest::of(b"burned").0
+}
+
+fn jailed_key(validator: &Address) -> Key {
+    let mut material = b"jailed".to_vec();
+    material.extend_from_slice(validator);
+    Digest::of(&material).0
+}
+
+/// Why evidence was refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum EvidenceError {
+    #[error("malformed evidence: {0}")]
+    Decode(DecodeError),
+    #[error("the two votes do not conflict")]
+    NoConflict,
+    #[error("a signature does not check")]
+    BadSignature,
+}
+
+/// Two votes one validator signed that no honest validator signs both of:
+/// what an evidence transaction carries.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VoteEvidence {
+    pub signer: Address,
+    pub first: (Subject, [u8; 64]),
+    pub second: (Subject, [u8; 64]),
+}
+
+impl VoteEvidence {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::new();
+        w.raw(&self.signer);
+        for (subject, signature) in [&self.first, &self.second] {
+            subject.encode(&mut w);
+            w.raw(signature);
+        }
+        w.into_vec()
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<VoteEvidence, DecodeError> {
+        let mut r = Reader::new(bytes);
+        let signer = r.array()?;
+        let first = (Subject::decode(&mut r)?, r.array()?);
+        let second = (Subject::decode(&mut r)?, r.array()?);
+        r.finish()?;
+        Ok(VoteEvidence {
+            signer,
+            first,
+            second,
+        })
+    }
+
+    /// The conflicts consensus reports: two notarize or two finalize votes
+    /// for different blocks in one view, or a nullify and a finalize vote
+    /// in one view.
+    pub fn conflicting(&self) -> bool {
+        use Subject::*;
+        let (a, b) = (self.first.0, self.second.0);
+        if a.view() != b.view() {
+            return false;
+        }
+        match (a, b) {
+            (Notarize { digest: x, .. }, Notarize { digest: y, .. })
+            | (Finalize { digest: x, .. }, Finalize { digest: y, .. }) => x != y,
+            (Nullify { .. }, Finalize { .. }) | (Finalize { .. }, Nullify { .. }) => true,
+            _ => false,
+        }
+    }
+
+    /// Checks the conflict and both signatures under `namespace`.
+    pub fn verify(&self, namespace: &[u8]) -> Result<(), EvidenceError> {
+        if !self.conflicting() {
+            return Err(EvidenceError::NoConflict);
+        }
+        let key =
+            VerifyingKey::from_bytes(&self.signer).map_err(|_| EvidenceError::BadSignature)?;
+        for (subject, signature) in [&self.first, &self.second] {
+            let message = subject.signing_bytes(namespace);
+            key.verify_strict(&message, &Signature::from_bytes(signature))
+                .map_err(|_| EvidenceError::BadSignature)?;
+        }
+        Ok(())
+    }
+}
+
+/// The validators of one epoch and their powers, ordered by address.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct EpochSet {
+    pub epoch: u64,
+    pub validators: Vec<(Address, u64)>,
+}
+
+impl EpochSet {
+    fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::new();
+        w.u64(self.epoch);
+        encode_powers(&mut w, self.validators.iter());
+        w.into_vec()
+    }
+
+    fn decode(bytes: &[u8]) -> Result<EpochSet, DecodeError> {
+        let mut r = Reader::new(bytes);
+        let epoch = r.u64()?;
+        let validators = decode_powers(&mut r, MAX_EPOCH_VALIDATORS)?;
+        r.finish()?;
+        Ok(EpochSet { epoch, validators })
+    }
+
+    pub fn power_total(&self) -> u64 {
+        self.validators.iter().map(|(_, p)| p).sum()
+    }
+}
+
+fn encode_powers<'a>(w: &mut Writer, powers: impl ExactSizeIterator<Item = &'a (Address, u64)>) {
+    w.u16(powers.len() as u16);
+    for (address, power) in powers {
+        w.raw(address);
+        w.u64(*power);
+    }
+}
+
+fn decode_powers(r: &mut Reader, limit: usize) -> Result<Vec<(Address, u64)>, DecodeError> {
+    let mut out = Vec::new();
+    for _ in 0..r.count(limit)? {
+        out.push((r.array()?, r.u64()?));
+    }
+    Ok(out)
+}
+
+impl Ledger {
+    /// Every account with voting power now (not yet an epoch's set).
+    pub fn powers(&self) -> BTreeMap<Address, u64> {
+        let Some(bytes) = self.tree.get(&powers_key()) else {
+            return BTreeMap::new();
+        };
+        let mut r = Reader::new(bytes);
+        let list = decode_powers(&mut r, MAX_CANDIDATES).expect("the ledger wrote it");
+        list.into_iter().collect()
+    }
+
+    fn put_powers(&mut self, powers: &BTreeMap<Address, u64>) {
+        assert!(powers.len() <= MAX_CANDIDATES);
+        let list: Vec<(Address, u64)> = powers.iter().map(|(a, p)| (*a, *p)).collect();
+        let mut w = Writer::new();
+        encode_powers(&mut w, list.iter());
+        self.tree = self.tree.insert(powers_key(), &w.into_vec());
+    }
+
+    /// Adds voting power to `validator` (stake or a delegation to it).
+    pub(super) fn add_power(&mut self, validator: &Address, amount: u64) -> Result<(), Failure> {
+        if self.is_jailed(validator) {
+            return Err(Failure::Jailed);
+        }
+        let mut powers = self.powers();
+        if !powers.contains_key(validator) && powers.len() >= MAX_CANDIDATES {
+            return Err(Failure::TooManyCandidates);
+        }
+        let power = powers.entry(*validator).or_insert(0);
+        *power = power.checked_add(amount).ok_or(Failure::Overflow)?;
+        self.put_powers(&powers);
+        Ok(())
+    }
+
+    /// Removes voting power (unstake, undelegate). A jailed validator has
+    /// none left to remove.
+    pub(super) fn remove_power(&mut self, validator: &Address, amount: u64) {
+        let mut powers = self.powers();
+        let Some(power) = powers.get_mut(validator) else {
+            return;
+        };
+        *power = power.saturating_sub(amount);
+        if *power == 0 {
+            powers.remove(validator);
+        }
+        self.put_powers(&powers);
+    }
+
+    pub fn is_jailed(&self, validator: &Address) -> bool {
+        self.tree.get(&jailed_key(validator)).is_some()
+    }
+
+    /// Native coins burned by slashing so far: supply = genesis + rewards −
+    /// burned.
+    pub fn burned(&self) -> u64 {
+        self.tree
+            .get(&burned_key())
+            .map_or(0, |b| u64::from_le_bytes(b.try_into().expect("8 bytes")))
+    }
+
+    /// The current epoch's validator set.
+    pub fn epoch_set(&self) -> EpochSet {
+        self.tree
+            .get(&epoch_key())
+            .map(|b| EpochSet::decode(b).expect("the ledger wrote it"))
+            .unwrap_or_default()
+    }
+
+    /// The set the registry would give now: the largest powers, ties by
+    /// address, ordered by address.
+    fn select_set(&self, epoch: u64) -> EpochSet {
+        let mut ranked: Vec<(Address, u64)> = self.powers().into_iter().collect();
+        ranked.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        ranked.truncate(MAX_EPOCH_VALIDATORS);
+        ranked.sort_by_key(|(address, _)| *address);
+        EpochSet {
+            epoch,
+            validators: ranked,
+        }
+    }
+
+    /// Genesis with `validators` bonded (their stake is minted into their
+    /// accounts' own stake) and the first epoch's set fixed from them.
+    pub fn genesis_with_validators(
+        params: Params,
+        balances: &[(Address, u64)],
+        validators: &[(Address, u64)],
+    ) -> Ledger {
+        let mut ledger = Ledger::genesis(params, balances);
+        for (validator, stake) in validators {
+            let mut account = ledger.account(validator).expect("genesis records decode");
+            account.staked += stake;
+            ledger.put_account(validator, &account);
+            ledger.add_bonded(*stake, true);
+            ledger.set_supply(ledger.supply() + stake);
+            ledger
+                .add_power(validator, *stake)
+                .expect("genesis validators fit the registry");
+        }
+        let set = ledger.select_set(0);
+        ledger.tree = ledger.tree.insert(epoch_key(), &set.encode());
+        ledger
+    }
+
+    /// At an epoch's first block, fixes its set from the registry. If every
+    /// candidate was slashed away the old set stays: a chain with no
+    /// validators could never recover.
+    pub(super) fn maybe_start_epoch(&mut self, height: Height, events: &mut Vec<Event>) {
+        let epoch_blocks = self.params.epoch_blocks.max(1);
+        if height == 0 || !height.is_multiple_of(epoch_blocks) {
+            return;
+        }
+        let set = self.select_set(height / epoch_blocks);
+        if set.validators.is_empty() {
+            return;
+        }
+        debug_assert!(set.validators.iter().all(|(v, _)| !self.is_jailed(v)));
+        events.push(Event::EpochStarted {
+            epoch: set.epoch,
+            validators: set.validators.len() as u16,
+            power_total: set.power_total(),
+        });
+        self.tree = self.tree.insert(epoch_key(), &set.encode());
+    }
+
+    /// Applies an evidence transaction: checks it, burns, jails.
+    pub(super) fn slash(
+        &mut self,
+        evidence: &[u8],
+        events: &mut Vec<Event>,
+    ) -> Result<(), Failure> {
+        let evidence = VoteEvidence::decode(evidence)
+            .map_err(|e| Failure::BadEvidence(EvidenceError::Decode(e)))?;
+        evidence
+            .verify(&consensus_namespace(self.params.chain_id))
+            .map_err(Failure::BadEvidence)?;
+        let validator = evidence.signer;
+        if self.is_jailed(&validator) {
+            return Err(Failure::AlreadySlashed);
+        }
+        let mut account = self.account(&validator).map_err(|_| Failure::Overflow)?;
+        let power = self.powers().get(&validator).copied().unwrap_or(0);
+        if account.staked == 0 && power == 0 {
+            return Err(Failure::NotSlashable);
+        }
+        let burn = (u128::from(account.staked) * u128::from(self.params.slash_percent.min(100))
+            / 100) as u64;
+        account.staked -= burn;
+        self.put_account(&validator, &account);
+        self.add_bonded(burn, false);
+        self.set_supply(self.supply() - burn);
+        let burned = self.burned() + burn;
+        self.tree = self.tree.insert(burned_key(), &burned.to_le_bytes());
+        self.tree = self.tree.insert(jailed_key(&validator), &[1]);
+        let mut powers = self.powers();
+        powers.remove(&validator);
+        self.put_powers(&powers);
+        events.push(Event::Slashed {
+            validator,
+            burned: burn,
+        });
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ledger::execute::{Event, Failure, Ledger, Params};
+    use crate::ledger::tx::{Action, SignedTransaction, Transaction};
+    use ed25519_dalek::{Signer, SigningKey};
+
+    const CHAIN: u64 = 5;
+    const PROPOSER: Address = [0xAB; 32];
+
+    fn key(i: u8) -> SigningKey {
+        SigningKey::from_bytes(&Digest::of(&[i, 3, 1]).0)
+    }
+
+    fn address(k: &SigningKey) -> Address {
+        k.verifying_key().to_bytes()
+    }
+
+    fn params() -> Params {
+        Params {
+            chain_id: CHAIN,
+            reward_per_block: 0,
+            unbonding_blocks: 5,
+            voting_period_blocks: 5,
+            timelock_blocks: 5,
+            quorum_percent: 33,
+            pass_percent: 50,
+            epoch_blocks: 10,
+            slash_percent: 10,
+        }
+    }
+
+    fn tx(k: &SigningKey, nonce: u64, action: Action) -> SignedTransaction {
+        Transaction {
+            chain_id: CHAIN,
+            sender: address(k),
+            nonce,
+            fee: 0,
+            expiry_height: 1_000,
+            action,
+        }
+        .sign(k)
+    }
+
+    fn vote(k: &SigningKey, subject: Subject, namespace: &[u8]) -> (Subject, [u8; 64]) {
+        (
+            subject,
+            k.sign(&subject.signing_bytes(namespace)).to_bytes(),
+        )
+    }
+
+    fn equivocation(k: &SigningKey, namespace: &[u8]) -> VoteEvidence {
+        VoteEvidence {
+            signer: address(k),
+            first: vote(
+                k,
+                Subject::Notarize {
+                    view: 7,
+                    digest: Digest::of(b"a"),
+                },
+                namespace,
+            ),
+            second: vote(
+                k,
+                Subject::Notarize {
+                    view: 7,
+                    digest: Digest::of(b"b"),
+                },
+                namespace,
+            ),
+        }
+    }
+
+    fn genesis() -> (Ledger, [SigningKey; 4]) {
+        let keys = [key(0), key(1), key(2), key(3)];
+        let validators: Vec<(Address, u64)> =
+            keys[..3].iter().map(|k| (address(k), 1_000)).collect();
+        let ledger =
+            Ledger::genesis_with_validators(params(), &[(address(&keys[3]), 5_000)], &validators);
+        (ledger, keys)
+    }
+
+    #[test]
+    fn stake_changes_wait_for_the_next_epoch() {
+        let (l, keys) = genesis();
+        assert_eq!(l.epoch_set().validators.len(), 3);
+        assert_eq!(l.supply(), 8_000);
+        let newcomer = &keys[3];
+        let block = [tx(newcomer, 0, Action::Stake { amount: 2_000 })];
+        let l = l.execute(1, &PROPOSER, &block).unwrap().ledger;
+        assert_eq!(l.powers()[&address(newcomer)], 2_000);
+        assert_eq!(l.epoch_set().epoch, 0, "still the genesis set");
+        assert_eq!(l.epoch_set().validators.len(), 3);
+        let out = l.execute(10, &PROPOSER, &[]).unwrap();
+        let set = out.ledger.epoch_set();
+        assert_eq!(set.epoch, 1);
+        assert_eq!(set.validators.len(), 4);
+        assert_eq!(set.power_total(), 5_000);
+        assert!(out.block_events.contains(&Event::EpochStarted {
+            epoch: 1,
+            validators: 4,
+            power_total: 5_000
+        }));
+    }
+
+    #[test]
+    fn evidence_burns_jails_and_removes_from_the_next_epoch() {
+        let (l, keys) = genesis();
+        let (cheat, reporter) = (&keys[0], &keys[3]);
+        let namespace = consensus_namespace(CHAIN);
+        let evidence = equivocation(cheat, &namespace).encode();
+        let block = [tx(
+            reporter,
+            0,
+            Action::Evidence {
+                evidence: evidence.clone(),
+            },
+        )];
+        let out = l.execute(1, &PROPOSER, &block).unwrap();
+        assert_eq!(out.receipts[0].status, Ok(()));
+        let l = out.ledger;
+        assert_eq!(l.account(&address(cheat)).unwrap().staked, 900);
+        assert_eq!((l.supply(), l.burned()), (7_900, 100));
+        assert!(l.is_jailed(&address(cheat)));
+        // The same evidence again, or new stake for the jailed validator.
+        let again = [
+            tx(reporter, 1, Action::Evidence { evidence }),
+            tx(
+                reporter,
+                2,
+                Action::Delegate {
+                    validator: address(cheat),
+                    amount: 5,
+                },
+            ),
+        ];
+        let out = l.execute(2, &PROPOSER, &again).unwrap();
+        assert_eq!(out.receipts[0].status, Err(Failure::AlreadySlashed));
+        assert_eq!(out.receipts[1].status, Err(Failure::Jailed));
+        let next = out.ledger.execute(10, &PROPOSER, &[]).unwrap().ledger;
+        let set = next.epoch_set();
+        assert_eq!(set.validators.len(), 2);
+        assert!(set.validators.iter().all(|(v, _)| *v != address(cheat)));
+    }
+
+    #[test]
+    fn false_evidence_is_refused() {
+        let (l, keys) = genesis();
+        let namespace = consensus_namespace(CHAIN);
+        let mut consistent = equivocation(&keys[1], &namespace);
+        consistent.second = consistent.first;
+        let mut forged = equivocation(&keys[1], &namespace);
+        forged.second.1[0] ^= 1;
+        let foreign = equivocation(&keys[1], &consensus_namespace(CHAIN + 1));
+        let mut other_views = equivocation(&keys[1], &namespace);
+        other_views.second = vote(
+            &keys[1],
+            Subject::Notarize {
+                view: 8,
+                digest: Digest::of(b"b"),
+            },
+            &namespace,
+        );
+        let cases = [
+            (consistent.encode(), EvidenceError::NoConflict),
+            (other_views.encode(), EvidenceError::NoConflict),
+            (forged.encode(), EvidenceError::BadSignature),
+            (foreign.encode(), EvidenceError::BadSignature),
+        ];
+        for (evidence, error) in cases {
+            let block = [tx(&keys[3], 0, Action::Evidence { evidence })];
+            let out = l.execute(1, &PROPOSER, &block).unwrap();
+            assert_eq!(out.receipts[0].status, Err(Failure::BadEvidence(error)));
+        }
+        let truncated = [tx(
+            &keys[3],
+            0,
+            Action::Evidence {
+                evidence: vec![1; 40],
+            },
+        )];
+        let out = l.execute(1, &PROPOSER, &truncated).unwrap();
+        assert!(matches!(
+            out.receipts[0].status,
+            Err(Failure::BadEvidence(EvidenceError::Decode(_)))
+        ));
+        // A nullify and a finalize in one view do conflict.
+        let mut nullify_finalize = equivocation(&keys[2], &namespace);
+        nullify_finalize.first = vote(&keys[2], Subject::Nullify { view: 7 }, &namespace);
+        nullify_finalize.second = vote(
+            &keys[2],
+            Subject::Finalize {
+                view: 7,
+                digest: Digest::of(b"x"),
+            },
+            &namespace,
+        );
+        assert!(nullify_finalize.verify(&namespace).is_ok());
+    }
+}
