@@ -3,19 +3,33 @@
 //! validators re-execute each proposal and vote only if they reach the
 //! state root it claims. The invariants checked on top of consensus:
 //! every honest validator computes the same state root at each height; the
-//! supply changes only by the block reward; every account's holdings add
-//! up to the supply (no money appears or vanishes, no balance goes
-//! negative); no transaction is included twice.
+//! supply changes only by the block reward and slashing burns; every
+//! account's holdings add up to the supply (no money appears or vanishes,
+//! no balance goes negative); no transaction is included twice; no honest
+//! validator is ever slashed.
+//!
+//! The workload mixes transfers, staking and delegation (to the validators'
+//! consensus keys, which are their staking accounts), calls to a counter and
+//! a token contract deployed in the first block, calls to a hostile contract
+//! that loops until its gas runs out, and evidence transactions: whenever an
+//! honest validator reports two conflicting votes (ed25519 runs), a client
+//! submits them, and the ledger slashes the signer.
 
+use ballast_core::consensus::Evidence;
 use ballast_core::ledger::chain::{Chain, ChainError, Payload, Source};
-use ballast_core::ledger::execute::{Ledger, Params};
+use ballast_core::ledger::examples::{self, counter, token};
+use ballast_core::ledger::execute::{Event, Failure, Ledger, Params, Receipt, contract_address};
 use ballast_core::ledger::mempool::{Limits, Mempool};
+use ballast_core::ledger::staking::VoteEvidence;
 use ballast_core::ledger::tx::{Action, Address, SignedTransaction, Transaction};
+use ballast_core::ledger::wasm::ContractError;
+use ballast_core::scheme::Scheme;
 use ballast_core::validators::ValidatorSet;
 use ballast_core::{Block, Digest, Height, View};
 use ed25519_dalek::SigningKey;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 
 /// Chain id of simulated ledgers.
@@ -28,6 +42,23 @@ pub const CLIENT_BALANCE: u64 = 1_000_000_000;
 pub const REWARD_PER_BLOCK: u64 = 100;
 /// Transactions per block at most.
 pub const MAX_BLOCK_TRANSACTIONS: usize = 256;
+/// Genesis stake per unit of consensus stake, bonded in each validator's
+/// account.
+pub const STAKE_UNIT: u64 = 1_000_000;
+/// Gas limit of the workload's contract calls (fee: gas / 1,000).
+pub const CALL_GAS: u64 = 200_000;
+/// Gas limit of calls to the hostile contract: it always runs out.
+pub const HOSTILE_GAS: u64 = 20_000;
+
+/// A contract that loops forever: every call must end in OutOfGas.
+const ENDLESS_LOOP: &str = r#"(module (memory (export "memory") 1)
+    (func (export "call") (result i32) (loop $l (br $l)) (i32.const 0)))"#;
+
+/// The contracts client 0 deploys in the first transactions: counter,
+/// token, endless loop (nonces 0, 1, 2).
+pub fn workload_contracts(deployer: &Address) -> [Address; 3] {
+    [0, 1, 2].map(|nonce| contract_address(deployer, nonce))
+}
 
 /// Where a validator's fees and rewards go.
 pub fn fee_address(validator: u16) -> Address {
@@ -59,12 +90,17 @@ pub struct Workload {
     rng: ChaCha8Rng,
     interval_us: u64,
     next_at_us: u64,
+    /// Validators' staking accounts (their consensus keys), when known.
+    validators: Vec<Address>,
+    /// Evidence reported by honest validators, not yet submitted.
+    evidence: Vec<Vec<u8>>,
+    evidence_seen: BTreeSet<Vec<u8>>,
     /// Every transaction submitted so far, in order.
     pub submitted: Vec<SignedTransaction>,
 }
 
 impl Workload {
-    pub fn new(seed: u64, tps: u32) -> Workload {
+    pub fn new(seed: u64, tps: u32, validators: Vec<Address>) -> Workload {
         assert!(tps > 0, "a workload submits something");
         let keys = (0..CLIENTS as u64)
             .map(|i| SigningKey::from_bytes(&Digest::of(&(seed ^ (i << 32)).to_le_bytes()).0))
@@ -75,7 +111,45 @@ impl Workload {
             rng: ChaCha8Rng::seed_from_u64(seed ^ 0x776f_726b),
             interval_us: 1_000_000 / u64::from(tps),
             next_at_us: 0,
+            validators,
+            evidence: Vec::new(),
+            evidence_seen: BTreeSet::new(),
             submitted: Vec::new(),
+        }
+    }
+
+    /// Queues evidence for submission (once per distinct pair of votes).
+    pub fn report(&mut self, evidence: VoteEvidence) {
+        let bytes = evidence.encode();
+        if self.evidence_seen.insert(bytes.clone()) {
+            self.evidence.push(bytes);
+        }
+    }
+
+    fn sign(&mut self, from: usize, fee: u64, action: Action) {
+        let key = &self.keys[from];
+        let tx = Transaction {
+            chain_id: CHAIN_ID,
+            sender: key.verifying_key().to_bytes(),
+            nonce: self.next_nonce[from],
+            fee: fee.max(action.min_fee()),
+            expiry_height: u64::MAX,
+            action,
+        }
+        .sign(key);
+        self.next_nonce[from] += 1;
+        self.submitted.push(tx);
+    }
+
+    fn deploy_contracts(&mut self) {
+        let endless = wat::parse_str(ENDLESS_LOOP).expect("valid text");
+        for code in [
+            examples::COUNTER.to_vec(),
+            examples::TOKEN.to_vec(),
+            endless,
+        ] {
+            let gas_limit = 2_000_000;
+            self.sign(0, 0, Action::Deploy { code, gas_limit });
         }
     }
 
@@ -88,34 +162,92 @@ impl Workload {
 
     /// Submits everything due by `now_us`.
     pub fn advance(&mut self, now_us: u64) {
+        if self.submitted.is_empty() {
+            self.deploy_contracts();
+        }
+        for evidence in std::mem::take(&mut self.evidence) {
+            let from = self.rng.gen_range(0..CLIENTS);
+            self.sign(from, 1, Action::Evidence { evidence });
+        }
+        let [counter, token, endless] =
+            workload_contracts(&self.keys[0].verifying_key().to_bytes());
         while self.next_at_us <= now_us {
             self.next_at_us += self.interval_us;
             let from = self.rng.gen_range(0..CLIENTS);
             let to = self.keys[self.rng.gen_range(0..CLIENTS)]
                 .verifying_key()
                 .to_bytes();
-            let validator = fee_address(self.rng.gen_range(0..4));
-            let amount = self.rng.gen_range(1..1_000);
-            let action = match self.rng.gen_range(0..20) {
-                0..14 => Action::Transfer { to, amount },
-                14 => Action::Stake { amount },
-                15 => Action::Unstake { amount },
-                16..18 => Action::Delegate { validator, amount },
-                _ => Action::Undelegate { validator, amount },
+            let validator = if self.validators.is_empty() {
+                fee_address(self.rng.gen_range(0..4))
+            } else {
+                self.validators[self.rng.gen_range(0..self.validators.len())]
             };
-            let key = &self.keys[from];
-            let tx = Transaction {
-                chain_id: CHAIN_ID,
-                sender: key.verifying_key().to_bytes(),
-                nonce: self.next_nonce[from],
-                fee: self.rng.gen_range(1..20),
-                expiry_height: u64::MAX,
-                action,
-            }
-            .sign(key);
-            self.next_nonce[from] += 1;
-            self.submitted.push(tx);
+            let amount = self.rng.gen_range(1..1_000);
+            let call = |contract, input| Action::Call {
+                contract,
+                input,
+                value: 0,
+                gas_limit: CALL_GAS,
+            };
+            let action = match self.rng.gen_range(0..24) {
+                0..12 => Action::Transfer { to, amount },
+                12 => Action::Stake { amount },
+                13 => Action::Unstake { amount },
+                14..16 => Action::Delegate { validator, amount },
+                16 => Action::Undelegate { validator, amount },
+                17..20 => call(counter, counter::increment(amount)),
+                // Only client 0 holds tokens at first; others' transfers
+                // revert until it has sent them some.
+                20..23 => call(token, token::transfer(&to, amount)),
+                _ => Action::Call {
+                    contract: endless,
+                    input: Vec::new(),
+                    value: 0,
+                    gas_limit: HOSTILE_GAS,
+                },
+            };
+            let fee = self.rng.gen_range(1..20);
+            self.sign(from, fee, action);
         }
+    }
+}
+
+/// What one finalized block did, for the run's summary.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BlockStats {
+    /// Contract deploys and calls that succeeded.
+    pub contract_calls: u64,
+    /// Contract deploys and calls stopped by gas or a trap: hostile code
+    /// contained.
+    pub contained: u64,
+    /// Validators slashed by evidence.
+    pub slashed: u64,
+}
+
+impl BlockStats {
+    fn of(receipts: &[Receipt]) -> BlockStats {
+        let mut stats = BlockStats::default();
+        for r in receipts {
+            match &r.status {
+                Ok(())
+                    if r.events.iter().any(|e| {
+                        matches!(e, Event::Contract { .. } | Event::ContractDeployed { .. })
+                    }) =>
+                {
+                    stats.contract_calls += 1
+                }
+                Err(Failure::Contract(ContractError::OutOfGas | ContractError::Trapped(_))) => {
+                    stats.contained += 1
+                }
+                _ => {}
+            }
+            let slashed = r
+                .events
+                .iter()
+                .filter(|e| matches!(e, Event::Slashed { .. }));
+            stats.slashed += slashed.count() as u64;
+        }
+        stats
     }
 }
 
@@ -126,6 +258,7 @@ pub enum LedgerEvent {
         height: Height,
         state_root: Digest,
         tx_hashes: Vec<Digest>,
+        stats: BlockStats,
     },
     /// Something the invariants forbid.
     Violation(String),
@@ -140,16 +273,36 @@ pub struct LedgerNode {
     cursor: usize,
     validators: Arc<ValidatorSet>,
     addresses: Vec<Address>,
+    /// Staking accounts of validators that are not honest: the only ones
+    /// slashing may touch.
+    accusable: BTreeSet<Address>,
+    /// All validators' staking accounts.
+    validator_keys: Vec<Address>,
     genesis_supply: u64,
     finalized: (Digest, Height),
 }
 
 impl LedgerNode {
-    pub fn new(workload: Arc<Mutex<Workload>>, validators: Arc<ValidatorSet>) -> LedgerNode {
+    /// `validator_keys` are the validators' ed25519 keys (empty when the
+    /// run's scheme is not ed25519: then no one stakes at genesis and no
+    /// evidence can be proven on chain); `accusable` the non-honest ones.
+    pub fn new(
+        workload: Arc<Mutex<Workload>>,
+        validators: Arc<ValidatorSet>,
+        validator_keys: Vec<Address>,
+        accusable: BTreeSet<Address>,
+    ) -> LedgerNode {
         let mut addresses = workload.lock().expect("workload lock").addresses();
         let balances: Vec<_> = addresses.iter().map(|a| (*a, CLIENT_BALANCE)).collect();
-        let genesis = Ledger::genesis(params(), &balances);
+        let stakes: Vec<(Address, u64)> = validator_keys
+            .iter()
+            .enumerate()
+            .map(|(i, key)| (*key, validators.stake(i as u16) * STAKE_UNIT))
+            .collect();
+        let genesis = Ledger::genesis_with_validators(params(), &balances, &stakes);
         let genesis_supply = genesis.supply();
+        addresses.extend(workload_contracts(&addresses[0]));
+        addresses.extend(validator_keys.iter().copied());
         addresses.extend((0..validators.len() as u16).map(fee_address));
         addresses.extend((0..4).map(fee_address));
         addresses.sort_unstable();
@@ -167,9 +320,32 @@ impl LedgerNode {
             cursor: 0,
             validators,
             addresses,
+            accusable,
+            validator_keys,
             genesis_supply,
             finalized: (Block::genesis().digest(), 0),
         }
+    }
+
+    /// Hands evidence an honest validator found to the clients, who submit
+    /// it (only ed25519 votes can be proven on chain).
+    pub fn report<S: Scheme>(&self, scheme: &S, evidence: &Evidence<S>) {
+        let (first, second) = (&evidence.first, &evidence.second);
+        let (Some((signer, first_sig)), Some((_, second_sig))) = (
+            scheme.ed25519_vote(first.signer, &first.signature),
+            scheme.ed25519_vote(second.signer, &second.signature),
+        ) else {
+            return;
+        };
+        let evidence = VoteEvidence {
+            signer,
+            first: (first.subject, first_sig),
+            second: (second.subject, second_sig),
+        };
+        self.workload
+            .lock()
+            .expect("workload lock")
+            .report(evidence);
     }
 
     fn proposer_of(validators: &ValidatorSet) -> impl Fn(&Block) -> Address + '_ {
@@ -282,7 +458,17 @@ impl LedgerNode {
                 }
             };
             let executed = self.chain.executed(&digest).expect("just executed").clone();
-            let expected_supply = self.genesis_supply + REWARD_PER_BLOCK * block.height;
+            let expected_supply =
+                self.genesis_supply + REWARD_PER_BLOCK * block.height - state.burned();
+            for key in &self.validator_keys {
+                if state.is_jailed(key) && !self.accusable.contains(key) {
+                    events.push(LedgerEvent::Violation(format!(
+                        "honest validator {:?} slashed by height {}",
+                        Digest(*key),
+                        block.height
+                    )));
+                }
+            }
             if state.supply() != expected_supply {
                 events.push(LedgerEvent::Violation(format!(
                     "supply {} at height {}, expected {expected_supply}",
@@ -305,6 +491,7 @@ impl LedgerNode {
             events.push(LedgerEvent::Executed {
                 height: block.height,
                 state_root: executed.state_root,
+                stats: BlockStats::of(&executed.receipts),
                 tx_hashes: executed.tx_hashes,
             });
             self.chain.finalize(digest, block.height);

@@ -232,6 +232,9 @@ struct Summary {
     messages: u64,
     evidence: u64,
     transactions: u64,
+    contract_calls: u64,
+    contained: u64,
+    slashed: u64,
     latency_ms: Vec<f64>,
     block_time_ms: Vec<f64>,
 }
@@ -276,6 +279,9 @@ fn run(name: &str, seeds: u64, from: u64, jobs: usize) -> Result<bool, String> {
             summary.messages += outcome.messages_delivered;
             summary.evidence += outcome.evidence_reported;
             summary.transactions += outcome.ledger_transactions;
+            summary.contract_calls += outcome.contract_calls;
+            summary.contained += outcome.contracts_contained;
+            summary.slashed += outcome.validators_slashed;
             summary.latency_ms.extend(outcome.finalization_latency_ms);
             summary.block_time_ms.extend(outcome.block_time_ms);
             if !outcome.passed() {
@@ -327,6 +333,14 @@ fn run(name: &str, seeds: u64, from: u64, jobs: usize) -> Result<bool, String> {
             s.evidence,
             s.transactions
         );
+    }
+    for (scenario, s) in scenarios.iter().zip(&summaries) {
+        if s.transactions > 0 {
+            println!(
+                "{}: {} transactions finalized; {} contract calls succeeded, {} hostile calls stopped by gas or a trap; {} validators slashed",
+                scenario.name, s.transactions, s.contract_calls, s.contained, s.slashed
+            );
+        }
     }
     let total: u64 = summaries.iter().map(|s| s.seeds).sum();
     println!(

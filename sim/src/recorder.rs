@@ -146,6 +146,12 @@ pub struct Recorder {
     ledger_roots: BTreeMap<Height, Digest>,
     ledger_included: BTreeMap<Digest, Height>,
     pub ledger_transactions: u64,
+    /// Successful contract calls and deploys in finalized blocks.
+    pub contract_calls: u64,
+    /// Contract calls stopped by gas or a trap in finalized blocks.
+    pub contracts_contained: u64,
+    /// Validators slashed on chain by evidence transactions.
+    pub validators_slashed: u64,
 }
 
 impl Recorder {
@@ -176,6 +182,9 @@ impl Recorder {
             ledger_roots: BTreeMap::new(),
             ledger_included: BTreeMap::new(),
             ledger_transactions: 0,
+            contract_calls: 0,
+            contracts_contained: 0,
+            validators_slashed: 0,
         }
     }
 
@@ -193,6 +202,7 @@ impl Recorder {
                 height,
                 state_root,
                 tx_hashes,
+                stats,
             } => {
                 match self.ledger_roots.get(&height) {
                     Some(root) if *root != state_root => {
@@ -205,6 +215,9 @@ impl Recorder {
                     None => {
                         self.ledger_roots.insert(height, state_root);
                         self.ledger_transactions += tx_hashes.len() as u64;
+                        self.contract_calls += stats.contract_calls;
+                        self.contracts_contained += stats.contained;
+                        self.validators_slashed += stats.slashed;
                     }
                 }
                 for tx in tx_hashes {

@@ -2,12 +2,13 @@
 
 use crate::byzantine::AdversaryTransport;
 use crate::byzantine::Role;
-use crate::ledger_node::{LedgerNode, Workload};
+use crate::ledger_node::{CHAIN_ID, LedgerNode, Workload};
 use crate::network::{Network, NetworkStats, SendRecord};
 use crate::recorder::{DiagramLog, MarkKind, Recorder};
 use crate::scenario::{Scenario, SchemeKind};
 use ballast_core::consensus::{Certificate, Effect, Message, Verdict};
 use ballast_core::ledger::chain::ChainError;
+use ballast_core::ledger::staking::consensus_namespace;
 use ballast_core::scheme::Scheme;
 use ballast_core::scheme::ed25519::Ed25519;
 use ballast_core::scheme::keyed_hash::KeyedHash;
@@ -18,6 +19,7 @@ use ballast_transports::memory::MemStore;
 use ballast_transports::sim::{LinkModel, SimClock, SimTransport};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -63,6 +65,12 @@ pub struct Outcome {
     pub latency_views: Vec<u64>,
     /// Transactions in finalized blocks (ledger scenarios).
     pub ledger_transactions: u64,
+    /// Successful contract calls and deploys in finalized blocks.
+    pub contract_calls: u64,
+    /// Contract calls stopped by gas or a trap (the hostile contract).
+    pub contracts_contained: u64,
+    /// Validators slashed on chain by evidence transactions.
+    pub validators_slashed: u64,
     pub timeline: Option<Vec<(u64, ValidatorIndex, View, String)>>,
     /// What a space-time diagram draws, when recording a replay.
     pub diagram: Option<Diagram>,
@@ -217,6 +225,9 @@ fn run_with<S: Scheme>(
             .collect(),
         latency_views: std::mem::take(&mut recorder.latency_views),
         ledger_transactions: recorder.ledger_transactions,
+        contract_calls: recorder.contract_calls,
+        contracts_contained: recorder.contracts_contained,
+        validators_slashed: recorder.validators_slashed,
         timeline: recorder.timeline.take(),
         diagram,
     }
@@ -336,9 +347,29 @@ async fn simulate<S: Scheme>(
             .collect(),
     );
     let stores: Vec<MemStore> = (0..n).map(|_| MemStore::new()).collect();
+    // Validators stake with their consensus keys (ed25519 runs only).
+    let validator_keys: Vec<[u8; 32]> = schemes
+        .first()
+        .map(|s| {
+            (0..n)
+                .filter_map(|i| s.ed25519_key(i as ValidatorIndex))
+                .collect()
+        })
+        .unwrap_or_default();
+    let accusable: BTreeSet<[u8; 32]> = scenario
+        .byzantine
+        .iter()
+        .filter_map(|(v, _)| validator_keys.get(usize::from(*v)).copied())
+        .collect();
     let workload = scenario
         .ledger_tps
-        .map(|tps| Arc::new(Mutex::new(Workload::new(seed, tps))));
+        .map(|tps| Arc::new(Mutex::new(Workload::new(seed, tps, validator_keys.clone()))));
+    let mut consensus_config = scenario.consensus.clone();
+    if workload.is_some() {
+        // Votes must be provable to this chain's ledger (evidence checks
+        // signatures under the chain's consensus namespace).
+        consensus_config.namespace = consensus_namespace(CHAIN_ID);
+    }
     let build = |me: ValidatorIndex, scheme: S, peers: Arc<Vec<SocketAddr>>, store: MemStore| {
         let i = usize::from(me);
         let skew = scenario.skews.iter().find(|s| s.validator == me);
@@ -347,9 +378,10 @@ async fn simulate<S: Scheme>(
             None => SimClock::new(origin),
         };
         let (model, recorder, workload) = (model.clone(), recorder.clone(), workload.clone());
+        let (validator_keys, accusable) = (validator_keys.clone(), accusable.clone());
         let (validators, consensus, payload_bytes) = (
             validators.clone(),
-            scenario.consensus.clone(),
+            consensus_config.clone(),
             scenario.payload_bytes,
         );
         // Twins run honest engines: their attack is the shared key.
@@ -378,9 +410,14 @@ async fn simulate<S: Scheme>(
                     recorder: recorder.clone(),
                     origin,
                     payload_bytes,
-                    ledger: workload
-                        .as_ref()
-                        .map(|w| LedgerNode::new(w.clone(), validators.clone())),
+                    ledger: workload.as_ref().map(|w| {
+                        LedgerNode::new(
+                            w.clone(),
+                            validators.clone(),
+                            validator_keys.clone(),
+                            accusable.clone(),
+                        )
+                    }),
                 };
                 async move {
                     let plain = SimTransport::bind(me, peers, model)
@@ -731,6 +768,9 @@ impl<S: Scheme> Application<S> for SimApp<S> {
                 }
                 Effect::Evidence(evidence) => {
                     rec.evidence(me, evidence.first.signer, evidence.first.subject.view());
+                    if let Some(ledger) = &self.ledger {
+                        ledger.report(&self.scheme, evidence);
+                    }
                 }
                 Effect::EnteredView {
                     view,

@@ -7,7 +7,7 @@
 //! reaches the same root ([`Chain::verify`]). States are cached per block
 //! (persistent trees share nodes), so forks cost only what differs.
 
-use super::execute::{Executed, Ledger};
+use super::execute::{Event, Executed, Ledger, Receipt};
 use super::mempool::Mempool;
 use super::tx::{Address, MAX_BLOCK_GAS, SignedTransaction};
 use crate::codec::{DecodeError, Reader, Writer};
@@ -81,6 +81,9 @@ pub struct ExecutedBlock {
     pub height: Height,
     pub state_root: Digest,
     pub tx_hashes: Vec<Digest>,
+    pub receipts: Vec<Receipt>,
+    /// Epoch changes and governance outcomes at the block's start.
+    pub block_events: Vec<Event>,
 }
 
 /// Where blocks and their proposers come from: the node's block store, and
@@ -137,7 +140,10 @@ impl Chain {
         let payload = Payload::decode(&block.payload)?;
         let (_, parent) = &self.states[&block.parent];
         let Executed {
-            ledger, state_root, ..
+            ledger,
+            state_root,
+            receipts,
+            block_events,
         } = parent.execute(block.height, &proposer, &payload.txs)?;
         if state_root != payload.state_root {
             return Err(ChainError::WrongRoot {
@@ -152,6 +158,8 @@ impl Chain {
                 height: block.height,
                 state_root,
                 tx_hashes: payload.txs.iter().map(SignedTransaction::hash).collect(),
+                receipts,
+                block_events,
             },
         );
         self.states.insert(digest, (block.height, ledger));

@@ -134,6 +134,10 @@ impl Scheme for Ed25519 {
         })
     }
 
+    fn ed25519_key(&self, signer: ValidatorIndex) -> Option<[u8; 32]> {
+        Some(self.keys.get(usize::from(signer))?.to_bytes())
+    }
+
     fn ed25519_vote(
         &self,
         signer: ValidatorIndex,

@@ -88,10 +88,17 @@ pub trait Scheme: Clone + Debug + PartialEq + Eq + Send + Sync + 'static {
         certificate: &Self::Certificate,
     ) -> Result<(), CertificateError>;
 
-    /// The signer's ed25519 public key and the signature's 64 bytes, when
+    /// A validator's ed25519 public key, when this scheme signs with
+    /// ed25519: its staking account on the ledger. With
+    /// [`Scheme::ed25519_vote`], the signer's key and the signature's 64 bytes, when
     /// this scheme signs with ed25519: what an on-chain evidence transaction
     /// carries (see `ledger::staking`). Other schemes' votes cannot be
     /// proven on chain.
+    fn ed25519_key(&self, _signer: ValidatorIndex) -> Option<[u8; 32]> {
+        None
+    }
+
+    /// See [`Scheme::ed25519_key`].
     fn ed25519_vote(
         &self,
         _signer: ValidatorIndex,

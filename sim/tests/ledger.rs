@@ -1,0 +1,40 @@
+//! The ledger in simulation does what the workload asks of it: contracts
+//! run, the hostile contract is contained, equivocators are slashed, and
+//! nobody else is.
+
+use ballast_sim::runner::{RunOptions, run};
+use ballast_sim::scenario::find;
+
+#[test]
+fn equivocators_are_slashed_on_chain_and_contracts_run_under_faults() {
+    let scenario = find(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../scenarios/suite/ledger-slashing.toml"
+    ))
+    .unwrap();
+    let outcome = run(&scenario, 1, RunOptions::default());
+    assert!(outcome.passed(), "{:?}", outcome.violations);
+    assert!(
+        outcome.ledger_transactions > 500,
+        "{}",
+        outcome.ledger_transactions
+    );
+    assert!(outcome.contract_calls > 50, "{}", outcome.contract_calls);
+    assert!(
+        outcome.contracts_contained > 10,
+        "{}",
+        outcome.contracts_contained
+    );
+    // Both Byzantine validators signed provable conflicts; each is slashed
+    // once (the ledger refuses a second slash; an honest one would be a
+    // violation above).
+    assert_eq!(outcome.validators_slashed, 2);
+}
+
+#[test]
+fn keyed_hash_runs_have_no_provable_evidence_but_the_ledger_runs() {
+    let outcome = run(&find("ledger").unwrap(), 2, RunOptions::default());
+    assert!(outcome.passed(), "{:?}", outcome.violations);
+    assert_eq!(outcome.validators_slashed, 0);
+    assert!(outcome.contract_calls > 50);
+}
