@@ -1,11 +1,13 @@
-//! `ballast-sim bench-ledger`: single-core speed of the ledger's parts built
-//! so far (signed transactions, the mempool, the state tree and its proofs).
-//! Writes a markdown report.
+//! `ballast-sim bench-ledger`: single-core speed of the ledger's parts
+//! (signed transactions, contract calls, the mempool, the state tree and its
+//! proofs). Writes a markdown report.
 
 use ballast_core::Digest;
+use ballast_core::ledger::examples::{self, counter, token};
 use ballast_core::ledger::execute::{Ledger, Params};
 use ballast_core::ledger::mempool::{Limits, Mempool};
 use ballast_core::ledger::tx::{Action, SignedTransaction, Transaction, verify_batch};
+use ballast_core::ledger::wasm::Vm;
 use ballast_core::state::smt::{Key, Terminal, Tree};
 use ballast_sim::parallel::wall_now;
 use ed25519_dalek::{Signature, SigningKey, VerifyingKey};
@@ -111,18 +113,8 @@ pub fn run(out: &str, accounts: u64) -> Result<bool, String> {
         .iter()
         .map(|t| (t.tx.sender, 1_000_000_000))
         .collect();
-    let params = Params {
-        chain_id: CHAIN,
-        reward_per_block: 10,
-        unbonding_blocks: 100,
-        voting_period_blocks: 100,
-        timelock_blocks: 100,
-        quorum_percent: 33,
-        pass_percent: 50,
-        epoch_blocks: 100,
-        slash_percent: 10,
-    };
-    let mut ledger = Ledger::genesis(params, &funded);
+    let params = params_for_bench();
+    let mut ledger = Ledger::genesis(params.clone(), &funded);
     let proposer = [0xAB; 32];
     let executed = rate(blocks * block_txs, || {
         for (height, block) in all.chunks(block_txs).enumerate() {
@@ -158,6 +150,11 @@ pub fn run(out: &str, accounts: u64) -> Result<bool, String> {
 of the signature check (and decompressing the sender's key, which the raw batch was given \
 ready). Execution updates two accounts and the proposer in the state tree per transfer.\n"
     );
+
+    // ----- contracts -------------------------------------------------------
+    eprintln!("contracts...");
+    let calls = contract_calls(&params_for_bench(), executed);
+    report.push_str(&calls);
 
     // ----- mempool ---------------------------------------------------------
     eprintln!("mempool...");
@@ -278,4 +275,190 @@ ready). Execution updates two accounts and the proposer in the state tree per tr
     print!("{report}");
     println!("report written to {out}");
     Ok(true)
+}
+
+fn params_for_bench() -> Params {
+    Params {
+        chain_id: CHAIN,
+        reward_per_block: 10,
+        unbonding_blocks: 100,
+        voting_period_blocks: 100,
+        timelock_blocks: 100,
+        quorum_percent: 33,
+        pass_percent: 50,
+        epoch_blocks: 100,
+        slash_percent: 10,
+    }
+}
+
+fn signed(k: &SigningKey, nonce: u64, action: Action) -> SignedTransaction {
+    Transaction {
+        chain_id: CHAIN,
+        sender: k.verifying_key().to_bytes(),
+        nonce,
+        fee: action.min_fee(),
+        expiry_height: 1_000_000,
+        action,
+    }
+    .sign(k)
+}
+
+/// Contract calls per second (counter and token), signatures verified and
+/// executed in blocks like the transfers, and compile versus cached-module
+/// cost; `transfer_rate` is the executed-transfer rate of the same run.
+fn contract_calls(params: &Params, transfer_rate: f64) -> String {
+    const GAS: u64 = 200_000;
+    let senders = 500;
+    let blocks = 10;
+    let keys: Vec<SigningKey> = (0..senders as u64)
+        .map(|i| SigningKey::from_bytes(&Digest::of(&(i ^ 0xC0DE).to_be_bytes()).0))
+        .collect();
+    let funded: Vec<_> = keys
+        .iter()
+        .map(|k| (k.verifying_key().to_bytes(), 1_000_000_000))
+        .collect();
+    let proposer = [0xAB; 32];
+    let mut ledger = Ledger::genesis(params.clone(), &funded);
+    let deployer = &keys[0];
+    let deploys = [examples::COUNTER, examples::TOKEN].map(|code| Action::Deploy {
+        code: code.to_vec(),
+        gas_limit: 2_000_000,
+    });
+    let mut nonce0 = 0;
+    let mut block0 = Vec::new();
+    for action in deploys {
+        block0.push(signed(deployer, nonce0, action));
+        nonce0 += 1;
+    }
+    let out = ledger.execute(1, &proposer, &block0).expect("deploys");
+    let addresses: Vec<[u8; 32]> = out
+        .receipts
+        .iter()
+        .map(|r| r.output.clone().try_into().expect("an address"))
+        .collect();
+    let (counter_at, token_at) = (addresses[0], addresses[1]);
+    ledger = out.ledger;
+    // Give every sender tokens, so their transfers succeed.
+    let grants: Vec<_> = keys[1..]
+        .iter()
+        .enumerate()
+        .map(|(i, k)| {
+            let call = Action::Call {
+                contract: token_at,
+                input: token::transfer(&k.verifying_key().to_bytes(), 1_000_000),
+                value: 0,
+                gas_limit: GAS,
+            };
+            signed(deployer, nonce0 + i as u64, call)
+        })
+        .collect();
+    nonce0 += grants.len() as u64;
+    ledger = ledger
+        .execute(2, &proposer, &grants)
+        .expect("grants")
+        .ledger;
+    let mut height = 2;
+    let mut measure = |make: &dyn Fn(usize, u64) -> Vec<u8>, contract: [u8; 32]| {
+        let mut chain = ledger.clone();
+        let blocks_txs: Vec<Vec<SignedTransaction>> = (0..blocks)
+            .map(|b| {
+                keys.iter()
+                    .enumerate()
+                    .map(|(i, k)| {
+                        let base = if i == 0 { nonce0 } else { 0 };
+                        let action = Action::Call {
+                            contract,
+                            input: make(i, b as u64),
+                            value: 0,
+                            gas_limit: GAS,
+                        };
+                        signed(k, base + b as u64, action)
+                    })
+                    .collect()
+            })
+            .collect();
+        let mut gas = 0u64;
+        let per_second = rate(blocks * senders, || {
+            for txs in &blocks_txs {
+                height += 1;
+                let out = chain.execute(height, &proposer, txs).expect("valid block");
+                for r in &out.receipts {
+                    assert_eq!(r.status, Ok(()), "{r:?}");
+                    gas += r.gas_used;
+                }
+                chain = out.ledger;
+            }
+        });
+        (per_second, gas / (blocks * senders) as u64)
+    };
+    let (counter_rate, counter_gas) = measure(&|_, _| counter::increment(1), counter_at);
+    let recipient = keys[1].verifying_key().to_bytes();
+    let (token_rate, token_gas) = measure(&|_, _| token::transfer(&recipient, 1), token_at);
+    // Compilation: a fresh VM each time, against lookups in a warm cache.
+    let examples_all = [
+        ("counter", examples::COUNTER),
+        ("token", examples::TOKEN),
+        ("escrow", examples::ESCROW),
+        ("swap", examples::SWAP),
+    ];
+    let mut compile_rows = String::new();
+    for (name, code) in examples_all {
+        let hash = Digest::of(code);
+        let rounds = 20;
+        // Distinct (made-up) hashes make each round a cache miss.
+        let vm = Vm::new();
+        let cold = rate(rounds, || {
+            for i in 0..rounds as u64 {
+                let fresh = Digest::of(&i.to_le_bytes());
+                vm.compile(fresh, code).expect("compiles");
+            }
+        });
+        vm.compile(hash, code).expect("compiles");
+        let warm = rate(10_000, || {
+            for _ in 0..10_000 {
+                vm.compile(hash, code).expect("cached");
+            }
+        });
+        let _ = writeln!(
+            compile_rows,
+            "| {name} | {} | {:.0} | {:.2} |",
+            code.len(),
+            1e6 / cold,
+            1e6 / warm
+        );
+    }
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "## Contract calls ({senders} senders, blocks of {senders} calls, signatures verified per block)\n"
+    );
+    let _ = writeln!(
+        out,
+        "| what | calls per second | mean gas per call | ratio to executed transfers |"
+    );
+    let _ = writeln!(out, "|---|---:|---:|---:|");
+    for (what, value, gas) in [
+        ("counter `increment`", counter_rate, counter_gas),
+        ("token `transfer`", token_rate, token_gas),
+    ] {
+        let _ = writeln!(
+            out,
+            "| {what} | {value:.0} | {gas} | {:.2} |",
+            value / transfer_rate
+        );
+    }
+    let _ = writeln!(
+        out,
+        "\nEach call instantiates the contract afresh (a new wasmtime store and instance from the \
+cached, pre-linked module), meters fuel, and commits its storage writes to the state tree. \
+The module cache is keyed by code hash; a miss compiles the module with Cranelift:\n"
+    );
+    let _ = writeln!(
+        out,
+        "| contract | WASM bytes | compile (cache miss), µs | cached lookup, µs |"
+    );
+    let _ = writeln!(out, "|---|---:|---:|---:|");
+    out.push_str(&compile_rows);
+    out.push('\n');
+    out
 }

@@ -78,6 +78,14 @@ fn swarm_seed_772() {
     check_file("regressions/swarm-772.toml", 772);
 }
 
+/// Liveness: blocks slower to arrive than the followers' timers; those
+/// who had notarized waited for their long Advance timers before
+/// nullifying, so every failed view cost 4 s (see the file's comment).
+#[test]
+fn swarm_seed_2160() {
+    check_file("regressions/swarm-2160.toml", 2160);
+}
+
 /// Window check: with v0 (the leader) paused and the next leader's proposal
 /// lost to one validator, backed-off timers took 1.5 s to finalize again,
 /// longer than the 1.3 s the scenario first allowed (widened to 2.8 s).

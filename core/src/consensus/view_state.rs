@@ -78,6 +78,11 @@ impl<S: Scheme> ViewState<S> {
             .and_then(|c| c.subject.digest())
     }
 
+    /// Signers whose nullify vote counted in this view.
+    pub fn nullify_signers(&self) -> Vec<ValidatorIndex> {
+        self.nullifies.keys().copied().collect()
+    }
+
     /// Whether the view ended, and so the replica may move past it.
     pub fn is_certified(&self) -> bool {
         self.notarization.is_some() || self.nullification.is_some() || self.finalization.is_some()
