@@ -491,7 +491,11 @@ async fn simulate<S: Scheme>(
         schedule.push((p.resume_ms, 1, Fault::Resume(p.validator)));
     }
     if let Some(l) = &scenario.leader_crashes {
-        let watch_ms = (l.from_ms..=l.to_ms + l.down_ms).step_by(LEADER_WATCH_MS as usize);
+        // Ticks run one step past the last possible restart (a crash at the
+        // last tick before `to_ms`, plus `down_ms`), or that leader would
+        // stay down for good (swarm seed 197).
+        let last_ms = l.to_ms + l.down_ms + LEADER_WATCH_MS;
+        let watch_ms = (l.from_ms..=last_ms).step_by(LEADER_WATCH_MS as usize);
         schedule.extend(watch_ms.map(|at| (at, 0, Fault::LeaderWatch)));
     }
     schedule.push((scenario.heal_ms(), 3, Fault::Heal));
@@ -563,6 +567,10 @@ async fn simulate<S: Scheme>(
                 heal_state = Some((at_us, rec.max_view(), rec.finalized_heights()));
             }
             Fault::End => {
+                assert!(
+                    leaders_down.iter().all(|(until, _)| *until > at_ms),
+                    "the leader-crash watcher left {leaders_down:?} down past their restart"
+                );
                 if scenario.check_liveness
                     && let Some((heal_us, heal_view, heights)) = &heal_state
                 {

@@ -86,6 +86,13 @@ fn swarm_seed_2160() {
     check_file("regressions/swarm-2160.toml", 2160);
 }
 
+/// Simulator: a leader crashed near the end of the leader-crash window
+/// was never restarted (the watcher's last tick came before its restart).
+#[test]
+fn swarm_seed_197() {
+    check_file("regressions/swarm-197.toml", 197);
+}
+
 /// Window check: with v0 (the leader) paused and the next leader's proposal
 /// lost to one validator, backed-off timers took 1.5 s to finalize again,
 /// longer than the 1.3 s the scenario first allowed (widened to 2.8 s).

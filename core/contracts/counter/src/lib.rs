@@ -9,11 +9,7 @@ const COUNT: &[u8] = b"count";
 
 #[unsafe(no_mangle)]
 pub extern "C" fn call() -> u32 {
-    let mut buf = [0u8; sdk::MAX_INPUT_BYTES];
-    let Some(input) = sdk::input(&mut buf) else {
-        return revert::BAD_INPUT;
-    };
-    match input.first() {
+    sdk::dispatch(|input| match input.first() {
         Some(0) => {
             let Some(by) = sdk::read_u64(input, 1) else {
                 return revert::BAD_INPUT;
@@ -31,5 +27,5 @@ pub extern "C" fn call() -> u32 {
             0
         }
         _ => revert::BAD_INPUT,
-    }
+    })
 }

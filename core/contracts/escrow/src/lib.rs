@@ -81,11 +81,7 @@ fn settle(id: u64, pay_buyer: bool) -> u32 {
 
 #[unsafe(no_mangle)]
 pub extern "C" fn call() -> u32 {
-    let mut buf = [0u8; sdk::MAX_INPUT_BYTES];
-    let Some(input) = sdk::input(&mut buf) else {
-        return revert::BAD_INPUT;
-    };
-    match input.first() {
+    sdk::dispatch(|input| match input.first() {
         Some(0) => {
             let (Some(seller), Some(arbiter)) =
                 (sdk::read_address(input, 1), sdk::read_address(input, 33))
@@ -122,5 +118,5 @@ pub extern "C" fn call() -> u32 {
             0
         }
         _ => revert::BAD_INPUT,
-    }
+    })
 }

@@ -63,6 +63,17 @@ pub fn input(buf: &mut [u8; MAX_INPUT_BYTES]) -> Option<&[u8]> {
     }
 }
 
+/// Runs `method` on the call's input; an input longer than
+/// [`MAX_INPUT_BYTES`] reverts with [`revert::BAD_INPUT`]. The body of every
+/// contract's `call`.
+pub fn dispatch(method: impl FnOnce(&[u8]) -> u32) -> u32 {
+    let mut buf = [0u8; MAX_INPUT_BYTES];
+    match input(&mut buf) {
+        Some(input) => method(input),
+        None => revert::BAD_INPUT,
+    }
+}
+
 /// Sets the bytes the call returns to its caller (kept in the receipt).
 pub fn set_return(bytes: &[u8]) {
     // SAFETY: a valid slice.

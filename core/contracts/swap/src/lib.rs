@@ -66,14 +66,10 @@ pub extern "C" fn init() -> u32 {
 
 #[unsafe(no_mangle)]
 pub extern "C" fn call() -> u32 {
-    let mut buf = [0u8; sdk::MAX_INPUT_BYTES];
-    let Some(input) = sdk::input(&mut buf) else {
-        return revert::BAD_INPUT;
-    };
-    match run(input) {
+    sdk::dispatch(|input| match run(input) {
         Ok(()) => 0,
         Err(code) => code,
-    }
+    })
 }
 
 fn run(input: &[u8]) -> Result<(), u32> {

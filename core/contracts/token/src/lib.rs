@@ -21,11 +21,7 @@ pub extern "C" fn init() -> u32 {
 
 #[unsafe(no_mangle)]
 pub extern "C" fn call() -> u32 {
-    let mut buf = [0u8; sdk::MAX_INPUT_BYTES];
-    let Some(input) = sdk::input(&mut buf) else {
-        return revert::BAD_INPUT;
-    };
-    match input.first() {
+    sdk::dispatch(|input| match input.first() {
         Some(0) => {
             let (Some(to), Some(amount)) = (sdk::read_address(input, 1), sdk::read_u64(input, 33))
             else {
@@ -60,5 +56,5 @@ pub extern "C" fn call() -> u32 {
             0
         }
         _ => revert::BAD_INPUT,
-    }
+    })
 }
