@@ -47,5 +47,7 @@ quint run --backend=typescript --main=simplex4 --invariant=safety --mbt \
     --out-itf="$traces/trace_{seq}.itf.json" simplex.qnt > /dev/null
 echo "$(ls "$traces" | wc -l) traces in $traces"
 cd ..
-BALLAST_TRACES="$traces" cargo test --release -q -p ballast-core --features planted-bugs \
+# --workspace: the same feature resolution as the workspace build, so
+# nothing is rebuilt but the two test binaries' crate.
+BALLAST_TRACES="$traces" cargo test --release -q --workspace --features ballast-core/planted-bugs \
     --test model_traces --test model_traces_planted -- --nocapture 2>&1 | grep -E "replayed|diverged|test result|panicked|FAILED"

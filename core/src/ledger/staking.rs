@@ -272,6 +272,7 @@ impl Ledger {
     ) -> Ledger {
         let mut ledger = Ledger::genesis(params, balances);
         for (validator, stake) in validators {
+            assert!(*stake > 0, "a genesis validator bonds some stake");
             let mut account = ledger.account(validator).expect("genesis records decode");
             account.staked += stake;
             ledger.put_account(validator, &account);
@@ -322,7 +323,7 @@ impl Ledger {
         if self.is_jailed(&validator) {
             return Err(Failure::AlreadySlashed);
         }
-        let mut account = self.account(&validator).map_err(|_| Failure::Overflow)?;
+        let mut account = self.account(&validator).unwrap_or_default();
         let power = self.powers().get(&validator).copied().unwrap_or(0);
         if account.staked == 0 && power == 0 {
             return Err(Failure::NotSlashable);
