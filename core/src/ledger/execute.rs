@@ -848,12 +848,13 @@ impl Ledger {
         let code_hash = self
             .contract_code_hash(&call.contract)
             .ok_or(ContractError::NoContract)?;
+        // Borrowed, not copied: on a cache hit (every call after the first)
+        // the code is never read.
         let code = self
             .tree
             .get(&code_key(&code_hash))
-            .expect("a contract's code is stored with it")
-            .to_vec();
-        let compiled = self.vm.compile(code_hash, &code)?;
+            .expect("a contract's code is stored with it");
+        let compiled = self.vm.compile(code_hash, code)?;
         self.move_native(&call.caller, &call.contract, call.value)?;
         let gas_used = self.run(&compiled, call, "call", gas_limit, outcome)?;
         outcome.gas_used = gas_used;
@@ -879,7 +880,7 @@ impl Ledger {
             call.height,
             call.input,
         );
-        let (state, result, gas_used) = self.vm.clone().run(compiled, state, entry, gas_limit);
+        let (state, result, gas_used) = self.vm.run(compiled, state, entry, gas_limit);
         outcome.gas_used = gas_used;
         result?;
         *self = state.ledger;
