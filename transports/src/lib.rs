@@ -2,11 +2,11 @@
 //!
 //! - [`Transport`] moves framed bytes between validators. Implementations:
 //!   [`sim::SimTransport`] (madsim's network plus the simulator's link model)
-//!   and [`memory::MemoryTransport`] (channels, for tests); QUIC comes with the
-//!   node.
+//!   [`memory::MemoryTransport`] (channels, for tests) and, with the `quic`
+//!   feature, `quic::QuicTransport` (the node's).
 //! - [`Store`] is a key-value store with an explicit `sync`. Implementation:
 //!   [`memory::MemStore`], whose unsynced writes can be lost or torn by a
-//!   simulated crash; RocksDB comes with the node.
+//!   simulated crash; the node's RocksDB store lives in `node/`.
 //! - [`Clock`] gives the time and sleeps: simulated ([`sim::SimClock`]) or
 //!   real ([`memory::TokioClock`]).
 //! - [`engine::Engine`] is the one loop that drives a validator's state
@@ -15,6 +15,8 @@
 
 pub mod engine;
 pub mod memory;
+#[cfg(feature = "quic")]
+pub mod quic;
 pub mod sim;
 
 use ballast_core::ValidatorIndex;

@@ -21,7 +21,7 @@ mod view_state;
 pub use messages::{
     Certificate, MAX_BLOCKS_PER_REQUEST, MAX_VIEWS_PER_REQUEST, Message, Proposal, Subject, Vote,
 };
-pub use record::Record;
+pub use record::{Record, prefix as record_prefix};
 pub use simplex::Simplex;
 
 use crate::codec::DecodeError;

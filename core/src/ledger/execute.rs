@@ -114,7 +114,8 @@ pub struct Account {
 }
 
 impl Account {
-    fn encode(&self) -> Vec<u8> {
+    /// The canonical bytes stored in the state tree (what a proof hashes).
+    pub fn encode(&self) -> Vec<u8> {
         let mut w = Writer::new();
         w.u64(self.balance);
         w.u64(self.nonce);

@@ -1,0 +1,392 @@
+//! The node's application above consensus: the ledger (build, re-execute,
+//! finalize), the mempool, and the indexes and shared state the RPC reads.
+//!
+//! The same `Chain` the simulator attacks decides everything; this module
+//! only moves its results to disk, to RPC readers and to metrics.
+
+use crate::genesis::Genesis;
+use crate::json;
+use crate::metrics::Metrics;
+use crate::store::{ChainDb, FinalizedEntry};
+use ballast_core::consensus::{Certificate, Message, Record, Verdict};
+use ballast_core::ledger::chain::{Chain, ChainError, MAX_BLOCK_TRANSACTIONS, Payload, Source};
+use ballast_core::ledger::execute::Ledger;
+use ballast_core::ledger::mempool::{Limits, Mempool, Rejection};
+use ballast_core::ledger::tx::{Address, SignedTransaction};
+use ballast_core::scheme::ed25519::Ed25519;
+use ballast_core::validators::ValidatorSet;
+use ballast_core::{Block, Digest, Height, View};
+use ballast_transports::engine::{Application, BlockLookup, Observation};
+use ballast_transports::{Store, StoreError};
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+use tokio::sync::broadcast;
+
+/// Finalized states kept in memory for reads "at a recent height".
+pub const RECENT_STATES: usize = 64;
+/// Proposals whose first-seen time is remembered for the latency histogram.
+const MAX_TRACKED_PROPOSALS: usize = 1_024;
+
+/// The finalized head.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Head {
+    pub height: Height,
+    pub digest: Digest,
+    pub state_root: Digest,
+}
+
+/// A newly finalized block, as subscribers see it.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct FinalizedBlock {
+    pub height: Height,
+    pub hash: String,
+    pub view: View,
+    pub state_root: String,
+    pub transactions: Vec<String>,
+}
+
+/// What the engine and the RPC share. Held briefly under one lock.
+pub struct Shared {
+    pub mempool: Mempool,
+    pub head: Head,
+    /// The consensus view this validator is in.
+    pub view: View,
+    /// Finalized states, newest last, at most [`RECENT_STATES`].
+    pub states: VecDeque<(Height, Ledger)>,
+}
+
+impl Shared {
+    pub fn state(&self) -> &Ledger {
+        &self.states.back().expect("genesis state is always kept").1
+    }
+
+    pub fn state_at(&self, height: Height) -> Option<&Ledger> {
+        self.states
+            .iter()
+            .find(|(h, _)| *h == height)
+            .map(|(_, s)| s)
+    }
+
+    /// Admits a client's transaction against the finalized state.
+    pub fn submit(&mut self, tx: SignedTransaction) -> Result<Digest, Rejection> {
+        tx.verify()?;
+        let nonce = self.state().account(&tx.tx.sender).map_or(0, |a| a.nonce);
+        let height = self.head.height + 1;
+        self.mempool.admit(tx, nonce, height)
+    }
+}
+
+/// A handle on the shared state.
+#[derive(Clone)]
+pub struct SharedHandle(Arc<Mutex<Shared>>);
+
+impl SharedHandle {
+    pub fn lock(&self) -> MutexGuard<'_, Shared> {
+        // A panic while holding the lock leaves consistent data (every
+        // update is a single assignment), so a poisoned lock is still usable.
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+pub struct NodeApp {
+    chain: Chain,
+    shared: SharedHandle,
+    db: ChainDb,
+    /// Validators' accounts: the proposer of a block is paid at its key.
+    validator_keys: Arc<Vec<Address>>,
+    validators: Arc<ValidatorSet>,
+    finalized_tx: broadcast::Sender<FinalizedBlock>,
+    metrics: Arc<Metrics>,
+    first_seen: BTreeMap<Digest, Instant>,
+}
+
+impl NodeApp {
+    pub fn new(
+        genesis: &Genesis,
+        db: ChainDb,
+        metrics: Arc<Metrics>,
+    ) -> (NodeApp, SharedHandle, broadcast::Sender<FinalizedBlock>) {
+        let state = genesis.ledger();
+        let shared = SharedHandle(Arc::new(Mutex::new(Shared {
+            mempool: Mempool::new(genesis.chain_id, Limits::default()),
+            head: Head {
+                height: 0,
+                digest: Block::genesis().digest(),
+                state_root: state.tree.root(),
+            },
+            view: 0,
+            states: VecDeque::from([(0, state.clone())]),
+        })));
+        let (finalized_tx, _) = broadcast::channel(1_024);
+        let app = NodeApp {
+            chain: Chain::new(state),
+            shared: shared.clone(),
+            db,
+            validator_keys: Arc::new(genesis.validator_keys()),
+            validators: Arc::new(genesis.validator_set()),
+            finalized_tx: finalized_tx.clone(),
+            metrics,
+            first_seen: BTreeMap::new(),
+        };
+        (app, shared, finalized_tx)
+    }
+
+    fn proposer(&self, view: View) -> Address {
+        self.validator_keys[usize::from(self.validators.leader(view))]
+    }
+
+    /// Re-executes the finalized chain the engine recorded (from genesis:
+    /// the ledger state lives in memory) and rebuilds any indexes a crash
+    /// lost. Blocks come from the engine's store, which keeps every block
+    /// it stored; the walk follows parent links from the last finalized
+    /// block down to genesis.
+    pub fn recover<St: Store>(&mut self, store: &St) -> Result<Height, StoreError> {
+        let Some(bytes) = store.get(&[ballast_core::consensus::record_prefix::FINALIZED])? else {
+            return Ok(0);
+        };
+        let Ok(Record::<Ed25519>::Finalized { block, certificate }) = Record::decode(&bytes) else {
+            return Err(StoreError("the finalized record does not decode".into()));
+        };
+        let lookup = |digest: &Digest| -> Option<Block> {
+            let bytes = store.get(&Record::<Ed25519>::block_key(digest)).ok()??;
+            match Record::<Ed25519>::decode(&bytes) {
+                Ok(Record::Block(block)) => Some(block),
+                _ => None,
+            }
+        };
+        let mut chain = vec![block.clone()];
+        let mut cursor = block.parent;
+        let genesis = Block::genesis().digest();
+        while cursor != genesis {
+            let Some(parent) = lookup(&cursor) else {
+                return Err(StoreError(format!(
+                    "finalized ancestor {} is missing from the store",
+                    cursor.short()
+                )));
+            };
+            cursor = parent.parent;
+            chain.push(parent);
+        }
+        chain.reverse();
+        let indexed = self.db.indexed_height()?;
+        let certificate_bytes = Message::<Ed25519>::Certificate(certificate).encode();
+        for block in &chain {
+            self.finalize_block(block, &certificate_bytes, &lookup, block.height > indexed)?;
+        }
+        Ok(block.height)
+    }
+
+    /// Executes one finalized block (if not yet), indexes it when `index`,
+    /// and publishes it.
+    fn finalize_block(
+        &mut self,
+        block: &Block,
+        certificate: &[u8],
+        lookup: &dyn Fn(&Digest) -> Option<Block>,
+        index: bool,
+    ) -> Result<(), StoreError> {
+        let digest = block.digest();
+        let validators = self.validators.clone();
+        let keys = self.validator_keys.clone();
+        let proposer = move |b: &Block| keys[usize::from(validators.leader(b.view))];
+        let with_block = |d: &Digest| {
+            if *d == digest {
+                Some(block.clone())
+            } else {
+                lookup(d)
+            }
+        };
+        let source = Source {
+            block: &with_block,
+            proposer: &proposer,
+        };
+        let state = match self.chain.state_after(digest, &source) {
+            Ok(state) => state.clone(),
+            // Consensus finalized it, so a quorum executed it: a node that
+            // cannot is broken (or its store is), and must not go on.
+            Err(e) => {
+                return Err(StoreError(format!(
+                    "finalized block {} at height {} does not execute here: {e}",
+                    digest.short(),
+                    block.height
+                )));
+            }
+        };
+        let executed = self
+            .chain
+            .executed(&digest)
+            .expect("state_after executed it")
+            .clone();
+        if index {
+            let hashes: Vec<[u8; 32]> = executed.tx_hashes.iter().map(|d| d.0).collect();
+            let receipts = serde_json::to_vec(&json::receipts(&executed)).expect("JSON encodes");
+            self.db.index(&FinalizedEntry {
+                height: block.height,
+                digest: digest.0,
+                certificate,
+                tx_hashes: &hashes,
+                receipts_json: &receipts,
+            })?;
+        }
+        self.chain.finalize(digest, block.height);
+        {
+            let mut shared = self.shared.lock();
+            shared.head = Head {
+                height: block.height,
+                digest,
+                state_root: executed.state_root,
+            };
+            let nonce = |a: &Address| state.account(a).map_or(0, |acc| acc.nonce);
+            shared.mempool.prune(block.height + 1, nonce);
+            shared.states.push_back((block.height, state.clone()));
+            while shared.states.len() > RECENT_STATES {
+                shared.states.pop_front();
+            }
+            self.metrics
+                .mempool_transactions
+                .set(shared.mempool.len() as i64);
+        }
+        self.metrics.finalized_height.set(block.height as i64);
+        self.metrics
+            .transactions_total
+            .inc_by(executed.tx_hashes.len() as u64);
+        if let Some(seen) = self.first_seen.remove(&digest) {
+            self.metrics
+                .finalization_latency_seconds
+                .observe(seen.elapsed().as_secs_f64());
+        }
+        // No subscriber is fine; a lagging one skips (broadcast semantics).
+        let _ = self.finalized_tx.send(FinalizedBlock {
+            height: block.height,
+            hash: hex::encode(digest.0),
+            view: block.view,
+            state_root: hex::encode(executed.state_root.0),
+            transactions: executed
+                .tx_hashes
+                .iter()
+                .map(|d| hex::encode(d.0))
+                .collect(),
+        });
+        Ok(())
+    }
+}
+
+impl Application<Ed25519> for NodeApp {
+    fn propose(
+        &mut self,
+        view: View,
+        parent: Digest,
+        height: Height,
+        blocks: &dyn BlockLookup,
+    ) -> Result<Vec<u8>, Digest> {
+        let proposer = self.proposer(view);
+        let validators = self.validators.clone();
+        let keys = self.validator_keys.clone();
+        let proposer_of = move |b: &Block| keys[usize::from(validators.leader(b.view))];
+        let lookup = |d: &Digest| blocks.block(d);
+        let source = Source {
+            block: &lookup,
+            proposer: &proposer_of,
+        };
+        let shared = self.shared.lock();
+        match self.chain.build(
+            (parent, height, proposer),
+            &shared.mempool,
+            MAX_BLOCK_TRANSACTIONS,
+            &source,
+        ) {
+            Ok(payload) => Ok(payload.encode()),
+            Err(ChainError::UnknownBlock(missing)) => Err(missing),
+            Err(e) => {
+                // The parent does not execute here: propose a block nobody
+                // will vote for, so the view times out and moves on.
+                tracing::error!(error = %e, view, "cannot build on the parent");
+                Ok(Payload {
+                    state_root: Digest([0; 32]),
+                    txs: Vec::new(),
+                }
+                .encode())
+            }
+        }
+    }
+
+    fn verify(&mut self, block: &Block, blocks: &dyn BlockLookup) -> Verdict {
+        let validators = self.validators.clone();
+        let keys = self.validator_keys.clone();
+        let proposer_of = move |b: &Block| keys[usize::from(validators.leader(b.view))];
+        let lookup = |d: &Digest| blocks.block(d);
+        let source = Source {
+            block: &lookup,
+            proposer: &proposer_of,
+        };
+        match self.chain.verify(block, &source) {
+            Ok(()) => Verdict::Valid,
+            Err(ChainError::UnknownBlock(missing)) => Verdict::MissingBlock(missing),
+            Err(e) => {
+                tracing::warn!(error = %e, view = block.view, "rejecting proposal");
+                Verdict::Invalid
+            }
+        }
+    }
+
+    fn finalized(
+        &mut self,
+        _now_ms: u64,
+        blocks: &[Block],
+        certificate: &Certificate<Ed25519>,
+        stored: &dyn BlockLookup,
+    ) {
+        let certificate = Message::<Ed25519>::Certificate(certificate.clone()).encode();
+        let lookup = |d: &Digest| stored.block(d);
+        for block in blocks {
+            if let Err(e) = self.finalize_block(block, &certificate, &lookup, true) {
+                // The engine cannot be told to stop from here; the node's
+                // health check reports the stalled head, and the log says why.
+                tracing::error!(error = %e, "finalizing a block failed");
+                self.metrics.errors_total.inc();
+                return;
+            }
+        }
+    }
+
+    fn observe(&mut self, _now_ms: u64, event: Observation<'_, Ed25519>) {
+        match event {
+            Observation::State { view, .. } => {
+                self.metrics.view.set(view as i64);
+                self.shared.lock().view = view;
+            }
+            Observation::Received {
+                message: Message::Proposal(proposal),
+                ..
+            } => self.track(proposal.block.digest()),
+            Observation::Effect(ballast_core::consensus::Effect::VerifyProposal { block }) => {
+                self.track(block.digest())
+            }
+            Observation::Effect(ballast_core::consensus::Effect::Evidence(evidence)) => {
+                self.metrics.evidence_total.inc();
+                tracing::error!(
+                    signer = evidence.first.signer,
+                    "a validator signed conflicting votes"
+                );
+            }
+            Observation::Rejected { from, error } => {
+                self.metrics.messages_rejected_total.inc();
+                tracing::debug!(from, %error, "rejected input");
+            }
+            Observation::TornRecords(count) => {
+                tracing::warn!(count, "skipped torn records during recovery");
+            }
+            _ => {}
+        }
+    }
+}
+
+impl NodeApp {
+    fn track(&mut self, digest: Digest) {
+        if self.first_seen.len() >= MAX_TRACKED_PROPOSALS {
+            self.first_seen.pop_first();
+        }
+        self.first_seen.entry(digest).or_insert_with(Instant::now);
+    }
+}

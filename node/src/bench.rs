@@ -1,0 +1,247 @@
+//! `ballast bench`: submits signed transfers over JSON-RPC at a target rate
+//! and reports achieved throughput and finalization latency percentiles,
+//! next to the machine's bound measured in the same run.
+//!
+//! Each sending account is bound to one node's RPC, so its nonces arrive in
+//! order at one mempool (transactions are not gossiped between validators:
+//! a node includes what was submitted to it when it leads). Latency is from
+//! the moment the RPC accepted a transaction to the moment a
+//! `ballast_finalized` notification names it.
+
+use crate::client::{Client, transfer};
+use crate::config::read_key;
+use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
+use jsonrpsee::core::client::SubscriptionClientT;
+use jsonrpsee::rpc_params;
+use jsonrpsee::ws_client::WsClientBuilder;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub struct BenchOptions {
+    /// RPC URLs (http://host:port), one per validator to spread load.
+    pub rpcs: Vec<String>,
+    /// A directory of funded account keys (`init`'s `accounts/`).
+    pub accounts_dir: PathBuf,
+    pub rate_per_second: u64,
+    pub duration_seconds: u64,
+    /// Validators that each verify every transaction (for the bound).
+    pub validators: u64,
+    /// Write a markdown report here as well.
+    pub results: Option<PathBuf>,
+}
+
+#[derive(Debug, Default)]
+pub struct BenchReport {
+    pub sent: u64,
+    pub rejected: u64,
+    pub finalized: u64,
+    pub seconds: f64,
+    pub achieved_per_second: f64,
+    pub latency_p50_ms: f64,
+    pub latency_p99_ms: f64,
+    pub bound_per_second: f64,
+    pub batch_verify_per_second: f64,
+}
+
+/// ed25519 batch verification on every core for about a second: the rate
+/// at which this machine can check signatures at all.
+pub fn batch_verify_rate() -> f64 {
+    const BATCH: usize = 256;
+    let keys: Vec<SigningKey> = (0..BATCH as u64)
+        .map(|i| {
+            let mut seed = [0u8; 32];
+            seed[..8].copy_from_slice(&i.to_le_bytes());
+            SigningKey::from_bytes(&seed)
+        })
+        .collect();
+    let messages: Vec<Vec<u8>> = (0..BATCH)
+        .map(|i| format!("transfer {i}").into_bytes())
+        .collect();
+    let signatures: Vec<Signature> = keys.iter().zip(&messages).map(|(k, m)| k.sign(m)).collect();
+    let verifying: Vec<VerifyingKey> = keys.iter().map(|k| k.verifying_key()).collect();
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let started = Instant::now();
+    let verified: usize = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..cores)
+            .map(|_| {
+                scope.spawn(|| {
+                    let refs: Vec<&[u8]> = messages.iter().map(|m| m.as_slice()).collect();
+                    let mut count = 0;
+                    let begin = Instant::now();
+                    while begin.elapsed() < Duration::from_secs(1) {
+                        ed25519_dalek::verify_batch(&refs, &signatures, &verifying)
+                            .expect("valid signatures");
+                        count += BATCH;
+                    }
+                    count
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("no panic"))
+            .sum()
+    });
+    verified as f64 / started.elapsed().as_secs_f64()
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[rank]
+}
+
+pub async fn bench(options: BenchOptions) -> Result<BenchReport, String> {
+    let mut keys = Vec::new();
+    let mut entries: Vec<_> = std::fs::read_dir(&options.accounts_dir)
+        .map_err(|e| format!("{}: {e}", options.accounts_dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "key"))
+        .collect();
+    entries.sort();
+    for path in entries {
+        keys.push(read_key(&path).map_err(|e| e.to_string())?);
+    }
+    if keys.is_empty() {
+        return Err(format!(
+            "no *.key files in {}",
+            options.accounts_dir.display()
+        ));
+    }
+    let clients: Vec<Client> = options
+        .rpcs
+        .iter()
+        .map(|u| Client::new(u).map_err(|e| e.to_string()))
+        .collect::<Result<_, _>>()?;
+    let chain_id = clients[0].chain_id().await.map_err(|e| e.to_string())?;
+    let height = clients[0].height().await.map_err(|e| e.to_string())?;
+    let mut nonces = Vec::new();
+    for key in &keys {
+        let address = key.verifying_key().to_bytes();
+        nonces.push(
+            clients[0]
+                .nonce(&address)
+                .await
+                .map_err(|e| e.to_string())?,
+        );
+    }
+    println!(
+        "bench: {} tx/s for {} s from {} accounts over {} node(s)",
+        options.rate_per_second,
+        options.duration_seconds,
+        keys.len(),
+        clients.len()
+    );
+
+    // Finalized transactions, from one node's subscription.
+    let accepted: Arc<Mutex<BTreeMap<String, Instant>>> = Arc::default();
+    let latencies: Arc<Mutex<Vec<f64>>> = Arc::default();
+    let last_finalized: Arc<Mutex<Option<Instant>>> = Arc::default();
+    let ws_url = options.rpcs[0].replacen("http://", "ws://", 1);
+    let ws = WsClientBuilder::default()
+        .build(&ws_url)
+        .await
+        .map_err(|e| format!("{ws_url}: {e}"))?;
+    let mut subscription = ws
+        .subscribe::<Value, _>(
+            "ballast_subscribeFinalized",
+            rpc_params![],
+            "ballast_unsubscribeFinalized",
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    let watcher = {
+        let (accepted, latencies, last) =
+            (accepted.clone(), latencies.clone(), last_finalized.clone());
+        tokio::spawn(async move {
+            while let Some(Ok(block)) = subscription.next().await {
+                let now = Instant::now();
+                let mut accepted = accepted.lock().expect("lock");
+                let mut latencies = latencies.lock().expect("lock");
+                for tx in block["transactions"].as_array().into_iter().flatten() {
+                    if let Some(sent) = tx.as_str().and_then(|h| accepted.remove(h)) {
+                        latencies.push(now.duration_since(sent).as_secs_f64() * 1e3);
+                        *last.lock().expect("lock") = Some(now);
+                    }
+                }
+            }
+        })
+    };
+
+    let started = Instant::now();
+    let total = options.rate_per_second * options.duration_seconds;
+    let in_flight = Arc::new(tokio::sync::Semaphore::new(512));
+    let rejected = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let sink = [0xbe; 32];
+    for i in 0..total {
+        let due = started + Duration::from_secs_f64(i as f64 / options.rate_per_second as f64);
+        tokio::time::sleep_until(due.into()).await;
+        let account = (i as usize) % keys.len();
+        let tx = transfer(&keys[account], chain_id, nonces[account], height, sink, 1);
+        nonces[account] += 1;
+        let client = clients[account % clients.len()].clone();
+        let permit = in_flight.clone().acquire_owned().await.expect("open");
+        let (accepted, rejected) = (accepted.clone(), rejected.clone());
+        tokio::spawn(async move {
+            let hash = hex::encode(tx.hash().0);
+            let sent = Instant::now();
+            accepted.lock().expect("lock").insert(hash, sent);
+            if client.send(&tx).await.is_err() {
+                rejected.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                accepted
+                    .lock()
+                    .expect("lock")
+                    .remove(&hex::encode(tx.hash().0));
+            }
+            drop(permit);
+        });
+    }
+    // Wait for the tail to finalize (or give up after 30 s).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline && !accepted.lock().expect("lock").is_empty() {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    watcher.abort();
+    let mut latencies = latencies.lock().expect("lock").clone();
+    latencies.sort_by(f64::total_cmp);
+    let end = last_finalized
+        .lock()
+        .expect("lock")
+        .unwrap_or_else(Instant::now);
+    let seconds = end.duration_since(started).as_secs_f64();
+    let batch = batch_verify_rate();
+    let report = BenchReport {
+        sent: total,
+        rejected: rejected.load(std::sync::atomic::Ordering::Relaxed),
+        finalized: latencies.len() as u64,
+        seconds,
+        achieved_per_second: latencies.len() as f64 / seconds,
+        latency_p50_ms: percentile(&latencies, 0.5),
+        latency_p99_ms: percentile(&latencies, 0.99),
+        batch_verify_per_second: batch,
+        bound_per_second: batch / options.validators.max(1) as f64,
+    };
+    println!(
+        "sent {} (rejected {}), finalized {} in {:.1} s: {:.0} tx/s; latency p50 {:.0} ms, p99 {:.0} ms",
+        report.sent,
+        report.rejected,
+        report.finalized,
+        report.seconds,
+        report.achieved_per_second,
+        report.latency_p50_ms,
+        report.latency_p99_ms
+    );
+    println!(
+        "machine bound: ed25519 batch verification {:.0}/s on all cores / {} validators = {:.0} tx/s; achieved {:.2} of it",
+        report.batch_verify_per_second,
+        options.validators,
+        report.bound_per_second,
+        report.achieved_per_second / report.bound_per_second
+    );
+    Ok(report)
+}

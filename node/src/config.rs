@@ -1,0 +1,269 @@
+//! The node's configuration file (TOML), with environment overrides.
+//!
+//! Relative paths are resolved against the config file's directory, so a
+//! node directory can be moved as a whole. Any top-level scalar can be
+//! overridden by `BALLAST_<FIELD>` (upper case), e.g.
+//! `BALLAST_RPC_LISTEN=0.0.0.0:8545` or `BALLAST_LOG_FORMAT=json`.
+
+use ballast_core::consensus::Config as ConsensusConfig;
+use ed25519_dalek::SigningKey;
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    /// Where RocksDB keeps this node's data.
+    pub data_dir: PathBuf,
+    /// The validator's secret key (hex), written by `ballast keygen`.
+    pub key_file: PathBuf,
+    pub genesis_file: PathBuf,
+    /// QUIC address peers dial.
+    pub listen: SocketAddr,
+    /// JSON-RPC (HTTP and WebSocket), `/metrics` and `/health`. Keep it on
+    /// loopback unless a proxy guards it.
+    #[serde(default = "default_rpc")]
+    pub rpc_listen: SocketAddr,
+    /// `text` or `json`.
+    #[serde(default = "default_log_format")]
+    pub log_format: String,
+    /// A tracing filter, e.g. `info` or `info,ballast_node=debug`.
+    #[serde(default = "default_log_filter")]
+    pub log_filter: String,
+    /// Every validator's QUIC address, by key.
+    #[serde(default)]
+    pub peers: Vec<PeerConfig>,
+    #[serde(default)]
+    pub consensus: Timeouts,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct PeerConfig {
+    pub key: String,
+    pub address: SocketAddr,
+}
+
+/// Consensus timers. Loopback and LAN networks finalize in milliseconds;
+/// these leave room for a loaded machine.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Timeouts {
+    pub leader_timeout_ms: u64,
+    pub advance_timeout_ms: u64,
+    pub retry_ms: u64,
+    pub max_backoff_shift: u32,
+    pub max_views_ahead: u64,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            leader_timeout_ms: 1_000,
+            advance_timeout_ms: 2_000,
+            retry_ms: 500,
+            max_backoff_shift: 3,
+            max_views_ahead: 16,
+        }
+    }
+}
+
+impl Timeouts {
+    pub fn consensus(&self, namespace: Vec<u8>) -> ConsensusConfig {
+        ConsensusConfig {
+            namespace,
+            leader_timeout_ms: self.leader_timeout_ms,
+            advance_timeout_ms: self.advance_timeout_ms,
+            retry_ms: self.retry_ms,
+            max_backoff_shift: self.max_backoff_shift,
+            max_views_ahead: self.max_views_ahead,
+        }
+    }
+}
+
+fn default_rpc() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8545))
+}
+fn default_log_format() -> String {
+    "text".into()
+}
+fn default_log_filter() -> String {
+    "info".into()
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("reading {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("parsing {path}: {source}")]
+    Parse {
+        path: String,
+        source: toml::de::Error,
+    },
+    #[error("environment variable {name}={value:?}: {reason}")]
+    Env {
+        name: String,
+        value: String,
+        reason: String,
+    },
+    #[error("key file {path}: {reason}")]
+    Key { path: String, reason: String },
+}
+
+impl NodeConfig {
+    /// Reads `path`, applies `BALLAST_*` overrides from `env`, and resolves
+    /// relative paths against the file's directory.
+    pub fn load(
+        path: &Path,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<NodeConfig, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        let mut config: NodeConfig =
+            toml::from_str(&text).map_err(|source| ConfigError::Parse {
+                path: path.display().to_string(),
+                source,
+            })?;
+        config.apply_env(env)?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        for p in [
+            &mut config.data_dir,
+            &mut config.key_file,
+            &mut config.genesis_file,
+        ] {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        }
+        Ok(config)
+    }
+
+    fn apply_env(&mut self, env: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        fn parsed<T: std::str::FromStr>(name: &str, value: String) -> Result<T, ConfigError>
+        where
+            T::Err: std::fmt::Display,
+        {
+            value.parse().map_err(|e: T::Err| ConfigError::Env {
+                name: name.into(),
+                reason: e.to_string(),
+                value,
+            })
+        }
+        if let Some(v) = env("BALLAST_DATA_DIR") {
+            self.data_dir = v.into();
+        }
+        if let Some(v) = env("BALLAST_KEY_FILE") {
+            self.key_file = v.into();
+        }
+        if let Some(v) = env("BALLAST_GENESIS_FILE") {
+            self.genesis_file = v.into();
+        }
+        if let Some(v) = env("BALLAST_LISTEN") {
+            self.listen = parsed("BALLAST_LISTEN", v)?;
+        }
+        if let Some(v) = env("BALLAST_RPC_LISTEN") {
+            self.rpc_listen = parsed("BALLAST_RPC_LISTEN", v)?;
+        }
+        if let Some(v) = env("BALLAST_LOG_FORMAT") {
+            if v != "text" && v != "json" {
+                return Err(ConfigError::Env {
+                    name: "BALLAST_LOG_FORMAT".into(),
+                    value: v,
+                    reason: "expected text or json".into(),
+                });
+            }
+            self.log_format = v;
+        }
+        if let Some(v) = env("BALLAST_LOG_FILTER") {
+            self.log_filter = v;
+        }
+        Ok(())
+    }
+}
+
+/// Reads a secret key file: 64 hex characters.
+pub fn read_key(path: &Path) -> Result<SigningKey, ConfigError> {
+    let error = |reason: String| ConfigError::Key {
+        path: path.display().to_string(),
+        reason,
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| error(e.to_string()))?;
+    let bytes = hex::decode(text.trim()).map_err(|e| error(e.to_string()))?;
+    let secret: [u8; 32] = bytes
+        .try_into()
+        .map_err(|_| error("expected 32 bytes (64 hex characters)".into()))?;
+    Ok(SigningKey::from_bytes(&secret))
+}
+
+/// Writes a secret key file readable by its owner only.
+pub fn write_key(path: &Path, key: &SigningKey) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    writeln!(file, "{}", hex::encode(key.to_bytes()))?;
+    file.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SAMPLE: &str = r#"
+data_dir = "data"
+key_file = "validator.key"
+genesis_file = "../genesis.toml"
+listen = "127.0.0.1:7000"
+"#;
+
+    #[test]
+    fn env_overrides_and_relative_paths() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("node.toml");
+        std::fs::write(&path, SAMPLE).unwrap();
+        let env = |name: &str| match name {
+            "BALLAST_RPC_LISTEN" => Some("127.0.0.1:9999".to_string()),
+            "BALLAST_LOG_FORMAT" => Some("json".to_string()),
+            _ => None,
+        };
+        let config = NodeConfig::load(&path, env).unwrap();
+        assert_eq!(config.rpc_listen.port(), 9999);
+        assert_eq!(config.log_format, "json");
+        assert_eq!(config.data_dir, dir.path().join("data"));
+        assert_eq!(config.consensus, Timeouts::default());
+    }
+
+    #[test]
+    fn bad_overrides_and_unknown_fields_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("node.toml");
+        std::fs::write(&path, SAMPLE).unwrap();
+        let env = |name: &str| (name == "BALLAST_LISTEN").then(|| "nowhere".to_string());
+        let error = NodeConfig::load(&path, env).unwrap_err().to_string();
+        assert!(error.contains("BALLAST_LISTEN"), "{error}");
+        std::fs::write(&path, format!("{SAMPLE}\ncolour = \"red\"\n")).unwrap();
+        assert!(NodeConfig::load(&path, |_| None).is_err());
+    }
+
+    #[test]
+    fn key_files_round_trip_and_are_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k");
+        let key = SigningKey::from_bytes(&[5; 32]);
+        write_key(&path, &key).unwrap();
+        assert_eq!(read_key(&path).unwrap().to_bytes(), key.to_bytes());
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o077, 0);
+        assert!(write_key(&path, &key).is_err(), "never overwrites a key");
+    }
+}

@@ -1,0 +1,170 @@
+//! `ballast devnet`: a local network of separate validator processes on
+//! loopback, in one command.
+
+use crate::client::Client;
+use crate::config::Timeouts;
+use crate::init::{InitOptions, init};
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+use tokio::process::{Child, Command};
+
+pub struct DevnetOptions {
+    pub validators: usize,
+    /// Where the network lives; a fresh temporary directory if `None`.
+    pub dir: Option<PathBuf>,
+    pub p2p_port: u16,
+    pub rpc_port: u16,
+    pub accounts: usize,
+    /// Exit (successfully) once every validator has finalized this height.
+    pub until_height: Option<u64>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DevnetError {
+    #[error(transparent)]
+    Init(#[from] crate::init::InitError),
+    #[error("starting validator {index}: {source}")]
+    Spawn {
+        index: usize,
+        source: std::io::Error,
+    },
+    #[error("validator {index} exited ({status}); its log is {log}")]
+    Exited {
+        index: usize,
+        status: std::process::ExitStatus,
+        log: String,
+    },
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Sends SIGTERM (a graceful stop) to a child process.
+fn terminate(child: &Child) {
+    if let Some(pid) = child.id() {
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status();
+    }
+}
+
+pub async fn devnet(options: DevnetOptions) -> Result<(), DevnetError> {
+    let (dir, _temporary) = match &options.dir {
+        Some(dir) => (dir.clone(), None),
+        None => {
+            let temp = tempfile::Builder::new()
+                .prefix("ballast-devnet-")
+                .tempdir()?;
+            (temp.path().to_path_buf(), Some(temp))
+        }
+    };
+    let fresh = !dir.join("genesis.toml").exists();
+    if fresh {
+        init(&InitOptions {
+            dir: dir.clone(),
+            validators: options.validators,
+            chain_id: 1,
+            accounts: options.accounts,
+            account_balance: 1_000_000_000_000,
+            host: [127, 0, 0, 1].into(),
+            p2p_port: options.p2p_port,
+            rpc_port: options.rpc_port,
+            timeouts: Timeouts::default(),
+        })?;
+    }
+    println!(
+        "devnet: {} validators in {}{}",
+        options.validators,
+        dir.display(),
+        if fresh { "" } else { " (resumed)" }
+    );
+    let exe = std::env::current_exe()?;
+    let mut children = Vec::new();
+    for index in 0..options.validators {
+        let node_dir = dir.join(format!("node-{index}"));
+        let log_path = node_dir.join("node.log");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)?;
+        let child = Command::new(&exe)
+            .args(["run", "--config"])
+            .arg(node_dir.join("node.toml"))
+            .stdout(Stdio::from(log.try_clone()?))
+            .stderr(Stdio::from(log))
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|source| DevnetError::Spawn { index, source })?;
+        children.push((child, log_path));
+    }
+    let rpcs: Vec<String> = (0..options.validators)
+        .map(|i| format!("http://127.0.0.1:{}", usize::from(options.rpc_port) + i))
+        .collect();
+    println!(
+        "RPC: {}  (validator 0; the others: {})",
+        rpcs[0],
+        rpcs[1..].join(" ")
+    );
+    println!(
+        "accounts: {}/accounts/account-N.key (funded at genesis)",
+        dir.display()
+    );
+    println!(
+        "logs: {}/node-N/node.log; Ctrl-C stops the network",
+        dir.display()
+    );
+    let clients: Vec<Client> = rpcs
+        .iter()
+        .map(|url| Client::new(url).expect("valid URL"))
+        .collect();
+
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let outcome = loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => break Ok(()),
+            _ = tick.tick() => {}
+        }
+        for (index, (child, log)) in children.iter_mut().enumerate() {
+            if let Some(status) = child.try_wait()? {
+                break_on_exit(index, status, log)?;
+            }
+        }
+        let mut heights = Vec::new();
+        for client in &clients {
+            heights.push(client.height().await.ok());
+        }
+        let shown: Vec<String> = heights
+            .iter()
+            .map(|h| h.map_or("-".into(), |h| h.to_string()))
+            .collect();
+        println!("finalized heights: {}", shown.join(" "));
+        if let Some(target) = options.until_height
+            && heights.iter().all(|h| h.is_some_and(|h| h >= target))
+        {
+            println!("every validator finalized height {target}");
+            break Ok(());
+        }
+    };
+    for (child, _) in &children {
+        terminate(child);
+    }
+    for (child, _) in &mut children {
+        let stopped = tokio::time::timeout(Duration::from_secs(10), child.wait()).await;
+        if stopped.is_err() {
+            let _ = child.kill().await;
+        }
+    }
+    outcome
+}
+
+fn break_on_exit(
+    index: usize,
+    status: std::process::ExitStatus,
+    log: &std::path::Path,
+) -> Result<(), DevnetError> {
+    Err(DevnetError::Exited {
+        index,
+        status,
+        log: log.display().to_string(),
+    })
+}

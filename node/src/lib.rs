@@ -1,0 +1,20 @@
+//! The Ballast node: the same state machines the simulator attacks, run over
+//! QUIC (`ballast_transports::quic`) and RocksDB ([`store`]), with JSON-RPC
+//! ([`rpc`]), Prometheus metrics ([`metrics`]), and the operator tools of
+//! the `ballast` binary (init, devnet, bench).
+// The node is the real world: wall clock, threads and OS randomness are what
+// it runs on. Only `core/` and `sim/` are held to determinism.
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
+
+pub mod app;
+pub mod bench;
+pub mod client;
+pub mod config;
+pub mod devnet;
+pub mod genesis;
+pub mod init;
+pub mod json;
+pub mod metrics;
+pub mod node;
+pub mod rpc;
+pub mod store;

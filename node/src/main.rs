@@ -1,0 +1,276 @@
+//! `ballast`: the production node and its tools.
+// The node is the real world: wall clock, threads, OS randomness and hash
+// maps (in dependencies) are what it runs on. Only `core/` and `sim/` are
+// held to determinism.
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
+
+use ballast_node::bench::{BenchOptions, bench};
+use ballast_node::client::{Client, transfer};
+use ballast_node::config::{NodeConfig, Timeouts, read_key, write_key};
+use ballast_node::devnet::{DevnetOptions, devnet};
+use ballast_node::genesis::parse_hex32;
+use ballast_node::init::{InitOptions, init};
+use clap::{Parser, Subcommand};
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Ballast: a proof-of-stake BFT chain. This binary runs a validator,
+/// makes networks, and talks to nodes over JSON-RPC.
+#[derive(Parser)]
+#[command(version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Writes a new ed25519 secret key (hex, mode 0600) and prints its
+    /// public key, which is the validator's identity and account address.
+    Keygen {
+        /// File to create; never overwritten.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Makes a network: genesis, validator keys, node configs, funded
+    /// accounts. Then start each validator with `ballast run`.
+    Init {
+        /// An empty directory to write into.
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(long, default_value_t = 4)]
+        validators: usize,
+        #[arg(long, default_value_t = 1)]
+        chain_id: u64,
+        /// Client accounts funded at genesis (keys in DIR/accounts).
+        #[arg(long, default_value_t = 16)]
+        accounts: usize,
+        /// The address validators listen on and dial.
+        #[arg(long, default_value = "127.0.0.1")]
+        host: IpAddr,
+        /// Validator i listens for QUIC on P2P_PORT + i.
+        #[arg(long, default_value_t = 7000)]
+        p2p_port: u16,
+        /// Validator i serves JSON-RPC on RPC_PORT + i.
+        #[arg(long, default_value_t = 8545)]
+        rpc_port: u16,
+    },
+    /// Runs a validator. Stops cleanly on SIGINT or SIGTERM; after any stop
+    /// (even `kill -9`) it resumes from its data directory.
+    Run {
+        /// The node's TOML config (see `ballast init`); BALLAST_* variables
+        /// override its fields.
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Prints a node's head, view and mempool size.
+    Status {
+        #[arg(long, default_value = "http://127.0.0.1:8545")]
+        rpc: String,
+    },
+    /// Starts a local network of separate validator processes on loopback
+    /// and shows finalized heights climbing until Ctrl-C.
+    Devnet {
+        #[arg(long, default_value_t = 4)]
+        validators: usize,
+        /// Keep the network here (resumed if it exists); default: a
+        /// temporary directory removed at exit.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        #[arg(long, default_value_t = 7000)]
+        p2p_port: u16,
+        #[arg(long, default_value_t = 8545)]
+        rpc_port: u16,
+        #[arg(long, default_value_t = 16)]
+        accounts: usize,
+        /// Stop once every validator has finalized this height (for scripts).
+        #[arg(long)]
+        until_height: Option<u64>,
+    },
+    /// Signs a transfer and submits it (or prints it, for curl).
+    Transfer {
+        #[arg(long, default_value = "http://127.0.0.1:8545")]
+        rpc: String,
+        /// The sender's secret key file.
+        #[arg(long)]
+        key: PathBuf,
+        /// Recipient address (hex).
+        #[arg(long)]
+        to: String,
+        #[arg(long)]
+        amount: u64,
+        /// Only print the signed transaction (hex) for
+        /// `ballast_sendTransaction`; nonce and height still come from RPC.
+        #[arg(long)]
+        print: bool,
+    },
+    /// Load generator: signed transfers over RPC at a target rate; reports
+    /// throughput and finalization latency percentiles.
+    Bench {
+        /// RPC URLs, comma-separated (spread the load over validators).
+        #[arg(long, value_delimiter = ',', default_value = "http://127.0.0.1:8545")]
+        rpc: Vec<String>,
+        /// Directory of funded account keys (`init`'s DIR/accounts).
+        #[arg(long)]
+        accounts: PathBuf,
+        #[arg(long, default_value_t = 200)]
+        rate: u64,
+        #[arg(long, default_value_t = 20)]
+        duration_secs: u64,
+        /// Validators in the network (each verifies every transaction).
+        #[arg(long, default_value_t = 4)]
+        validators: u64,
+    },
+}
+
+fn init_logging(format: &str, filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    if format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+/// Completes on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("installing a SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+async fn main_async(cli: Cli) -> Result<(), String> {
+    match cli.command {
+        Command::Keygen { out } => {
+            let key = ballast_node::init::fresh_key();
+            write_key(&out, &key).map_err(|e| format!("{}: {e}", out.display()))?;
+            println!("{}", hex::encode(key.verifying_key().as_bytes()));
+        }
+        Command::Init {
+            dir,
+            validators,
+            chain_id,
+            accounts,
+            host,
+            p2p_port,
+            rpc_port,
+        } => {
+            let configs = init(&InitOptions {
+                dir: dir.clone(),
+                validators,
+                chain_id,
+                accounts,
+                account_balance: 1_000_000_000_000,
+                host,
+                p2p_port,
+                rpc_port,
+                timeouts: Timeouts::default(),
+            })
+            .map_err(|e| e.to_string())?;
+            println!("wrote {}/genesis.toml and:", dir.display());
+            for config in configs {
+                println!("  ballast run --config {}", config.display());
+            }
+        }
+        Command::Run { config } => {
+            let config = NodeConfig::load(&config, |name| std::env::var(name).ok())
+                .map_err(|e| e.to_string())?;
+            init_logging(&config.log_format, &config.log_filter);
+            ballast_node::node::run(config, shutdown_signal(), |_| {})
+                .await
+                .map_err(|e| {
+                    tracing::error!(error = %e, "node stopped");
+                    e.to_string()
+                })?;
+        }
+        Command::Status { rpc } => {
+            let client = Client::new(&rpc).map_err(|e| e.to_string())?;
+            let head = client.head().await.map_err(|e| format!("{rpc}: {e}"))?;
+            let chain_id = client.chain_id().await.map_err(|e| e.to_string())?;
+            println!("chain {chain_id}");
+            println!("finalized height {}  hash {}", head["height"], head["hash"]);
+            println!("state root {}", head["state_root"]);
+            println!("view {}  mempool {}", head["view"], head["mempool"]);
+        }
+        Command::Devnet {
+            validators,
+            dir,
+            p2p_port,
+            rpc_port,
+            accounts,
+            until_height,
+        } => devnet(DevnetOptions {
+            validators,
+            dir,
+            p2p_port,
+            rpc_port,
+            accounts,
+            until_height,
+        })
+        .await
+        .map_err(|e| e.to_string())?,
+        Command::Transfer {
+            rpc,
+            key,
+            to,
+            amount,
+            print,
+        } => {
+            let key = read_key(&key).map_err(|e| e.to_string())?;
+            let to = parse_hex32(&to)?;
+            let client = Client::new(&rpc).map_err(|e| e.to_string())?;
+            let chain_id = client.chain_id().await.map_err(|e| format!("{rpc}: {e}"))?;
+            let height = client.height().await.map_err(|e| e.to_string())?;
+            let nonce = client
+                .nonce(&key.verifying_key().to_bytes())
+                .await
+                .map_err(|e| e.to_string())?;
+            let tx = transfer(&key, chain_id, nonce, height, to, amount);
+            if print {
+                println!("{}", hex::encode(tx.encode()));
+            } else {
+                let hash = client.send(&tx).await.map_err(|e| e.to_string())?;
+                println!("{hash}");
+            }
+        }
+        Command::Bench {
+            rpc,
+            accounts,
+            rate,
+            duration_secs,
+            validators,
+        } => {
+            bench(BenchOptions {
+                rpcs: rpc,
+                accounts_dir: accounts,
+                rate_per_second: rate,
+                duration_seconds: duration_secs,
+                validators,
+                results: None,
+            })
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("starting the tokio runtime");
+    match runtime.block_on(main_async(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}

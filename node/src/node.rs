@@ -1,0 +1,172 @@
+//! `ballast run`: wires the engine, QUIC, RocksDB, the ledger application,
+//! JSON-RPC and metrics together, and shuts down cleanly on a signal.
+
+use crate::app::NodeApp;
+use crate::config::{NodeConfig, read_key};
+use crate::genesis::{Genesis, parse_hex32};
+use crate::metrics::Metrics;
+use crate::rpc::{self, RpcContext};
+use crate::store::{self, ChainDb, RocksStore};
+use ballast_core::ledger::staking::consensus_namespace;
+use ballast_core::scheme::ed25519::Ed25519;
+use ballast_transports::engine::Engine;
+use ballast_transports::memory::TokioClock;
+use ballast_transports::quic::{Peer, QuicLimits, QuicTransport};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error(transparent)]
+    Genesis(#[from] crate::genesis::GenesisError),
+    #[error("this node's key {0} is not a validator in the genesis file")]
+    NotAValidator(String),
+    #[error("no address for validator {0} in the config's peers")]
+    MissingPeer(String),
+    #[error(transparent)]
+    Store(#[from] ballast_transports::StoreError),
+    #[error(transparent)]
+    Quic(#[from] ballast_transports::quic::QuicError),
+    #[error("rpc on {address}: {source}")]
+    Rpc {
+        address: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("engine stopped: {0}")]
+    Engine(#[from] ballast_transports::engine::EngineError),
+}
+
+/// Runs a validator until `shutdown` completes or the engine fails.
+/// `on_ready` receives the bound RPC address once the node serves.
+pub async fn run(
+    config: NodeConfig,
+    shutdown: impl Future<Output = ()>,
+    on_ready: impl FnOnce(SocketAddr),
+) -> Result<(), NodeError> {
+    let genesis = Genesis::load(&config.genesis_file)?;
+    let secret = read_key(&config.key_file)?;
+    let me_key = hex::encode(secret.verifying_key().as_bytes());
+    let keys = genesis.verifying_keys();
+    let me = keys
+        .iter()
+        .position(|k| *k == secret.verifying_key())
+        .ok_or_else(|| NodeError::NotAValidator(me_key.clone()))?;
+    let mut peers = Vec::with_capacity(keys.len());
+    for (index, key) in keys.iter().enumerate() {
+        let address = if index == me {
+            config.listen
+        } else {
+            let wanted = key.as_bytes();
+            config
+                .peers
+                .iter()
+                .find(|p| parse_hex32(&p.key).ok().as_ref() == Some(wanted))
+                .map(|p| p.address)
+                .ok_or_else(|| NodeError::MissingPeer(hex::encode(wanted)))?
+        };
+        peers.push(Peer { key: *key, address });
+    }
+    tracing::info!(
+        validator = me,
+        key = %me_key,
+        chain_id = genesis.chain_id,
+        genesis = %genesis.fingerprint(),
+        listen = %config.listen,
+        "starting"
+    );
+
+    std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+        ballast_transports::StoreError(format!("creating {}: {e}", config.data_dir.display()))
+    })?;
+    let db = store::open(&config.data_dir.join("db"))?;
+    let metrics = Arc::new(Metrics::new());
+    let chain_db = ChainDb::new(db.clone());
+    let (mut app, shared, finalized_tx) = NodeApp::new(&genesis, chain_db.clone(), metrics.clone());
+    let recovered = app.recover(&RocksStore::new(db.clone()))?;
+    if recovered > 0 {
+        tracing::info!(
+            height = recovered,
+            "recovered the finalized chain from disk"
+        );
+    }
+
+    let index = u16::try_from(me).expect("at most 1,024 validators");
+    let transport =
+        QuicTransport::start(index, &secret, peers, config.listen, QuicLimits::default())?;
+    let quic_stats = transport.stats();
+    let scheme = Ed25519::signer(Arc::new(keys), index, secret);
+    let engine = Engine::recover(
+        config
+            .consensus
+            .consensus(consensus_namespace(genesis.chain_id)),
+        scheme,
+        Arc::new(genesis.validator_set()),
+        transport,
+        RocksStore::new(db.clone()),
+        TokioClock::new(),
+        app,
+    )?;
+
+    let context = RpcContext {
+        chain_id: genesis.chain_id,
+        genesis: genesis.clone(),
+        shared: shared.clone(),
+        db: chain_db.clone(),
+        finalized: finalized_tx,
+        metrics: metrics.clone(),
+    };
+    let (rpc, rpc_address) = rpc::serve(config.rpc_listen, context)
+        .await
+        .map_err(|source| NodeError::Rpc {
+            address: config.rpc_listen,
+            source,
+        })?;
+    tracing::info!(rpc = %rpc_address, "serving JSON-RPC, /metrics and /health");
+    on_ready(rpc_address);
+
+    // Gauges sampled once a second.
+    let sampler = {
+        let metrics = metrics.clone();
+        tokio::spawn(async move {
+            let mut last_total = metrics.transactions_total.get();
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+                metrics
+                    .peers_connected
+                    .set(quic_stats.peers_connected.load(Ordering::Relaxed) as i64);
+                let total = metrics.transactions_total.get();
+                metrics
+                    .transactions_per_second
+                    .set((total - last_total) as f64);
+                last_total = total;
+                for (family, bytes) in chain_db.sizes() {
+                    metrics
+                        .store_bytes
+                        .get_or_create(&vec![("family".to_string(), family.to_string())])
+                        .set(bytes as i64);
+                }
+            }
+        })
+    };
+
+    let result = tokio::select! {
+        result = engine.run() => result.map_err(NodeError::from),
+        () = shutdown => {
+            tracing::info!("shutting down");
+            Ok(())
+        }
+    };
+    sampler.abort();
+    let _ = rpc.stop();
+    // Votes were synced before they left; this makes the rest durable too.
+    if let Err(e) = db.flush_wal(true) {
+        tracing::warn!(error = %e, "final sync failed");
+    }
+    result
+}

@@ -1,0 +1,363 @@
+//! JSON-RPC 2.0 over HTTP and WebSocket (jsonrpsee, one port), plus
+//! `GET /metrics` (Prometheus text) and `GET /health` on the same port.
+//!
+//! Methods (all params positional):
+//!
+//! | method                      | params                | result |
+//! |-----------------------------|-----------------------|--------|
+//! | `ballast_chainId`           | —                     | chain id (number) |
+//! | `ballast_head`              | —                     | finalized height, hash, state root; current view |
+//! | `ballast_getBlockByHeight`  | height                | block with its transactions and certificate, or null |
+//! | `ballast_getBlockByHash`    | hash                  | same, or null |
+//! | `ballast_getTransaction`    | hash                  | transaction and where it landed (or `pending`), or null |
+//! | `ballast_getReceipt`        | hash                  | status, gas used, fee, events, output; or null |
+//! | `ballast_getAccount`        | address, [height]     | balance, nonce, stake, and a Merkle proof against the state root |
+//! | `ballast_sendTransaction`   | raw (hex)             | transaction hash |
+//! | `ballast_validators`        | —                     | index, key, stake of each validator |
+//! | `ballast_subscribeFinalized`| — (WebSocket)         | a `ballast_finalized` notification per finalized block |
+//!
+//! Errors use the standard codes (-32700 parse, -32600 invalid request,
+//! -32601 unknown method, -32602 invalid params) and -32000 for a
+//! transaction the mempool refuses (the reason in `message`, its kind in
+//! `data`). Request bodies are capped (2 MiB) and connections bounded.
+
+use crate::app::{FinalizedBlock, SharedHandle};
+use crate::genesis::{Genesis, parse_hex32};
+use crate::json;
+use crate::metrics::Metrics;
+use crate::store::ChainDb;
+use ballast_core::Digest;
+use ballast_core::ledger::chain::Payload;
+use ballast_core::ledger::execute::account_key;
+use ballast_core::ledger::tx::SignedTransaction;
+use jsonrpsee::server::{HttpBody, HttpRequest, HttpResponse, RpcModule, Server, ServerHandle};
+use jsonrpsee::types::ErrorObjectOwned;
+use jsonrpsee::types::error::{INTERNAL_ERROR_CODE, INVALID_PARAMS_CODE};
+use serde_json::{Value, json};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use tokio::sync::broadcast;
+
+/// Largest request body accepted (a deploy carries up to 256 KiB of code,
+/// hex doubles it).
+pub const MAX_REQUEST_BYTES: u32 = 2 << 20;
+/// Most concurrent RPC connections.
+pub const MAX_CONNECTIONS: u32 = 256;
+/// The code of a refused transaction.
+pub const TX_REJECTED_CODE: i32 = -32000;
+
+/// What the RPC handlers read.
+pub struct RpcContext {
+    pub chain_id: u64,
+    pub genesis: Genesis,
+    pub shared: SharedHandle,
+    pub db: ChainDb,
+    pub finalized: broadcast::Sender<FinalizedBlock>,
+    pub metrics: Arc<Metrics>,
+}
+
+type RpcResult = Result<Value, ErrorObjectOwned>;
+
+fn invalid_params(message: impl Into<String>) -> ErrorObjectOwned {
+    ErrorObjectOwned::owned(INVALID_PARAMS_CODE, message.into(), None::<()>)
+}
+
+fn internal(error: impl std::fmt::Display) -> ErrorObjectOwned {
+    ErrorObjectOwned::owned(INTERNAL_ERROR_CODE, error.to_string(), None::<()>)
+}
+
+fn hash_param(params: &jsonrpsee::types::Params<'_>) -> Result<[u8; 32], ErrorObjectOwned> {
+    let (text,): (String,) = params.parse()?;
+    parse_hex32(&text).map_err(invalid_params)
+}
+
+impl RpcContext {
+    fn block_json(&self, digest: [u8; 32], height: u64) -> RpcResult {
+        let Some(block) = self.db.block(&digest).map_err(internal)? else {
+            return Ok(Value::Null);
+        };
+        let payload = Payload::decode(&block.payload).ok();
+        let mut value = json::block(&block, payload.as_ref());
+        debug_assert_eq!(block.height, height);
+        let certificate = self.db.certificate_at(height).map_err(internal)?;
+        value["certificate"] = certificate.map_or(Value::Null, |c| Value::String(hex::encode(c)));
+        Ok(value)
+    }
+
+    fn transaction(&self, hash: [u8; 32]) -> RpcResult {
+        if let Some(location) = self.db.location_of(&hash).map_err(internal)? {
+            let Some(digest) = self.db.digest_at(location.height).map_err(internal)? else {
+                return Err(internal("index points at an unindexed height"));
+            };
+            let block = self
+                .db
+                .block(&digest)
+                .map_err(internal)?
+                .ok_or_else(|| internal("indexed block is missing"))?;
+            let payload = Payload::decode(&block.payload).map_err(internal)?;
+            let tx = payload
+                .txs
+                .get(location.index as usize)
+                .ok_or_else(|| internal("index points past the block's transactions"))?;
+            let mut value = json::transaction(tx);
+            value["height"] = json!(location.height);
+            value["index"] = json!(location.index);
+            value["status"] = json!("finalized");
+            return Ok(value);
+        }
+        let shared = self.shared.lock();
+        Ok(if shared.mempool.contains(&Digest(hash)) {
+            json!({"hash": hex::encode(hash), "status": "pending"})
+        } else {
+            Value::Null
+        })
+    }
+
+    fn receipt(&self, hash: [u8; 32]) -> RpcResult {
+        let Some(location) = self.db.location_of(&hash).map_err(internal)? else {
+            return Ok(Value::Null);
+        };
+        let receipts = self
+            .db
+            .receipts_json(location.height)
+            .map_err(internal)?
+            .ok_or_else(|| internal("receipts missing for an indexed height"))?;
+        let receipts: Value = serde_json::from_slice(&receipts).map_err(internal)?;
+        let mut receipt = receipts
+            .get(location.index as usize)
+            .cloned()
+            .ok_or_else(|| internal("receipt index out of range"))?;
+        receipt["height"] = json!(location.height);
+        receipt["index"] = json!(location.index);
+        Ok(receipt)
+    }
+
+    fn account(&self, address: [u8; 32], height: Option<u64>) -> RpcResult {
+        let shared = self.shared.lock();
+        let (height, state) = match height {
+            None => (shared.head.height, shared.state()),
+            Some(h) => match shared.state_at(h) {
+                Some(state) => (h, state),
+                None => {
+                    return Err(invalid_params(format!(
+                        "height {h} is not among the {} most recent finalized states",
+                        crate::app::RECENT_STATES
+                    )));
+                }
+            },
+        };
+        let account = state.account(&address).map_err(internal)?;
+        let key = account_key(&address);
+        let value = state.tree.get(&key).map(hex::encode);
+        Ok(json!({
+            "address": hex::encode(address),
+            "height": height,
+            "state_root": hex::encode(state.tree.root().0),
+            "account": json::account(&account),
+            "key": hex::encode(key),
+            "value": value,
+            "proof": json::proof(&state.tree.prove(&key)),
+        }))
+    }
+
+    fn send(&self, raw: &str) -> RpcResult {
+        let bytes = hex::decode(raw.trim_start_matches("0x"))
+            .map_err(|e| invalid_params(format!("raw transaction is not hex: {e}")))?;
+        let tx = SignedTransaction::decode(&bytes)
+            .map_err(|e| invalid_params(format!("raw transaction does not decode: {e}")))?;
+        let mut shared = self.shared.lock();
+        let result = shared.submit(tx);
+        self.metrics
+            .mempool_transactions
+            .set(shared.mempool.len() as i64);
+        match result {
+            Ok(hash) => Ok(json!(hex::encode(hash.0))),
+            Err(rejection) => Err(ErrorObjectOwned::owned(
+                TX_REJECTED_CODE,
+                format!("transaction rejected: {rejection}"),
+                Some(json!({"reason": format!("{rejection:?}")})),
+            )),
+        }
+    }
+}
+
+/// Registers every method on a module over `context`.
+pub fn module(context: RpcContext) -> RpcModule<RpcContext> {
+    let mut module = RpcModule::new(context);
+    macro_rules! method {
+        ($name:literal, |$params:ident, $ctx:ident| $body:expr) => {
+            module
+                .register_method($name, |$params, $ctx, _| -> RpcResult {
+                    $ctx.metrics.rpc_requests_total.inc();
+                    $body
+                })
+                .expect("method names are unique");
+        };
+    }
+    method!("ballast_chainId", |_params, ctx| Ok(json!(ctx.chain_id)));
+    method!("ballast_head", |_params, ctx| {
+        let shared = ctx.shared.lock();
+        Ok(json!({
+            "height": shared.head.height,
+            "hash": hex::encode(shared.head.digest.0),
+            "state_root": hex::encode(shared.head.state_root.0),
+            "view": shared.view,
+            "mempool": shared.mempool.len(),
+        }))
+    });
+    method!("ballast_getBlockByHeight", |params, ctx| {
+        let (height,): (u64,) = params.parse()?;
+        match ctx.db.digest_at(height).map_err(internal)? {
+            Some(digest) => ctx.block_json(digest, height),
+            None => Ok(Value::Null),
+        }
+    });
+    method!("ballast_getBlockByHash", |params, ctx| {
+        let digest = hash_param(&params)?;
+        match ctx.db.height_of(&digest).map_err(internal)? {
+            Some(height) => ctx.block_json(digest, height),
+            None => Ok(Value::Null),
+        }
+    });
+    method!("ballast_getTransaction", |params, ctx| ctx
+        .transaction(hash_param(&params)?));
+    method!("ballast_getReceipt", |params, ctx| ctx
+        .receipt(hash_param(&params)?));
+    method!("ballast_getAccount", |params, ctx| {
+        let mut seq = params.sequence();
+        let address: String = seq.next()?;
+        let height: Option<u64> = seq.optional_next()?;
+        let address = parse_hex32(&address).map_err(invalid_params)?;
+        ctx.account(address, height)
+    });
+    method!("ballast_sendTransaction", |params, ctx| {
+        let (raw,): (String,) = params.parse()?;
+        ctx.send(&raw)
+    });
+    method!("ballast_validators", |_params, ctx| {
+        Ok(Value::Array(
+            ctx.genesis
+                .validators
+                .iter()
+                .enumerate()
+                .map(|(index, v)| json!({"index": index, "key": v.key, "stake": v.stake}))
+                .collect(),
+        ))
+    });
+    module
+        .register_subscription(
+            "ballast_subscribeFinalized",
+            "ballast_finalized",
+            "ballast_unsubscribeFinalized",
+            |_params, pending, ctx, _| async move {
+                let mut blocks = ctx.finalized.subscribe();
+                let sink = pending.accept().await?;
+                loop {
+                    match blocks.recv().await {
+                        Ok(block) => {
+                            let message = serde_json::value::to_raw_value(&block)?;
+                            sink.send(message).await?;
+                        }
+                        // A slow subscriber misses blocks rather than
+                        // holding memory; it can fetch them by height.
+                        Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                        Err(broadcast::error::RecvError::Closed) => return Ok(()),
+                    }
+                }
+            },
+        )
+        .expect("subscription names are unique");
+    module
+}
+
+/// Serves `GET /metrics` and `GET /health`; passes everything else to the
+/// JSON-RPC server.
+#[derive(Clone)]
+struct Probes<S> {
+    inner: S,
+    metrics: Arc<Metrics>,
+    shared: SharedHandle,
+}
+
+#[derive(Clone)]
+struct ProbesLayer {
+    metrics: Arc<Metrics>,
+    shared: SharedHandle,
+}
+
+impl<S> tower::Layer<S> for ProbesLayer {
+    type Service = Probes<S>;
+    fn layer(&self, inner: S) -> Probes<S> {
+        Probes {
+            inner,
+            metrics: self.metrics.clone(),
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+impl<S, B> tower::Service<HttpRequest<B>> for Probes<S>
+where
+    S: tower::Service<HttpRequest<B>, Response = HttpResponse>,
+    S::Future: Send + 'static,
+{
+    type Response = HttpResponse;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<HttpResponse, S::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: HttpRequest<B>) -> Self::Future {
+        if request.method() == http::Method::GET {
+            let answer = match request.uri().path() {
+                "/metrics" => Some(("text/plain; version=0.0.4", self.metrics.render())),
+                "/health" => {
+                    let shared = self.shared.lock();
+                    Some((
+                        "application/json",
+                        json!({"status": "ok", "finalized_height": shared.head.height, "view": shared.view})
+                            .to_string(),
+                    ))
+                }
+                _ => None,
+            };
+            if let Some((content_type, body)) = answer {
+                let response = http::Response::builder()
+                    .status(200)
+                    .header(http::header::CONTENT_TYPE, content_type)
+                    .body(HttpBody::from(body))
+                    .expect("a static response is valid");
+                return Box::pin(async move { Ok(response) });
+            }
+        }
+        let future = self.inner.call(request);
+        Box::pin(future)
+    }
+}
+
+/// Starts the server on `address`; it runs until the handle is stopped.
+pub async fn serve(
+    address: SocketAddr,
+    context: RpcContext,
+) -> Result<(ServerHandle, SocketAddr), std::io::Error> {
+    let probes = ProbesLayer {
+        metrics: context.metrics.clone(),
+        shared: context.shared.clone(),
+    };
+    let config = jsonrpsee::server::ServerConfig::builder()
+        .max_request_body_size(MAX_REQUEST_BYTES)
+        .max_connections(MAX_CONNECTIONS)
+        .build();
+    let server = Server::builder()
+        .set_config(config)
+        .set_http_middleware(tower::ServiceBuilder::new().layer(probes))
+        .build(address)
+        .await?;
+    let local = server.local_addr()?;
+    Ok((server.start(module(context)), local))
+}

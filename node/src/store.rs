@@ -1,0 +1,367 @@
+//! RocksDB storage: the engine's [`Store`] and the node's chain indexes in
+//! one database, one column family per kind of record.
+//!
+//! | column family  | holds                                              | written by |
+//! |----------------|----------------------------------------------------|------------|
+//! | `safety`       | votes this validator signed (by view)              | engine     |
+//! | `blocks`       | every block received or built, by digest           | engine     |
+//! | `certificates` | the highest finalized block and its certificate;   | engine     |
+//! |                | each finalized height's certificate                | node       |
+//! | `indexes`      | height → digest, digest → height, tx → location,   | node       |
+//! |                | receipts per height                                |            |
+//! | `state`        | the last height the indexes cover                  | node       |
+//!
+//! Durability: every write goes to RocksDB's write-ahead log; `sync` flushes
+//! and fsyncs the log. The engine syncs vote records before any message
+//! leaves the node, and RocksDB recovers a prefix of the log after a crash,
+//! so what the node signed is never forgotten. The node's own indexes are
+//! derived data: after a crash it rebuilds what is missing by re-executing
+//! finalized blocks (see `app::NodeApp::recover`).
+
+use ballast_core::consensus::Record;
+use ballast_core::consensus::record_prefix as prefix;
+use ballast_core::scheme::ed25519::Ed25519;
+use ballast_core::{Block, Digest};
+use ballast_transports::{KeyValue, Store, StoreError};
+use rocksdb::{ColumnFamilyDescriptor, DB, IteratorMode, Options, WriteBatch};
+use std::path::Path;
+use std::sync::Arc;
+
+pub const SAFETY: &str = "safety";
+pub const BLOCKS: &str = "blocks";
+pub const CERTIFICATES: &str = "certificates";
+pub const INDEXES: &str = "indexes";
+pub const STATE: &str = "state";
+const FAMILIES: [&str; 5] = [SAFETY, BLOCKS, CERTIFICATES, INDEXES, STATE];
+
+/// The consensus column families in the key order of their prefixes
+/// (`b` < `f` < `v`), so a scan over all of them returns keys in order.
+const ENGINE_FAMILIES: [(u8, &str); 3] = [
+    (prefix::BLOCK, BLOCKS),
+    (prefix::FINALIZED, CERTIFICATES),
+    (prefix::VOTE, SAFETY),
+];
+
+/// Opens (or creates) the node's database under `path`.
+pub fn open(path: &Path) -> Result<Arc<DB>, StoreError> {
+    let mut options = Options::default();
+    options.create_if_missing(true);
+    options.create_missing_column_families(true);
+    // Bounded resources: a validator's database is small and its reads are
+    // point lookups; a few background jobs are plenty on a small machine.
+    options.set_max_background_jobs(2);
+    options.set_max_open_files(512);
+    options.set_compression_type(rocksdb::DBCompressionType::Lz4);
+    let families = FAMILIES
+        .iter()
+        .map(|name| ColumnFamilyDescriptor::new(*name, Options::default()));
+    let db = DB::open_cf_descriptors(&options, path, families)
+        .map_err(|e| StoreError(format!("opening {}: {e}", path.display())))?;
+    Ok(Arc::new(db))
+}
+
+fn failure(e: rocksdb::Error) -> StoreError {
+    StoreError(e.to_string())
+}
+
+fn family<'a>(db: &'a DB, name: &str) -> &'a rocksdb::ColumnFamily {
+    db.cf_handle(name)
+        .expect("every column family is created at open")
+}
+
+/// The engine's view of the database: consensus records by key prefix.
+pub struct RocksStore {
+    db: Arc<DB>,
+}
+
+impl RocksStore {
+    pub fn new(db: Arc<DB>) -> RocksStore {
+        RocksStore { db }
+    }
+
+    /// The column family that holds keys starting with `key[0]`. Records of
+    /// an unknown kind go to `safety`, the family that is always synced.
+    fn family_of(&self, key: &[u8]) -> &rocksdb::ColumnFamily {
+        let name = ENGINE_FAMILIES
+            .iter()
+            .find(|(p, _)| key.first() == Some(p))
+            .map_or(SAFETY, |(_, name)| name);
+        family(&self.db, name)
+    }
+}
+
+impl Store for RocksStore {
+    fn put(&mut self, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
+        self.db
+            .put_cf(self.family_of(key), key, value)
+            .map_err(failure)
+    }
+
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        self.db.get_cf(self.family_of(key), key).map_err(failure)
+    }
+
+    fn scan(&self, prefix: &[u8]) -> Result<Vec<KeyValue>, StoreError> {
+        let mut records = Vec::new();
+        for (_, name) in ENGINE_FAMILIES
+            .iter()
+            .filter(|(p, _)| prefix.is_empty() || prefix[0] == *p)
+        {
+            let mode = IteratorMode::From(prefix, rocksdb::Direction::Forward);
+            for item in self.db.iterator_cf(family(&self.db, name), mode) {
+                let (key, value) = item.map_err(failure)?;
+                if !key.starts_with(prefix) {
+                    break;
+                }
+                records.push((key.to_vec(), value.to_vec()));
+            }
+        }
+        Ok(records)
+    }
+
+    fn sync(&mut self) -> Result<(), StoreError> {
+        self.db.flush_wal(true).map_err(failure)
+    }
+}
+
+/// The node's chain indexes, written once per finalized block.
+#[derive(Clone)]
+pub struct ChainDb {
+    db: Arc<DB>,
+}
+
+/// Where a transaction landed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Location {
+    pub height: u64,
+    pub index: u32,
+}
+
+/// Everything the node indexes for one finalized block.
+pub struct FinalizedEntry<'a> {
+    pub height: u64,
+    pub digest: [u8; 32],
+    pub certificate: &'a [u8],
+    pub tx_hashes: &'a [[u8; 32]],
+    /// Receipts as JSON, as the RPC serves them.
+    pub receipts_json: &'a [u8],
+}
+
+mod key {
+    pub const HEIGHT: u8 = b'h';
+    pub const DIGEST: u8 = b'd';
+    pub const TX: u8 = b't';
+    pub const RECEIPTS: u8 = b'r';
+    pub const INDEXED_HEIGHT: &[u8] = b"indexed-height";
+
+    pub fn with(tag: u8, body: &[u8]) -> Vec<u8> {
+        let mut key = Vec::with_capacity(1 + body.len());
+        key.push(tag);
+        key.extend_from_slice(body);
+        key
+    }
+}
+
+impl ChainDb {
+    pub fn new(db: Arc<DB>) -> ChainDb {
+        ChainDb { db }
+    }
+
+    /// Writes one block's indexes atomically, and advances the indexed
+    /// height with them.
+    pub fn index(&self, entry: &FinalizedEntry<'_>) -> Result<(), StoreError> {
+        let height = entry.height.to_be_bytes();
+        let indexes = family(&self.db, INDEXES);
+        let mut batch = WriteBatch::default();
+        batch.put_cf(indexes, key::with(key::HEIGHT, &height), entry.digest);
+        batch.put_cf(indexes, key::with(key::DIGEST, &entry.digest), height);
+        for (index, hash) in entry.tx_hashes.iter().enumerate() {
+            let mut location = height.to_vec();
+            location.extend_from_slice(&(index as u32).to_be_bytes());
+            batch.put_cf(indexes, key::with(key::TX, hash), location);
+        }
+        batch.put_cf(
+            indexes,
+            key::with(key::RECEIPTS, &height),
+            entry.receipts_json,
+        );
+        batch.put_cf(
+            family(&self.db, CERTIFICATES),
+            key::with(b'h', &height),
+            entry.certificate,
+        );
+        batch.put_cf(family(&self.db, STATE), key::INDEXED_HEIGHT, height);
+        self.db.write(batch).map_err(failure)
+    }
+
+    /// The highest height whose indexes are written (0: none).
+    pub fn indexed_height(&self) -> Result<u64, StoreError> {
+        let bytes = self
+            .db
+            .get_cf(family(&self.db, STATE), key::INDEXED_HEIGHT)
+            .map_err(failure)?;
+        Ok(bytes
+            .and_then(|b| <[u8; 8]>::try_from(b.as_slice()).ok())
+            .map_or(0, u64::from_be_bytes))
+    }
+
+    pub fn digest_at(&self, height: u64) -> Result<Option<[u8; 32]>, StoreError> {
+        let bytes = self
+            .db
+            .get_cf(
+                family(&self.db, INDEXES),
+                key::with(key::HEIGHT, &height.to_be_bytes()),
+            )
+            .map_err(failure)?;
+        Ok(bytes.and_then(|b| <[u8; 32]>::try_from(b.as_slice()).ok()))
+    }
+
+    pub fn height_of(&self, digest: &[u8; 32]) -> Result<Option<u64>, StoreError> {
+        let bytes = self
+            .db
+            .get_cf(family(&self.db, INDEXES), key::with(key::DIGEST, digest))
+            .map_err(failure)?;
+        Ok(bytes
+            .and_then(|b| <[u8; 8]>::try_from(b.as_slice()).ok())
+            .map(u64::from_be_bytes))
+    }
+
+    pub fn location_of(&self, tx: &[u8; 32]) -> Result<Option<Location>, StoreError> {
+        let bytes = self
+            .db
+            .get_cf(family(&self.db, INDEXES), key::with(key::TX, tx))
+            .map_err(failure)?;
+        Ok(bytes.and_then(|b| {
+            let height = u64::from_be_bytes(b.get(..8)?.try_into().ok()?);
+            let index = u32::from_be_bytes(b.get(8..12)?.try_into().ok()?);
+            Some(Location { height, index })
+        }))
+    }
+
+    pub fn receipts_json(&self, height: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        self.db
+            .get_cf(
+                family(&self.db, INDEXES),
+                key::with(key::RECEIPTS, &height.to_be_bytes()),
+            )
+            .map_err(failure)
+    }
+
+    pub fn certificate_at(&self, height: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        self.db
+            .get_cf(
+                family(&self.db, CERTIFICATES),
+                key::with(b'h', &height.to_be_bytes()),
+            )
+            .map_err(failure)
+    }
+
+    /// A block the engine stored (finalized or not).
+    pub fn block(&self, digest: &[u8; 32]) -> Result<Option<Block>, StoreError> {
+        let key = Record::<Ed25519>::block_key(&Digest(*digest));
+        let Some(bytes) = self
+            .db
+            .get_cf(family(&self.db, BLOCKS), key)
+            .map_err(failure)?
+        else {
+            return Ok(None);
+        };
+        match Record::<Ed25519>::decode(&bytes) {
+            Ok(Record::Block(block)) => Ok(Some(block)),
+            _ => Err(StoreError(format!(
+                "block record {} does not decode",
+                hex::encode(digest)
+            ))),
+        }
+    }
+
+    /// Estimated live bytes per column family, for metrics.
+    pub fn sizes(&self) -> Vec<(&'static str, u64)> {
+        FAMILIES
+            .iter()
+            .map(|name| {
+                let size = self
+                    .db
+                    .property_int_value_cf(
+                        family(&self.db, name),
+                        "rocksdb.estimate-live-data-size",
+                    )
+                    .ok()
+                    .flatten()
+                    .unwrap_or(0)
+                    + self
+                        .db
+                        .property_int_value_cf(
+                            family(&self.db, name),
+                            "rocksdb.cur-size-all-mem-tables",
+                        )
+                        .ok()
+                        .flatten()
+                        .unwrap_or(0);
+                (*name, size)
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn engine_records_survive_reopen_and_scan_in_key_order() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let mut store = RocksStore::new(open(dir.path()).unwrap());
+            store.put(b"v\0\0\0\0\0\0\0\x05\0", b"vote").unwrap();
+            store.put(b"bdigest", b"block").unwrap();
+            store.put(b"f", b"finalized").unwrap();
+            store.sync().unwrap();
+        }
+        let store = RocksStore::new(open(dir.path()).unwrap());
+        let keys: Vec<Vec<u8>> = store
+            .scan(&[])
+            .unwrap()
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
+        assert_eq!(
+            keys,
+            vec![
+                b"bdigest".to_vec(),
+                b"f".to_vec(),
+                b"v\0\0\0\0\0\0\0\x05\0".to_vec()
+            ]
+        );
+        assert_eq!(store.scan(b"v").unwrap().len(), 1);
+        assert_eq!(store.get(b"bdigest").unwrap(), Some(b"block".to_vec()));
+    }
+
+    #[test]
+    fn indexes_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let chain = ChainDb::new(open(dir.path()).unwrap());
+        assert_eq!(chain.indexed_height().unwrap(), 0);
+        chain
+            .index(&FinalizedEntry {
+                height: 7,
+                digest: [7; 32],
+                certificate: b"cert",
+                tx_hashes: &[[1; 32], [2; 32]],
+                receipts_json: b"[]",
+            })
+            .unwrap();
+        assert_eq!(chain.indexed_height().unwrap(), 7);
+        assert_eq!(chain.digest_at(7).unwrap(), Some([7; 32]));
+        assert_eq!(chain.height_of(&[7; 32]).unwrap(), Some(7));
+        assert_eq!(
+            chain.location_of(&[2; 32]).unwrap(),
+            Some(Location {
+                height: 7,
+                index: 1
+            })
+        );
+        assert_eq!(chain.location_of(&[3; 32]).unwrap(), None);
+        assert_eq!(chain.certificate_at(7).unwrap(), Some(b"cert".to_vec()));
+    }
+}

@@ -1,0 +1,159 @@
+//! A network of real `ballast` processes on loopback, for the node tests.
+#![allow(clippy::disallowed_methods, clippy::disallowed_types, dead_code)]
+
+use ballast_node::client::Client;
+use ballast_node::config::Timeouts;
+use ballast_node::init::{InitOptions, init};
+use std::net::{TcpListener, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct Network {
+    pub dir: tempfile::TempDir,
+    pub configs: Vec<PathBuf>,
+    pub rpc_port: u16,
+    pub p2p_port: u16,
+    pub children: Vec<Option<Child>>,
+}
+
+/// A base port with `count` free UDP and TCP ports after it (both ranges).
+fn free_ports(count: u16) -> (u16, u16) {
+    let seed = std::process::id() as u16;
+    for attempt in 0..200u16 {
+        let base = 20_000 + (seed.wrapping_mul(37).wrapping_add(attempt * 97)) % 30_000;
+        let p2p_free = (0..count).all(|i| UdpSocket::bind(("127.0.0.1", base + i)).is_ok());
+        let rpc = base + 1_000;
+        let rpc_free = (0..count).all(|i| TcpListener::bind(("127.0.0.1", rpc + i)).is_ok());
+        if p2p_free && rpc_free {
+            return (base, rpc);
+        }
+    }
+    panic!("no free ports");
+}
+
+impl Network {
+    /// Writes a network of `validators` with fast timers.
+    pub fn new(validators: usize) -> Network {
+        let dir = tempfile::tempdir().unwrap();
+        let (p2p_port, rpc_port) = free_ports(validators as u16);
+        let configs = init(&InitOptions {
+            dir: dir.path().to_path_buf(),
+            validators,
+            chain_id: 77,
+            accounts: 8,
+            account_balance: 1_000_000_000,
+            host: [127, 0, 0, 1].into(),
+            p2p_port,
+            rpc_port,
+            timeouts: Timeouts {
+                leader_timeout_ms: 500,
+                advance_timeout_ms: 1_000,
+                retry_ms: 250,
+                ..Timeouts::default()
+            },
+        })
+        .unwrap();
+        Network {
+            dir,
+            configs,
+            rpc_port,
+            p2p_port,
+            children: (0..validators).map(|_| None).collect(),
+        }
+    }
+
+    pub fn log_path(&self, index: usize) -> PathBuf {
+        self.dir.path().join(format!("node-{index}/node.log"))
+    }
+
+    pub fn start(&mut self, index: usize) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path(index))
+            .unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_ballast"))
+            .args(["run", "--config"])
+            .arg(&self.configs[index])
+            .env("BALLAST_LOG_FILTER", "info")
+            .stdout(Stdio::from(log.try_clone().unwrap()))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .unwrap();
+        self.children[index] = Some(child);
+    }
+
+    pub fn start_all(&mut self) {
+        for i in 0..self.children.len() {
+            self.start(i);
+        }
+    }
+
+    /// `kill -9`: no chance to flush anything.
+    pub fn kill(&mut self, index: usize) {
+        if let Some(mut child) = self.children[index].take() {
+            child.kill().unwrap();
+            child.wait().unwrap();
+        }
+    }
+
+    pub fn rpc_url(&self, index: usize) -> String {
+        format!("http://127.0.0.1:{}", self.rpc_port + index as u16)
+    }
+
+    pub fn client(&self, index: usize) -> Client {
+        Client::new(&self.rpc_url(index)).unwrap()
+    }
+
+    pub fn accounts_dir(&self) -> PathBuf {
+        self.dir.path().join("accounts")
+    }
+
+    pub fn account_key(&self, index: usize) -> ed25519_dalek::SigningKey {
+        ballast_node::config::read_key(&self.accounts_dir().join(format!("account-{index}.key")))
+            .unwrap()
+    }
+
+    pub fn dump_logs(&self) {
+        for i in 0..self.children.len() {
+            let log = std::fs::read_to_string(self.log_path(i)).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(30).collect();
+            eprintln!("--- node {i} (last lines) ---");
+            for line in tail.into_iter().rev() {
+                eprintln!("{line}");
+            }
+        }
+    }
+
+    /// Waits until validator `index` has finalized `height`.
+    pub async fn wait_height(&self, index: usize, height: u64, timeout: Duration) -> u64 {
+        let client = self.client(index);
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(h) = client.height().await
+                && h >= height
+            {
+                return h;
+            }
+            if Instant::now() > deadline {
+                self.dump_logs();
+                panic!("validator {index} did not reach height {height} in {timeout:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+impl Drop for Network {
+    fn drop(&mut self) {
+        for child in self.children.iter_mut().flatten() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+pub fn path_exists(path: &Path) -> bool {
+    path.exists()
+}

@@ -1,0 +1,714 @@
+//! QUIC transport for the node (quinn 0.11, rustls 0.23 with ring).
+//!
+//! Identity is the validator key itself: each node presents a self-signed
+//! X.509 certificate over its ed25519 consensus key, and both sides of every
+//! connection (mutual TLS) accept a certificate only if its key is in the
+//! validator set. A dialer also checks that the key is the one of the peer
+//! it meant to reach. There is no certificate authority to trust or rotate.
+//!
+//! Layout: one endpoint per node. Messages to peer `i` go on a connection
+//! this node dials (one unidirectional stream of frames), messages from `i`
+//! arrive on a connection `i` dials. Each direction has its own bounded
+//! queue, so a slow or dead peer loses only its own messages.
+//!
+//! Frames are a 4-byte big-endian length and that many bytes. A frame longer
+//! than [`QuicLimits::max_frame_bytes`], an empty frame or a stream cut
+//! mid-frame closes that connection (and nothing else). Each inbound
+//! connection is throttled by a token bucket (frames and bytes per second):
+//! a flooding peer is slowed, through QUIC flow control, to its budget.
+//!
+//! Runs on real tokio only: quinn cannot run inside madsim, and the simulator
+//! uses [`crate::sim::SimTransport`] behind the same [`Transport`] trait.
+// Real network code: wall-clock time (back-off, rate limits) and OS
+// randomness (QUIC connection ids, TLS) are what it is for; it is never
+// compiled into a simulation run.
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
+
+use crate::Transport;
+use ballast_core::ValidatorIndex;
+use ed25519_dalek::pkcs8::EncodePrivateKey;
+use ed25519_dalek::{SigningKey, VerifyingKey};
+use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, UnixTime};
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::Poll;
+use std::time::Duration;
+use thiserror::Error;
+use tokio::sync::mpsc;
+
+/// ALPN protocol id: a node speaking another wire version is refused at the
+/// handshake rather than by a decode error later.
+const ALPN: &[u8] = b"ballast/1";
+/// Name used in the TLS handshake; identity is checked by key, not name.
+const SERVER_NAME: &str = "ballast";
+/// Application close codes, visible in the peer's logs.
+const CLOSE_OVERSIZED: u32 = 1;
+const CLOSE_MALFORMED: u32 = 2;
+
+/// A validator's network identity and address.
+#[derive(Clone, Debug)]
+pub struct Peer {
+    pub key: VerifyingKey,
+    pub address: SocketAddr,
+}
+
+/// Every bound of the transport. A peer can consume at most
+/// `inbound_queue_frames × max_frame_bytes` of this node's memory.
+#[derive(Clone, Debug)]
+pub struct QuicLimits {
+    /// Largest frame accepted or sent.
+    pub max_frame_bytes: usize,
+    /// Frames waiting to be written to one peer; more are dropped.
+    pub outbound_queue_frames: usize,
+    /// Frames received from one peer and not yet taken by the engine; when
+    /// full, reading from that peer pauses.
+    pub inbound_queue_frames: usize,
+    /// Sustained frames per second accepted from one peer (and the burst).
+    pub frames_per_second: u32,
+    /// Sustained bytes per second accepted from one peer (and the burst).
+    pub bytes_per_second: u64,
+    /// First reconnect delay; doubles up to `reconnect_max_ms`.
+    pub reconnect_min_ms: u64,
+    pub reconnect_max_ms: u64,
+}
+
+impl Default for QuicLimits {
+    fn default() -> Self {
+        QuicLimits {
+            max_frame_bytes: ballast_core::codec::MAX_MESSAGE_BYTES,
+            outbound_queue_frames: 4_096,
+            inbound_queue_frames: 1_024,
+            frames_per_second: 20_000,
+            bytes_per_second: 64 << 20,
+            reconnect_min_ms: 50,
+            reconnect_max_ms: 2_000,
+        }
+    }
+}
+
+/// What the transport has seen, for metrics and tests.
+#[derive(Debug, Default)]
+pub struct QuicStats {
+    /// Connections currently established towards peers (outbound).
+    pub peers_connected: AtomicU64,
+    pub frames_in: AtomicU64,
+    pub frames_out: AtomicU64,
+    /// Frames dropped because a peer's outbound queue was full.
+    pub frames_dropped: AtomicU64,
+    /// Handshakes refused (unknown key) or connections closed for a
+    /// protocol violation (oversized or cut frame).
+    pub connections_refused: AtomicU64,
+    pub connections_closed_for_violation: AtomicU64,
+}
+
+#[derive(Debug, Error)]
+pub enum QuicError {
+    #[error("validator index {me} is outside the {count} peers")]
+    NotAValidator { me: ValidatorIndex, count: usize },
+    #[error("the secret key does not match peer {me}'s public key")]
+    KeyMismatch { me: ValidatorIndex },
+    #[error("certificate: {0}")]
+    Certificate(String),
+    #[error("tls: {0}")]
+    Tls(#[from] rustls::Error),
+    #[error("binding {address}: {source}")]
+    Bind {
+        address: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// The validator keys this node accepts, and how certificates map to them.
+#[derive(Debug)]
+struct KeyVerifier {
+    keys: Vec<VerifyingKey>,
+    /// When dialing: the only key the server may present.
+    expected: Option<VerifyingKey>,
+    algorithms: WebPkiSupportedAlgorithms,
+    refused: Arc<QuicStats>,
+}
+
+impl KeyVerifier {
+    fn check(&self, certificate: &CertificateDer<'_>) -> Result<(), rustls::Error> {
+        let refuse = |why: &str| {
+            self.refused
+                .connections_refused
+                .fetch_add(1, Ordering::Relaxed);
+            Err(rustls::Error::General(why.to_string()))
+        };
+        let Ok(key) = certificate_key(certificate) else {
+            return refuse("certificate does not carry an ed25519 key");
+        };
+        if let Some(expected) = self.expected
+            && key != expected
+        {
+            return refuse("peer presented another validator's key");
+        }
+        if !self.keys.contains(&key) {
+            return refuse("key is not in the validator set");
+        }
+        Ok(())
+    }
+}
+
+impl ServerCertVerifier for KeyVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        self.check(end_entity)?;
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        _message: &[u8],
+        _cert: &CertificateDer<'_>,
+        _dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        // QUIC is TLS 1.3 only.
+        Err(rustls::Error::PeerIncompatible(
+            rustls::PeerIncompatible::Tls12NotOffered,
+        ))
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        // Proves the peer holds the secret of the key in its certificate.
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        vec![SignatureScheme::ED25519]
+    }
+}
+
+impl ClientCertVerifier for KeyVerifier {
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        &[]
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        self.check(end_entity)?;
+        Ok(ClientCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        _message: &[u8],
+        _cert: &CertificateDer<'_>,
+        _dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        Err(rustls::Error::PeerIncompatible(
+            rustls::PeerIncompatible::Tls12NotOffered,
+        ))
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        vec![SignatureScheme::ED25519]
+    }
+}
+
+/// The ed25519 key a certificate carries.
+pub fn certificate_key(certificate: &[u8]) -> Result<VerifyingKey, QuicError> {
+    /// id-Ed25519 (RFC 8410).
+    const ED25519_OID: &str = "1.3.101.112";
+    let (_, parsed) = x509_parser::parse_x509_certificate(certificate)
+        .map_err(|e| QuicError::Certificate(e.to_string()))?;
+    let spki = parsed.public_key();
+    if spki.algorithm.algorithm.to_id_string() != ED25519_OID {
+        return Err(QuicError::Certificate("not an ed25519 key".into()));
+    }
+    let bytes: [u8; 32] = spki
+        .subject_public_key
+        .data
+        .as_ref()
+        .try_into()
+        .map_err(|_| QuicError::Certificate("ed25519 key is not 32 bytes".into()))?;
+    VerifyingKey::from_bytes(&bytes).map_err(|e| QuicError::Certificate(e.to_string()))
+}
+
+/// A self-signed certificate over `secret`'s public key, and the key in the
+/// form rustls takes.
+pub fn self_signed(
+    secret: &SigningKey,
+) -> Result<(CertificateDer<'static>, PrivateKeyDer<'static>), QuicError> {
+    let certificate_error = |e: &dyn std::fmt::Display| QuicError::Certificate(e.to_string());
+    let pkcs8 = secret
+        .to_pkcs8_der()
+        .map_err(|e| certificate_error(&e))?
+        .as_bytes()
+        .to_vec();
+    let pkcs8 = PrivatePkcs8KeyDer::from(pkcs8);
+    let key_pair = rcgen::KeyPair::from_pkcs8_der_and_sign_algo(&pkcs8, &rcgen::PKCS_ED25519)
+        .map_err(|e| certificate_error(&e))?;
+    let certificate = rcgen::CertificateParams::new(vec![SERVER_NAME.to_string()])
+        .map_err(|e| certificate_error(&e))?
+        .self_signed(&key_pair)
+        .map_err(|e| certificate_error(&e))?;
+    Ok((certificate.der().clone(), PrivateKeyDer::Pkcs8(pkcs8)))
+}
+
+fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+fn transport_config() -> Arc<quinn::TransportConfig> {
+    let mut config = quinn::TransportConfig::default();
+    // A dead peer is noticed within seconds, and a live idle link is kept
+    // open by keep-alives, so reconnecting is the exception.
+    config.keep_alive_interval(Some(Duration::from_millis(500)));
+    config.max_idle_timeout(Some(
+        Duration::from_secs(5)
+            .try_into()
+            .expect("5 s is a valid idle timeout"),
+    ));
+    // One stream per direction is all the transport uses.
+    config.max_concurrent_uni_streams(8u32.into());
+    config.max_concurrent_bidi_streams(0u32.into());
+    Arc::new(config)
+}
+
+/// Builds the endpoint's server side and the client config for dialing
+/// `expected` (any validator if `None`).
+struct Tls {
+    certificate: CertificateDer<'static>,
+    key: PrivateKeyDer<'static>,
+    keys: Vec<VerifyingKey>,
+    stats: Arc<QuicStats>,
+}
+
+impl Tls {
+    fn verifier(&self, expected: Option<VerifyingKey>) -> Arc<KeyVerifier> {
+        Arc::new(KeyVerifier {
+            keys: self.keys.clone(),
+            expected,
+            algorithms: provider().signature_verification_algorithms,
+            refused: self.stats.clone(),
+        })
+    }
+
+    fn server(&self) -> Result<quinn::ServerConfig, QuicError> {
+        let mut tls = rustls::ServerConfig::builder_with_provider(provider())
+            .with_protocol_versions(&[&rustls::version::TLS13])?
+            .with_client_cert_verifier(self.verifier(None))
+            .with_single_cert(vec![self.certificate.clone()], self.key.clone_key())?;
+        tls.alpn_protocols = vec![ALPN.to_vec()];
+        let crypto = QuicServerConfig::try_from(tls)
+            .map_err(|e| QuicError::Certificate(format!("quic server config: {e}")))?;
+        let mut config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
+        config.transport_config(transport_config());
+        Ok(config)
+    }
+
+    fn client(&self, expected: VerifyingKey) -> Result<quinn::ClientConfig, QuicError> {
+        let mut tls = rustls::ClientConfig::builder_with_provider(provider())
+            .with_protocol_versions(&[&rustls::version::TLS13])?
+            .dangerous()
+            .with_custom_certificate_verifier(self.verifier(Some(expected)))
+            .with_client_auth_cert(vec![self.certificate.clone()], self.key.clone_key())?;
+        tls.alpn_protocols = vec![ALPN.to_vec()];
+        let crypto = QuicClientConfig::try_from(tls)
+            .map_err(|e| QuicError::Certificate(format!("quic client config: {e}")))?;
+        let mut config = quinn::ClientConfig::new(Arc::new(crypto));
+        config.transport_config(transport_config());
+        Ok(config)
+    }
+}
+
+/// A token bucket: `rate` per second, holding at most one second's worth.
+struct Bucket {
+    tokens: f64,
+    rate: f64,
+    last: tokio::time::Instant,
+}
+
+impl Bucket {
+    fn new(rate: f64) -> Bucket {
+        Bucket {
+            tokens: rate,
+            rate,
+            last: tokio::time::Instant::now(),
+        }
+    }
+
+    /// How long to wait before `amount` may pass (zero if it may now).
+    fn take(&mut self, amount: f64) -> Duration {
+        let now = tokio::time::Instant::now();
+        self.tokens =
+            (self.tokens + now.duration_since(self.last).as_secs_f64() * self.rate).min(self.rate);
+        self.last = now;
+        self.tokens -= amount;
+        if self.tokens >= 0.0 {
+            Duration::ZERO
+        } else {
+            Duration::from_secs_f64(-self.tokens / self.rate)
+        }
+    }
+}
+
+/// The QUIC [`Transport`]. Must be created inside a tokio runtime; its
+/// tasks stop when it is dropped.
+pub struct QuicTransport {
+    me: ValidatorIndex,
+    outbound: Vec<Option<mpsc::Sender<Arc<[u8]>>>>,
+    inbound: Vec<mpsc::Receiver<Arc<[u8]>>>,
+    /// Where the round-robin over peers' inbound queues resumes, so that one
+    /// busy peer cannot starve the others.
+    next_peer: usize,
+    stats: Arc<QuicStats>,
+    endpoint: quinn::Endpoint,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for QuicTransport {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+        self.endpoint.close(0u32.into(), b"shutdown");
+    }
+}
+
+impl QuicTransport {
+    /// Binds `listen` and starts dialing every other peer. `peers[i]` is
+    /// validator `i`; `peers[me].key` must be `secret`'s public key.
+    pub fn start(
+        me: ValidatorIndex,
+        secret: &SigningKey,
+        peers: Vec<Peer>,
+        listen: SocketAddr,
+        limits: QuicLimits,
+    ) -> Result<QuicTransport, QuicError> {
+        let count = peers.len();
+        let Some(own) = peers.get(usize::from(me)) else {
+            return Err(QuicError::NotAValidator { me, count });
+        };
+        if own.key != secret.verifying_key() {
+            return Err(QuicError::KeyMismatch { me });
+        }
+        let stats = Arc::new(QuicStats::default());
+        let (certificate, key) = self_signed(secret)?;
+        let tls = Tls {
+            certificate,
+            key,
+            keys: peers.iter().map(|p| p.key).collect(),
+            stats: stats.clone(),
+        };
+        let endpoint =
+            quinn::Endpoint::server(tls.server()?, listen).map_err(|source| QuicError::Bind {
+                address: listen,
+                source,
+            })?;
+        let mut tasks = Vec::new();
+        let mut outbound = Vec::with_capacity(count);
+        let mut inbound_senders = Vec::with_capacity(count);
+        let mut inbound = Vec::with_capacity(count);
+        for (index, peer) in peers.iter().enumerate() {
+            let (in_tx, in_rx) = mpsc::channel(limits.inbound_queue_frames);
+            inbound_senders.push(in_tx);
+            inbound.push(in_rx);
+            if index == usize::from(me) {
+                outbound.push(None);
+                continue;
+            }
+            let (out_tx, out_rx) = mpsc::channel(limits.outbound_queue_frames);
+            outbound.push(Some(out_tx));
+            tasks.push(tokio::spawn(dial(
+                endpoint.clone(),
+                tls.client(peer.key)?,
+                peer.address,
+                out_rx,
+                limits.clone(),
+                stats.clone(),
+            )));
+        }
+        tasks.push(tokio::spawn(accept(
+            endpoint.clone(),
+            peers.iter().map(|p| p.key).collect(),
+            inbound_senders,
+            limits,
+            stats.clone(),
+        )));
+        Ok(QuicTransport {
+            me,
+            outbound,
+            inbound,
+            next_peer: 0,
+            stats,
+            endpoint,
+            tasks,
+        })
+    }
+
+    pub fn stats(&self) -> Arc<QuicStats> {
+        self.stats.clone()
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.endpoint.local_addr()
+    }
+}
+
+/// Opens an authenticated connection to the node at `address` (whose key
+/// must be `server_key`) as the validator owning `secret`, outside any
+/// transport: for tests and tools that need to put raw bytes on the wire.
+pub async fn dial_raw(
+    secret: &SigningKey,
+    server_key: VerifyingKey,
+    keys: Vec<VerifyingKey>,
+    address: SocketAddr,
+) -> Result<quinn::Connection, QuicError> {
+    let (certificate, key) = self_signed(secret)?;
+    let tls = Tls {
+        certificate,
+        key,
+        keys,
+        stats: Arc::new(QuicStats::default()),
+    };
+    let any_port = SocketAddr::from(([127, 0, 0, 1], 0));
+    let endpoint = quinn::Endpoint::client(any_port).map_err(|source| QuicError::Bind {
+        address: any_port,
+        source,
+    })?;
+    let connecting = endpoint
+        .connect_with(tls.client(server_key)?, address, SERVER_NAME)
+        .map_err(|e| QuicError::Certificate(format!("connect: {e}")))?;
+    connecting
+        .await
+        .map_err(|e| QuicError::Certificate(format!("handshake: {e}")))
+}
+
+impl Transport for QuicTransport {
+    fn send(&mut self, to: ValidatorIndex, bytes: Arc<[u8]>) {
+        debug_assert_ne!(to, self.me, "the engine never sends to itself");
+        let Some(Some(queue)) = self.outbound.get(usize::from(to)) else {
+            return;
+        };
+        if queue.try_send(bytes).is_err() {
+            self.stats.frames_dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    async fn recv(&mut self) -> Option<(ValidatorIndex, Arc<[u8]>)> {
+        // Cancel-safe: `poll_recv` takes a frame only when it returns it.
+        std::future::poll_fn(|cx| {
+            let count = self.inbound.len();
+            let mut closed = 0;
+            for offset in 0..count {
+                let index = (self.next_peer + offset) % count;
+                match self.inbound[index].poll_recv(cx) {
+                    Poll::Ready(Some(bytes)) => {
+                        self.next_peer = (index + 1) % count;
+                        let from = ValidatorIndex::try_from(index).expect("few validators");
+                        return Poll::Ready(Some((from, bytes)));
+                    }
+                    Poll::Ready(None) => closed += 1,
+                    Poll::Pending => {}
+                }
+            }
+            if closed == count {
+                Poll::Ready(None)
+            } else {
+                Poll::Pending
+            }
+        })
+        .await
+    }
+}
+
+/// Keeps one connection to a peer and writes its queued frames, reconnecting
+/// with exponential back-off. Frames queued while disconnected wait (up to
+/// the queue bound); the one being written when a link fails is lost, which
+/// the protocol tolerates (it re-sends what matters).
+async fn dial(
+    endpoint: quinn::Endpoint,
+    config: quinn::ClientConfig,
+    address: SocketAddr,
+    mut queue: mpsc::Receiver<Arc<[u8]>>,
+    limits: QuicLimits,
+    stats: Arc<QuicStats>,
+) {
+    let mut backoff_ms = limits.reconnect_min_ms;
+    loop {
+        let connection = match endpoint.connect_with(config.clone(), address, SERVER_NAME) {
+            Ok(connecting) => connecting.await,
+            Err(e) => {
+                tracing::warn!(%address, error = %e, "cannot dial peer");
+                return;
+            }
+        };
+        let connection = match connection {
+            Ok(connection) => connection,
+            Err(e) => {
+                tracing::debug!(%address, error = %e, backoff_ms, "peer unreachable");
+                tokio::time::sleep(Duration::from_millis(backoff_ms)).await;
+                backoff_ms = (backoff_ms * 2).min(limits.reconnect_max_ms);
+                continue;
+            }
+        };
+        backoff_ms = limits.reconnect_min_ms;
+        stats.peers_connected.fetch_add(1, Ordering::Relaxed);
+        tracing::debug!(%address, "connected to peer");
+        let closed = write_frames(&connection, &mut queue, &limits, &stats).await;
+        stats.peers_connected.fetch_sub(1, Ordering::Relaxed);
+        if closed {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(backoff_ms)).await;
+    }
+}
+
+/// Writes frames until the link fails (`false`) or the queue closes
+/// (`true`: the transport was dropped).
+async fn write_frames(
+    connection: &quinn::Connection,
+    queue: &mut mpsc::Receiver<Arc<[u8]>>,
+    limits: &QuicLimits,
+    stats: &QuicStats,
+) -> bool {
+    let Ok(mut stream) = connection.open_uni().await else {
+        return false;
+    };
+    loop {
+        let frame = tokio::select! {
+            frame = queue.recv() => frame,
+            _ = connection.closed() => return false,
+        };
+        let Some(frame) = frame else {
+            return true;
+        };
+        if frame.is_empty() || frame.len() > limits.max_frame_bytes {
+            stats.frames_dropped.fetch_add(1, Ordering::Relaxed);
+            continue;
+        }
+        let length = u32::try_from(frame.len()).expect("frame bounded by max_frame_bytes");
+        if stream.write_all(&length.to_be_bytes()).await.is_err()
+            || stream.write_all(&frame).await.is_err()
+        {
+            return false;
+        }
+        stats.frames_out.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Accepts connections; each authenticated peer's streams feed its queue.
+async fn accept(
+    endpoint: quinn::Endpoint,
+    keys: Vec<VerifyingKey>,
+    queues: Vec<mpsc::Sender<Arc<[u8]>>>,
+    limits: QuicLimits,
+    stats: Arc<QuicStats>,
+) {
+    while let Some(incoming) = endpoint.accept().await {
+        let keys = keys.clone();
+        let queues = queues.clone();
+        let limits = limits.clone();
+        let stats = stats.clone();
+        tokio::spawn(async move {
+            let Ok(connection) = incoming.await else {
+                return; // refused at the handshake (counted by the verifier)
+            };
+            let Some(index) = peer_index(&connection, &keys) else {
+                connection.close(CLOSE_MALFORMED.into(), b"no validator identity");
+                return;
+            };
+            let mut buckets = (
+                Bucket::new(f64::from(limits.frames_per_second)),
+                Bucket::new(limits.bytes_per_second as f64),
+            );
+            while let Ok(mut stream) = connection.accept_uni().await {
+                match read_frames(&mut stream, &queues[index], &limits, &stats, &mut buckets).await
+                {
+                    Ok(()) => {}
+                    Err(code) => {
+                        stats
+                            .connections_closed_for_violation
+                            .fetch_add(1, Ordering::Relaxed);
+                        tracing::warn!(peer = index, code, "closing connection: bad frame");
+                        connection.close(code.into(), b"bad frame");
+                        return;
+                    }
+                }
+            }
+        });
+    }
+}
+
+/// The validator index of an authenticated connection's peer.
+fn peer_index(connection: &quinn::Connection, keys: &[VerifyingKey]) -> Option<usize> {
+    let identity = connection.peer_identity()?;
+    let chain = identity.downcast::<Vec<CertificateDer<'static>>>().ok()?;
+    let key = certificate_key(chain.first()?).ok()?;
+    keys.iter().position(|k| *k == key)
+}
+
+/// Reads frames from one stream until it ends cleanly (`Ok`) or breaks the
+/// framing rules (`Err(close code)`).
+async fn read_frames(
+    stream: &mut quinn::RecvStream,
+    queue: &mpsc::Sender<Arc<[u8]>>,
+    limits: &QuicLimits,
+    stats: &QuicStats,
+    (frames, bytes): &mut (Bucket, Bucket),
+) -> Result<(), u32> {
+    loop {
+        let mut length = [0u8; 4];
+        match stream.read_exact(&mut length).await {
+            Ok(()) => {}
+            Err(quinn::ReadExactError::FinishedEarly(0)) => return Ok(()),
+            Err(quinn::ReadExactError::FinishedEarly(_)) => return Err(CLOSE_MALFORMED),
+            // The connection is gone; nothing to close.
+            Err(quinn::ReadExactError::ReadError(_)) => return Ok(()),
+        }
+        let length = u32::from_be_bytes(length) as usize;
+        if length == 0 {
+            return Err(CLOSE_MALFORMED);
+        }
+        if length > limits.max_frame_bytes {
+            return Err(CLOSE_OVERSIZED);
+        }
+        let mut frame = vec![0u8; length];
+        match stream.read_exact(&mut frame).await {
+            Ok(()) => {}
+            Err(quinn::ReadExactError::FinishedEarly(_)) => return Err(CLOSE_MALFORMED),
+            Err(quinn::ReadExactError::ReadError(_)) => return Ok(()),
+        }
+        let wait = frames.take(1.0).max(bytes.take(length as f64));
+        if !wait.is_zero() {
+            tokio::time::sleep(wait).await;
+        }
+        stats.frames_in.fetch_add(1, Ordering::Relaxed);
+        if queue.send(frame.into()).await.is_err() {
+            return Ok(()); // the transport was dropped
+        }
+    }
+}
