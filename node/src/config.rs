@@ -55,6 +55,11 @@ pub struct Timeouts {
     pub retry_ms: u64,
     pub max_backoff_shift: u32,
     pub max_views_ahead: u64,
+    /// A leader waits this long after its view began before building its
+    /// block, so an idle network makes at most 1000/this blocks a second
+    /// (and disks do not fill with empty blocks). Must be under half the
+    /// leader timeout.
+    pub min_block_interval_ms: u64,
 }
 
 impl Default for Timeouts {
@@ -65,6 +70,7 @@ impl Default for Timeouts {
             retry_ms: 500,
             max_backoff_shift: 3,
             max_views_ahead: 16,
+            min_block_interval_ms: 200,
         }
     }
 }
@@ -110,6 +116,8 @@ pub enum ConfigError {
         value: String,
         reason: String,
     },
+    #[error("{0}")]
+    Invalid(String),
     #[error("key file {path}: {reason}")]
     Key { path: String, reason: String },
 }
@@ -131,6 +139,13 @@ impl NodeConfig {
                 source,
             })?;
         config.apply_env(env)?;
+        let timeouts = &config.consensus;
+        if timeouts.min_block_interval_ms * 2 >= timeouts.leader_timeout_ms {
+            return Err(ConfigError::Invalid(format!(
+                "consensus.min_block_interval_ms ({}) must be under half of leader_timeout_ms ({})",
+                timeouts.min_block_interval_ms, timeouts.leader_timeout_ms
+            )));
+        }
         let base = path.parent().unwrap_or(Path::new("."));
         for p in [
             &mut config.data_dir,

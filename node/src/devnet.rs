@@ -35,8 +35,27 @@ pub enum DevnetError {
         status: std::process::ExitStatus,
         log: String,
     },
+    #[error(
+        "{what} port {port} is taken (another devnet running?); choose others with --p2p-port / --rpc-port"
+    )]
+    PortTaken { what: &'static str, port: u16 },
     #[error("{0}")]
     Io(#[from] std::io::Error),
+}
+
+/// Fails early, with a clear message, if a port the network needs is taken.
+fn check_ports(options: &DevnetOptions) -> Result<(), DevnetError> {
+    for i in 0..options.validators as u16 {
+        let port = options.p2p_port + i;
+        if std::net::UdpSocket::bind(("127.0.0.1", port)).is_err() {
+            return Err(DevnetError::PortTaken { what: "QUIC", port });
+        }
+        let port = options.rpc_port + i;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_err() {
+            return Err(DevnetError::PortTaken { what: "RPC", port });
+        }
+    }
+    Ok(())
 }
 
 /// Sends SIGTERM (a graceful stop) to a child process.
@@ -49,6 +68,7 @@ fn terminate(child: &Child) {
 }
 
 pub async fn devnet(options: DevnetOptions) -> Result<(), DevnetError> {
+    check_ports(&options)?;
     let (dir, _temporary) = match &options.dir {
         Some(dir) => (dir.clone(), None),
         None => {
@@ -87,7 +107,17 @@ pub async fn devnet(options: DevnetOptions) -> Result<(), DevnetError> {
             .create(true)
             .append(true)
             .open(&log_path)?;
-        let child = Command::new(&exe)
+        let mut command = Command::new(&exe);
+        // SAFETY: prctl is async-signal-safe and touches only the child.
+        // The validator gets SIGTERM if this process dies, however it dies,
+        // so no orphaned validators hold the ports.
+        unsafe {
+            command.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+                Ok(())
+            });
+        }
+        let child = command
             .args(["run", "--config"])
             .arg(node_dir.join("node.toml"))
             .stdout(Stdio::from(log.try_clone()?))
@@ -118,10 +148,12 @@ pub async fn devnet(options: DevnetOptions) -> Result<(), DevnetError> {
         .map(|url| Client::new(url).expect("valid URL"))
         .collect();
 
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let outcome = loop {
         tokio::select! {
             _ = tokio::signal::ctrl_c() => break Ok(()),
+            _ = term.recv() => break Ok(()),
             _ = tick.tick() => {}
         }
         for (index, (child, log)) in children.iter_mut().enumerate() {

@@ -25,7 +25,7 @@ pub struct Metrics {
     pub errors_total: Counter,
     /// Conflicting votes seen from a validator (equivocation evidence).
     pub evidence_total: Counter,
-    /// Estimated bytes per RocksDB column family.
+    /// Bytes on disk per RocksDB column family.
     pub store_bytes: Family<Vec<(String, String)>, Gauge>,
 }
 
@@ -112,7 +112,7 @@ impl Metrics {
             );
             r.register(
                 "store_bytes",
-                "Estimated bytes per store column family",
+                "Bytes on disk (SST files) per store column family",
                 metrics.store_bytes.clone(),
             );
         }

@@ -110,7 +110,8 @@ pub async fn run(
         RocksStore::new(db.clone()),
         TokioClock::new(),
         app,
-    )?;
+    )?
+    .with_min_block_interval_ms(config.consensus.min_block_interval_ms);
 
     let context = RpcContext {
         chain_id: genesis.chain_id,

@@ -275,29 +275,18 @@ impl ChainDb {
         }
     }
 
-    /// Estimated live bytes per column family, for metrics.
+    /// Bytes on disk (SST files) per column family, for metrics. Recent
+    /// writes still in the memtable and the log are not counted.
     pub fn sizes(&self) -> Vec<(&'static str, u64)> {
         FAMILIES
             .iter()
             .map(|name| {
                 let size = self
                     .db
-                    .property_int_value_cf(
-                        family(&self.db, name),
-                        "rocksdb.estimate-live-data-size",
-                    )
+                    .property_int_value_cf(family(&self.db, name), "rocksdb.total-sst-files-size")
                     .ok()
                     .flatten()
-                    .unwrap_or(0)
-                    + self
-                        .db
-                        .property_int_value_cf(
-                            family(&self.db, name),
-                            "rocksdb.cur-size-all-mem-tables",
-                        )
-                        .ok()
-                        .flatten()
-                        .unwrap_or(0);
+                    .unwrap_or(0);
                 (*name, size)
             })
             .collect()

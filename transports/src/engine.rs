@@ -127,6 +127,14 @@ pub struct Engine<S: Scheme, T, St, C, A> {
     /// A vote record was written but not yet synced.
     unsynced_vote: bool,
     stats: EngineStats,
+    /// Least time between entering a view and building its proposal (0 in
+    /// the simulator). A node uses it so an idle network makes a few
+    /// blocks per second instead of as many as the links allow.
+    min_block_interval_ms: u64,
+    view_entered_ms: u64,
+    /// A payload request held back by `min_block_interval_ms`: (due,
+    /// view, parent, height).
+    deferred_payload: Option<(u64, View, Digest, Height)>,
 }
 
 impl<S, T, St, C, A> Engine<S, T, St, C, A>
@@ -171,7 +179,27 @@ where
             timers: BTreeSet::new(),
             unsynced_vote: false,
             stats: EngineStats::default(),
+            min_block_interval_ms: 0,
+            view_entered_ms: 0,
+            deferred_payload: None,
         })
+    }
+
+    /// Holds each proposal back until `interval_ms` after its view began.
+    /// Must stay well below the leader timeout, or followers give up first.
+    pub fn with_min_block_interval_ms(mut self, interval_ms: u64) -> Self {
+        self.min_block_interval_ms = interval_ms;
+        self
+    }
+
+    /// The earliest of the timers and a deferred payload.
+    fn next_deadline(&self) -> Option<u64> {
+        let timer = self.timers.first().map(|(at, _)| *at);
+        let payload = self.deferred_payload.map(|(at, ..)| at);
+        match (timer, payload) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     pub fn replica(&self) -> &Simplex<S> {
@@ -194,7 +222,7 @@ where
         // was the simulator's largest single cost.
         let clock = self.clock.clone();
         loop {
-            let deadline = self.timers.first().map(|(at, _)| *at);
+            let deadline = self.next_deadline();
             let mut sleep = pin!(async {
                 match deadline {
                     Some(at_ms) => clock.sleep_until_ms(at_ms).await,
@@ -217,7 +245,7 @@ where
                         break;
                     }
                 }
-                if self.timers.first().map(|(at, _)| *at) != deadline {
+                if self.next_deadline() != deadline {
                     break;
                 }
             }
@@ -256,6 +284,15 @@ where
 
     fn fire_due_timers(&mut self) -> Result<(), EngineError> {
         let now_ms = self.clock.now_ms();
+        if let Some((due_ms, view, parent, height)) = self.deferred_payload
+            && due_ms <= now_ms
+        {
+            self.deferred_payload = None;
+            if view == self.replica.view() {
+                let input = self.build_payload(view, parent, height);
+                self.step(input)?;
+            }
+        }
         while let Some((at_ms, timer)) = self.timers.first().copied() {
             if at_ms > now_ms {
                 break;
@@ -342,16 +379,12 @@ where
                 parent,
                 height,
             } => {
-                let blocks = StoredBlocks::<St, S> {
-                    store: &self.store,
-                    scheme: std::marker::PhantomData,
-                };
-                return Ok(Some(
-                    match self.app.propose(view, parent, height, &blocks) {
-                        Ok(payload) => Input::Payload { view, payload },
-                        Err(missing) => Input::PayloadUnavailable { view, missing },
-                    },
-                ));
+                let due_ms = self.view_entered_ms + self.min_block_interval_ms;
+                if now_ms < due_ms {
+                    self.deferred_payload = Some((due_ms, view, parent, height));
+                    return Ok(None);
+                }
+                return Ok(Some(self.build_payload(view, parent, height)));
             }
             Effect::VerifyProposal { block } => {
                 let blocks = StoredBlocks::<St, S> {
@@ -380,9 +413,21 @@ where
                 digest,
                 ancestors,
             } => self.serve_blocks(to, digest, ancestors)?,
-            Effect::Evidence(_) | Effect::EnteredView { .. } => {}
+            Effect::EnteredView { .. } => self.view_entered_ms = now_ms,
+            Effect::Evidence(_) => {}
         }
         Ok(None)
+    }
+
+    fn build_payload(&mut self, view: View, parent: Digest, height: Height) -> Input<S> {
+        let blocks = StoredBlocks::<St, S> {
+            store: &self.store,
+            scheme: std::marker::PhantomData,
+        };
+        match self.app.propose(view, parent, height, &blocks) {
+            Ok(payload) => Input::Payload { view, payload },
+            Err(missing) => Input::PayloadUnavailable { view, missing },
+        }
     }
 
     fn sync_before_send(&mut self) -> Result<(), EngineError> {

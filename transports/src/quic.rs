@@ -40,7 +40,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::Poll;
 use std::time::Duration;
 use thiserror::Error;
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 
 /// ALPN protocol id: a node speaking another wire version is refused at the
 /// handshake rather than by a decode error later.
@@ -432,6 +432,7 @@ impl QuicTransport {
         let mut outbound = Vec::with_capacity(count);
         let mut inbound_senders = Vec::with_capacity(count);
         let mut inbound = Vec::with_capacity(count);
+        let restarted: Vec<Arc<Notify>> = (0..count).map(|_| Arc::new(Notify::new())).collect();
         for (index, peer) in peers.iter().enumerate() {
             let (in_tx, in_rx) = mpsc::channel(limits.inbound_queue_frames);
             inbound_senders.push(in_tx);
@@ -447,6 +448,7 @@ impl QuicTransport {
                 tls.client(peer.key)?,
                 peer.address,
                 out_rx,
+                restarted[index].clone(),
                 limits.clone(),
                 stats.clone(),
             )));
@@ -455,6 +457,7 @@ impl QuicTransport {
             endpoint.clone(),
             peers.iter().map(|p| p.key).collect(),
             inbound_senders,
+            restarted,
             limits,
             stats.clone(),
         )));
@@ -554,6 +557,7 @@ async fn dial(
     config: quinn::ClientConfig,
     address: SocketAddr,
     mut queue: mpsc::Receiver<Arc<[u8]>>,
+    restarted: Arc<Notify>,
     limits: QuicLimits,
     stats: Arc<QuicStats>,
 ) {
@@ -578,7 +582,7 @@ async fn dial(
         backoff_ms = limits.reconnect_min_ms;
         stats.peers_connected.fetch_add(1, Ordering::Relaxed);
         tracing::debug!(%address, "connected to peer");
-        let closed = write_frames(&connection, &mut queue, &limits, &stats).await;
+        let closed = write_frames(&connection, &mut queue, &restarted, &limits, &stats).await;
         stats.peers_connected.fetch_sub(1, Ordering::Relaxed);
         if closed {
             return;
@@ -589,12 +593,21 @@ async fn dial(
 
 /// Writes frames until the link fails (`false`) or the queue closes
 /// (`true`: the transport was dropped).
+///
+/// A peer that crashed and restarted dials in afresh, while this side's old
+/// connection to it would only be declared dead at the idle timeout, losing
+/// everything sent meanwhile. So a new inbound connection from the peer
+/// (`restarted`) makes this side reconnect at once, unless its own
+/// connection is brand new (both sides starting together).
 async fn write_frames(
     connection: &quinn::Connection,
     queue: &mut mpsc::Receiver<Arc<[u8]>>,
+    restarted: &Notify,
     limits: &QuicLimits,
     stats: &QuicStats,
 ) -> bool {
+    const FRESH: Duration = Duration::from_secs(1);
+    let opened = tokio::time::Instant::now();
     let Ok(mut stream) = connection.open_uni().await else {
         return false;
     };
@@ -602,6 +615,13 @@ async fn write_frames(
         let frame = tokio::select! {
             frame = queue.recv() => frame,
             _ = connection.closed() => return false,
+            () = restarted.notified() => {
+                if opened.elapsed() > FRESH {
+                    connection.close(0u32.into(), b"peer restarted");
+                    return false;
+                }
+                continue;
+            }
         };
         let Some(frame) = frame else {
             return true;
@@ -625,12 +645,14 @@ async fn accept(
     endpoint: quinn::Endpoint,
     keys: Vec<VerifyingKey>,
     queues: Vec<mpsc::Sender<Arc<[u8]>>>,
+    restarted: Vec<Arc<Notify>>,
     limits: QuicLimits,
     stats: Arc<QuicStats>,
 ) {
     while let Some(incoming) = endpoint.accept().await {
         let keys = keys.clone();
         let queues = queues.clone();
+        let restarted = restarted.clone();
         let limits = limits.clone();
         let stats = stats.clone();
         tokio::spawn(async move {
@@ -641,6 +663,7 @@ async fn accept(
                 connection.close(CLOSE_MALFORMED.into(), b"no validator identity");
                 return;
             };
+            restarted[index].notify_one();
             let mut buckets = (
                 Bucket::new(f64::from(limits.frames_per_second)),
                 Bucket::new(limits.bytes_per_second as f64),

@@ -50,6 +50,7 @@ impl Network {
                 leader_timeout_ms: 500,
                 advance_timeout_ms: 1_000,
                 retry_ms: 250,
+                min_block_interval_ms: 50,
                 ..Timeouts::default()
             },
         })
