@@ -71,6 +71,11 @@ impl Shared {
     /// Admits a client's transaction against the finalized state.
     pub fn submit(&mut self, tx: SignedTransaction) -> Result<Digest, Rejection> {
         tx.verify()?;
+        self.admit_verified(tx)
+    }
+
+    /// Admits a transaction whose signature was already checked.
+    pub fn admit_verified(&mut self, tx: SignedTransaction) -> Result<Digest, Rejection> {
         let nonce = self.state().account(&tx.tx.sender).map_or(0, |a| a.nonce);
         let height = self.head.height + 1;
         self.mempool.admit(tx, nonce, height)
@@ -109,7 +114,15 @@ impl NodeApp {
     ) -> (NodeApp, SharedHandle, broadcast::Sender<FinalizedBlock>) {
         let state = genesis.ledger();
         let shared = SharedHandle(Arc::new(Mutex::new(Shared {
-            mempool: Mempool::new(genesis.chain_id, Limits::default()),
+            // Up to 256 pending per sender: enough for a busy client (or the
+            // load generator) to pipeline across several blocks.
+            mempool: Mempool::new(
+                genesis.chain_id,
+                Limits {
+                    max_per_sender: 256,
+                    ..Limits::default()
+                },
+            ),
             head: Head {
                 height: 0,
                 digest: Block::genesis().digest(),

@@ -71,6 +71,26 @@ impl Client {
             .await
     }
 
+    /// Submits many transactions in one call; one result per transaction
+    /// (`Ok(hash)` or the rejection message), in order.
+    pub async fn send_many(
+        &self,
+        txs: &[SignedTransaction],
+    ) -> Result<Vec<Result<String, String>>, ClientError> {
+        let raws: Vec<String> = txs.iter().map(|tx| hex::encode(tx.encode())).collect();
+        let results: Vec<Value> = self
+            .http
+            .request("ballast_sendTransactions", rpc_params![raws])
+            .await?;
+        Ok(results
+            .into_iter()
+            .map(|r| match r["hash"].as_str() {
+                Some(hash) => Ok(hash.to_string()),
+                None => Err(r["error"]["message"].as_str().unwrap_or("?").to_string()),
+            })
+            .collect())
+    }
+
     pub async fn receipt(&self, hash: &str) -> Result<Value, ClientError> {
         self.http
             .request("ballast_getReceipt", rpc_params![hash])

@@ -12,6 +12,7 @@ pub mod client;
 pub mod config;
 pub mod devnet;
 pub mod genesis;
+pub mod gossip;
 pub mod init;
 pub mod json;
 pub mod metrics;

@@ -114,13 +114,18 @@ enum Command {
         /// Directory of funded account keys (`init`'s DIR/accounts).
         #[arg(long)]
         accounts: PathBuf,
-        #[arg(long, default_value_t = 200)]
-        rate: u64,
+        /// Offered transactions per second; a comma-separated list runs a
+        /// sweep, one run per rate.
+        #[arg(long, value_delimiter = ',', default_value = "200")]
+        rate: Vec<u64>,
         #[arg(long, default_value_t = 20)]
         duration_secs: u64,
         /// Validators in the network (each verifies every transaction).
         #[arg(long, default_value_t = 4)]
         validators: u64,
+        /// Also write a markdown report (e.g. results/node.md).
+        #[arg(long)]
+        results: Option<PathBuf>,
     },
 }
 
@@ -249,16 +254,26 @@ async fn main_async(cli: Cli) -> Result<(), String> {
             rate,
             duration_secs,
             validators,
+            results,
         } => {
-            bench(BenchOptions {
-                rpcs: rpc,
-                accounts_dir: accounts,
-                rate_per_second: rate,
-                duration_seconds: duration_secs,
-                validators,
-                results: None,
-            })
-            .await?;
+            let mut runs = Vec::new();
+            for rate in rate {
+                let report = bench(BenchOptions {
+                    rpcs: rpc.clone(),
+                    accounts_dir: accounts.clone(),
+                    rate_per_second: rate,
+                    duration_seconds: duration_secs,
+                    validators,
+                })
+                .await?;
+                runs.push((rate, report));
+            }
+            if let Some(path) = results {
+                let command: Vec<String> = std::env::args().collect();
+                let text = ballast_node::bench::markdown(&command.join(" "), validators, &runs);
+                std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
+                println!("wrote {}", path.display());
+            }
         }
     }
     Ok(())

@@ -4,6 +4,7 @@
 use crate::app::NodeApp;
 use crate::config::{NodeConfig, read_key};
 use crate::genesis::{Genesis, parse_hex32};
+use crate::gossip::GossipTransport;
 use crate::metrics::Metrics;
 use crate::rpc::{self, RpcContext};
 use crate::store::{self, ChainDb, RocksStore};
@@ -99,6 +100,13 @@ pub async fn run(
     let transport =
         QuicTransport::start(index, &secret, peers, config.listen, QuicLimits::default())?;
     let quic_stats = transport.stats();
+    let (transport, gossip) = GossipTransport::new(
+        transport,
+        genesis.validators.len(),
+        index,
+        shared.clone(),
+        metrics.clone(),
+    );
     let scheme = Ed25519::signer(Arc::new(keys), index, secret);
     let engine = Engine::recover(
         config
@@ -120,6 +128,7 @@ pub async fn run(
         db: chain_db.clone(),
         finalized: finalized_tx,
         metrics: metrics.clone(),
+        gossip,
     };
     let (rpc, rpc_address) = rpc::serve(config.rpc_listen, context)
         .await

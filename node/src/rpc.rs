@@ -13,6 +13,7 @@
 //! | `ballast_getReceipt`        | hash                  | status, gas used, fee, events, output; or null |
 //! | `ballast_getAccount`        | address, [height]     | balance, nonce, stake, and a Merkle proof against the state root |
 //! | `ballast_sendTransaction`   | raw (hex)             | transaction hash |
+//! | `ballast_sendTransactions`  | [raw, ...] (≤ 1,024)  | per transaction: `{hash}` or `{error}`, in order |
 //! | `ballast_validators`        | —                     | index, key, stake of each validator |
 //! | `ballast_subscribeFinalized`| — (WebSocket)         | a `ballast_finalized` notification per finalized block |
 //!
@@ -29,7 +30,8 @@ use crate::store::ChainDb;
 use ballast_core::Digest;
 use ballast_core::ledger::chain::Payload;
 use ballast_core::ledger::execute::account_key;
-use ballast_core::ledger::tx::SignedTransaction;
+use ballast_core::ledger::mempool::Rejection;
+use ballast_core::ledger::tx::{SignedTransaction, verify_batch};
 use jsonrpsee::server::{HttpBody, HttpRequest, HttpResponse, RpcModule, Server, ServerHandle};
 use jsonrpsee::types::ErrorObjectOwned;
 use jsonrpsee::types::error::{INTERNAL_ERROR_CODE, INVALID_PARAMS_CODE};
@@ -46,6 +48,8 @@ use tokio::sync::broadcast;
 pub const MAX_REQUEST_BYTES: u32 = 2 << 20;
 /// Most concurrent RPC connections.
 pub const MAX_CONNECTIONS: u32 = 256;
+/// Most transactions in one `ballast_sendTransactions` call.
+pub const MAX_BATCH_TRANSACTIONS: usize = 1_024;
 /// The code of a refused transaction.
 pub const TX_REJECTED_CODE: i32 = -32000;
 
@@ -57,6 +61,8 @@ pub struct RpcContext {
     pub db: ChainDb,
     pub finalized: broadcast::Sender<FinalizedBlock>,
     pub metrics: Arc<Metrics>,
+    /// Accepted transactions go to the other validators from here.
+    pub gossip: tokio::sync::mpsc::Sender<SignedTransaction>,
 }
 
 type RpcResult = Result<Value, ErrorObjectOwned>;
@@ -164,23 +170,82 @@ impl RpcContext {
     }
 
     fn send(&self, raw: &str) -> RpcResult {
-        let bytes = hex::decode(raw.trim_start_matches("0x"))
-            .map_err(|e| invalid_params(format!("raw transaction is not hex: {e}")))?;
-        let tx = SignedTransaction::decode(&bytes)
-            .map_err(|e| invalid_params(format!("raw transaction does not decode: {e}")))?;
+        let tx = parse_raw(raw)?;
         let mut shared = self.shared.lock();
-        let result = shared.submit(tx);
+        let result = shared.submit(tx.clone());
         self.metrics
             .mempool_transactions
             .set(shared.mempool.len() as i64);
+        drop(shared);
         match result {
-            Ok(hash) => Ok(json!(hex::encode(hash.0))),
-            Err(rejection) => Err(ErrorObjectOwned::owned(
-                TX_REJECTED_CODE,
-                format!("transaction rejected: {rejection}"),
-                Some(json!({"reason": format!("{rejection:?}")})),
-            )),
+            Ok(hash) => {
+                // A full gossip queue only delays this transaction until
+                // this validator leads.
+                let _ = self.gossip.try_send(tx);
+                Ok(json!(hex::encode(hash.0)))
+            }
+            Err(r) => Err(rejection(&r)),
         }
+    }
+}
+
+fn parse_raw(raw: &str) -> Result<SignedTransaction, ErrorObjectOwned> {
+    let bytes = hex::decode(raw.trim_start_matches("0x"))
+        .map_err(|e| invalid_params(format!("raw transaction is not hex: {e}")))?;
+    SignedTransaction::decode(&bytes)
+        .map_err(|e| invalid_params(format!("raw transaction does not decode: {e}")))
+}
+
+fn rejection(rejection: &Rejection) -> ErrorObjectOwned {
+    ErrorObjectOwned::owned(
+        TX_REJECTED_CODE,
+        format!("transaction rejected: {rejection}"),
+        Some(json!({"reason": format!("{rejection:?}")})),
+    )
+}
+
+impl RpcContext {
+    /// Admits many transactions in order, checking their signatures as one
+    /// batch (about twice as fast as one by one). Each gets its own result.
+    fn send_many(&self, raws: &[String]) -> RpcResult {
+        if raws.len() > MAX_BATCH_TRANSACTIONS {
+            return Err(invalid_params(format!(
+                "{} transactions; at most {MAX_BATCH_TRANSACTIONS} per call",
+                raws.len()
+            )));
+        }
+        let txs: Vec<SignedTransaction> = raws
+            .iter()
+            .map(|raw| parse_raw(raw))
+            .collect::<Result<_, _>>()?;
+        let signatures = verify_batch(&txs);
+        let mut results = Vec::with_capacity(txs.len());
+        let mut accepted = Vec::new();
+        {
+            let mut shared = self.shared.lock();
+            for (tx, signature) in txs.into_iter().zip(signatures) {
+                let outcome = signature
+                    .map_err(Rejection::from)
+                    .and_then(|()| shared.admit_verified(tx.clone()));
+                results.push(match outcome {
+                    Ok(hash) => {
+                        accepted.push(tx);
+                        json!({"hash": hex::encode(hash.0)})
+                    }
+                    Err(r) => {
+                        let error = rejection(&r);
+                        json!({"error": {"code": error.code(), "message": error.message(), "data": error.data()}})
+                    }
+                });
+            }
+            self.metrics
+                .mempool_transactions
+                .set(shared.mempool.len() as i64);
+        }
+        for tx in accepted {
+            let _ = self.gossip.try_send(tx);
+        }
+        Ok(Value::Array(results))
     }
 }
 
@@ -236,6 +301,10 @@ pub fn module(context: RpcContext) -> RpcModule<RpcContext> {
     method!("ballast_sendTransaction", |params, ctx| {
         let (raw,): (String,) = params.parse()?;
         ctx.send(&raw)
+    });
+    method!("ballast_sendTransactions", |params, ctx| {
+        let (raws,): (Vec<String>,) = params.parse()?;
+        ctx.send_many(&raws)
     });
     method!("ballast_validators", |_params, ctx| {
         Ok(Value::Array(

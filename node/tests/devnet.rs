@@ -148,6 +148,22 @@ async fn devnet_finalizes_and_serves_transfers_with_proofs() {
         None
     );
 
+    // Many transactions in one call: each gets its own result, in order.
+    let batcher = network.account_key(1);
+    let height = network.client(3).height().await.unwrap();
+    let batch = vec![
+        transfer(&batcher, 77, 0, height, recipient, 1),
+        transfer(&batcher, 77, 1, height, recipient, 2),
+        transfer(&batcher, 77, 5, height, recipient, 3),
+    ];
+    let results = network.client(3).send_many(&batch).await.unwrap();
+    assert_eq!(results[0], Ok(hex::encode(batch[0].hash().0)));
+    assert_eq!(results[1], Ok(hex::encode(batch[1].hash().0)));
+    assert!(
+        results[2].as_ref().unwrap_err().contains("gap"),
+        "{results:?}"
+    );
+
     // Malformed requests get standard errors; the node keeps serving.
     let port = network.rpc_port;
     assert!(post(port, "{not json").contains("-32700"));

@@ -9,7 +9,7 @@
 
 use super::execute::{Event, Executed, Ledger, Receipt};
 use super::mempool::Mempool;
-use super::tx::{Address, MAX_BLOCK_GAS, SignedTransaction};
+use super::tx::{Address, MAX_BLOCK_GAS, SignedTransaction, verify_batch};
 use crate::codec::{DecodeError, Reader, Writer};
 use crate::types::{Block, Digest, Height, MAX_PAYLOAD_BYTES};
 use std::collections::BTreeMap;
@@ -196,6 +196,14 @@ impl Chain {
         let state = self.state_after(parent, source)?.clone();
         let nonce = |a: &Address| state.account(a).map_or(0, |acc| acc.nonce);
         let candidates = mempool.select(max_transactions, MAX_PAYLOAD_BYTES / 2, nonce);
+        // Every signature checked once, as a batch; the trial runs below
+        // then skip it (one by one, it cost the leader half its time).
+        let signatures = verify_batch(&candidates);
+        let candidates: Vec<SignedTransaction> = candidates
+            .into_iter()
+            .zip(signatures)
+            .filter_map(|(tx, signature)| signature.ok().map(|()| tx))
+            .collect();
         // Keep each candidate only if it is payable after those before it.
         let mut txs = Vec::new();
         let mut trial = state.clone();
@@ -205,7 +213,7 @@ impl Chain {
             if gas + tx_gas > MAX_BLOCK_GAS || trial.payable(&tx, height).is_err() {
                 continue;
             }
-            let next = trial.execute(height, &proposer, std::slice::from_ref(&tx));
+            let next = trial.execute_verified(height, &proposer, std::slice::from_ref(&tx));
             if let Ok(out) = next {
                 txs.push(tx);
                 trial = out.ledger;
@@ -215,11 +223,11 @@ impl Chain {
         // The trial ran each transaction in its own block (with its own
         // reward); if the real block differs in what is payable, propose an
         // empty block rather than an invalid one.
-        let out = match state.execute(height, &proposer, &txs) {
+        let out = match state.execute_verified(height, &proposer, &txs) {
             Ok(out) => out,
             Err(_) => {
                 txs.clear();
-                state.execute(height, &proposer, &txs)?
+                state.execute_verified(height, &proposer, &txs)?
             }
         };
         Ok(Payload {

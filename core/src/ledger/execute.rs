@@ -574,7 +574,34 @@ impl Ledger {
         if gas > MAX_BLOCK_GAS {
             return Err(BlockError::BlockGasExceeded { gas });
         }
-        let signatures = verify_batch(txs);
+        self.execute_with(height, proposer, txs, verify_batch(txs))
+    }
+
+    /// [`Ledger::execute`] for transactions whose signatures the caller has
+    /// already checked: the block builder verifies its candidates in one
+    /// batch and then trial-executes them one by one, which would otherwise
+    /// verify each signature again, singly. Never for a peer's block.
+    pub(crate) fn execute_verified(
+        &self,
+        height: Height,
+        proposer: &Address,
+        txs: &[SignedTransaction],
+    ) -> Result<Executed, BlockError> {
+        let gas: u64 = txs.iter().map(|tx| tx.tx.action.gas_limit()).sum();
+        if gas > MAX_BLOCK_GAS {
+            return Err(BlockError::BlockGasExceeded { gas });
+        }
+        self.execute_with(height, proposer, txs, vec![Ok(()); txs.len()])
+    }
+
+    fn execute_with(
+        &self,
+        height: Height,
+        proposer: &Address,
+        txs: &[SignedTransaction],
+        signatures: Vec<Result<(), SignatureError>>,
+    ) -> Result<Executed, BlockError> {
+        debug_assert_eq!(signatures.len(), txs.len());
         let mut ledger = self.clone();
         let mut block_events = Vec::new();
         ledger.govern(height, &mut block_events);

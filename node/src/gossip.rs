@@ -1,0 +1,258 @@
+//! Transaction gossip over the consensus transport.
+//!
+//! A transaction a client submits to one validator must reach every
+//! validator's mempool, or it waits until that one validator leads. The
+//! node wraps its transport: transactions accepted over RPC are sent to
+//! every peer in batches, on the same authenticated QUIC links, in frames
+//! whose first byte ([`GOSSIP_TAG`]) can never start a consensus message
+//! (those start with the wire version). Received batches go straight into
+//! the mempool (signatures batch-verified first) and never reach the
+//! engine. A transaction is gossiped once, by the node that took it from a
+//! client; the links are a full mesh, so that reaches everyone.
+
+use crate::app::SharedHandle;
+use crate::metrics::Metrics;
+use ballast_core::ValidatorIndex;
+use ballast_core::codec::WIRE_VERSION;
+use ballast_core::ledger::tx::{MAX_TRANSACTION_BYTES, SignedTransaction, verify_batch};
+use ballast_transports::Transport;
+use std::sync::Arc;
+use tokio::sync::mpsc;
+
+/// First byte of a gossip frame.
+pub const GOSSIP_TAG: u8 = 0xFE;
+const _: () = assert!(GOSSIP_TAG != WIRE_VERSION);
+/// Most transactions in one gossip frame.
+pub const MAX_GOSSIP_BATCH: usize = 1_024;
+/// Most bytes of transactions in one gossip frame (under the frame limit).
+pub const MAX_GOSSIP_BYTES: usize = 512 * 1024;
+/// Transactions waiting to be gossiped; beyond this, RPC submissions are
+/// still admitted locally but not gossiped (the local leader still includes
+/// them).
+pub const GOSSIP_QUEUE: usize = 65_536;
+
+/// Encodes a batch: tag, count (u32 BE), then each transaction as a
+/// length (u32 BE) and its canonical bytes.
+pub fn encode_batch(txs: &[SignedTransaction]) -> Vec<u8> {
+    let mut frame = vec![GOSSIP_TAG];
+    frame.extend_from_slice(&(txs.len() as u32).to_be_bytes());
+    for tx in txs {
+        let bytes = tx.encode();
+        frame.extend_from_slice(&(bytes.len() as u32).to_be_bytes());
+        frame.extend_from_slice(&bytes);
+    }
+    frame
+}
+
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum GossipError {
+    #[error("not a gossip frame")]
+    NotGossip,
+    #[error("truncated frame")]
+    Truncated,
+    #[error("{0} transactions; at most {MAX_GOSSIP_BATCH}")]
+    TooMany(usize),
+    #[error("a transaction of {0} bytes")]
+    Oversized(usize),
+    #[error("transaction {index}: {error}")]
+    Transaction {
+        index: usize,
+        error: ballast_core::codec::DecodeError,
+    },
+    #[error("trailing bytes")]
+    Trailing,
+}
+
+/// Parses a gossip frame from an untrusted peer.
+pub fn decode_batch(frame: &[u8]) -> Result<Vec<SignedTransaction>, GossipError> {
+    let (&tag, body) = frame.split_first().ok_or(GossipError::NotGossip)?;
+    if tag != GOSSIP_TAG {
+        return Err(GossipError::NotGossip);
+    }
+    let mut at = 0;
+    let mut take = |n: usize| -> Result<&[u8], GossipError> {
+        let end = at + n;
+        let bytes = body.get(at..end).ok_or(GossipError::Truncated)?;
+        at = end;
+        Ok(bytes)
+    };
+    let u32_of = |bytes: &[u8]| u32::from_be_bytes(bytes.try_into().expect("4 bytes")) as usize;
+    let count = u32_of(take(4)?);
+    if count > MAX_GOSSIP_BATCH {
+        return Err(GossipError::TooMany(count));
+    }
+    let mut txs = Vec::with_capacity(count);
+    for index in 0..count {
+        let len = u32_of(take(4)?);
+        if len > MAX_TRANSACTION_BYTES {
+            return Err(GossipError::Oversized(len));
+        }
+        let tx = SignedTransaction::decode(take(len)?)
+            .map_err(|error| GossipError::Transaction { index, error })?;
+        txs.push(tx);
+    }
+    if at != body.len() {
+        return Err(GossipError::Trailing);
+    }
+    Ok(txs)
+}
+
+/// The node's transport: consensus frames pass through; gossip frames feed
+/// the mempool; transactions from RPC go out to every peer.
+pub struct GossipTransport<T> {
+    inner: T,
+    peers: usize,
+    me: ValidatorIndex,
+    outgoing: mpsc::Receiver<SignedTransaction>,
+    shared: SharedHandle,
+    metrics: Arc<Metrics>,
+}
+
+impl<T: Transport> GossipTransport<T> {
+    /// Returns the transport and the queue RPC submissions go into.
+    pub fn new(
+        inner: T,
+        peers: usize,
+        me: ValidatorIndex,
+        shared: SharedHandle,
+        metrics: Arc<Metrics>,
+    ) -> (GossipTransport<T>, mpsc::Sender<SignedTransaction>) {
+        let (sender, outgoing) = mpsc::channel(GOSSIP_QUEUE);
+        (
+            GossipTransport {
+                inner,
+                peers,
+                me,
+                outgoing,
+                shared,
+                metrics,
+            },
+            sender,
+        )
+    }
+
+    fn broadcast(&mut self, first: SignedTransaction) {
+        let mut batch = vec![first];
+        let mut bytes = batch[0].encode().len();
+        while batch.len() < MAX_GOSSIP_BATCH && bytes < MAX_GOSSIP_BYTES {
+            let Ok(tx) = self.outgoing.try_recv() else {
+                break;
+            };
+            bytes += tx.encode().len() + 4;
+            batch.push(tx);
+        }
+        let frame: Arc<[u8]> = encode_batch(&batch).into();
+        for to in (0..self.peers as ValidatorIndex).filter(|p| *p != self.me) {
+            self.inner.send(to, frame.clone());
+        }
+    }
+
+    fn admit(&self, from: ValidatorIndex, frame: &[u8]) {
+        let txs = match decode_batch(frame) {
+            Ok(txs) => txs,
+            Err(error) => {
+                self.metrics.messages_rejected_total.inc();
+                tracing::debug!(from, %error, "malformed gossip");
+                return;
+            }
+        };
+        // Signatures are checked before taking the lock the RPC shares.
+        let checked = verify_batch(&txs);
+        let mut shared = self.shared.lock();
+        for (tx, signature) in txs.into_iter().zip(checked) {
+            if signature.is_err() {
+                self.metrics.messages_rejected_total.inc();
+                continue;
+            }
+            // Duplicates and stale nonces are normal here; no log.
+            let _ = shared.admit_verified(tx);
+        }
+        self.metrics
+            .mempool_transactions
+            .set(shared.mempool.len() as i64);
+    }
+}
+
+impl<T: Transport> Transport for GossipTransport<T> {
+    fn send(&mut self, to: ValidatorIndex, bytes: Arc<[u8]>) {
+        self.inner.send(to, bytes);
+    }
+
+    async fn recv(&mut self) -> Option<(ValidatorIndex, Arc<[u8]>)> {
+        loop {
+            // Both branches are cancel-safe, so this is too.
+            tokio::select! {
+                received = self.inner.recv() => {
+                    let (from, bytes) = received?;
+                    if bytes.first() == Some(&GOSSIP_TAG) {
+                        self.admit(from, &bytes);
+                        continue;
+                    }
+                    return Some((from, bytes));
+                }
+                Some(tx) = self.outgoing.recv() => self.broadcast(tx),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ballast_core::ledger::tx::{Action, Transaction};
+    use ed25519_dalek::SigningKey;
+
+    fn tx(nonce: u64) -> SignedTransaction {
+        let key = SigningKey::from_bytes(&[3; 32]);
+        Transaction {
+            chain_id: 1,
+            sender: key.verifying_key().to_bytes(),
+            nonce,
+            fee: 1,
+            expiry_height: 100,
+            action: Action::Transfer {
+                to: [1; 32],
+                amount: 5,
+            },
+        }
+        .sign(&key)
+    }
+
+    #[test]
+    fn batches_round_trip() {
+        let txs = vec![tx(0), tx(1), tx(2)];
+        assert_eq!(decode_batch(&encode_batch(&txs)).unwrap(), txs);
+        assert_eq!(decode_batch(&encode_batch(&[])).unwrap(), vec![]);
+    }
+
+    #[test]
+    fn hostile_frames_are_typed_errors() {
+        let good = encode_batch(&[tx(0)]);
+        assert_eq!(decode_batch(&[]), Err(GossipError::NotGossip));
+        assert_eq!(
+            decode_batch(&[WIRE_VERSION, 0]),
+            Err(GossipError::NotGossip)
+        );
+        for cut in 1..good.len() {
+            assert!(decode_batch(&good[..cut]).is_err(), "cut at {cut}");
+        }
+        let mut trailing = good.clone();
+        trailing.push(0);
+        assert_eq!(decode_batch(&trailing), Err(GossipError::Trailing));
+        let mut many = vec![GOSSIP_TAG];
+        many.extend_from_slice(&u32::MAX.to_be_bytes());
+        assert!(matches!(decode_batch(&many), Err(GossipError::TooMany(_))));
+        let mut huge = vec![GOSSIP_TAG, 0, 0, 0, 1];
+        huge.extend_from_slice(&u32::MAX.to_be_bytes());
+        assert!(matches!(
+            decode_batch(&huge),
+            Err(GossipError::Oversized(_))
+        ));
+        let mut garbage = vec![GOSSIP_TAG, 0, 0, 0, 1, 0, 0, 0, 3];
+        garbage.extend_from_slice(&[1, 2, 3]);
+        assert!(matches!(
+            decode_batch(&garbage),
+            Err(GossipError::Transaction { index: 0, .. })
+        ));
+    }
+}
