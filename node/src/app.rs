@@ -149,6 +149,13 @@ impl NodeApp {
         self.validator_keys[usize::from(self.validators.leader(view))]
     }
 
+    /// Who is paid for a block: its view's leader, at its key.
+    fn proposer_of(&self) -> impl Fn(&Block) -> Address + use<> {
+        let validators = self.validators.clone();
+        let keys = self.validator_keys.clone();
+        move |b: &Block| keys[usize::from(validators.leader(b.view))]
+    }
+
     /// Re-executes the finalized chain the engine recorded (from genesis:
     /// the ledger state lives in memory) and rebuilds any indexes a crash
     /// lost. Blocks come from the engine's store, which keeps every block
@@ -200,9 +207,7 @@ impl NodeApp {
         index: bool,
     ) -> Result<(), StoreError> {
         let digest = block.digest();
-        let validators = self.validators.clone();
-        let keys = self.validator_keys.clone();
-        let proposer = move |b: &Block| keys[usize::from(validators.leader(b.view))];
+        let proposer = self.proposer_of();
         let with_block = |d: &Digest| {
             if *d == digest {
                 Some(block.clone())
@@ -210,9 +215,12 @@ impl NodeApp {
                 lookup(d)
             }
         };
+        let shared = self.shared.clone();
+        let verified = |tx: &SignedTransaction| shared.lock().mempool.verified(tx);
         let source = Source {
             block: &with_block,
             proposer: &proposer,
+            verified: &verified,
         };
         let state = match self.chain.state_after(digest, &source) {
             Ok(state) => state.clone(),
@@ -294,15 +302,17 @@ impl Application<Ed25519> for NodeApp {
         blocks: &dyn BlockLookup,
     ) -> Result<Vec<u8>, Digest> {
         let proposer = self.proposer(view);
-        let validators = self.validators.clone();
-        let keys = self.validator_keys.clone();
-        let proposer_of = move |b: &Block| keys[usize::from(validators.leader(b.view))];
+        let proposer_of = self.proposer_of();
         let lookup = |d: &Digest| blocks.block(d);
+        // Held for the whole build: `verified` must read the same guard
+        // (the lock is not reentrant).
+        let shared = self.shared.lock();
+        let verified = |tx: &SignedTransaction| shared.mempool.verified(tx);
         let source = Source {
             block: &lookup,
             proposer: &proposer_of,
+            verified: &verified,
         };
-        let shared = self.shared.lock();
         match self.chain.build(
             (parent, height, proposer),
             &shared.mempool,
@@ -325,13 +335,14 @@ impl Application<Ed25519> for NodeApp {
     }
 
     fn verify(&mut self, block: &Block, blocks: &dyn BlockLookup) -> Verdict {
-        let validators = self.validators.clone();
-        let keys = self.validator_keys.clone();
-        let proposer_of = move |b: &Block| keys[usize::from(validators.leader(b.view))];
+        let proposer_of = self.proposer_of();
         let lookup = |d: &Digest| blocks.block(d);
+        let shared = self.shared.clone();
+        let verified = |tx: &SignedTransaction| shared.lock().mempool.verified(tx);
         let source = Source {
             block: &lookup,
             proposer: &proposer_of,
+            verified: &verified,
         };
         match self.chain.verify(block, &source) {
             Ok(()) => Verdict::Valid,

@@ -16,7 +16,7 @@
 //! submits them, and the ledger slashes the signer.
 
 use ballast_core::consensus::Evidence;
-use ballast_core::ledger::chain::{Chain, ChainError, Payload, Source};
+use ballast_core::ledger::chain::{Chain, ChainError, Payload, Source, nothing_verified};
 use ballast_core::ledger::examples::{self, counter, token};
 use ballast_core::ledger::execute::{Event, Failure, Ledger, Params, Receipt, contract_address};
 use ballast_core::ledger::mempool::{Limits, Mempool};
@@ -364,6 +364,7 @@ impl LedgerNode {
         let nothing = Source {
             block: &|_| None,
             proposer: &|_| [0; 32],
+            verified: &nothing_verified,
         };
         let Ok(state) = self.chain.state_after(self.finalized.0, &nothing).cloned() else {
             return;
@@ -386,9 +387,11 @@ impl LedgerNode {
         self.receive(now_us);
         let validators = self.validators.clone();
         let proposer = fee_address(validators.leader(view));
+        let mempool = &self.mempool;
         let source = Source {
             block: lookup,
             proposer: &Self::proposer_of(&validators),
+            verified: &|tx| mempool.verified(tx),
         };
         let built = self.chain.build(
             (parent, height, proposer),
@@ -417,9 +420,11 @@ impl LedgerNode {
     ) -> Result<(), ChainError> {
         self.receive(now_us);
         let validators = self.validators.clone();
+        let mempool = &self.mempool;
         let source = Source {
             block: lookup,
             proposer: &Self::proposer_of(&validators),
+            verified: &|tx| mempool.verified(tx),
         };
         self.chain.verify(block, &source)
     }
@@ -443,9 +448,11 @@ impl LedgerNode {
                 }
             };
             let proposer = Self::proposer_of(&validators);
+            let mempool = &self.mempool;
             let source = Source {
                 block: &with_block,
                 proposer: &proposer,
+                verified: &|tx| mempool.verified(tx),
             };
             let state = match self.chain.state_after(digest, &source) {
                 Ok(state) => state.clone(),

@@ -134,7 +134,24 @@ struct KeyVerifier {
     refused: Arc<QuicStats>,
 }
 
+/// QUIC is TLS 1.3 only.
+fn refuse_tls12() -> Result<HandshakeSignatureValid, rustls::Error> {
+    Err(rustls::Error::PeerIncompatible(
+        rustls::PeerIncompatible::Tls12NotOffered,
+    ))
+}
+
 impl KeyVerifier {
+    /// Proves the peer holds the secret of the key in its certificate.
+    fn handshake_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
+    }
+
     fn check(&self, certificate: &CertificateDer<'_>) -> Result<(), rustls::Error> {
         let refuse = |why: &str| {
             self.refused
@@ -176,10 +193,7 @@ impl ServerCertVerifier for KeyVerifier {
         _cert: &CertificateDer<'_>,
         _dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        // QUIC is TLS 1.3 only.
-        Err(rustls::Error::PeerIncompatible(
-            rustls::PeerIncompatible::Tls12NotOffered,
-        ))
+        refuse_tls12()
     }
 
     fn verify_tls13_signature(
@@ -188,8 +202,7 @@ impl ServerCertVerifier for KeyVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        // Proves the peer holds the secret of the key in its certificate.
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
+        self.handshake_signature(message, cert, dss)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
@@ -218,9 +231,7 @@ impl ClientCertVerifier for KeyVerifier {
         _cert: &CertificateDer<'_>,
         _dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        Err(rustls::Error::PeerIncompatible(
-            rustls::PeerIncompatible::Tls12NotOffered,
-        ))
+        refuse_tls12()
     }
 
     fn verify_tls13_signature(
@@ -229,7 +240,7 @@ impl ClientCertVerifier for KeyVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
+        self.handshake_signature(message, cert, dss)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {

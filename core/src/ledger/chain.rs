@@ -91,6 +91,16 @@ pub struct ExecutedBlock {
 pub struct Source<'a> {
     pub block: &'a dyn Fn(&Digest) -> Option<Block>,
     pub proposer: &'a dyn Fn(&Block) -> Address,
+    /// Transactions whose exact signatures this node has already verified
+    /// (its mempool's): execution does not check them again. Must never
+    /// answer `true` for a signature that was not verified; use
+    /// [`nothing_verified`] when there is no such knowledge.
+    pub verified: &'a dyn Fn(&SignedTransaction) -> bool,
+}
+
+/// For a [`Source`] that knows of no verified signatures.
+pub fn nothing_verified(_: &SignedTransaction) -> bool {
+    false
 }
 
 /// Executed states by block, from genesis or the last finalized block.
@@ -131,12 +141,17 @@ impl Chain {
             pending.push(block);
         }
         for block in pending.into_iter().rev() {
-            self.execute(&block, (source.proposer)(&block))?;
+            self.execute(&block, (source.proposer)(&block), source.verified)?;
         }
         Ok(&self.states[&digest].1)
     }
 
-    fn execute(&mut self, block: &Block, proposer: Address) -> Result<(), ChainError> {
+    fn execute(
+        &mut self,
+        block: &Block,
+        proposer: Address,
+        verified: &dyn Fn(&SignedTransaction) -> bool,
+    ) -> Result<(), ChainError> {
         let payload = Payload::decode(&block.payload)?;
         let (_, parent) = &self.states[&block.parent];
         let Executed {
@@ -144,7 +159,7 @@ impl Chain {
             state_root,
             receipts,
             block_events,
-        } = parent.execute(block.height, &proposer, &payload.txs)?;
+        } = parent.execute_known(block.height, &proposer, &payload.txs, verified)?;
         if state_root != payload.state_root {
             return Err(ChainError::WrongRoot {
                 claimed: payload.state_root,
@@ -179,6 +194,7 @@ impl Chain {
         let source = Source {
             block: &with_block,
             proposer: source.proposer,
+            verified: source.verified,
         };
         self.state_after(digest, &source).map(|_| ())
     }

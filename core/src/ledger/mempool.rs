@@ -105,6 +105,20 @@ impl Mempool {
         self.bytes
     }
 
+    /// The pooled transaction with this hash (its signature was verified
+    /// on admission).
+    pub fn get(&self, hash: &Digest) -> Option<&SignedTransaction> {
+        self.entries.get(hash).map(|entry| &entry.tx)
+    }
+
+    /// Whether this exact transaction, signature included, is pooled: its
+    /// signature was verified on admission, so executing it need not check
+    /// it again (the `verified` of a `chain::Source`).
+    pub fn verified(&self, tx: &SignedTransaction) -> bool {
+        self.get(&tx.hash())
+            .is_some_and(|pooled| pooled.signature == tx.signature)
+    }
+
     pub fn contains(&self, hash: &Digest) -> bool {
         self.entries.contains_key(hash)
     }
