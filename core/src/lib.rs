@@ -16,6 +16,7 @@ pub mod ledger;
 pub mod planted;
 pub mod scheme;
 pub mod state;
+pub mod sync;
 pub mod types;
 pub mod validators;
 

@@ -197,6 +197,22 @@ impl NodeApp {
         Ok(block.height)
     }
 
+    /// Executes, indexes and publishes blocks a follower found final
+    /// (a full node's path; validators get theirs from the engine). Their
+    /// parents are already executed, so no lookup is needed.
+    pub fn apply_finalized(
+        &mut self,
+        blocks: &[Block],
+        certificate: &Certificate<Ed25519>,
+    ) -> Result<(), StoreError> {
+        let certificate = Message::<Ed25519>::Certificate(certificate.clone()).encode();
+        for block in blocks {
+            self.finalize_block(block, &certificate, &|_| None, true)?;
+            self.shared.lock().view = block.view;
+        }
+        Ok(())
+    }
+
     /// Executes one finalized block (if not yet), indexes it when `index`,
     /// and publishes it.
     fn finalize_block(

@@ -17,10 +17,13 @@ pub struct NodeConfig {
     /// Where RocksDB keeps this node's data.
     pub data_dir: PathBuf,
     /// The validator's secret key (hex), written by `ballast keygen`.
-    pub key_file: PathBuf,
+    /// A full node has none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_file: Option<PathBuf>,
     pub genesis_file: PathBuf,
-    /// QUIC address peers dial.
-    pub listen: SocketAddr,
+    /// QUIC address peers dial (validators only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listen: Option<SocketAddr>,
     /// JSON-RPC (HTTP and WebSocket), `/metrics` and `/health`. Keep it on
     /// loopback unless a proxy guards it.
     #[serde(default = "default_rpc")]
@@ -34,6 +37,12 @@ pub struct NodeConfig {
     /// Every validator's QUIC address, by key.
     #[serde(default)]
     pub peers: Vec<PeerConfig>,
+    /// Makes this a full node: it follows the finalized chain from these
+    /// nodes' JSON-RPC (e.g. `http://127.0.0.1:8545`), checking every
+    /// block against a quorum certificate, and forwards submitted
+    /// transactions to them. Validators leave it empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sync_from: Vec<String>,
     #[serde(default)]
     pub consensus: Timeouts,
 }
@@ -148,13 +157,22 @@ impl NodeConfig {
         }
         let base = path.parent().unwrap_or(Path::new("."));
         for p in [
-            &mut config.data_dir,
-            &mut config.key_file,
-            &mut config.genesis_file,
-        ] {
+            Some(&mut config.data_dir),
+            config.key_file.as_mut(),
+            Some(&mut config.genesis_file),
+        ]
+        .into_iter()
+        .flatten()
+        {
             if p.is_relative() {
                 *p = base.join(&*p);
             }
+        }
+        let full = !config.sync_from.is_empty();
+        if !full && (config.key_file.is_none() || config.listen.is_none()) {
+            return Err(ConfigError::Invalid(
+                "a validator needs key_file and listen; a full node needs sync_from".into(),
+            ));
         }
         Ok(config)
     }
@@ -174,13 +192,13 @@ impl NodeConfig {
             self.data_dir = v.into();
         }
         if let Some(v) = env("BALLAST_KEY_FILE") {
-            self.key_file = v.into();
+            self.key_file = Some(v.into());
         }
         if let Some(v) = env("BALLAST_GENESIS_FILE") {
             self.genesis_file = v.into();
         }
         if let Some(v) = env("BALLAST_LISTEN") {
-            self.listen = parsed("BALLAST_LISTEN", v)?;
+            self.listen = Some(parsed("BALLAST_LISTEN", v)?);
         }
         if let Some(v) = env("BALLAST_RPC_LISTEN") {
             self.rpc_listen = parsed("BALLAST_RPC_LISTEN", v)?;
@@ -255,6 +273,20 @@ listen = "127.0.0.1:7000"
         assert_eq!(config.log_format, "json");
         assert_eq!(config.data_dir, dir.path().join("data"));
         assert_eq!(config.consensus, Timeouts::default());
+    }
+
+    #[test]
+    fn a_full_node_needs_sync_peers_and_a_validator_needs_a_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("node.toml");
+        let full = "data_dir = \"data\"\ngenesis_file = \"g.toml\"\nsync_from = [\"http://127.0.0.1:8545\"]\n";
+        std::fs::write(&path, full).unwrap();
+        let config = NodeConfig::load(&path, |_| None).unwrap();
+        assert_eq!(config.key_file, None);
+        assert_eq!(config.sync_from.len(), 1);
+        std::fs::write(&path, "data_dir = \"data\"\ngenesis_file = \"g.toml\"\n").unwrap();
+        let error = NodeConfig::load(&path, |_| None).unwrap_err().to_string();
+        assert!(error.contains("sync_from"), "{error}");
     }
 
     #[test]

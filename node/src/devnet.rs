@@ -11,6 +11,7 @@ use tokio::process::{Child, Command};
 
 pub struct DevnetOptions {
     pub validators: usize,
+    pub full_nodes: usize,
     /// Where the network lives; a fresh temporary directory if `None`.
     pub dir: Option<PathBuf>,
     pub p2p_port: u16,
@@ -24,14 +25,14 @@ pub struct DevnetOptions {
 pub enum DevnetError {
     #[error(transparent)]
     Init(#[from] crate::init::InitError),
-    #[error("starting validator {index}: {source}")]
+    #[error("starting {node}: {source}")]
     Spawn {
-        index: usize,
+        node: String,
         source: std::io::Error,
     },
-    #[error("validator {index} exited ({status}); its log is {log}")]
+    #[error("{node} exited ({status}); its log is {log}")]
     Exited {
-        index: usize,
+        node: String,
         status: std::process::ExitStatus,
         log: String,
     },
@@ -51,6 +52,12 @@ fn check_ports(options: &DevnetOptions) -> Result<(), DevnetError> {
             return Err(DevnetError::PortTaken { what: "QUIC", port });
         }
         let port = options.rpc_port + i;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_err() {
+            return Err(DevnetError::PortTaken { what: "RPC", port });
+        }
+    }
+    for j in 0..options.full_nodes as u16 {
+        let port = options.rpc_port + options.validators as u16 + j;
         if std::net::TcpListener::bind(("127.0.0.1", port)).is_err() {
             return Err(DevnetError::PortTaken { what: "RPC", port });
         }
@@ -83,6 +90,7 @@ pub async fn devnet(options: DevnetOptions) -> Result<(), DevnetError> {
         init(&InitOptions {
             dir: dir.clone(),
             validators: options.validators,
+            full_nodes: options.full_nodes,
             chain_id: 1,
             accounts: options.accounts,
             account_balance: 1_000_000_000_000,
@@ -100,8 +108,18 @@ pub async fn devnet(options: DevnetOptions) -> Result<(), DevnetError> {
     );
     let exe = std::env::current_exe()?;
     let mut children = Vec::new();
-    for index in 0..options.validators {
-        let node_dir = dir.join(format!("node-{index}"));
+    let names: Vec<String> = (0..options.validators)
+        .map(|i| format!("node-{i}"))
+        .chain((0..options.full_nodes).map(|j| format!("full-{j}")))
+        .collect();
+    for name in &names {
+        let node_dir = dir.join(name);
+        if !node_dir.join("node.toml").exists() {
+            return Err(DevnetError::Io(std::io::Error::other(format!(
+                "{} has no node.toml (was this network made with fewer nodes?)",
+                node_dir.display()
+            ))));
+        }
         let log_path = node_dir.join("node.log");
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -124,23 +142,29 @@ pub async fn devnet(options: DevnetOptions) -> Result<(), DevnetError> {
             .stderr(Stdio::from(log))
             .kill_on_drop(true)
             .spawn()
-            .map_err(|source| DevnetError::Spawn { index, source })?;
+            .map_err(|source| DevnetError::Spawn {
+                node: name.clone(),
+                source,
+            })?;
         children.push((child, log_path));
     }
-    let rpcs: Vec<String> = (0..options.validators)
+    let rpcs: Vec<String> = (0..names.len())
         .map(|i| format!("http://127.0.0.1:{}", usize::from(options.rpc_port) + i))
         .collect();
     println!(
-        "RPC: {}  (validator 0; the others: {})",
+        "RPC: {}  (validator 0; the other validators: {})",
         rpcs[0],
-        rpcs[1..].join(" ")
+        rpcs[1..options.validators].join(" ")
     );
+    if options.full_nodes > 0 {
+        println!("full nodes' RPC: {}", rpcs[options.validators..].join(" "));
+    }
     println!(
         "accounts: {}/accounts/account-N.key (funded at genesis)",
         dir.display()
     );
     println!(
-        "logs: {}/node-N/node.log; Ctrl-C stops the network",
+        "logs: {}/node-N/node.log (full nodes: full-N); Ctrl-C stops the network",
         dir.display()
     );
     let clients: Vec<Client> = rpcs
@@ -158,7 +182,7 @@ pub async fn devnet(options: DevnetOptions) -> Result<(), DevnetError> {
         }
         for (index, (child, log)) in children.iter_mut().enumerate() {
             if let Some(status) = child.try_wait()? {
-                break_on_exit(index, status, log)?;
+                break_on_exit(&names[index], status, log)?;
             }
         }
         let mut heights = Vec::new();
@@ -169,11 +193,20 @@ pub async fn devnet(options: DevnetOptions) -> Result<(), DevnetError> {
             .iter()
             .map(|h| h.map_or("-".into(), |h| h.to_string()))
             .collect();
-        println!("finalized heights: {}", shown.join(" "));
+        if options.full_nodes > 0 {
+            let (v, f) = shown.split_at(options.validators);
+            println!(
+                "finalized heights: {}  | full: {}",
+                v.join(" "),
+                f.join(" ")
+            );
+        } else {
+            println!("finalized heights: {}", shown.join(" "));
+        }
         if let Some(target) = options.until_height
             && heights.iter().all(|h| h.is_some_and(|h| h >= target))
         {
-            println!("every validator finalized height {target}");
+            println!("every node finalized height {target}");
             break Ok(());
         }
     };
@@ -190,12 +223,12 @@ pub async fn devnet(options: DevnetOptions) -> Result<(), DevnetError> {
 }
 
 fn break_on_exit(
-    index: usize,
+    node: &str,
     status: std::process::ExitStatus,
     log: &std::path::Path,
 ) -> Result<(), DevnetError> {
     Err(DevnetError::Exited {
-        index,
+        node: node.to_string(),
         status,
         log: log.display().to_string(),
     })

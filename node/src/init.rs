@@ -8,6 +8,8 @@
 //! DIR/node-N/node.toml         one per validator
 //! DIR/node-N/validator.key
 //! DIR/node-N/data/             created on first run
+//! DIR/full-N/node.toml         one per full node (no key; syncs from the
+//!                              validators' RPC)
 //! ```
 
 use crate::config::{NodeConfig, PeerConfig, Timeouts, write_key};
@@ -20,13 +22,16 @@ use std::path::{Path, PathBuf};
 pub struct InitOptions {
     pub dir: PathBuf,
     pub validators: usize,
+    /// Full nodes: they follow the chain from the validators' RPC.
+    pub full_nodes: usize,
     pub chain_id: u64,
     /// Client accounts funded at genesis.
     pub accounts: usize,
     pub account_balance: u64,
     pub host: IpAddr,
     /// Validator `i` listens for QUIC on `p2p_port + i` and serves RPC on
-    /// `rpc_port + i`.
+    /// `rpc_port + i`; full node `j` serves RPC on
+    /// `rpc_port + validators + j`.
     pub p2p_port: u16,
     pub rpc_port: u16,
     pub timeouts: Timeouts,
@@ -60,7 +65,7 @@ pub fn fresh_key() -> SigningKey {
     SigningKey::from_bytes(&secret)
 }
 
-/// Writes the network; returns each validator's config path.
+/// Writes the network; returns each node's config path, validators first.
 pub fn init(options: &InitOptions) -> Result<Vec<PathBuf>, InitError> {
     if options.validators == 0 || options.validators > 64 {
         return Err(InitError::Invalid(format!(
@@ -124,9 +129,9 @@ pub fn init(options: &InitOptions) -> Result<Vec<PathBuf>, InitError> {
         write_key(&key_path, key).map_err(io(&key_path))?;
         let config = NodeConfig {
             data_dir: "data".into(),
-            key_file: "validator.key".into(),
+            key_file: Some("validator.key".into()),
             genesis_file: "../genesis.toml".into(),
-            listen: peers[i].address,
+            listen: Some(peers[i].address),
             rpc_listen: SocketAddr::new(options.host, port(options.rpc_port, i)?),
             log_format: "text".into(),
             log_filter: "info".into(),
@@ -136,6 +141,42 @@ pub fn init(options: &InitOptions) -> Result<Vec<PathBuf>, InitError> {
                 .filter(|(j, _)| *j != i)
                 .map(|(_, p)| p.clone())
                 .collect(),
+            sync_from: Vec::new(),
+            consensus: options.timeouts.clone(),
+        };
+        let config_path = node_dir.join("node.toml");
+        std::fs::write(
+            &config_path,
+            toml::to_string(&config).expect("config serializes"),
+        )
+        .map_err(io(&config_path))?;
+        configs.push(config_path);
+    }
+    let validator_rpcs: Vec<String> = (0..options.validators)
+        .map(|i| {
+            Ok(format!(
+                "http://{}:{}",
+                options.host,
+                port(options.rpc_port, i)?
+            ))
+        })
+        .collect::<Result<_, InitError>>()?;
+    for j in 0..options.full_nodes {
+        let node_dir = options.dir.join(format!("full-{j}"));
+        std::fs::create_dir_all(&node_dir).map_err(io(&node_dir))?;
+        let config = NodeConfig {
+            data_dir: "data".into(),
+            key_file: None,
+            genesis_file: "../genesis.toml".into(),
+            listen: None,
+            rpc_listen: SocketAddr::new(
+                options.host,
+                port(options.rpc_port, options.validators + j)?,
+            ),
+            log_format: "text".into(),
+            log_filter: "info".into(),
+            peers: Vec::new(),
+            sync_from: validator_rpcs.clone(),
             consensus: options.timeouts.clone(),
         };
         let config_path = node_dir.join("node.toml");
@@ -159,6 +200,7 @@ mod tests {
         let options = InitOptions {
             dir: dir.path().to_path_buf(),
             validators: 3,
+            full_nodes: 1,
             chain_id: 9,
             accounts: 2,
             account_balance: 1_000,
@@ -168,14 +210,17 @@ mod tests {
             timeouts: Timeouts::default(),
         };
         let configs = init(&options).unwrap();
-        assert_eq!(configs.len(), 3);
+        assert_eq!(configs.len(), 4);
+        let full = NodeConfig::load(&configs[3], |_| None).unwrap();
+        assert_eq!(full.sync_from.len(), 3);
+        assert_eq!(full.rpc_listen.port(), 18_003);
         let config = NodeConfig::load(&configs[1], |_| None).unwrap();
-        assert_eq!(config.listen.port(), 17_001);
+        assert_eq!(config.listen.unwrap().port(), 17_001);
         assert_eq!(config.peers.len(), 2);
         let genesis = Genesis::load(&config.genesis_file).unwrap();
         assert_eq!(genesis.validators.len(), 3);
         assert_eq!(genesis.accounts.len(), 2);
-        let key = crate::config::read_key(&config.key_file).unwrap();
+        let key = crate::config::read_key(config.key_file.as_ref().unwrap()).unwrap();
         assert_eq!(
             genesis.validators[1].key,
             hex::encode(key.verifying_key().as_bytes())

@@ -41,6 +41,10 @@ enum Command {
         dir: PathBuf,
         #[arg(long, default_value_t = 4)]
         validators: usize,
+        /// Full nodes (DIR/full-N): no key, no vote; they follow the
+        /// validators' finalized chain over RPC and serve RPC themselves.
+        #[arg(long, default_value_t = 0)]
+        full_nodes: usize,
         #[arg(long, default_value_t = 1)]
         chain_id: u64,
         /// Client accounts funded at genesis (keys in DIR/accounts).
@@ -56,7 +60,8 @@ enum Command {
         #[arg(long, default_value_t = 8545)]
         rpc_port: u16,
     },
-    /// Runs a validator. Stops cleanly on SIGINT or SIGTERM; after any stop
+    /// Runs a validator, or a full node if the config has `sync_from`.
+    /// Stops cleanly on SIGINT or SIGTERM; after any stop
     /// (even `kill -9`) it resumes from its data directory.
     Run {
         /// The node's TOML config (see `ballast init`); BALLAST_* variables
@@ -74,6 +79,9 @@ enum Command {
     Devnet {
         #[arg(long, default_value_t = 4)]
         validators: usize,
+        /// Also run full nodes (RPC ports after the validators').
+        #[arg(long, default_value_t = 0)]
+        full_nodes: usize,
         /// Keep the network here (resumed if it exists); default: a
         /// temporary directory removed at exit.
         #[arg(long)]
@@ -164,6 +172,7 @@ async fn main_async(cli: Cli) -> Result<(), String> {
         Command::Init {
             dir,
             validators,
+            full_nodes,
             chain_id,
             accounts,
             host,
@@ -173,6 +182,7 @@ async fn main_async(cli: Cli) -> Result<(), String> {
             let configs = init(&InitOptions {
                 dir: dir.clone(),
                 validators,
+                full_nodes,
                 chain_id,
                 accounts,
                 account_balance: 1_000_000_000_000,
@@ -209,6 +219,7 @@ async fn main_async(cli: Cli) -> Result<(), String> {
         }
         Command::Devnet {
             validators,
+            full_nodes,
             dir,
             p2p_port,
             rpc_port,
@@ -216,6 +227,7 @@ async fn main_async(cli: Cli) -> Result<(), String> {
             until_height,
         } => devnet(DevnetOptions {
             validators,
+            full_nodes,
             dir,
             p2p_port,
             rpc_port,

@@ -42,15 +42,119 @@ pub enum NodeError {
     Engine(#[from] ballast_transports::engine::EngineError),
 }
 
-/// Runs a validator until `shutdown` completes or the engine fails.
-/// `on_ready` receives the bound RPC address once the node serves.
+/// What validators and full nodes both run: the database, the ledger
+/// application recovered from it, and the handles the RPC reads.
+pub(crate) struct Base {
+    pub db: Arc<rocksdb::DB>,
+    pub chain_db: ChainDb,
+    pub metrics: Arc<Metrics>,
+    pub shared: crate::app::SharedHandle,
+    pub finalized_tx: tokio::sync::broadcast::Sender<crate::app::FinalizedBlock>,
+}
+
+impl Base {
+    pub(crate) fn open(
+        config: &NodeConfig,
+        genesis: &Genesis,
+    ) -> Result<(Base, NodeApp), NodeError> {
+        std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+            ballast_transports::StoreError(format!("creating {}: {e}", config.data_dir.display()))
+        })?;
+        let db = store::open(&config.data_dir.join("db"))?;
+        let metrics = Arc::new(Metrics::new());
+        let chain_db = ChainDb::new(db.clone());
+        let (mut app, shared, finalized_tx) =
+            NodeApp::new(genesis, chain_db.clone(), metrics.clone());
+        let recovered = app.recover(&RocksStore::new(db.clone()))?;
+        if recovered > 0 {
+            tracing::info!(
+                height = recovered,
+                "recovered the finalized chain from disk"
+            );
+        }
+        let base = Base {
+            db,
+            chain_db,
+            metrics,
+            shared,
+            finalized_tx,
+        };
+        Ok((base, app))
+    }
+
+    /// Serves JSON-RPC, `/metrics` and `/health`.
+    pub(crate) async fn serve_rpc(
+        &self,
+        config: &NodeConfig,
+        genesis: &Genesis,
+        gossip: tokio::sync::mpsc::Sender<ballast_core::ledger::tx::SignedTransaction>,
+    ) -> Result<(jsonrpsee::server::ServerHandle, SocketAddr), NodeError> {
+        let context = RpcContext {
+            chain_id: genesis.chain_id,
+            genesis: genesis.clone(),
+            shared: self.shared.clone(),
+            db: self.chain_db.clone(),
+            finalized: self.finalized_tx.clone(),
+            metrics: self.metrics.clone(),
+            gossip,
+        };
+        let served = rpc::serve(config.rpc_listen, context)
+            .await
+            .map_err(|source| NodeError::Rpc {
+                address: config.rpc_listen,
+                source,
+            })?;
+        tracing::info!(rpc = %served.1, "serving JSON-RPC, /metrics and /health");
+        Ok(served)
+    }
+
+    /// Samples the per-second gauges until aborted.
+    pub(crate) fn sample_gauges(
+        &self,
+        peers_connected: impl Fn() -> i64 + Send + 'static,
+    ) -> tokio::task::JoinHandle<()> {
+        let metrics = self.metrics.clone();
+        let chain_db = self.chain_db.clone();
+        tokio::spawn(async move {
+            let mut last_total = metrics.transactions_total.get();
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+                metrics.peers_connected.set(peers_connected());
+                let total = metrics.transactions_total.get();
+                metrics
+                    .transactions_per_second
+                    .set((total - last_total) as f64);
+                last_total = total;
+                for (family, bytes) in chain_db.sizes() {
+                    metrics
+                        .store_bytes
+                        .get_or_create(&vec![("family".to_string(), family.to_string())])
+                        .set(bytes as i64);
+                }
+            }
+        })
+    }
+}
+
+/// Runs a validator, or a full node when the config names `sync_from`
+/// peers, until `shutdown` completes or the node fails. `on_ready`
+/// receives the bound RPC address once the node serves.
 pub async fn run(
     config: NodeConfig,
     shutdown: impl Future<Output = ()>,
     on_ready: impl FnOnce(SocketAddr),
 ) -> Result<(), NodeError> {
     let genesis = Genesis::load(&config.genesis_file)?;
-    let secret = read_key(&config.key_file)?;
+    if !config.sync_from.is_empty() {
+        return crate::full::run(config, genesis, shutdown, on_ready).await;
+    }
+    let (Some(key_file), Some(listen)) = (&config.key_file, config.listen) else {
+        return Err(NodeError::Config(crate::config::ConfigError::Invalid(
+            "a validator needs key_file and listen".into(),
+        )));
+    };
+    let secret = read_key(key_file)?;
     let me_key = hex::encode(secret.verifying_key().as_bytes());
     let keys = genesis.verifying_keys();
     let me = keys
@@ -60,7 +164,7 @@ pub async fn run(
     let mut peers = Vec::with_capacity(keys.len());
     for (index, key) in keys.iter().enumerate() {
         let address = if index == me {
-            config.listen
+            listen
         } else {
             let wanted = key.as_bytes();
             config
@@ -77,28 +181,14 @@ pub async fn run(
         key = %me_key,
         chain_id = genesis.chain_id,
         genesis = %genesis.fingerprint(),
-        listen = %config.listen,
+        listen = %listen,
         "starting"
     );
-
-    std::fs::create_dir_all(&config.data_dir).map_err(|e| {
-        ballast_transports::StoreError(format!("creating {}: {e}", config.data_dir.display()))
-    })?;
-    let db = store::open(&config.data_dir.join("db"))?;
-    let metrics = Arc::new(Metrics::new());
-    let chain_db = ChainDb::new(db.clone());
-    let (mut app, shared, finalized_tx) = NodeApp::new(&genesis, chain_db.clone(), metrics.clone());
-    let recovered = app.recover(&RocksStore::new(db.clone()))?;
-    if recovered > 0 {
-        tracing::info!(
-            height = recovered,
-            "recovered the finalized chain from disk"
-        );
-    }
+    let (base, app) = Base::open(&config, &genesis)?;
+    let (metrics, shared) = (base.metrics.clone(), base.shared.clone());
 
     let index = u16::try_from(me).expect("at most 1,024 validators");
-    let transport =
-        QuicTransport::start(index, &secret, peers, config.listen, QuicLimits::default())?;
+    let transport = QuicTransport::start(index, &secret, peers, listen, QuicLimits::default())?;
     let quic_stats = transport.stats();
     let (transport, gossip) = GossipTransport::new(
         transport,
@@ -115,55 +205,16 @@ pub async fn run(
         scheme,
         Arc::new(genesis.validator_set()),
         transport,
-        RocksStore::new(db.clone()),
+        RocksStore::new(base.db.clone()),
         TokioClock::new(),
         app,
     )?
     .with_min_block_interval_ms(config.consensus.min_block_interval_ms);
 
-    let context = RpcContext {
-        chain_id: genesis.chain_id,
-        genesis: genesis.clone(),
-        shared: shared.clone(),
-        db: chain_db.clone(),
-        finalized: finalized_tx,
-        metrics: metrics.clone(),
-        gossip,
-    };
-    let (rpc, rpc_address) = rpc::serve(config.rpc_listen, context)
-        .await
-        .map_err(|source| NodeError::Rpc {
-            address: config.rpc_listen,
-            source,
-        })?;
-    tracing::info!(rpc = %rpc_address, "serving JSON-RPC, /metrics and /health");
+    let (rpc, rpc_address) = base.serve_rpc(&config, &genesis, gossip).await?;
     on_ready(rpc_address);
-
-    // Gauges sampled once a second.
-    let sampler = {
-        let metrics = metrics.clone();
-        tokio::spawn(async move {
-            let mut last_total = metrics.transactions_total.get();
-            let mut tick = tokio::time::interval(Duration::from_secs(1));
-            loop {
-                tick.tick().await;
-                metrics
-                    .peers_connected
-                    .set(quic_stats.peers_connected.load(Ordering::Relaxed) as i64);
-                let total = metrics.transactions_total.get();
-                metrics
-                    .transactions_per_second
-                    .set((total - last_total) as f64);
-                last_total = total;
-                for (family, bytes) in chain_db.sizes() {
-                    metrics
-                        .store_bytes
-                        .get_or_create(&vec![("family".to_string(), family.to_string())])
-                        .set(bytes as i64);
-                }
-            }
-        })
-    };
+    let sampler =
+        base.sample_gauges(move || quic_stats.peers_connected.load(Ordering::Relaxed) as i64);
 
     let result = tokio::select! {
         result = engine.run() => result.map_err(NodeError::from),
@@ -175,7 +226,7 @@ pub async fn run(
     sampler.abort();
     let _ = rpc.stop();
     // Votes were synced before they left; this makes the rest durable too.
-    if let Err(e) = db.flush_wal(true) {
+    if let Err(e) = base.db.flush_wal(true) {
         tracing::warn!(error = %e, "final sync failed");
     }
     result

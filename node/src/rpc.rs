@@ -15,6 +15,7 @@
 //! | `ballast_sendTransaction`   | raw (hex)             | transaction hash |
 //! | `ballast_sendTransactions`  | [raw, ...] (≤ 1,024)  | per transaction: `{hash}` or `{error}`, in order |
 //! | `ballast_validators`        | —                     | index, key, stake of each validator |
+//! | `ballast_getFinalizedBlocks`| from, count (≤ 64)    | raw finalized blocks from `from` and a finalization certificate (what full nodes sync from) |
 //! | `ballast_subscribeFinalized`| — (WebSocket)         | a `ballast_finalized` notification per finalized block |
 //!
 //! Errors use the standard codes (-32700 parse, -32600 invalid request,
@@ -32,6 +33,7 @@ use ballast_core::ledger::chain::Payload;
 use ballast_core::ledger::execute::account_key;
 use ballast_core::ledger::mempool::Rejection;
 use ballast_core::ledger::tx::{SignedTransaction, verify_batch};
+use ballast_core::sync::MAX_BLOCKS_PER_FETCH;
 use jsonrpsee::server::{HttpBody, HttpRequest, HttpResponse, RpcModule, Server, ServerHandle};
 use jsonrpsee::types::ErrorObjectOwned;
 use jsonrpsee::types::error::{INTERNAL_ERROR_CODE, INVALID_PARAMS_CODE};
@@ -50,6 +52,9 @@ pub const MAX_REQUEST_BYTES: u32 = 2 << 20;
 pub const MAX_CONNECTIONS: u32 = 256;
 /// Most transactions in one `ballast_sendTransactions` call.
 pub const MAX_BATCH_TRANSACTIONS: usize = 1_024;
+/// Most raw block bytes in one `ballast_getFinalizedBlocks` answer (hex
+/// doubles it; the answer stays under jsonrpsee's 10 MB response limit).
+pub const MAX_SYNC_ANSWER_BYTES: usize = 4 << 20;
 /// The code of a refused transaction.
 pub const TX_REJECTED_CODE: i32 = -32000;
 
@@ -189,6 +194,63 @@ impl RpcContext {
     }
 }
 
+impl RpcContext {
+    /// Consecutive finalized blocks from `from`, in their canonical
+    /// encoding, and a certificate a follower can check them with: the
+    /// one that finalized the highest block of the answer that ends a
+    /// finalized stretch (each stretch was finalized by one certificate on
+    /// its last block). If no stretch ends inside the answer, the
+    /// certificate of its last block, which finalizes a later one.
+    fn finalized_blocks(&self, from: u64, count: u64) -> RpcResult {
+        use ballast_core::codec::Writer;
+        use ballast_core::consensus::Message;
+        use ballast_core::scheme::ed25519::Ed25519;
+        if from == 0 {
+            return Err(invalid_params("heights start at 1 (genesis is implied)"));
+        }
+        let count = count.clamp(1, MAX_BLOCKS_PER_FETCH);
+        let mut answered: Vec<(u64, [u8; 32])> = Vec::new();
+        let mut blocks = Vec::new();
+        let mut bytes = 0;
+        for height in from..from.saturating_add(count) {
+            let Some(digest) = self.db.digest_at(height).map_err(internal)? else {
+                break;
+            };
+            let block = self
+                .db
+                .block(&digest)
+                .map_err(internal)?
+                .ok_or_else(|| internal("indexed block is missing"))?;
+            let mut w = Writer::new();
+            block.encode(&mut w);
+            let encoded = w.into_vec();
+            if !blocks.is_empty() && bytes + encoded.len() > MAX_SYNC_ANSWER_BYTES {
+                break;
+            }
+            bytes += encoded.len();
+            blocks.push(hex::encode(encoded));
+            answered.push((height, digest));
+        }
+        let mut certificate = None;
+        for (height, digest) in answered.iter().rev() {
+            let Some(bytes) = self.db.certificate_at(*height).map_err(internal)? else {
+                continue;
+            };
+            let ends_stretch = matches!(
+                Message::<Ed25519>::decode(&bytes),
+                Ok(Message::Certificate(c)) if c.subject.digest() == Some(ballast_core::Digest(*digest))
+            );
+            if ends_stretch || certificate.is_none() {
+                certificate = Some(hex::encode(bytes));
+            }
+            if ends_stretch {
+                break;
+            }
+        }
+        Ok(json!({"blocks": blocks, "certificate": certificate}))
+    }
+}
+
 fn parse_raw(raw: &str) -> Result<SignedTransaction, ErrorObjectOwned> {
     let bytes = hex::decode(raw.trim_start_matches("0x"))
         .map_err(|e| invalid_params(format!("raw transaction is not hex: {e}")))?;
@@ -315,6 +377,10 @@ pub fn module(context: RpcContext) -> RpcModule<RpcContext> {
                 .map(|(index, v)| json!({"index": index, "key": v.key, "stake": v.stake}))
                 .collect(),
         ))
+    });
+    method!("ballast_getFinalizedBlocks", |params, ctx| {
+        let (from, count): (u64, u64) = params.parse()?;
+        ctx.finalized_blocks(from, count)
     });
     module
         .register_subscription(

@@ -227,3 +227,25 @@ pub enum InputError {
     )]
     ConflictingFinalization { height: Height },
 }
+
+/// Checks that `certificate` carries a quorum of stake and that every
+/// signature in it is valid under `namespace`. Shared by replicas and by
+/// followers ([`crate::sync`]), which must judge certificates identically.
+pub fn verify_certificate<S: Scheme>(
+    scheme: &S,
+    validators: &crate::validators::ValidatorSet,
+    namespace: &[u8],
+    certificate: &Certificate<S>,
+) -> Result<(), InputError> {
+    let signers = scheme.signers(&certificate.certificate);
+    let stake = validators.stake_of(&signers);
+    if !validators.is_quorum(stake) {
+        return Err(InputError::NoQuorum {
+            stake,
+            stake_total: validators.stake_total(),
+        });
+    }
+    let message = certificate.subject.signing_bytes(namespace);
+    scheme.verify_certificate(&message, &certificate.certificate)?;
+    Ok(())
+}

@@ -665,18 +665,12 @@ impl<S: Scheme> Simplex<S> {
     }
 
     fn verify_certificate(&self, certificate: &Certificate<S>) -> Result<(), InputError> {
-        let signers = self.scheme.signers(&certificate.certificate);
-        let stake = self.validators.stake_of(&signers);
-        if !self.validators.is_quorum(stake) {
-            return Err(InputError::NoQuorum {
-                stake,
-                stake_total: self.validators.stake_total(),
-            });
-        }
-        let message = certificate.subject.signing_bytes(&self.config.namespace);
-        self.scheme
-            .verify_certificate(&message, &certificate.certificate)?;
-        Ok(())
+        super::verify_certificate(
+            &self.scheme,
+            &self.validators,
+            &self.config.namespace,
+            certificate,
+        )
     }
 
     /// Records a verified certificate and acts on it: finalize-vote after a

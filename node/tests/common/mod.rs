@@ -14,6 +14,8 @@ pub struct Network {
     pub configs: Vec<PathBuf>,
     pub rpc_port: u16,
     pub p2p_port: u16,
+    pub validators: usize,
+    /// Validators first, then full nodes.
     pub children: Vec<Option<Child>>,
 }
 
@@ -35,11 +37,17 @@ fn free_ports(count: u16) -> (u16, u16) {
 impl Network {
     /// Writes a network of `validators` with fast timers.
     pub fn new(validators: usize) -> Network {
+        Network::with_full_nodes(validators, 0)
+    }
+
+    /// Also `full_nodes` full nodes, numbered after the validators.
+    pub fn with_full_nodes(validators: usize, full_nodes: usize) -> Network {
         let dir = tempfile::tempdir().unwrap();
-        let (p2p_port, rpc_port) = free_ports(validators as u16);
+        let (p2p_port, rpc_port) = free_ports((validators + full_nodes) as u16);
         let configs = init(&InitOptions {
             dir: dir.path().to_path_buf(),
             validators,
+            full_nodes,
             chain_id: 77,
             accounts: 8,
             account_balance: 1_000_000_000,
@@ -60,12 +68,18 @@ impl Network {
             configs,
             rpc_port,
             p2p_port,
-            children: (0..validators).map(|_| None).collect(),
+            validators,
+            children: (0..validators + full_nodes).map(|_| None).collect(),
         }
     }
 
     pub fn log_path(&self, index: usize) -> PathBuf {
-        self.dir.path().join(format!("node-{index}/node.log"))
+        if index < self.validators {
+            self.dir.path().join(format!("node-{index}/node.log"))
+        } else {
+            let j = index - self.validators;
+            self.dir.path().join(format!("full-{j}/node.log"))
+        }
     }
 
     pub fn start(&mut self, index: usize) {
@@ -85,8 +99,9 @@ impl Network {
         self.children[index] = Some(child);
     }
 
+    /// Starts every validator (full nodes are started one by one).
     pub fn start_all(&mut self) {
-        for i in 0..self.children.len() {
+        for i in 0..self.validators {
             self.start(i);
         }
     }
@@ -139,7 +154,7 @@ impl Network {
             }
             if Instant::now() > deadline {
                 self.dump_logs();
-                panic!("validator {index} did not reach height {height} in {timeout:?}");
+                panic!("node {index} did not reach height {height} in {timeout:?}");
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }

@@ -1,0 +1,259 @@
+//! A full node: follows the finalized chain without voting, re-executes
+//! every block, and serves the same JSON-RPC as a validator.
+//!
+//! It syncs over the peers' public JSON-RPC (`ballast_getFinalizedBlocks`),
+//! not over QUIC: the validators' QUIC mesh admits validator keys only (a
+//! full node is nobody the validator set vouches for), and the RPC surface
+//! is already hardened for untrusted clients (size caps, connection limits).
+//! Nothing a peer says is trusted: `core::sync::Follower` accepts a block
+//! only under a finalization certificate that carries a quorum of the
+//! genesis validators' stake and hash-links to it, and the ledger then
+//! re-executes the block and checks its state root. Requests rotate over
+//! every configured peer, so one slow or lying peer costs one round.
+//!
+//! Transactions submitted to a full node are checked against its state
+//! (typed rejections as on a validator) and forwarded in batches to the
+//! peers' `ballast_sendTransactions`.
+
+use crate::client::Client;
+use crate::config::NodeConfig;
+use crate::genesis::Genesis;
+use crate::node::{Base, NodeError};
+use crate::store::RocksStore;
+use ballast_core::consensus::{Record, record_prefix};
+use ballast_core::ledger::staking::consensus_namespace;
+use ballast_core::ledger::tx::SignedTransaction;
+use ballast_core::scheme::ed25519::Ed25519;
+use ballast_core::sync::{
+    Answer, Finalized, Follower, MAX_BLOCKS_PER_FETCH, SyncError, decode_answer,
+};
+use ballast_transports::Store;
+use serde_json::{Value, json};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
+
+/// How often a caught-up full node asks for new blocks (validators make at
+/// most one block per `min_block_interval_ms`, 200 ms by default).
+const POLL_MS: u64 = 200;
+/// Waits after a failed request double up to this.
+const MAX_BACKOFF_MS: u64 = 2_000;
+/// Transactions waiting to be forwarded; beyond this, submissions are still
+/// accepted locally but forwarded only when the queue drains.
+const FORWARD_QUEUE: usize = 16_384;
+
+/// Runs a full node until `shutdown` completes or its chain cannot go on.
+pub async fn run(
+    config: NodeConfig,
+    genesis: Genesis,
+    shutdown: impl Future<Output = ()>,
+    on_ready: impl FnOnce(SocketAddr),
+) -> Result<(), NodeError> {
+    let peers: Vec<(String, Client)> = config
+        .sync_from
+        .iter()
+        .map(|url| {
+            Client::new(url).map(|c| (url.clone(), c)).map_err(|e| {
+                NodeError::Config(crate::config::ConfigError::Invalid(format!(
+                    "sync_from {url}: {e}"
+                )))
+            })
+        })
+        .collect::<Result<_, _>>()?;
+    tracing::info!(
+        chain_id = genesis.chain_id,
+        genesis = %genesis.fingerprint(),
+        peers = peers.len(),
+        "starting a full node"
+    );
+    let (base, mut app) = Base::open(&config, &genesis)?;
+    let (gossip, forward_rx) = tokio::sync::mpsc::channel(FORWARD_QUEUE);
+    let (rpc, rpc_address) = base.serve_rpc(&config, &genesis, gossip).await?;
+    on_ready(rpc_address);
+    let answering = Arc::new(AtomicI64::new(0));
+    let sampler = {
+        let answering = answering.clone();
+        base.sample_gauges(move || answering.load(Ordering::Relaxed))
+    };
+    let forwarder = tokio::spawn(forward(forward_rx, peers.clone()));
+
+    let head = base.shared.lock().head.clone();
+    let mut follower = Follower::new(
+        Ed25519::verifier(Arc::new(genesis.verifying_keys())),
+        Arc::new(genesis.validator_set()),
+        consensus_namespace(genesis.chain_id),
+        head.height,
+        head.digest,
+    );
+    let mut store = RocksStore::new(base.db.clone());
+    let follow = async {
+        let mut turn = 0usize;
+        let mut backoff_ms = POLL_MS;
+        // Which peers answered their last request: the `peers` gauge.
+        let mut answered = vec![false; peers.len()];
+        loop {
+            let peer = turn % peers.len();
+            let (url, client) = &peers[peer];
+            turn += 1;
+            let from = follower.next_height();
+            let answer = fetch(client, from).await;
+            let outcome = answer.and_then(|(blocks, certificate)| {
+                let empty = blocks.is_empty();
+                follower
+                    .on_answer(blocks, certificate)
+                    .map(|finals| (empty, finals))
+                    .map_err(|e| e.to_string())
+            });
+            answered[peer] = outcome.is_ok();
+            answering.store(
+                answered.iter().filter(|a| **a).count() as i64,
+                Ordering::Relaxed,
+            );
+            match outcome {
+                Ok((
+                    _,
+                    Some(Finalized {
+                        blocks,
+                        certificate,
+                    }),
+                )) => {
+                    backoff_ms = POLL_MS;
+                    for block in &blocks {
+                        let record = Record::<Ed25519>::Block(block.clone());
+                        store.put(&record.key(), &record.encode())?;
+                    }
+                    app.apply_finalized(&blocks, &certificate)?;
+                    let last = blocks.last().expect("a finalization holds a block").clone();
+                    tracing::debug!(height = last.height, "followed");
+                    let record = Record::Finalized {
+                        block: last,
+                        certificate,
+                    };
+                    store.put(&[record_prefix::FINALIZED], &record.encode())?;
+                }
+                // Caught up with this peer.
+                Ok((true, None)) => tokio::time::sleep(Duration::from_millis(POLL_MS)).await,
+                // Blocks wait for a certificate a later answer brings.
+                Ok((false, None)) => {}
+                Err(error) => {
+                    base.metrics.messages_rejected_total.inc();
+                    tracing::warn!(peer = %url, from, %error, "sync request failed");
+                    tokio::time::sleep(Duration::from_millis(backoff_ms)).await;
+                    backoff_ms = (backoff_ms * 2).min(MAX_BACKOFF_MS);
+                }
+            }
+        }
+        #[allow(unreachable_code)]
+        Ok::<(), NodeError>(())
+    };
+    let result = tokio::select! {
+        result = follow => result,
+        () = shutdown => {
+            tracing::info!("shutting down");
+            Ok(())
+        }
+    };
+    sampler.abort();
+    forwarder.abort();
+    let _ = rpc.stop();
+    if let Err(e) = base.db.flush_wal(true) {
+        tracing::warn!(error = %e, "final sync failed");
+    }
+    result
+}
+
+/// One request: blocks from `from` and a certificate, decoded.
+async fn fetch(client: &Client, from: u64) -> Result<Answer<Ed25519>, String> {
+    let answer = client
+        .call(
+            "ballast_getFinalizedBlocks",
+            vec![json!(from), json!(MAX_BLOCKS_PER_FETCH)],
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    parse_answer(&answer).map_err(|e| e.to_string())
+}
+
+/// Turns the JSON answer into blocks and a certificate.
+pub fn parse_answer(answer: &Value) -> Result<Answer<Ed25519>, SyncError> {
+    let malformed = |what: &str| SyncError::Malformed(what.to_string());
+    let list = answer["blocks"]
+        .as_array()
+        .ok_or_else(|| malformed("no blocks array"))?;
+    if list.len() as u64 > MAX_BLOCKS_PER_FETCH {
+        return Err(SyncError::TooManyBlocks(list.len()));
+    }
+    let blocks: Vec<Vec<u8>> = list
+        .iter()
+        .map(|b| {
+            b.as_str()
+                .and_then(|h| hex::decode(h).ok())
+                .ok_or_else(|| malformed("a block is not hex"))
+        })
+        .collect::<Result<_, _>>()?;
+    let certificate = match &answer["certificate"] {
+        Value::Null => None,
+        Value::String(h) => Some(hex::decode(h).map_err(|_| malformed("certificate is not hex"))?),
+        _ => return Err(malformed("certificate is not a string")),
+    };
+    decode_answer::<Ed25519>(&blocks, certificate.as_deref())
+}
+
+/// Forwards submitted transactions to the peers in batches, trying the next
+/// peer when one fails.
+async fn forward(
+    mut queue: tokio::sync::mpsc::Receiver<SignedTransaction>,
+    peers: Vec<(String, Client)>,
+) {
+    let mut turn = 0usize;
+    let mut batch = Vec::new();
+    while let Some(tx) = queue.recv().await {
+        batch.push(tx);
+        while batch.len() < crate::rpc::MAX_BATCH_TRANSACTIONS {
+            match queue.try_recv() {
+                Ok(tx) => batch.push(tx),
+                Err(_) => break,
+            }
+        }
+        for _ in 0..peers.len() {
+            let (url, client) = &peers[turn % peers.len()];
+            turn += 1;
+            match client.send_many(&batch).await {
+                Ok(_) => break,
+                Err(e) => tracing::warn!(peer = %url, error = %e, "forwarding failed"),
+            }
+        }
+        batch.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hostile_json_answers_are_typed_errors() {
+        for answer in [
+            json!({}),
+            json!({"blocks": "x"}),
+            json!({"blocks": ["zz"]}),
+            json!({"blocks": [], "certificate": 5}),
+            json!({"blocks": [], "certificate": "00"}),
+            json!({"blocks": ["00"], "certificate": null}),
+        ] {
+            assert!(
+                matches!(parse_answer(&answer), Err(SyncError::Malformed(_))),
+                "{answer}"
+            );
+        }
+        let many = json!({"blocks": vec!["00"; 65]});
+        assert_eq!(
+            parse_answer(&many).unwrap_err(),
+            SyncError::TooManyBlocks(65)
+        );
+        let empty = parse_answer(&json!({"blocks": [], "certificate": null})).unwrap();
+        assert!(empty.0.is_empty() && empty.1.is_none());
+    }
+}
