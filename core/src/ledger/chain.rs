@@ -9,7 +9,7 @@
 
 use super::execute::{Event, Executed, Ledger, Receipt};
 use super::mempool::Mempool;
-use super::tx::{Address, MAX_BLOCK_GAS, SignedTransaction, verify_batch};
+use super::tx::{Address, SignedTransaction, verify_batch};
 use crate::codec::{DecodeError, Reader, Writer};
 use crate::types::{Block, Digest, Height, MAX_PAYLOAD_BYTES};
 use std::collections::BTreeMap;
@@ -103,12 +103,28 @@ pub fn nothing_verified(_: &SignedTransaction) -> bool {
     false
 }
 
+/// Most recent builds remembered (see [`Chain::build`]). A leader's block
+/// is usually finalized within a few views of being built.
+const MAX_REMEMBERED_BUILDS: usize = 8;
+
+/// A payload this node built, with its execution, kept so that the block
+/// carrying it is not executed a second time.
+struct Built {
+    parent: Digest,
+    height: Height,
+    proposer: Address,
+    payload: Payload,
+    executed: Executed,
+}
+
 /// Executed states by block, from genesis or the last finalized block.
 pub struct Chain {
     genesis: Block,
     states: BTreeMap<Digest, (Height, Ledger)>,
     executed: BTreeMap<Digest, ExecutedBlock>,
     finalized_height: Height,
+    /// The latest builds, oldest first.
+    built: std::collections::VecDeque<Built>,
 }
 
 impl Chain {
@@ -119,6 +135,7 @@ impl Chain {
             genesis,
             executed: BTreeMap::new(),
             finalized_height: 0,
+            built: std::collections::VecDeque::new(),
         }
     }
 
@@ -153,13 +170,33 @@ impl Chain {
         verified: &dyn Fn(&SignedTransaction) -> bool,
     ) -> Result<(), ChainError> {
         let payload = Payload::decode(&block.payload)?;
-        let (_, parent) = &self.states[&block.parent];
+        // A block this node built itself was executed then, on the same
+        // parent state, by the same deterministic rules: reuse that (it
+        // spared a leader re-executing every proposal at finalization).
+        let remembered = self.built.iter().position(|b| {
+            b.parent == block.parent
+                && b.height == block.height
+                && b.proposer == proposer
+                && b.payload == payload
+        });
+        let outcome = match remembered {
+            Some(position) => {
+                self.built
+                    .remove(position)
+                    .expect("position is in range")
+                    .executed
+            }
+            None => {
+                let (_, parent) = &self.states[&block.parent];
+                parent.execute_known(block.height, &proposer, &payload.txs, verified)?
+            }
+        };
         let Executed {
             ledger,
             state_root,
             receipts,
             block_events,
-        } = parent.execute_known(block.height, &proposer, &payload.txs, verified)?;
+        } = outcome;
         if state_root != payload.state_root {
             return Err(ChainError::WrongRoot {
                 claimed: payload.state_root,
@@ -212,44 +249,48 @@ impl Chain {
         let state = self.state_after(parent, source)?.clone();
         let nonce = |a: &Address| state.account(a).map_or(0, |acc| acc.nonce);
         let candidates = mempool.select(max_transactions, MAX_PAYLOAD_BYTES / 2, nonce);
-        // Every signature checked once, as a batch; the trial runs below
-        // then skip it (one by one, it cost the leader half its time).
-        let signatures = verify_batch(&candidates);
-        let candidates: Vec<SignedTransaction> = candidates
+        // Every signature not already vouched for is checked once, as a
+        // batch (one by one, it cost the leader half its time). A node's
+        // own mempool vouches for what it verified at admission, so usually
+        // nothing is left to check.
+        let (vouched, unchecked): (Vec<_>, Vec<_>) = candidates
+            .into_iter()
+            .enumerate()
+            .partition(|(_, tx)| (source.verified)(tx));
+        let unchecked_txs: Vec<SignedTransaction> =
+            unchecked.iter().map(|(_, tx)| tx.clone()).collect();
+        let signatures = verify_batch(&unchecked_txs);
+        let mut candidates: Vec<(usize, SignedTransaction)> = unchecked
             .into_iter()
             .zip(signatures)
             .filter_map(|(tx, signature)| signature.ok().map(|()| tx))
+            .chain(vouched)
             .collect();
-        // Keep each candidate only if it is payable after those before it.
-        let mut txs = Vec::new();
-        let mut trial = state.clone();
-        let mut gas: u64 = 0;
-        for tx in candidates {
-            let tx_gas = tx.tx.action.gas_limit();
-            if gas + tx_gas > MAX_BLOCK_GAS || trial.payable(&tx, height).is_err() {
-                continue;
-            }
-            let next = trial.execute_verified(height, &proposer, std::slice::from_ref(&tx));
-            if let Ok(out) = next {
-                txs.push(tx);
-                trial = out.ledger;
-                gas += tx_gas;
-            }
-        }
-        // The trial ran each transaction in its own block (with its own
-        // reward); if the real block differs in what is payable, propose an
-        // empty block rather than an invalid one.
-        let out = match state.execute_verified(height, &proposer, &txs) {
-            Ok(out) => out,
-            Err(_) => {
-                txs.clear();
-                state.execute_verified(height, &proposer, &txs)?
-            }
-        };
-        Ok(Payload {
+        // Back in the mempool's order (fee priority, nonces in order).
+        candidates.sort_by_key(|(position, _)| *position);
+        let candidates = candidates.into_iter().map(|(_, tx)| tx);
+        // One pass, as validators will execute it: each candidate is kept
+        // only if it can be included after those before it. (Trying each
+        // in a block of its own and then executing the chosen ones again
+        // cost the leader three executions per transaction.)
+        let mut block = state.start_block(height, &proposer);
+        let txs: Vec<SignedTransaction> = candidates.filter(|tx| block.try_push(tx)).collect();
+        let out = block.finish()?;
+        let payload = Payload {
             state_root: out.state_root,
             txs,
-        })
+        };
+        if self.built.len() == MAX_REMEMBERED_BUILDS {
+            self.built.pop_front();
+        }
+        self.built.push_back(Built {
+            parent,
+            height,
+            proposer,
+            payload: payload.clone(),
+            executed: out,
+        });
+        Ok(payload)
     }
 
     /// What executing `digest` gave, if it was executed here.
@@ -264,9 +305,154 @@ impl Chain {
         let keep = self.finalized_height;
         self.states.retain(|d, (h, _)| *h >= keep || *d == digest);
         self.executed.retain(|_, e| e.height >= keep);
+        self.built.retain(|b| b.height > keep);
         debug_assert!(
             self.states.contains_key(&digest) || digest == self.genesis.digest(),
             "finalized a block never executed"
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ledger::execute::Params;
+    use crate::ledger::mempool::Limits;
+    use crate::ledger::tx::{Action, Transaction};
+    use crate::types::View;
+    use ed25519_dalek::SigningKey;
+
+    const LEADER: Address = [0xAA; 32];
+    const OTHER: Address = [0xBB; 32];
+
+    fn params() -> Params {
+        Params {
+            chain_id: 5,
+            reward_per_block: 50,
+            unbonding_blocks: 10,
+            voting_period_blocks: 10,
+            timelock_blocks: 10,
+            quorum_percent: 33,
+            pass_percent: 50,
+            epoch_blocks: 100,
+            slash_percent: 10,
+        }
+    }
+
+    /// A genesis with one funded sender and a mempool of its transfers.
+    fn setup() -> (Ledger, Mempool) {
+        let key = SigningKey::from_bytes(&[3; 32]);
+        let sender = key.verifying_key().to_bytes();
+        let genesis = Ledger::genesis(params(), &[(sender, 1_000_000)]);
+        let mut mempool = Mempool::new(5, Limits::default());
+        for nonce in 0..20 {
+            let tx = Transaction {
+                chain_id: 5,
+                sender,
+                nonce,
+                fee: 1,
+                expiry_height: 100,
+                action: Action::Transfer {
+                    to: [nonce as u8; 32],
+                    amount: 10,
+                },
+            }
+            .sign(&key);
+            mempool.admit(tx, 0, 1).unwrap();
+        }
+        (genesis, mempool)
+    }
+
+    fn block_with(payload: &Payload, view: View) -> Block {
+        Block {
+            view,
+            height: 1,
+            parent_view: 0,
+            parent: Block::genesis().digest(),
+            payload: payload.encode(),
+        }
+    }
+
+    #[test]
+    fn a_built_block_is_not_executed_again_and_ends_in_the_same_state() {
+        let (genesis, mempool) = setup();
+        let none = |_: &Digest| None;
+        let leader = |_: &Block| LEADER;
+        let vouched = |tx: &SignedTransaction| mempool.verified(tx);
+        let source = Source {
+            block: &none,
+            proposer: &leader,
+            verified: &vouched,
+        };
+        let mut builder = Chain::new(genesis.clone());
+        let payload = builder
+            .build(
+                (Block::genesis().digest(), 1, LEADER),
+                &mempool,
+                100,
+                &source,
+            )
+            .unwrap();
+        assert_eq!(payload.txs.len(), 20);
+        assert_eq!(builder.built.len(), 1);
+        let block = block_with(&payload, 1);
+        builder.verify(&block, &source).unwrap();
+        assert!(builder.built.is_empty(), "the build was used, not re-run");
+        // A validator that never built it reaches the same state.
+        let mut validator = Chain::new(genesis);
+        let unvouched = Source {
+            verified: &nothing_verified,
+            ..source
+        };
+        validator.verify(&block, &unvouched).unwrap();
+        let (mine, theirs) = (
+            builder.executed(&block.digest()).unwrap(),
+            validator.executed(&block.digest()).unwrap(),
+        );
+        assert_eq!(mine.state_root, theirs.state_root);
+        assert_eq!(mine.receipts, theirs.receipts);
+        assert_eq!(mine.tx_hashes, theirs.tx_hashes);
+    }
+
+    #[test]
+    fn a_build_is_reused_only_for_the_same_parent_height_proposer_and_payload() {
+        let (genesis, mempool) = setup();
+        let none = |_: &Digest| None;
+        let other = |_: &Block| OTHER;
+        let vouched = |tx: &SignedTransaction| mempool.verified(tx);
+        let leader = |_: &Block| LEADER;
+        let building = Source {
+            block: &none,
+            proposer: &leader,
+            verified: &vouched,
+        };
+        let mut chain = Chain::new(genesis);
+        let payload = chain
+            .build(
+                (Block::genesis().digest(), 1, LEADER),
+                &mempool,
+                100,
+                &building,
+            )
+            .unwrap();
+        // The same payload in a block credited to another proposer pays
+        // another account: the build must not stand in for it.
+        let judged_by_other = Source {
+            proposer: &other,
+            ..building
+        };
+        let block = block_with(&payload, 1);
+        assert!(matches!(
+            chain.verify(&block, &judged_by_other),
+            Err(ChainError::WrongRoot { .. })
+        ));
+        // A different payload on the same parent is executed on its own.
+        let mut fewer = payload.clone();
+        fewer.txs.truncate(5);
+        assert!(matches!(
+            chain.verify(&block_with(&fewer, 2), &building),
+            Err(ChainError::WrongRoot { .. })
+        ));
+        assert_eq!(chain.built.len(), 1, "still waiting for its own block");
     }
 }

@@ -379,6 +379,67 @@ pub struct Ledger {
     pub vm: Vm,
 }
 
+/// A block being built one transaction at a time (see
+/// [`Ledger::start_block`]).
+pub(crate) struct BlockInProgress {
+    ledger: Ledger,
+    height: Height,
+    proposer: Address,
+    receipts: Vec<Receipt>,
+    block_events: Vec<Event>,
+    gas: u64,
+}
+
+impl BlockInProgress {
+    /// Appends `tx` (its signature already checked) if it can be included
+    /// now: within the block's gas, payable, and executable. A transaction
+    /// that cannot leaves no trace. Returns whether it was included.
+    pub(crate) fn try_push(&mut self, tx: &SignedTransaction) -> bool {
+        let gas = self.gas + tx.tx.action.gas_limit();
+        if gas > MAX_BLOCK_GAS || self.ledger.payable(tx, self.height).is_err() {
+            return false;
+        }
+        let mut next = self.ledger.clone();
+        match next.apply(tx, self.height, &self.proposer) {
+            Ok(receipt) => {
+                self.ledger = next;
+                self.receipts.push(receipt);
+                self.gas = gas;
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Ends the block: the reward, the supply, the state root.
+    pub(crate) fn finish(self) -> Result<Executed, BlockError> {
+        let BlockInProgress {
+            mut ledger,
+            proposer,
+            receipts,
+            block_events,
+            ..
+        } = self;
+        // The block reward: the only new money.
+        let reward = ledger.params.reward_per_block;
+        let mut account = ledger
+            .account(&proposer)
+            .map_err(BlockError::CorruptState)?;
+        account.balance = account.balance.saturating_add(reward);
+        ledger.put_account(&proposer, &account);
+        // Slashing may have burned some of it during the block.
+        let supply = ledger.supply().saturating_add(reward);
+        ledger.tree = ledger.tree.insert(supply_key(), &supply.to_le_bytes());
+        let state_root = ledger.tree.root();
+        Ok(Executed {
+            ledger,
+            receipts,
+            block_events,
+            state_root,
+        })
+    }
+}
+
 /// A block's outcome.
 #[derive(Clone, Debug)]
 pub struct Executed {
@@ -599,19 +660,6 @@ impl Ledger {
         })
     }
 
-    /// [`Ledger::execute`] for transactions whose signatures the caller has
-    /// already checked: the block builder verifies its candidates in one
-    /// batch and then trial-executes them one by one, which would otherwise
-    /// verify each signature again, singly. Never for a peer's block.
-    pub(crate) fn execute_verified(
-        &self,
-        height: Height,
-        proposer: &Address,
-        txs: &[SignedTransaction],
-    ) -> Result<Executed, BlockError> {
-        self.execute_with(height, proposer, txs, |txs| vec![Ok(()); txs.len()])
-    }
-
     /// Executes after the gas check, with `check_signatures` deciding each
     /// transaction's signature.
     fn execute_with(
@@ -627,33 +675,37 @@ impl Ledger {
         }
         let signatures = check_signatures(txs);
         debug_assert_eq!(signatures.len(), txs.len());
+        let mut block = self.start_block(height, proposer);
+        block.receipts.reserve(txs.len());
+        for (index, (tx, signature)) in txs.iter().zip(signatures).enumerate() {
+            signature.map_err(|error| BlockError::Signature { index, error })?;
+            block
+                .ledger
+                .payable(tx, height)
+                .map_err(|e| with_index(e, index))?;
+            let receipt = block.ledger.apply(tx, height, proposer)?;
+            block.receipts.push(receipt);
+        }
+        block.finish()
+    }
+
+    /// Begins a block at `height`: the block-level rules that run before
+    /// its transactions (governance, epoch change). [`Ledger::execute`] and
+    /// the block builder share it, so what a leader builds is exactly what
+    /// validators re-execute.
+    pub(crate) fn start_block(&self, height: Height, proposer: &Address) -> BlockInProgress {
         let mut ledger = self.clone();
         let mut block_events = Vec::new();
         ledger.govern(height, &mut block_events);
         ledger.maybe_start_epoch(height, &mut block_events);
-        let mut receipts = Vec::with_capacity(txs.len());
-        for (index, (tx, signature)) in txs.iter().zip(signatures).enumerate() {
-            signature.map_err(|error| BlockError::Signature { index, error })?;
-            ledger
-                .payable(tx, height)
-                .map_err(|e| with_index(e, index))?;
-            receipts.push(ledger.apply(tx, height, proposer)?);
-        }
-        // The block reward: the only new money.
-        let reward = ledger.params.reward_per_block;
-        let mut account = ledger.account(proposer).map_err(BlockError::CorruptState)?;
-        account.balance = account.balance.saturating_add(reward);
-        ledger.put_account(proposer, &account);
-        // Slashing may have burned some of it during the block.
-        let supply = ledger.supply().saturating_add(reward);
-        ledger.tree = ledger.tree.insert(supply_key(), &supply.to_le_bytes());
-        let state_root = ledger.tree.root();
-        Ok(Executed {
+        BlockInProgress {
             ledger,
-            receipts,
+            height,
+            proposer: *proposer,
+            receipts: Vec::new(),
             block_events,
-            state_root,
-        })
+            gas: 0,
+        }
     }
 
     /// Charges the fee, advances the nonce, runs the action.
