@@ -46,9 +46,42 @@ pub struct FinalizedBlock {
     pub transactions: Vec<String>,
 }
 
+/// Signatures this node checked outside its mempool (transactions it first
+/// saw in a proposal), so that the same transaction arriving by gossip, or
+/// the block being executed again, does not check it again. Bounded; the
+/// oldest are forgotten first.
+#[derive(Default)]
+pub struct RecentlyVerified {
+    signatures: std::collections::HashMap<Digest, [u8; 64]>,
+    order: VecDeque<Digest>,
+}
+
+/// Most signatures [`RecentlyVerified`] remembers (about 6 MiB).
+pub const MAX_RECENTLY_VERIFIED: usize = 65_536;
+
+impl RecentlyVerified {
+    pub fn insert(&mut self, tx: &SignedTransaction) {
+        let hash = tx.hash();
+        if self.signatures.insert(hash, tx.signature).is_none() {
+            self.order.push_back(hash);
+        }
+        while self.order.len() > MAX_RECENTLY_VERIFIED {
+            if let Some(old) = self.order.pop_front() {
+                self.signatures.remove(&old);
+            }
+        }
+    }
+
+    /// Whether this exact transaction, signature included, was verified.
+    pub fn contains(&self, tx: &SignedTransaction) -> bool {
+        self.signatures.get(&tx.hash()) == Some(&tx.signature)
+    }
+}
+
 /// What the engine and the RPC share. Held briefly under one lock.
 pub struct Shared {
     pub mempool: Mempool,
+    pub recently_verified: RecentlyVerified,
     pub head: Head,
     /// The consensus view this validator is in.
     pub view: View,
@@ -57,6 +90,13 @@ pub struct Shared {
 }
 
 impl Shared {
+    /// Whether this node already checked this exact transaction's
+    /// signature (in its mempool, or in a block it executed): the
+    /// `verified` of a `chain::Source`.
+    pub fn vouches(&self, tx: &SignedTransaction) -> bool {
+        self.mempool.verified(tx) || self.recently_verified.contains(tx)
+    }
+
     pub fn state(&self) -> &Ledger {
         &self.states.back().expect("genesis state is always kept").1
     }
@@ -128,6 +168,7 @@ impl NodeApp {
                 digest: Block::genesis().digest(),
                 state_root: state.tree.root(),
             },
+            recently_verified: RecentlyVerified::default(),
             view: 0,
             states: VecDeque::from([(0, state.clone())]),
         })));
@@ -232,7 +273,7 @@ impl NodeApp {
             }
         };
         let shared = self.shared.clone();
-        let verified = |tx: &SignedTransaction| shared.lock().mempool.verified(tx);
+        let verified = |tx: &SignedTransaction| shared.lock().vouches(tx);
         let source = Source {
             block: &with_block,
             proposer: &proposer,
@@ -323,7 +364,7 @@ impl Application<Ed25519> for NodeApp {
         // Held for the whole build: `verified` must read the same guard
         // (the lock is not reentrant).
         let shared = self.shared.lock();
-        let verified = |tx: &SignedTransaction| shared.mempool.verified(tx);
+        let verified = |tx: &SignedTransaction| shared.vouches(tx);
         let source = Source {
             block: &lookup,
             proposer: &proposer_of,
@@ -351,10 +392,13 @@ impl Application<Ed25519> for NodeApp {
     }
 
     fn verify(&mut self, block: &Block, blocks: &dyn BlockLookup) -> Verdict {
+        if let Ok(payload) = Payload::decode(&block.payload) {
+            self.check_signatures(&payload.txs);
+        }
         let proposer_of = self.proposer_of();
         let lookup = |d: &Digest| blocks.block(d);
         let shared = self.shared.clone();
-        let verified = |tx: &SignedTransaction| shared.lock().mempool.verified(tx);
+        let verified = |tx: &SignedTransaction| shared.lock().vouches(tx);
         let source = Source {
             block: &lookup,
             proposer: &proposer_of,
@@ -423,10 +467,75 @@ impl Application<Ed25519> for NodeApp {
 }
 
 impl NodeApp {
+    /// Checks, as one batch, the signatures of a proposal's transactions
+    /// this node has not checked yet, and remembers the good ones. The
+    /// ledger's execution then skips them, and so does gossip bringing
+    /// them later. (A bad one is left for execution to reject.)
+    fn check_signatures(&self, txs: &[SignedTransaction]) {
+        let unknown: Vec<SignedTransaction> = {
+            let shared = self.shared.lock();
+            txs.iter()
+                .filter(|tx| !shared.vouches(tx))
+                .cloned()
+                .collect()
+        };
+        if unknown.is_empty() {
+            return;
+        }
+        let checked = ballast_core::ledger::tx::verify_batch(&unknown);
+        let mut shared = self.shared.lock();
+        for (tx, result) in unknown.iter().zip(checked) {
+            if result.is_ok() {
+                shared.recently_verified.insert(tx);
+            }
+        }
+    }
+
     fn track(&mut self, digest: Digest) {
         if self.first_seen.len() >= MAX_TRACKED_PROPOSALS {
             self.first_seen.pop_first();
         }
         self.first_seen.entry(digest).or_insert_with(Instant::now);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ballast_core::ledger::tx::{Action, Transaction};
+    use ed25519_dalek::SigningKey;
+
+    fn tx(nonce: u64) -> SignedTransaction {
+        let key = SigningKey::from_bytes(&[8; 32]);
+        Transaction {
+            chain_id: 1,
+            sender: key.verifying_key().to_bytes(),
+            nonce,
+            fee: 1,
+            expiry_height: 10,
+            action: Action::Transfer {
+                to: [2; 32],
+                amount: 1,
+            },
+        }
+        .sign(&key)
+    }
+
+    #[test]
+    fn recently_verified_is_exact_and_bounded() {
+        let mut recent = RecentlyVerified::default();
+        let first = tx(0);
+        recent.insert(&first);
+        assert!(recent.contains(&first));
+        // Same transaction, another signature: not vouched for.
+        let mut forged = first.clone();
+        forged.signature[3] ^= 1;
+        assert!(!recent.contains(&forged));
+        for nonce in 1..=MAX_RECENTLY_VERIFIED as u64 {
+            recent.insert(&tx(nonce));
+        }
+        assert!(!recent.contains(&first), "the oldest is forgotten first");
+        assert!(recent.contains(&tx(MAX_RECENTLY_VERIFIED as u64)));
+        assert_eq!(recent.signatures.len(), MAX_RECENTLY_VERIFIED);
     }
 }

@@ -110,9 +110,6 @@ pub fn decode_batch(frame: &[u8]) -> Result<Vec<SignedTransaction>, GossipError>
 /// the mempool; transactions from RPC go out to every peer.
 pub struct GossipTransport<T> {
     inner: T,
-    peers: usize,
-    me: ValidatorIndex,
-    outgoing: mpsc::Receiver<SignedTransaction>,
     /// Received gossip frames, to the verifier task.
     received: mpsc::Sender<(ValidatorIndex, Arc<[u8]>)>,
     metrics: Arc<Metrics>,
@@ -120,22 +117,23 @@ pub struct GossipTransport<T> {
 
 impl<T: Transport> GossipTransport<T> {
     /// Returns the transport and the queue RPC submissions go into.
+    /// `broadcast` sends a frame to every other validator; a task of its
+    /// own calls it, so gossip never waits for the engine to be idle (it
+    /// did, and under load blocks reached peers before the transactions
+    /// in them, which then checked each signature twice).
     pub fn new(
         inner: T,
-        peers: usize,
-        me: ValidatorIndex,
+        broadcast: impl Fn(Arc<[u8]>) + Send + 'static,
         shared: SharedHandle,
         metrics: Arc<Metrics>,
     ) -> (GossipTransport<T>, mpsc::Sender<SignedTransaction>) {
         let (sender, outgoing) = mpsc::channel(GOSSIP_QUEUE);
         let (received, frames) = mpsc::channel(RECEIVED_QUEUE);
         tokio::spawn(verify_and_admit(frames, shared, metrics.clone()));
+        tokio::spawn(send_batches(outgoing, broadcast));
         (
             GossipTransport {
                 inner,
-                peers,
-                me,
-                outgoing,
                 received,
                 metrics,
             },
@@ -143,27 +141,31 @@ impl<T: Transport> GossipTransport<T> {
         )
     }
 
-    fn broadcast(&mut self, first: SignedTransaction) {
-        let mut batch = vec![first];
-        let mut bytes = batch[0].encode().len();
-        while batch.len() < MAX_GOSSIP_BATCH && bytes < MAX_GOSSIP_BYTES {
-            let Ok(tx) = self.outgoing.try_recv() else {
-                break;
-            };
-            bytes += tx.encode().len() + 4;
-            batch.push(tx);
-        }
-        let frame: Arc<[u8]> = encode_batch(&batch).into();
-        for to in (0..self.peers as ValidatorIndex).filter(|p| *p != self.me) {
-            self.inner.send(to, frame.clone());
-        }
-    }
-
     fn admit(&self, from: ValidatorIndex, frame: Arc<[u8]>) {
         if self.received.try_send((from, frame)).is_err() {
             self.metrics.messages_rejected_total.inc();
             tracing::debug!(from, "gossip verifier busy: frame dropped");
         }
+    }
+}
+
+/// The broadcaster task: every transaction waiting (up to a frame's worth)
+/// goes out as one frame.
+async fn send_batches(
+    mut outgoing: mpsc::Receiver<SignedTransaction>,
+    broadcast: impl Fn(Arc<[u8]>),
+) {
+    while let Some(first) = outgoing.recv().await {
+        let mut bytes = first.encode().len();
+        let mut batch = vec![first];
+        while batch.len() < MAX_GOSSIP_BATCH && bytes < MAX_GOSSIP_BYTES {
+            let Ok(tx) = outgoing.try_recv() else {
+                break;
+            };
+            bytes += tx.encode().len() + 4;
+            batch.push(tx);
+        }
+        broadcast(encode_batch(&batch).into());
     }
 }
 
@@ -175,7 +177,7 @@ async fn verify_and_admit(
     metrics: Arc<Metrics>,
 ) {
     while let Some(first) = frames.recv().await {
-        let mut txs = Vec::new();
+        let mut txs: Vec<SignedTransaction> = Vec::new();
         let mut next = Some(first);
         while let Some((from, frame)) = next.take() {
             match decode_batch(&frame) {
@@ -189,8 +191,29 @@ async fn verify_and_admit(
                 next = frames.try_recv().ok();
             }
         }
-        // Signatures are checked off the async workers and before taking
-        // the lock the RPC shares.
+        // What the mempool holds already or what is already executed
+        // (stale nonce) is dropped; what this node verified in a proposal
+        // is admitted without a second check. Under load a block often
+        // brings transactions before their gossip does.
+        {
+            let mut shared = shared.lock();
+            txs.retain(|tx| {
+                let next_nonce = shared.state().account(&tx.tx.sender).map_or(0, |a| a.nonce);
+                if tx.tx.nonce < next_nonce || shared.mempool.verified(tx) {
+                    return false;
+                }
+                if shared.recently_verified.contains(tx) {
+                    let _ = shared.admit_verified(tx.clone());
+                    return false;
+                }
+                true
+            });
+        }
+        if txs.is_empty() {
+            continue;
+        }
+        // Signatures are checked off the async workers and without the
+        // lock the RPC shares.
         let Ok((txs, checked)) = tokio::task::spawn_blocking(move || {
             let checked = verify_batch(&txs);
             (txs, checked)
@@ -220,19 +243,14 @@ impl<T: Transport> Transport for GossipTransport<T> {
     }
 
     async fn recv(&mut self) -> Option<(ValidatorIndex, Arc<[u8]>)> {
+        // Cancel-safe, as the inner transport's recv is.
         loop {
-            // Both branches are cancel-safe, so this is too.
-            tokio::select! {
-                received = self.inner.recv() => {
-                    let (from, bytes) = received?;
-                    if bytes.first() == Some(&GOSSIP_TAG) {
-                        self.admit(from, bytes);
-                        continue;
-                    }
-                    return Some((from, bytes));
-                }
-                Some(tx) = self.outgoing.recv() => self.broadcast(tx),
+            let (from, bytes) = self.inner.recv().await?;
+            if bytes.first() == Some(&GOSSIP_TAG) {
+                self.admit(from, bytes);
+                continue;
             }
+            return Some((from, bytes));
         }
     }
 }

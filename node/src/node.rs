@@ -190,10 +190,15 @@ pub async fn run(
     let index = u16::try_from(me).expect("at most 1,024 validators");
     let transport = QuicTransport::start(index, &secret, peers, listen, QuicLimits::default())?;
     let quic_stats = transport.stats();
+    let quic_sender = transport.sender();
+    let validator_count = genesis.validators.len();
     let (transport, gossip) = GossipTransport::new(
         transport,
-        genesis.validators.len(),
-        index,
+        move |frame| {
+            for to in (0..validator_count as u16).filter(|p| *p != index) {
+                quic_sender.send(to, frame.clone());
+            }
+        },
         shared.clone(),
         metrics.clone(),
     );

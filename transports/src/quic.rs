@@ -521,6 +521,38 @@ pub async fn dial_raw(
         .map_err(|e| QuicError::Certificate(format!("handshake: {e}")))
 }
 
+/// A handle that sends on a [`QuicTransport`]'s links from another task
+/// (the node's transaction gossip), through the same bounded per-peer
+/// queues as the engine's messages.
+#[derive(Clone)]
+pub struct QuicSender {
+    outbound: Vec<Option<mpsc::Sender<Arc<[u8]>>>>,
+    stats: Arc<QuicStats>,
+}
+
+impl QuicSender {
+    /// Queues `bytes` for peer `to`; dropped (and counted) if its queue is
+    /// full or `to` is this node.
+    pub fn send(&self, to: ValidatorIndex, bytes: Arc<[u8]>) {
+        let Some(Some(queue)) = self.outbound.get(usize::from(to)) else {
+            return;
+        };
+        if queue.try_send(bytes).is_err() {
+            self.stats.frames_dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+impl QuicTransport {
+    /// A sending handle for other tasks.
+    pub fn sender(&self) -> QuicSender {
+        QuicSender {
+            outbound: self.outbound.clone(),
+            stats: self.stats.clone(),
+        }
+    }
+}
+
 impl Transport for QuicTransport {
     fn send(&mut self, to: ValidatorIndex, bytes: Arc<[u8]>) {
         debug_assert_ne!(to, self.me, "the engine never sends to itself");

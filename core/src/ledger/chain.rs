@@ -248,7 +248,9 @@ impl Chain {
     ) -> Result<Payload, ChainError> {
         let state = self.state_after(parent, source)?.clone();
         let nonce = |a: &Address| state.account(a).map_or(0, |acc| acc.nonce);
-        let candidates = mempool.select(max_transactions, MAX_PAYLOAD_BYTES / 2, nonce);
+        // Room is left for the payload's own framing (a length per
+        // transaction and the root) under the payload limit.
+        let candidates = mempool.select(max_transactions, MAX_PAYLOAD_BYTES * 7 / 8, nonce);
         // Every signature not already vouched for is checked once, as a
         // batch (one by one, it cost the leader half its time). A node's
         // own mempool vouches for what it verified at admission, so usually
