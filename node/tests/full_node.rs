@@ -99,11 +99,16 @@ async fn a_full_node_catches_up_agrees_forwards_and_survives_kill_9() {
     network.start_all();
     // The network runs ahead before the full node exists.
     network.wait_height(0, 20, Duration::from_secs(60)).await;
+    let started = Instant::now();
     network.start(full);
     let target = network.client(0).height().await.unwrap();
     network
         .wait_height(full, target, Duration::from_secs(60))
         .await;
+    eprintln!(
+        "full node: start to height {target} in {} ms",
+        started.elapsed().as_millis()
+    );
     let validator = network.client(0);
     let follower = network.client(full);
     for height in [1, target / 2, target] {
@@ -165,11 +170,16 @@ async fn a_full_node_catches_up_agrees_forwards_and_survives_kill_9() {
     network
         .wait_height(0, before + 10, Duration::from_secs(60))
         .await;
+    let restarted = Instant::now();
     network.start(full);
     let target = network.client(0).height().await.unwrap();
     network
         .wait_height(full, target, Duration::from_secs(60))
         .await;
+    eprintln!(
+        "full node: restart to height {target} in {} ms",
+        restarted.elapsed().as_millis()
+    );
     assert_eq!(
         block_hash(&validator, target).await,
         block_hash(&follower, target).await
