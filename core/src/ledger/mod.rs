@@ -8,6 +8,7 @@ pub mod examples;
 pub mod execute;
 pub mod governance;
 pub mod mempool;
+mod signature;
 pub mod staking;
 pub mod tx;
 pub mod wasm;

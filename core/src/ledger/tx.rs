@@ -8,7 +8,7 @@
 
 use crate::codec::{DecodeError, Reader, Writer};
 use crate::types::Digest;
-use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
+use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
 
 /// An account's address: its ed25519 public key.
 pub type Address = [u8; 32];
@@ -329,12 +329,16 @@ impl SignedTransaction {
         Ok(key)
     }
 
-    /// Checks the signature alone (strict: no malleable encodings).
+    /// Checks the signature alone, by the same rule as [`verify_batch`]
+    /// (see `ledger::signature`): canonical s, cofactored equation.
     pub fn verify(&self) -> Result<(), SignatureError> {
         let key = self.sender_key()?;
-        let signature = Signature::from_bytes(&self.signature);
-        key.verify_strict(&self.tx.signing_bytes(), &signature)
-            .map_err(|_| SignatureError::Invalid)
+        let parsed = super::signature::parse(&key, &self.signature, &self.tx.signing_bytes())?;
+        if super::signature::verify_one(&parsed) {
+            Ok(())
+        } else {
+            Err(SignatureError::Invalid)
+        }
     }
 }
 
@@ -342,33 +346,33 @@ impl SignedTransaction {
 /// of single checks), and only if it fails, each one alone to find the bad
 /// ones. Returns one result per transaction, in order.
 ///
-/// Deterministic: the batch's random coefficients come from a transcript of
-/// its inputs, not from the OS. A signature the batch equation accepts is
-/// accepted; every validator runs the same batch over a block's transactions
-/// in block order, so they agree.
+/// A signature's result never depends on the rest of the batch: batch and
+/// single checks use the same cofactored equation, and the batch's random
+/// coefficients come from a hash of its contents, not from the OS. So
+/// validators that batched differently still agree.
 pub fn verify_batch(txs: &[SignedTransaction]) -> Vec<Result<(), SignatureError>> {
     let mut results: Vec<Result<(), SignatureError>> = Vec::with_capacity(txs.len());
-    let mut keys = Vec::with_capacity(txs.len());
-    let mut messages = Vec::with_capacity(txs.len());
-    let mut signatures = Vec::with_capacity(txs.len());
+    let mut parsed = Vec::with_capacity(txs.len());
     for tx in txs {
-        match tx.sender_key() {
-            Ok(key) => {
-                keys.push(key);
-                messages.push(tx.tx.signing_bytes());
-                signatures.push(Signature::from_bytes(&tx.signature));
+        let outcome = tx
+            .sender_key()
+            .and_then(|key| super::signature::parse(&key, &tx.signature, &tx.tx.signing_bytes()));
+        match outcome {
+            Ok(p) => {
+                parsed.push(p);
                 results.push(Ok(()));
             }
             Err(e) => results.push(Err(e)),
         }
     }
-    let message_refs: Vec<&[u8]> = messages.iter().map(Vec::as_slice).collect();
-    if ed25519_dalek::verify_batch(&message_refs, &signatures, &keys).is_ok() {
+    if super::signature::verify_many(&parsed) {
         return results;
     }
-    for (tx, result) in txs.iter().zip(results.iter_mut()) {
-        if result.is_ok() {
-            *result = tx.verify();
+    let mut next = parsed.iter();
+    for result in results.iter_mut().filter(|r| r.is_ok()) {
+        let p = next.next().expect("one parsed signature per Ok");
+        if !super::signature::verify_one(p) {
+            *result = Err(SignatureError::Invalid);
         }
     }
     results
@@ -377,6 +381,57 @@ pub fn verify_batch(txs: &[SignedTransaction]) -> Vec<Result<(), SignatureError>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A signature whose R carries an 8-torsion component: it satisfies the
+    /// cofactored verification equation but not the cofactorless one. Who
+    /// accepts it must not depend on how transactions were batched.
+    fn torsion_signed(key: &SigningKey, tx: Transaction) -> SignedTransaction {
+        use curve25519_dalek::constants::{ED25519_BASEPOINT_POINT, EIGHT_TORSION};
+        use curve25519_dalek::scalar::Scalar;
+        use sha2::Digest as _;
+        let r = Scalar::from_bytes_mod_order([7; 32]);
+        let big_r = (ED25519_BASEPOINT_POINT * r + EIGHT_TORSION[1]).compress();
+        let mut h = sha2::Sha512::new();
+        h.update(big_r.as_bytes());
+        h.update(key.verifying_key().as_bytes());
+        h.update(tx.signing_bytes());
+        let wide: [u8; 64] = h.finalize().into();
+        let k = Scalar::from_bytes_mod_order_wide(&wide);
+        let s = r + k * key.to_scalar();
+        let mut signature = [0u8; 64];
+        signature[..32].copy_from_slice(big_r.as_bytes());
+        signature[32..].copy_from_slice(s.as_bytes());
+        SignedTransaction { tx, signature }
+    }
+
+    /// Pinned: the batch check once accepted such a signature for about one
+    /// batch in eight (depending on the other transactions in it) while the
+    /// single check always refused it, so validators whose mempools had
+    /// batched it differently disagreed on a block's validity, and one that
+    /// refused a finalized block could never execute it again.
+    #[test]
+    fn a_signature_is_judged_the_same_alone_and_in_any_batch() {
+        let attacker = key(200);
+        let crafted = torsion_signed(&attacker, transfer(&attacker, 0).tx);
+        let alone = crafted.verify().is_ok();
+        let others: Vec<SignedTransaction> = (0..48).map(|i| transfer(&key(i as u8), i)).collect();
+        for size in 0..others.len() {
+            let mut batch = others[..size].to_vec();
+            batch.insert(size / 2, crafted.clone());
+            let results = verify_batch(&batch);
+            assert_eq!(
+                results[size / 2].is_ok(),
+                alone,
+                "batch of {} judged the crafted signature differently",
+                size + 1
+            );
+            for (i, result) in results.iter().enumerate() {
+                if i != size / 2 {
+                    assert!(result.is_ok(), "an honest signature was refused");
+                }
+            }
+        }
+    }
 
     fn key(i: u8) -> SigningKey {
         SigningKey::from_bytes(&Digest::of(&[i]).0)
@@ -492,5 +547,65 @@ mod tests {
         tx.tx.sender = identity;
         assert_eq!(tx.verify(), Err(SignatureError::WeakSender));
         assert_eq!(verify_batch(&[tx])[0], Err(SignatureError::WeakSender));
+    }
+
+    #[test]
+    fn a_malleated_s_is_refused_alone_and_in_batches() {
+        use curve25519_dalek::scalar::Scalar;
+        let k = key(4);
+        let good = transfer(&k, 0);
+        // s + l encodes the same scalar non-canonically: the classic
+        // malleation, which must not make a second valid signature.
+        let s = Scalar::from_canonical_bytes(good.signature[32..].try_into().unwrap()).unwrap();
+        // l = 2^252 + 27742317777372353535851937790883648493, little-endian.
+        let mut l_bytes = [0u8; 32];
+        l_bytes[..16].copy_from_slice(&[
+            0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9,
+            0xde, 0x14,
+        ]);
+        l_bytes[31] = 0x10;
+        let mut sum = [0u8; 32];
+        let mut carry = 0u16;
+        for i in 0..32 {
+            let v = u16::from(s.as_bytes()[i]) + u16::from(l_bytes[i]) + carry;
+            sum[i] = v as u8;
+            carry = v >> 8;
+        }
+        let mut malleated = good.clone();
+        malleated.signature[32..].copy_from_slice(&sum);
+        assert_eq!(malleated.verify(), Err(SignatureError::Invalid));
+        let results = verify_batch(&[good.clone(), malleated, good]);
+        assert_eq!(results, vec![Ok(()), Err(SignatureError::Invalid), Ok(())]);
+    }
+
+    #[test]
+    fn batches_agree_with_single_checks_on_mixed_input() {
+        // Valid, tampered and torsion-carrying signatures in many mixes.
+        let mut rng_state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = || {
+            rng_state ^= rng_state << 13;
+            rng_state ^= rng_state >> 7;
+            rng_state ^= rng_state << 17;
+            rng_state
+        };
+        for round in 0..30 {
+            let txs: Vec<SignedTransaction> = (0..(next() % 24 + 1))
+                .map(|i| {
+                    let signer = key((round * 31 + i) as u8);
+                    let honest = transfer(&signer, i);
+                    match next() % 4 {
+                        0 => {
+                            let mut t = honest;
+                            t.signature[5] ^= 0x40;
+                            t
+                        }
+                        1 => torsion_signed(&signer, honest.tx),
+                        _ => honest,
+                    }
+                })
+                .collect();
+            let singles: Vec<_> = txs.iter().map(SignedTransaction::verify).collect();
+            assert_eq!(verify_batch(&txs), singles, "round {round}");
+        }
     }
 }
