@@ -65,6 +65,14 @@ pub fn fresh_key() -> SigningKey {
     SigningKey::from_bytes(&secret)
 }
 
+/// Writes `DIR/node.toml`; returns its path.
+fn write_config(node_dir: &Path, config: &NodeConfig) -> Result<PathBuf, InitError> {
+    let path = node_dir.join("node.toml");
+    std::fs::write(&path, toml::to_string(config).expect("config serializes"))
+        .map_err(io(&path))?;
+    Ok(path)
+}
+
 /// Writes the network; returns each node's config path, validators first.
 pub fn init(options: &InitOptions) -> Result<Vec<PathBuf>, InitError> {
     if options.validators == 0 || options.validators > 64 {
@@ -144,13 +152,7 @@ pub fn init(options: &InitOptions) -> Result<Vec<PathBuf>, InitError> {
             sync_from: Vec::new(),
             consensus: options.timeouts.clone(),
         };
-        let config_path = node_dir.join("node.toml");
-        std::fs::write(
-            &config_path,
-            toml::to_string(&config).expect("config serializes"),
-        )
-        .map_err(io(&config_path))?;
-        configs.push(config_path);
+        configs.push(write_config(&node_dir, &config)?);
     }
     let validator_rpcs: Vec<String> = (0..options.validators)
         .map(|i| {
@@ -179,13 +181,7 @@ pub fn init(options: &InitOptions) -> Result<Vec<PathBuf>, InitError> {
             sync_from: validator_rpcs.clone(),
             consensus: options.timeouts.clone(),
         };
-        let config_path = node_dir.join("node.toml");
-        std::fs::write(
-            &config_path,
-            toml::to_string(&config).expect("config serializes"),
-        )
-        .map_err(io(&config_path))?;
-        configs.push(config_path);
+        configs.push(write_config(&node_dir, &config)?);
     }
     Ok(configs)
 }

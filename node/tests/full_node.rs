@@ -84,6 +84,22 @@ async fn block_hash(client: &Client, height: u64) -> Value {
         .clone()
 }
 
+/// Starts node `full`, waits until it reaches validator 0's height at that
+/// moment, prints how long that took, and returns the height.
+async fn start_and_catch_up(network: &mut Network, full: usize, what: &str) -> u64 {
+    let started = Instant::now();
+    network.start(full);
+    let target = network.client(0).height().await.unwrap();
+    network
+        .wait_height(full, target, Duration::from_secs(60))
+        .await;
+    eprintln!(
+        "full node: {what} to height {target} in {} ms",
+        started.elapsed().as_millis()
+    );
+    target
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_node_catches_up_agrees_forwards_and_survives_kill_9() {
     let mut network = Network::with_full_nodes(4, 1);
@@ -99,16 +115,7 @@ async fn a_full_node_catches_up_agrees_forwards_and_survives_kill_9() {
     network.start_all();
     // The network runs ahead before the full node exists.
     network.wait_height(0, 20, Duration::from_secs(60)).await;
-    let started = Instant::now();
-    network.start(full);
-    let target = network.client(0).height().await.unwrap();
-    network
-        .wait_height(full, target, Duration::from_secs(60))
-        .await;
-    eprintln!(
-        "full node: start to height {target} in {} ms",
-        started.elapsed().as_millis()
-    );
+    let target = start_and_catch_up(&mut network, full, "start").await;
     let validator = network.client(0);
     let follower = network.client(full);
     for height in [1, target / 2, target] {
@@ -170,16 +177,7 @@ async fn a_full_node_catches_up_agrees_forwards_and_survives_kill_9() {
     network
         .wait_height(0, before + 10, Duration::from_secs(60))
         .await;
-    let restarted = Instant::now();
-    network.start(full);
-    let target = network.client(0).height().await.unwrap();
-    network
-        .wait_height(full, target, Duration::from_secs(60))
-        .await;
-    eprintln!(
-        "full node: restart to height {target} in {} ms",
-        restarted.elapsed().as_millis()
-    );
+    let target = start_and_catch_up(&mut network, full, "restart").await;
     assert_eq!(
         block_hash(&validator, target).await,
         block_hash(&follower, target).await
