@@ -53,6 +53,27 @@ impl ValidatorSet {
         })
     }
 
+    /// A set whose members may hold zero stake: such a member keeps its
+    /// index (the signature scheme's key list does not change between
+    /// epochs) but never leads, and its votes count for nothing. How a
+    /// validator that was slashed or unbonded leaves an epoch's set, and one
+    /// that bonds joins it. At least one member must hold stake.
+    pub fn with_observers(
+        stakes: Vec<u64>,
+        leader_seed: Digest,
+    ) -> Result<ValidatorSet, ValidatorSetError> {
+        let staked: Vec<u64> = stakes.iter().copied().filter(|s| *s > 0).collect();
+        let checked = ValidatorSet::new(staked, leader_seed)?;
+        if stakes.len() > crate::scheme::MAX_VALIDATORS {
+            return Err(ValidatorSetError::TooMany(stakes.len()));
+        }
+        Ok(ValidatorSet {
+            stakes,
+            stake_total: checked.stake_total,
+            leader_seed,
+        })
+    }
+
     /// `count` validators with equal stake.
     pub fn equal(count: usize) -> ValidatorSet {
         ValidatorSet::new(vec![1; count], Digest::default()).expect("valid equal-stake set")
@@ -71,6 +92,12 @@ impl ValidatorSet {
             .get(usize::from(validator))
             .copied()
             .unwrap_or(0)
+    }
+
+    /// The seed leader election mixes in; kept across epochs, so an
+    /// epoch's set built from state elects by the same rule.
+    pub fn leader_seed(&self) -> Digest {
+        self.leader_seed
     }
 
     pub fn stake_total(&self) -> u64 {
@@ -138,6 +165,20 @@ mod tests {
         assert!(
             (1650..1950).contains(&heavy),
             "heavy validator led {heavy} of 2000 views"
+        );
+    }
+
+    #[test]
+    fn observers_keep_their_index_but_never_lead_or_count() {
+        let set = ValidatorSet::with_observers(vec![3, 0, 3, 3], Digest::default()).unwrap();
+        assert_eq!(set.len(), 4);
+        assert_eq!(set.stake_total(), 9);
+        assert!((1..500).all(|v| set.leader(v) != 1));
+        assert_eq!(set.stake_of(&[0, 1, 2]), 6);
+        assert!(!set.is_quorum(6));
+        assert_eq!(
+            ValidatorSet::with_observers(vec![0, 0], Digest::default()),
+            Err(ValidatorSetError::Empty)
         );
     }
 

@@ -190,13 +190,6 @@ impl NodeApp {
         self.validator_keys[usize::from(self.validators.leader(view))]
     }
 
-    /// Who is paid for a block: its view's leader, at its key.
-    fn proposer_of(&self) -> impl Fn(&Block) -> Address + use<> {
-        let validators = self.validators.clone();
-        let keys = self.validator_keys.clone();
-        move |b: &Block| keys[usize::from(validators.leader(b.view))]
-    }
-
     /// Re-executes the finalized chain the engine recorded (from genesis:
     /// the ledger state lives in memory) and rebuilds any indexes a crash
     /// lost. Blocks come from the engine's store, which keeps every block
@@ -264,7 +257,6 @@ impl NodeApp {
         index: bool,
     ) -> Result<(), StoreError> {
         let digest = block.digest();
-        let proposer = self.proposer_of();
         let with_block = |d: &Digest| {
             if *d == digest {
                 Some(block.clone())
@@ -276,7 +268,6 @@ impl NodeApp {
         let verified = |tx: &SignedTransaction| shared.lock().vouches(tx);
         let source = Source {
             block: &with_block,
-            proposer: &proposer,
             verified: &verified,
         };
         let state = match self.chain.state_after(digest, &source) {
@@ -359,7 +350,6 @@ impl Application<Ed25519> for NodeApp {
         blocks: &dyn BlockLookup,
     ) -> Result<Vec<u8>, Digest> {
         let proposer = self.proposer(view);
-        let proposer_of = self.proposer_of();
         let lookup = |d: &Digest| blocks.block(d);
         // Held for the whole build: `verified` must read the same guard
         // (the lock is not reentrant).
@@ -367,7 +357,6 @@ impl Application<Ed25519> for NodeApp {
         let verified = |tx: &SignedTransaction| shared.vouches(tx);
         let source = Source {
             block: &lookup,
-            proposer: &proposer_of,
             verified: &verified,
         };
         match self.chain.build(
@@ -383,6 +372,7 @@ impl Application<Ed25519> for NodeApp {
                 // will vote for, so the view times out and moves on.
                 tracing::error!(error = %e, view, "cannot build on the parent");
                 Ok(Payload {
+                    proposer,
                     state_root: Digest([0; 32]),
                     txs: Vec::new(),
                 }
@@ -395,16 +385,15 @@ impl Application<Ed25519> for NodeApp {
         if let Ok(payload) = Payload::decode(&block.payload) {
             self.check_signatures(&payload.txs);
         }
-        let proposer_of = self.proposer_of();
+        let leader = self.proposer(block.view);
         let lookup = |d: &Digest| blocks.block(d);
         let shared = self.shared.clone();
         let verified = |tx: &SignedTransaction| shared.lock().vouches(tx);
         let source = Source {
             block: &lookup,
-            proposer: &proposer_of,
             verified: &verified,
         };
-        match self.chain.verify(block, &source) {
+        match self.chain.verify(block, &leader, &source) {
             Ok(()) => Verdict::Valid,
             Err(ChainError::UnknownBlock(missing)) => Verdict::MissingBlock(missing),
             Err(e) => {

@@ -15,7 +15,7 @@
 //! honest validator reports two conflicting votes (ed25519 runs), a client
 //! submits them, and the ledger slashes the signer.
 
-use ballast_core::consensus::Evidence;
+use ballast_core::consensus::{Epoch, Evidence};
 use ballast_core::ledger::chain::{Chain, ChainError, Payload, Source, nothing_verified};
 use ballast_core::ledger::examples::{self, counter, token};
 use ballast_core::ledger::execute::{Event, Failure, Ledger, Params, Receipt, contract_address};
@@ -26,6 +26,7 @@ use ballast_core::ledger::wasm::ContractError;
 use ballast_core::scheme::Scheme;
 use ballast_core::validators::ValidatorSet;
 use ballast_core::{Block, Digest, Height, View};
+use ballast_transports::engine::EpochPlan;
 use ed25519_dalek::SigningKey;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -271,7 +272,10 @@ pub struct LedgerNode {
     workload: Arc<Mutex<Workload>>,
     /// How much of the workload's log this node has taken in.
     cursor: usize,
+    /// The current epoch's set (it decides each view's leader, whom a
+    /// block must pay), and the scenario's genesis set.
     validators: Arc<ValidatorSet>,
+    genesis_validators: Arc<ValidatorSet>,
     addresses: Vec<Address>,
     /// Staking accounts of validators that are not honest: the only ones
     /// slashing may touch.
@@ -318,7 +322,8 @@ impl LedgerNode {
             ),
             workload,
             cursor: 0,
-            validators,
+            validators: validators.clone(),
+            genesis_validators: validators,
             addresses,
             accusable,
             validator_keys,
@@ -348,8 +353,41 @@ impl LedgerNode {
             .report(evidence);
     }
 
-    fn proposer_of(validators: &ValidatorSet) -> impl Fn(&Block) -> Address + '_ {
-        move |block: &Block| fee_address(validators.leader(block.view))
+    /// Epoch `epoch`'s set and end, from the state after `anchor`: each
+    /// validator's power in the ledger's epoch set, by the index of its
+    /// consensus key (zero for one that left). Candidates that run no
+    /// validator (clients that staked) carry no consensus weight. A run
+    /// whose keys are not ed25519 has no staked validators, and keeps the
+    /// genesis set. Epoch 0 is the scenario's set.
+    pub fn epoch(
+        &mut self,
+        epoch: Epoch,
+        anchor: &Block,
+        lookup: &dyn Fn(&Digest) -> Option<Block>,
+    ) -> Result<EpochPlan, ChainError> {
+        let source = Source {
+            block: lookup,
+            verified: &nothing_verified,
+        };
+        let state = self.chain.state_after(anchor.digest(), &source)?;
+        let last_height = state.epoch_end_after(anchor.height);
+        let powers = state.epoch_set().validators;
+        let stakes: Vec<u64> = (0..self.genesis_validators.len())
+            .map(|i| {
+                let key = self.validator_keys.get(i);
+                let power = powers.iter().find(|(a, _)| Some(a) == key);
+                power.map_or(0, |(_, p)| *p)
+            })
+            .collect();
+        let seed = self.genesis_validators.leader_seed();
+        self.validators = match ValidatorSet::with_observers(stakes, seed) {
+            Ok(set) if epoch > 0 => Arc::new(set),
+            _ => self.genesis_validators.clone(),
+        };
+        Ok(EpochPlan {
+            validators: self.validators.clone(),
+            last_height,
+        })
     }
 
     /// Takes in the transactions submitted up to `now_us`.
@@ -363,7 +401,6 @@ impl LedgerNode {
         };
         let nothing = Source {
             block: &|_| None,
-            proposer: &|_| [0; 32],
             verified: &nothing_verified,
         };
         let Ok(state) = self.chain.state_after(self.finalized.0, &nothing).cloned() else {
@@ -385,12 +422,10 @@ impl LedgerNode {
         lookup: &dyn Fn(&Digest) -> Option<Block>,
     ) -> Result<Vec<u8>, Digest> {
         self.receive(now_us);
-        let validators = self.validators.clone();
-        let proposer = fee_address(validators.leader(view));
+        let proposer = fee_address(self.validators.leader(view));
         let mempool = &self.mempool;
         let source = Source {
             block: lookup,
-            proposer: &Self::proposer_of(&validators),
             verified: &|tx| mempool.verified(tx),
         };
         let built = self.chain.build(
@@ -405,6 +440,7 @@ impl LedgerNode {
             // The parent does not execute here: an empty payload with a
             // root nobody reproduces gets no votes, and the view times out.
             Err(_) => Ok(Payload {
+                proposer,
                 state_root: Digest([0; 32]),
                 txs: Vec::new(),
             }
@@ -419,14 +455,13 @@ impl LedgerNode {
         lookup: &dyn Fn(&Digest) -> Option<Block>,
     ) -> Result<(), ChainError> {
         self.receive(now_us);
-        let validators = self.validators.clone();
+        let leader = fee_address(self.validators.leader(block.view));
         let mempool = &self.mempool;
         let source = Source {
             block: lookup,
-            proposer: &Self::proposer_of(&validators),
             verified: &|tx| mempool.verified(tx),
         };
-        self.chain.verify(block, &source)
+        self.chain.verify(block, &leader, &source)
     }
 
     /// Executes finalized blocks (if not already) and checks the ledger's
@@ -437,7 +472,6 @@ impl LedgerNode {
         lookup: &dyn Fn(&Digest) -> Option<Block>,
     ) -> Vec<LedgerEvent> {
         let mut events = Vec::new();
-        let validators = self.validators.clone();
         for block in blocks {
             let digest = block.digest();
             let with_block = |d: &Digest| {
@@ -447,11 +481,9 @@ impl LedgerNode {
                     lookup(d)
                 }
             };
-            let proposer = Self::proposer_of(&validators);
             let mempool = &self.mempool;
             let source = Source {
                 block: &with_block,
-                proposer: &proposer,
                 verified: &|tx| mempool.verified(tx),
             };
             let state = match self.chain.state_after(digest, &source) {

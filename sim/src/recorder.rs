@@ -15,7 +15,7 @@
 //! - liveness (checked at the end): after the last fault heals, finalization
 //!   resumes within a bounded number of views and reaches every validator.
 
-use ballast_core::consensus::Subject;
+use ballast_core::consensus::{Epoch, Subject, epoch_of, first_view};
 use ballast_core::validators::ValidatorSet;
 use ballast_core::{Digest, Height, ValidatorIndex, View};
 use std::collections::BTreeMap;
@@ -107,6 +107,12 @@ pub struct DiagramLog {
 
 pub struct Recorder {
     validators: ValidatorSet,
+    /// Each epoch's anchor and set, as the first honest validator to start
+    /// it saw them; every other honest validator must see the same.
+    epochs: BTreeMap<Epoch, (Digest, ValidatorSet)>,
+    /// Per validator: views entered, counted across epochs (an epoch's
+    /// views start at a new 2^32 boundary, so raw views jump).
+    views_traversed: Vec<u64>,
     /// Validators the scenario made Byzantine: exempt from the honest-only
     /// checks, and the only ones evidence may accuse.
     byzantine: std::collections::BTreeSet<ValidatorIndex>,
@@ -159,6 +165,8 @@ impl Recorder {
         let n = validators.len();
         Recorder {
             validators,
+            epochs: BTreeMap::new(),
+            views_traversed: vec![0; n],
             byzantine: byzantine.iter().copied().collect(),
             evidence_against_byzantine: 0,
             trace: TraceHasher::default(),
@@ -319,11 +327,60 @@ impl Recorder {
         self.trace.word(u64::from(validator));
         self.trace.word(u64::from_le_bytes(digest));
         let slot = &mut self.views[usize::from(validator)];
-        *slot = (*slot).max(view);
+        if view > *slot {
+            self.views_traversed[usize::from(validator)] += view_distance(*slot, view);
+            *slot = view;
+        }
     }
 
+    /// The highest view any validator reached.
     pub fn max_view(&self) -> View {
         self.views.iter().copied().max().unwrap_or(0)
+    }
+
+    /// The most views any validator went through, across epochs.
+    pub fn max_views_traversed(&self) -> u64 {
+        self.views_traversed.iter().copied().max().unwrap_or(0)
+    }
+
+    /// `validator` started epoch `epoch` from `anchor` with `validators`:
+    /// every honest validator must start each epoch from the same block
+    /// with the same set, or quorums of two of them need not intersect.
+    pub fn epoch_started(
+        &mut self,
+        validator: ValidatorIndex,
+        epoch: Epoch,
+        anchor: Digest,
+        validators: &ValidatorSet,
+    ) {
+        if self.is_byzantine(validator) {
+            return;
+        }
+        match self.epochs.get(&epoch) {
+            Some((a, set)) if *a != anchor || set != validators => {
+                let text = format!(
+                    "validator {validator} started epoch {epoch} from {anchor:?} with {validators:?}; another from {a:?} with {set:?}"
+                );
+                self.violation(text);
+            }
+            Some(_) => {}
+            None => {
+                self.epochs.insert(epoch, (anchor, validators.clone()));
+            }
+        }
+    }
+
+    /// Each epoch's stakes by validator index, as honest validators
+    /// started it.
+    pub fn epoch_stakes(&self) -> Vec<Vec<u64>> {
+        self.epochs
+            .values()
+            .map(|(_, set)| {
+                (0..set.len() as ValidatorIndex)
+                    .map(|v| set.stake(v))
+                    .collect()
+            })
+            .collect()
     }
 
     pub fn finalized_heights(&self) -> Vec<Height> {
@@ -381,13 +438,17 @@ impl Recorder {
         let mut distinct = signers.to_vec();
         distinct.sort_unstable();
         distinct.dedup();
-        let stake = self.validators.stake_of(&distinct);
-        if distinct.len() != signers.len() || !self.validators.is_quorum(stake) {
+        let validators = self
+            .epochs
+            .get(&epoch_of(subject.view()))
+            .map_or(&self.validators, |(_, set)| set);
+        let stake = validators.stake_of(&distinct);
+        if distinct.len() != signers.len() || !validators.is_quorum(stake) {
+            let stake_total = validators.stake_total();
             self.violation(format!(
-                "validator {validator} used a {} certificate for view {} signed by {signers:?} ({stake} of {} stake)",
+                "validator {validator} used a {} certificate for view {} signed by {signers:?} ({stake} of {stake_total} stake)",
                 subject.kind(),
                 subject.view(),
-                self.validators.stake_total()
             ));
         }
     }
@@ -462,7 +523,7 @@ impl Recorder {
                 self.latency_all_us.push(at_us.saturating_sub(*proposed));
             }
             let current_view = self.views[usize::from(validator)];
-            self.latency_views.push(current_view.saturating_sub(view));
+            self.latency_views.push(view_distance(view, current_view));
             let chain = &mut self.chains[usize::from(validator)];
             chain.push(digest);
             match self.agreed.get(&height) {
@@ -499,7 +560,7 @@ impl Recorder {
             None => self.violation(format!(
                 "liveness: nothing finalized after the faults healed (highest view then: {heal_view})"
             )),
-            Some(view) if view > heal_view + bound_views => self.violation(format!(
+            Some(view) if view_distance(heal_view, view) > bound_views => self.violation(format!(
                 "liveness: first block finalized after healing is from view {view}, more than {bound_views} views after view {heal_view}"
             )),
             Some(_) => {}
@@ -542,5 +603,18 @@ impl Recorder {
             )),
             _ => {}
         }
+    }
+}
+
+/// Views from `from` to `to`. Within an epoch, the difference (0 if `to`
+/// is earlier); into a later epoch, the views into that epoch (an epoch
+/// change itself needs a finalization, so the views left in the old epoch
+/// are few and not counted); back into an earlier epoch, 0 (ledger seeds 7
+/// and 15: a lagging validator finalizing an older epoch's block).
+fn view_distance(from: View, to: View) -> u64 {
+    match epoch_of(from).cmp(&epoch_of(to)) {
+        std::cmp::Ordering::Equal => to.saturating_sub(from),
+        std::cmp::Ordering::Less => to - first_view(epoch_of(to)) + 1,
+        std::cmp::Ordering::Greater => 0,
     }
 }

@@ -6,6 +6,7 @@ use crate::ledger_node::{CHAIN_ID, LedgerNode, Workload};
 use crate::network::{Network, NetworkStats, SendRecord};
 use crate::recorder::{DiagramLog, MarkKind, Recorder};
 use crate::scenario::{Scenario, SchemeKind};
+use ballast_core::consensus::Epoch;
 use ballast_core::consensus::{Certificate, Effect, Message, Verdict};
 use ballast_core::ledger::chain::ChainError;
 use ballast_core::ledger::staking::consensus_namespace;
@@ -14,7 +15,7 @@ use ballast_core::scheme::ed25519::Ed25519;
 use ballast_core::scheme::keyed_hash::KeyedHash;
 use ballast_core::validators::ValidatorSet;
 use ballast_core::{Block, Digest, Height, ValidatorIndex, View};
-use ballast_transports::engine::{Application, Engine, Observation};
+use ballast_transports::engine::{Application, Engine, EpochPlan, Observation};
 use ballast_transports::memory::MemStore;
 use ballast_transports::sim::{LinkModel, SimClock, SimTransport};
 use rand::{Rng, SeedableRng};
@@ -44,7 +45,11 @@ pub struct Outcome {
     pub first_violation_ms: Option<u64>,
     pub trace_hash: u64,
     pub finalized_heights: Vec<Height>,
+    /// The most views a validator went through (across epochs).
     pub max_view: View,
+    /// Each consensus epoch's stakes by validator index, in epoch order
+    /// (one entry when the validator set never changes).
+    pub epoch_stakes: Vec<Vec<u64>>,
     pub messages_delivered: u64,
     pub network: NetworkStats,
     pub simulated_ms: u64,
@@ -209,7 +214,8 @@ fn run_with<S: Scheme>(
         first_violation_ms: recorder.first_violation_us.map(|us| us / 1000),
         trace_hash: recorder.trace_hash(),
         finalized_heights: recorder.finalized_heights(),
-        max_view: recorder.max_view(),
+        max_view: recorder.max_views_traversed(),
+        epoch_stakes: recorder.epoch_stakes(),
         messages_delivered: recorder.messages_delivered,
         network,
         simulated_ms: scenario.duration_ms,
@@ -683,6 +689,28 @@ impl<S: Scheme> Application<S> for SimApp<S> {
         });
     }
 
+    fn epoch(
+        &mut self,
+        epoch: Epoch,
+        anchor: &Block,
+        blocks: &dyn ballast_transports::engine::BlockLookup,
+    ) -> Option<EpochPlan> {
+        let ledger = self.ledger.as_mut()?;
+        match ledger.epoch(epoch, anchor, &|d| blocks.block(d)) {
+            Ok(plan) => Some(plan),
+            Err(error) => {
+                // The anchor is final: every honest validator can execute
+                // it, so one that cannot is a bug.
+                let mut rec = self.recorder.lock().expect("recorder lock");
+                rec.violation(format!(
+                    "validator {} cannot execute the anchor of epoch {epoch}: {error}",
+                    self.me
+                ));
+                None
+            }
+        }
+    }
+
     fn observe(&mut self, _now_ms: u64, event: Observation<'_, S>) {
         let at_us = now_us(self.origin);
         let me = self.me;
@@ -728,6 +756,25 @@ impl<S: Scheme> Application<S> for SimApp<S> {
                 });
             }
             Observation::State { view, digest } => rec.state(me, view, digest),
+            Observation::EpochStarted {
+                epoch,
+                anchor,
+                validators,
+                last_height,
+            } => {
+                let digest = anchor.digest();
+                rec.epoch_started(me, epoch, digest, validators);
+                rec.mark(at_us, Some(me), MarkKind::View, || format!("epoch {epoch}"));
+                rec.note(at_us, me, || {
+                    format!(
+                        "v{me} starts epoch {epoch} from height {} ({digest:?}) to height {last_height}, stakes {:?}",
+                        anchor.height,
+                        (0..validators.len() as ValidatorIndex)
+                            .map(|v| validators.stake(v))
+                            .collect::<Vec<_>>()
+                    )
+                });
+            }
             Observation::TornRecords(count) => {
                 rec.torn_records += count as u64;
                 rec.note(at_us, me, || {

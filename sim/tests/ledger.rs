@@ -29,6 +29,21 @@ fn equivocators_are_slashed_on_chain_and_contracts_run_under_faults() {
     // once (the ledger refuses a second slash; an honest one would be a
     // violation above).
     assert_eq!(outcome.validators_slashed, 2);
+    // Consensus follows the ledger's sets: epochs of 100 blocks, and once
+    // slashed, the equivocators (v5, v6) hold no stake while every honest
+    // validator keeps its stake and its bonded workload delegations.
+    assert!(
+        outcome.epoch_stakes.len() >= 3,
+        "{:?}",
+        outcome.epoch_stakes
+    );
+    let last = outcome.epoch_stakes.last().unwrap();
+    assert_eq!(
+        &last[5..],
+        &[0, 0],
+        "slashed validators still vote: {last:?}"
+    );
+    assert!(last[..5].iter().all(|s| *s >= 1_000_000), "{last:?}");
 }
 
 #[test]

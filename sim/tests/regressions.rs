@@ -100,3 +100,18 @@ fn swarm_seed_197() {
 fn pauses_seed_66() {
     check_file("suite/pauses.toml", 66);
 }
+
+/// Checker bug with epochs (not a protocol one): a validator that lagged
+/// finalized a block of epoch 2 after the faults healed, when others were
+/// in epoch 3; the liveness check measured the distance from the heal view
+/// to an older epoch's view as views into that epoch (95 > 30).
+#[test]
+fn ledger_seed_7() {
+    check("ledger", 7);
+}
+
+/// The same checker bug as `ledger_seed_7`.
+#[test]
+fn ledger_seed_15() {
+    check("ledger", 15);
+}

@@ -9,8 +9,8 @@
 use crate::{Clock, Store, StoreError, Transport};
 use ballast_core::codec::MAX_MESSAGE_BYTES;
 use ballast_core::consensus::{
-    Certificate, Config, Effect, Input, InputError, MAX_BLOCKS_PER_REQUEST, Message, Record,
-    Simplex, Timer, Verdict,
+    Certificate, Config, Effect, Epoch, EpochBounds, Input, InputError, MAX_BLOCKS_PER_REQUEST,
+    Message, Record, Simplex, Timer, Verdict, epoch_of,
 };
 use ballast_core::scheme::Scheme;
 use ballast_core::validators::ValidatorSet;
@@ -49,6 +49,28 @@ pub trait Application<S: Scheme> {
     );
     /// Sees every input and effect; for tracing, metrics and invariants.
     fn observe(&mut self, _now_ms: u64, _event: Observation<'_, S>) {}
+    /// Who validates epoch `epoch` and where it ends, read from the state
+    /// after `anchor` (genesis for epoch 0, else the finalized block that
+    /// ended the previous epoch; every honest replica asks about the same
+    /// block). `None`: the set never changes, and consensus runs one epoch
+    /// forever with the set the engine was built with. Asked again after a
+    /// restart, so it must be a function of the finalized chain alone.
+    fn epoch(
+        &mut self,
+        _epoch: Epoch,
+        _anchor: &Block,
+        _blocks: &dyn BlockLookup,
+    ) -> Option<EpochPlan> {
+        None
+    }
+}
+
+/// One epoch's validators (indexed like the signature scheme: members that
+/// left hold zero stake) and the height of the block that ends it.
+#[derive(Clone, Debug)]
+pub struct EpochPlan {
+    pub validators: Arc<ValidatorSet>,
+    pub last_height: Height,
 }
 
 /// Blocks a validator has stored: proposals it saw, blocks it fetched, and
@@ -96,6 +118,14 @@ pub enum Observation<'a, S: Scheme> {
     },
     /// Stored records that failed to decode during recovery (torn writes).
     TornRecords(usize),
+    /// The replica runs epoch `epoch` from `anchor` with `validators`
+    /// (after a restart too).
+    EpochStarted {
+        epoch: Epoch,
+        anchor: &'a Block,
+        validators: &'a ValidatorSet,
+        last_height: Height,
+    },
 }
 
 /// Why the engine stopped.
@@ -116,6 +146,15 @@ pub struct EngineStats {
 
 pub struct Engine<S: Scheme, T, St, C, A> {
     replica: Simplex<S>,
+    /// Kept to start each epoch's instance.
+    config: Config,
+    scheme: S,
+    /// The set of epoch 0, and of every epoch when the application has no
+    /// epochs.
+    genesis_validators: Arc<ValidatorSet>,
+    /// When each peer was last answered for a message of a past epoch:
+    /// bounds what stale or hostile peers can make this node send.
+    stale_answered_ms: Vec<Option<u64>>,
     validator_count: usize,
     transport: T,
     store: St,
@@ -168,9 +207,40 @@ where
             app.observe(clock.now_ms(), Observation::TornRecords(torn));
         }
         let validator_count = validators.len();
-        let replica = Simplex::recover(config, scheme, validators, records);
+        // The latest epoch this replica started, and what ended the one
+        // before it.
+        let started = records
+            .iter()
+            .filter_map(|r| match r {
+                Record::Epoch { epoch, anchor, .. } => Some((*epoch, anchor.clone())),
+                _ => None,
+            })
+            .max_by_key(|(epoch, _)| *epoch);
+        let (epoch, anchor) = started.unwrap_or((0, Block::genesis()));
+        let (plan_validators, bounds) = Self::plan(&mut app, &store, &validators, epoch, &anchor);
+        let replica = Simplex::recover_epoch(
+            config.clone(),
+            scheme.clone(),
+            plan_validators.clone(),
+            bounds,
+            anchor.clone(),
+            records,
+        );
+        app.observe(
+            clock.now_ms(),
+            Observation::EpochStarted {
+                epoch,
+                anchor: &anchor,
+                validators: &plan_validators,
+                last_height: bounds.last_height,
+            },
+        );
         Ok(Engine {
             replica,
+            config,
+            scheme,
+            genesis_validators: validators,
+            stale_answered_ms: vec![None; validator_count],
             validator_count,
             transport,
             store,
@@ -183,6 +253,124 @@ where
             view_entered_ms: 0,
             deferred_payload: None,
         })
+    }
+
+    /// Asks the application for epoch `epoch`'s set and end. A set of
+    /// another size than the scheme's key list is a bug in the application.
+    fn plan(
+        app: &mut A,
+        store: &St,
+        genesis: &Arc<ValidatorSet>,
+        epoch: Epoch,
+        anchor: &Block,
+    ) -> (Arc<ValidatorSet>, EpochBounds) {
+        let blocks = StoredBlocks::<St, S> {
+            store,
+            scheme: std::marker::PhantomData,
+        };
+        match app.epoch(epoch, anchor, &blocks) {
+            Some(plan) => {
+                assert_eq!(
+                    plan.validators.len(),
+                    genesis.len(),
+                    "an epoch's set is indexed like the scheme"
+                );
+                let bounds = EpochBounds {
+                    epoch,
+                    last_height: plan.last_height,
+                };
+                (plan.validators, bounds)
+            }
+            None => (
+                genesis.clone(),
+                EpochBounds {
+                    epoch,
+                    ..EpochBounds::FOREVER
+                },
+            ),
+        }
+    }
+
+    /// Once the current epoch's last block is final, starts the next
+    /// epoch's instance from it. The start is recorded (and synced) first,
+    /// so a restart resumes in the new epoch; the new instance also reads
+    /// back any votes of its epoch already stored (a replica that restarted
+    /// in the old epoch may have voted in the new one before).
+    fn start_next_epoch(&mut self, now_ms: u64) -> Result<bool, EngineError> {
+        let Some((anchor, certificate)) = self.replica.ended().cloned() else {
+            return Ok(false);
+        };
+        let epoch = self.replica.bounds().epoch + 1;
+        let record = Record::Epoch {
+            epoch,
+            anchor: anchor.clone(),
+            certificate,
+        };
+        self.store.put(&record.key(), &record.encode())?;
+        self.store.sync()?;
+        self.stats.syncs += 1;
+        self.unsynced_vote = false;
+        let (validators, bounds) = Self::plan(
+            &mut self.app,
+            &self.store,
+            &self.genesis_validators,
+            epoch,
+            &anchor,
+        );
+        let mut votes = Vec::new();
+        for (_, value) in self.store.scan(&Record::<S>::epoch_votes_prefix(epoch))? {
+            if let Ok(record) = Record::<S>::decode(&value) {
+                votes.push(record);
+            }
+        }
+        self.replica = Simplex::recover_epoch(
+            self.config.clone(),
+            self.scheme.clone(),
+            validators.clone(),
+            bounds,
+            anchor.clone(),
+            votes,
+        );
+        self.timers.clear();
+        self.deferred_payload = None;
+        self.app.observe(
+            now_ms,
+            Observation::EpochStarted {
+                epoch,
+                anchor: &anchor,
+                validators: &validators,
+                last_height: bounds.last_height,
+            },
+        );
+        Ok(true)
+    }
+
+    /// A peer sent a message of epoch `epoch`, which this replica has left:
+    /// it needs the certificate that ended that epoch to move on. Answered
+    /// at most once per retry interval per peer.
+    fn answer_stale(
+        &mut self,
+        now_ms: u64,
+        to: ValidatorIndex,
+        epoch: Epoch,
+    ) -> Result<(), EngineError> {
+        let Some(slot) = self.stale_answered_ms.get_mut(usize::from(to)) else {
+            return Ok(());
+        };
+        if slot.is_some_and(|t| now_ms < t + self.config.retry_ms) {
+            return Ok(());
+        }
+        *slot = Some(now_ms);
+        let Some(bytes) = self.store.get(&Record::<S>::epoch_key(epoch + 1))? else {
+            return Ok(());
+        };
+        if let Ok(Record::Epoch { certificate, .. }) = Record::<S>::decode(&bytes) {
+            self.sync_before_send()?;
+            self.stats.messages_out += 1;
+            let message = Message::<S>::Certificate(certificate);
+            self.transport.send(to, message.encode().into());
+        }
+        Ok(())
     }
 
     /// Holds each proposal back until `interval_ms` after its view began.
@@ -216,6 +404,8 @@ where
 
     /// Runs until the transport closes or the store fails.
     pub async fn run(mut self) -> Result<(), EngineError> {
+        // A replica that stopped right after its epoch's end moves on first.
+        while self.start_next_epoch(self.clock.now_ms())? {}
         self.step(Input::Start)?;
         // The sleep for the earliest timer is kept across messages and only
         // rebuilt when that deadline changes: re-arming a timer per message
@@ -257,6 +447,16 @@ where
         let now_ms = self.clock.now_ms();
         match Message::<S>::decode(bytes) {
             Ok(message) => {
+                let current = self.replica.bounds().epoch;
+                match message.view().map(epoch_of) {
+                    Some(epoch) if epoch < current => {
+                        return self.answer_stale(now_ms, from, epoch);
+                    }
+                    // A peer ahead: this replica learns the end of its epoch
+                    // when it is answered in turn.
+                    Some(epoch) if epoch > current => return Ok(()),
+                    _ => {}
+                }
                 self.app.observe(
                     now_ms,
                     Observation::Received {
@@ -336,7 +536,10 @@ where
                     );
                 }
             }
-            if self.replica.view() != view_before {
+            if self.start_next_epoch(now_ms)? {
+                inputs.clear();
+                inputs.push_back(Input::Start);
+            } else if self.replica.view() != view_before {
                 let view = self.replica.view();
                 self.timers.retain(|(_, timer)| timer.view >= view);
             }

@@ -140,6 +140,18 @@ pub enum Message<S: Scheme> {
 }
 
 impl<S: Scheme> Message<S> {
+    /// The view a message is about, which also names its epoch; `None` for
+    /// block transfers, which are the same in every epoch.
+    pub fn view(&self) -> Option<View> {
+        match self {
+            Message::Proposal(proposal) => Some(proposal.block.view),
+            Message::Vote(vote) => Some(vote.subject.view()),
+            Message::Certificate(certificate) => Some(certificate.subject.view()),
+            Message::CertificateRequest { from, .. } => Some(*from),
+            Message::BlockRequest { .. } | Message::BlockResponse(_) => None,
+        }
+    }
+
     /// Short name for logs and timelines.
     pub fn kind(&self) -> &'static str {
         match self {

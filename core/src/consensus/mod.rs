@@ -13,11 +13,13 @@
 //! wants, in the order they must happen: a vote's [`Record`] is always
 //! persisted (and synced) before the message carrying the vote.
 
+mod epoch;
 mod messages;
 mod record;
 mod simplex;
 mod view_state;
 
+pub use epoch::{Epoch, EpochBounds, epoch_of, first_view, last_view};
 pub use messages::{
     Certificate, MAX_BLOCKS_PER_REQUEST, MAX_VIEWS_PER_REQUEST, Message, Proposal, Subject, Vote,
 };
@@ -222,6 +224,8 @@ pub enum InputError {
     },
     #[error("malformed proposal: {0}")]
     BadProposal(&'static str),
+    #[error("view {view} is not in epoch {epoch}, which this replica runs")]
+    OtherEpoch { view: View, epoch: Epoch },
     #[error(
         "a quorum finalized a block that conflicts with the finalized chain at height {height}"
     )]

@@ -1,5 +1,6 @@
 //! What consensus persists, and how it is laid out in a key-value store.
 
+use super::epoch::Epoch;
 use super::messages::{Certificate, Subject};
 use crate::codec::{DecodeError, Reader, Writer};
 use crate::scheme::Scheme;
@@ -20,6 +21,15 @@ pub enum Record<S: Scheme> {
         block: Block,
         certificate: Certificate<S>,
     },
+    /// The start of epoch `epoch`: the block that ended the previous one
+    /// and the certificate that made it final. A restarted replica resumes
+    /// in the latest epoch it started, and a replica answers a peer still
+    /// in an older epoch with that epoch's ending certificate.
+    Epoch {
+        epoch: Epoch,
+        anchor: Block,
+        certificate: Certificate<S>,
+    },
 }
 
 /// Key prefixes, one byte each.
@@ -27,6 +37,7 @@ pub mod prefix {
     pub const VOTE: u8 = b'v';
     pub const BLOCK: u8 = b'b';
     pub const FINALIZED: u8 = b'f';
+    pub const EPOCH: u8 = b'e';
 }
 
 impl<S: Scheme> Record<S> {
@@ -49,7 +60,23 @@ impl<S: Scheme> Record<S> {
                 key
             }
             Record::Finalized { .. } => vec![prefix::FINALIZED],
+            Record::Epoch { epoch, .. } => Record::<S>::epoch_key(*epoch),
         }
+    }
+
+    /// The key of epoch `epoch`'s start record.
+    pub fn epoch_key(epoch: Epoch) -> Vec<u8> {
+        let mut key = vec![prefix::EPOCH];
+        key.extend_from_slice(&epoch.to_be_bytes());
+        key
+    }
+
+    /// The key prefix of every vote record of `epoch` (an epoch's views
+    /// share their upper 32 bits, and vote keys start with the view).
+    pub fn epoch_votes_prefix(epoch: Epoch) -> Vec<u8> {
+        let mut key = vec![prefix::VOTE];
+        key.extend_from_slice(&super::epoch::first_view(epoch).to_be_bytes()[..4]);
+        key
     }
 
     /// The key of the stored block with `digest`.
@@ -61,7 +88,7 @@ impl<S: Scheme> Record<S> {
 
     /// Whether this record must be synced before the next message is sent.
     pub fn must_sync(&self) -> bool {
-        matches!(self, Record::Vote(_))
+        matches!(self, Record::Vote(_) | Record::Epoch { .. })
     }
 
     /// The view a vote record belongs to, for pruning.
@@ -69,6 +96,7 @@ impl<S: Scheme> Record<S> {
         match self {
             Record::Vote(subject) => subject.view(),
             Record::Block(block) | Record::Finalized { block, .. } => block.view,
+            Record::Epoch { anchor, .. } => anchor.view,
         }
     }
 
@@ -87,6 +115,17 @@ impl<S: Scheme> Record<S> {
             Record::Finalized { block, certificate } => {
                 w.u8(2);
                 block.encode(&mut w);
+                certificate.subject.encode(&mut w);
+                S::encode_certificate(&certificate.certificate, &mut w);
+            }
+            Record::Epoch {
+                epoch,
+                anchor,
+                certificate,
+            } => {
+                w.u8(3);
+                w.u64(*epoch);
+                anchor.encode(&mut w);
                 certificate.subject.encode(&mut w);
                 S::encode_certificate(&certificate.certificate, &mut w);
             }
@@ -110,6 +149,14 @@ impl<S: Scheme> Record<S> {
             1 => Record::Block(Block::decode(&mut r)?),
             2 => Record::Finalized {
                 block: Block::decode(&mut r)?,
+                certificate: Certificate {
+                    subject: Subject::decode(&mut r)?,
+                    certificate: S::decode_certificate(&mut r)?,
+                },
+            },
+            3 => Record::Epoch {
+                epoch: r.u64()?,
+                anchor: Block::decode(&mut r)?,
                 certificate: Certificate {
                     subject: Subject::decode(&mut r)?,
                     certificate: S::decode_certificate(&mut r)?,

@@ -24,6 +24,11 @@ pub const MAX_CATCH_UP_BLOCKS: usize = 100_000;
 /// What a ledger block's payload holds.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Payload {
+    /// Who is paid the block's fees and reward: the view's leader, which
+    /// validators check before voting ([`Chain::verify`]). Named in the
+    /// block so that executing a finalized block needs no knowledge of the
+    /// validator set of its epoch.
+    pub proposer: Address,
     /// The state root after executing this block.
     pub state_root: Digest,
     pub txs: Vec<SignedTransaction>,
@@ -32,6 +37,7 @@ pub struct Payload {
 impl Payload {
     pub fn encode(&self) -> Vec<u8> {
         let mut w = Writer::new();
+        w.raw(&self.proposer);
         w.digest(&self.state_root);
         w.u16(self.txs.len() as u16);
         for tx in &self.txs {
@@ -48,6 +54,7 @@ impl Payload {
             });
         }
         let mut r = Reader::new(bytes);
+        let proposer = r.array()?;
         let state_root = r.digest()?;
         let count = r.count(MAX_BLOCK_TRANSACTIONS)?;
         let mut txs = Vec::with_capacity(count);
@@ -56,7 +63,11 @@ impl Payload {
             txs.push(SignedTransaction::decode(encoded)?);
         }
         r.finish()?;
-        Ok(Payload { state_root, txs })
+        Ok(Payload {
+            proposer,
+            state_root,
+            txs,
+        })
     }
 }
 
@@ -71,6 +82,8 @@ pub enum ChainError {
     Payload(#[from] DecodeError),
     #[error("invalid block: {0}")]
     Invalid(#[from] super::execute::BlockError),
+    #[error("the block pays {claimed:?}, but the view's leader is {leader:?}")]
+    WrongProposer { claimed: Digest, leader: Digest },
     #[error("state root {computed:?} differs from the block's {claimed:?}")]
     WrongRoot { claimed: Digest, computed: Digest },
 }
@@ -86,11 +99,10 @@ pub struct ExecutedBlock {
     pub block_events: Vec<Event>,
 }
 
-/// Where blocks and their proposers come from: the node's block store, and
-/// the fee address of each block's leader.
+/// Where blocks come from (the node's block store), and what is known of
+/// their signatures.
 pub struct Source<'a> {
     pub block: &'a dyn Fn(&Digest) -> Option<Block>,
-    pub proposer: &'a dyn Fn(&Block) -> Address,
     /// Transactions whose exact signatures this node has already verified
     /// (its mempool's): execution does not check them again. Must never
     /// answer `true` for a signature that was not verified; use
@@ -158,7 +170,7 @@ impl Chain {
             pending.push(block);
         }
         for block in pending.into_iter().rev() {
-            self.execute(&block, (source.proposer)(&block), source.verified)?;
+            self.execute(&block, source.verified)?;
         }
         Ok(&self.states[&digest].1)
     }
@@ -166,10 +178,10 @@ impl Chain {
     fn execute(
         &mut self,
         block: &Block,
-        proposer: Address,
         verified: &dyn Fn(&SignedTransaction) -> bool,
     ) -> Result<(), ChainError> {
         let payload = Payload::decode(&block.payload)?;
+        let proposer = payload.proposer;
         // A block this node built itself was executed then, on the same
         // parent state, by the same deterministic rules: reuse that (it
         // spared a leader re-executing every proposal at finalization).
@@ -218,8 +230,21 @@ impl Chain {
         Ok(())
     }
 
-    /// Whether `block` executes on its parent's state to the root it claims.
-    pub fn verify(&mut self, block: &Block, source: &Source) -> Result<(), ChainError> {
+    /// Whether `block` pays `leader` (its view's leader's fee address) and
+    /// executes on its parent's state to the root it claims.
+    pub fn verify(
+        &mut self,
+        block: &Block,
+        leader: &Address,
+        source: &Source,
+    ) -> Result<(), ChainError> {
+        let claimed = Payload::decode(&block.payload)?.proposer;
+        if claimed != *leader {
+            return Err(ChainError::WrongProposer {
+                claimed: Digest(claimed),
+                leader: Digest(*leader),
+            });
+        }
         let digest = block.digest();
         let with_block = |d: &Digest| {
             if *d == digest {
@@ -230,7 +255,6 @@ impl Chain {
         };
         let source = Source {
             block: &with_block,
-            proposer: source.proposer,
             verified: source.verified,
         };
         self.state_after(digest, &source).map(|_| ())
@@ -279,6 +303,7 @@ impl Chain {
         let txs: Vec<SignedTransaction> = candidates.filter(|tx| block.try_push(tx)).collect();
         let out = block.finish()?;
         let payload = Payload {
+            proposer,
             state_root: out.state_root,
             txs,
         };
@@ -379,11 +404,9 @@ mod tests {
     fn a_built_block_is_not_executed_again_and_ends_in_the_same_state() {
         let (genesis, mempool) = setup();
         let none = |_: &Digest| None;
-        let leader = |_: &Block| LEADER;
         let vouched = |tx: &SignedTransaction| mempool.verified(tx);
         let source = Source {
             block: &none,
-            proposer: &leader,
             verified: &vouched,
         };
         let mut builder = Chain::new(genesis.clone());
@@ -398,7 +421,7 @@ mod tests {
         assert_eq!(payload.txs.len(), 20);
         assert_eq!(builder.built.len(), 1);
         let block = block_with(&payload, 1);
-        builder.verify(&block, &source).unwrap();
+        builder.verify(&block, &LEADER, &source).unwrap();
         assert!(builder.built.is_empty(), "the build was used, not re-run");
         // A validator that never built it reaches the same state.
         let mut validator = Chain::new(genesis);
@@ -406,7 +429,7 @@ mod tests {
             verified: &nothing_verified,
             ..source
         };
-        validator.verify(&block, &unvouched).unwrap();
+        validator.verify(&block, &LEADER, &unvouched).unwrap();
         let (mine, theirs) = (
             builder.executed(&block.digest()).unwrap(),
             validator.executed(&block.digest()).unwrap(),
@@ -420,12 +443,9 @@ mod tests {
     fn a_build_is_reused_only_for_the_same_parent_height_proposer_and_payload() {
         let (genesis, mempool) = setup();
         let none = |_: &Digest| None;
-        let other = |_: &Block| OTHER;
         let vouched = |tx: &SignedTransaction| mempool.verified(tx);
-        let leader = |_: &Block| LEADER;
         let building = Source {
             block: &none,
-            proposer: &leader,
             verified: &vouched,
         };
         let mut chain = Chain::new(genesis);
@@ -437,22 +457,25 @@ mod tests {
                 &building,
             )
             .unwrap();
-        // The same payload in a block credited to another proposer pays
-        // another account: the build must not stand in for it.
-        let judged_by_other = Source {
-            proposer: &other,
-            ..building
-        };
+        // A block must pay the view's leader.
         let block = block_with(&payload, 1);
         assert!(matches!(
-            chain.verify(&block, &judged_by_other),
+            chain.verify(&block, &OTHER, &building),
+            Err(ChainError::WrongProposer { .. })
+        ));
+        // The same transactions credited to another proposer pay another
+        // account: the build must not stand in for them.
+        let mut credited_to_other = payload.clone();
+        credited_to_other.proposer = OTHER;
+        assert!(matches!(
+            chain.verify(&block_with(&credited_to_other, 1), &OTHER, &building),
             Err(ChainError::WrongRoot { .. })
         ));
         // A different payload on the same parent is executed on its own.
         let mut fewer = payload.clone();
         fewer.txs.truncate(5);
         assert!(matches!(
-            chain.verify(&block_with(&fewer, 2), &building),
+            chain.verify(&block_with(&fewer, 2), &LEADER, &building),
             Err(ChainError::WrongRoot { .. })
         ));
         assert_eq!(chain.built.len(), 1, "still waiting for its own block");

@@ -250,6 +250,15 @@ impl Ledger {
             .unwrap_or_default()
     }
 
+    /// The height of the block that ends the consensus epoch starting
+    /// after a block at `height`: the next epoch start (a multiple of
+    /// `epoch_blocks`, as the parameters stand in this state). That block
+    /// fixes the next set, and consensus switches to it right after.
+    pub fn epoch_end_after(&self, height: Height) -> Height {
+        let epoch_blocks = self.params.epoch_blocks.max(1);
+        (height / epoch_blocks + 1) * epoch_blocks
+    }
+
     /// The set the registry would give now: the largest powers, ties by
     /// address, ordered by address.
     fn select_set(&self, epoch: u64) -> EpochSet {
