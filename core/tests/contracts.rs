@@ -291,6 +291,38 @@ fn contract_error(receipt: &Receipt) -> ContractError {
     }
 }
 
+/// How deep a call may recurse is decided by the WASM-level stack meter,
+/// to the exact frame, not by the machine's native stack: the deepest
+/// recursion the meter allows succeeds, one frame more is stopped.
+#[test]
+fn the_stack_meter_not_the_machine_decides_how_deep_a_call_goes() {
+    use ballast_core::ledger::stack_meter::{FRAME_UNITS, MAX_STACK_UNITS};
+    let recurse = |depth: u32| {
+        format!(
+            r#"(module (memory (export "memory") 1)
+            (func $r (param i32) (result i32)
+                (if (result i32) (i32.eqz (local.get 0))
+                    (then (i32.const 0))
+                    (else (call $r (i32.sub (local.get 0) (i32.const 1))))))
+            (func (export "call") (result i32) (call $r (i32.const {depth}))))"#
+        )
+    };
+    // `$r`: one local, at most two operands; `call`: one operand.
+    let (frame_r, frame_call) = (FRAME_UNITS + 3, FRAME_UNITS + 1);
+    // `$r(d)` runs d + 1 frames deep.
+    let deepest = (MAX_STACK_UNITS - frame_call) / frame_r - 1;
+    let mut h = Harness::new(1);
+    let r = run_hostile(&mut h, &recurse(deepest), MAX_TX_GAS);
+    assert_eq!(r.status, Ok(()), "{deepest} frames deep");
+    assert!(r.gas_used < MAX_TX_GAS);
+    let r = run_hostile(&mut h, &recurse(deepest + 1), MAX_TX_GAS);
+    assert_eq!(
+        contract_error(&r),
+        ContractError::Trapped(TrapKind::StackOverflow)
+    );
+    assert_eq!(r.gas_used, MAX_TX_GAS);
+}
+
 #[test]
 fn hostile_modules_end_in_typed_errors_with_gas_charged() {
     let mut h = Harness::new(1);

@@ -9,6 +9,7 @@ pub mod execute;
 pub mod governance;
 pub mod mempool;
 mod signature;
+pub mod stack_meter;
 pub mod staking;
 pub mod tx;
 pub mod wasm;

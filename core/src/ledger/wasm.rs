@@ -3,17 +3,12 @@
 //!
 //! Determinism: no SIMD, no threads, no memory64 or multi-memory, NaNs
 //! canonicalised, fuel counted per WASM operator (gas), memory pages, table
-//! elements and instances bounded per call. Every trap costs the whole gas
-//! limit: where a call traps can depend on the machine (native stack use
-//! decides a stack overflow), but "it trapped, all gas is gone and every
-//! change is undone" does not, so receipts and state agree across
-//! validators built from the same source.
-//!
-//! Known limit: whether a deep recursion overflows [`MAX_STACK_BYTES`]
-//! depends on the native frame sizes cranelift emits, so two validators on
-//! different architectures or wasmtime versions could disagree on a call that
-//! recurses close to the limit. A deterministic call-depth meter (injected
-//! by rewriting the module at deployment) would close this.
+//! elements and instances bounded per call. The call stack is metered in
+//! WASM ([`super::stack_meter`], injected before compilation): how deep a
+//! call may recurse does not depend on the native frame sizes of the
+//! machine, and the native limit ([`MAX_STACK_BYTES`], twice the metered
+//! budget) is only a backstop. Every trap costs the whole gas limit, so
+//! receipts and state agree across validators built from the same source.
 //!
 //! ABI (see `core/contracts/sdk`): a contract exports `memory`,
 //! `call() -> i32` (0 = success, other values revert with that code) and
@@ -237,7 +232,9 @@ impl Vm {
         if let Some(compiled) = self.cached(&code_hash) {
             return Ok(compiled);
         }
-        let module = Module::new(&self.inner.engine, code)
+        let metered = super::stack_meter::instrument(code)
+            .map_err(|e| ContractError::InvalidModule(first_line(&e)))?;
+        let module = Module::new(&self.inner.engine, &metered)
             .map_err(|e| ContractError::InvalidModule(first_line(&e.to_string())))?;
         check_exports(&module)?;
         let pre = self
@@ -282,7 +279,19 @@ impl Vm {
                 let func = instance
                     .get_typed_func::<(), u32>(&mut store, entry)
                     .map_err(|_| ContractError::MissingExport("call"))?;
-                func.call(&mut store, ()).map_err(|e| classify(&e, false))
+                func.call(&mut store, ()).map_err(|e| {
+                    // The meter stops a call with `unreachable`; its global
+                    // tells that stop from the contract's own.
+                    let units = instance
+                        .get_global(&mut store, super::stack_meter::METER_EXPORT)
+                        .and_then(|g| g.get(&mut store).i32());
+                    match units {
+                        Some(units) if units as u32 > super::stack_meter::MAX_STACK_UNITS => {
+                            ContractError::Trapped(TrapKind::StackOverflow)
+                        }
+                        _ => classify(&e, false),
+                    }
+                })
             });
         let left = store.get_fuel().expect("fuel is enabled");
         let state = store.into_data();
