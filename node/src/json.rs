@@ -27,6 +27,13 @@ pub fn event(event: &Event) -> Value {
         Event::Slashed { validator, burned } => {
             json!({"kind": "slashed", "validator": h(validator), "burned": burned})
         }
+        Event::DelegationSlashed {
+            validator,
+            by,
+            burned,
+        } => {
+            json!({"kind": "delegation_slashed", "validator": h(validator), "by": h(by), "burned": burned})
+        }
         Event::ContractDeployed { address, code_hash } => {
             json!({"kind": "contract_deployed", "address": h(address), "code_hash": h(&code_hash.0)})
         }

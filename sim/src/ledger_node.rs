@@ -96,6 +96,13 @@ pub struct Workload {
     /// Evidence reported by honest validators, not yet submitted.
     evidence: Vec<Vec<u8>>,
     evidence_seen: BTreeSet<Vec<u8>>,
+    /// What each client delegated to each validator, as submitted (some
+    /// submissions fail; then an exit of it fails too, which is allowed).
+    delegated: std::collections::BTreeMap<(usize, Address), u64>,
+    /// Validators accused so far, with when their delegators leave them:
+    /// a second after the accusation reached the clients, by when the
+    /// slash is usually on chain, so they lose its share on the way out.
+    accused: std::collections::BTreeMap<Address, Option<u64>>,
     /// Every transaction submitted so far, in order.
     pub submitted: Vec<SignedTransaction>,
 }
@@ -115,6 +122,8 @@ impl Workload {
             validators,
             evidence: Vec::new(),
             evidence_seen: BTreeSet::new(),
+            delegated: std::collections::BTreeMap::new(),
+            accused: std::collections::BTreeMap::new(),
             submitted: Vec::new(),
         }
     }
@@ -125,9 +134,42 @@ impl Workload {
         if self.evidence_seen.insert(bytes.clone()) {
             self.evidence.push(bytes);
         }
+        self.accused.entry(evidence.signer).or_insert(None);
+    }
+
+    /// Every client undelegates all it delegated to a validator accused a
+    /// second ago or more.
+    fn leave_accused(&mut self, now_us: u64) {
+        for leave_at in self.accused.values_mut() {
+            leave_at.get_or_insert(now_us + 1_000_000);
+        }
+        let due = |v: &Address| {
+            self.accused
+                .get(v)
+                .is_some_and(|t| t.is_some_and(|t| t <= now_us))
+        };
+        let leaving: Vec<(usize, Address, u64)> = self
+            .delegated
+            .iter()
+            .filter(|((_, validator), amount)| **amount > 0 && due(validator))
+            .map(|((client, validator), amount)| (*client, *validator, *amount))
+            .collect();
+        for (client, validator, amount) in leaving {
+            self.sign(client, 1, Action::Undelegate { validator, amount });
+        }
     }
 
     fn sign(&mut self, from: usize, fee: u64, action: Action) {
+        match &action {
+            Action::Delegate { validator, amount } => {
+                *self.delegated.entry((from, *validator)).or_default() += amount;
+            }
+            Action::Undelegate { validator, amount } => {
+                let delegated = self.delegated.entry((from, *validator)).or_default();
+                *delegated = delegated.saturating_sub(*amount);
+            }
+            _ => {}
+        }
         let key = &self.keys[from];
         let tx = Transaction {
             chain_id: CHAIN_ID,
@@ -170,6 +212,7 @@ impl Workload {
             let from = self.rng.gen_range(0..CLIENTS);
             self.sign(from, 1, Action::Evidence { evidence });
         }
+        self.leave_accused(now_us);
         let [counter, token, endless] =
             workload_contracts(&self.keys[0].verifying_key().to_bytes());
         while self.next_at_us <= now_us {
@@ -223,6 +266,8 @@ pub struct BlockStats {
     pub contained: u64,
     /// Validators slashed by evidence.
     pub slashed: u64,
+    /// Undelegations from a slashed validator that burned its share.
+    pub delegations_slashed: u64,
 }
 
 impl BlockStats {
@@ -247,6 +292,11 @@ impl BlockStats {
                 .iter()
                 .filter(|e| matches!(e, Event::Slashed { .. }));
             stats.slashed += slashed.count() as u64;
+            let delegations = r
+                .events
+                .iter()
+                .filter(|e| matches!(e, Event::DelegationSlashed { .. }));
+            stats.delegations_slashed += delegations.count() as u64;
         }
         stats
     }

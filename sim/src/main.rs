@@ -235,6 +235,7 @@ struct Summary {
     contract_calls: u64,
     contained: u64,
     slashed: u64,
+    delegations_slashed: u64,
     /// Consensus epochs started, summed over seeds.
     epochs: u64,
     latency_ms: Vec<f64>,
@@ -284,6 +285,7 @@ fn run(name: &str, seeds: u64, from: u64, jobs: usize) -> Result<bool, String> {
             summary.contract_calls += outcome.contract_calls;
             summary.contained += outcome.contracts_contained;
             summary.slashed += outcome.validators_slashed;
+            summary.delegations_slashed += outcome.delegations_slashed;
             summary.epochs += outcome.epoch_stakes.len() as u64;
             summary.latency_ms.extend(outcome.finalization_latency_ms);
             summary.block_time_ms.extend(outcome.block_time_ms);
@@ -340,12 +342,13 @@ fn run(name: &str, seeds: u64, from: u64, jobs: usize) -> Result<bool, String> {
     for (scenario, s) in scenarios.iter().zip(&summaries) {
         if s.transactions > 0 {
             println!(
-                "{}: {} transactions finalized; {} contract calls succeeded, {} hostile calls stopped by gas or a trap; {} validators slashed; {:.1} validator-set epochs per run",
+                "{}: {} transactions finalized; {} contract calls succeeded, {} hostile calls stopped by gas or a trap; {} validators slashed ({} delegations to them burned on undelegation); {:.1} validator-set epochs per run",
                 scenario.name,
                 s.transactions,
                 s.contract_calls,
                 s.contained,
                 s.slashed,
+                s.delegations_slashed,
                 s.epochs as f64 / s.seeds.max(1) as f64
             );
         }

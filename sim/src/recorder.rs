@@ -158,6 +158,8 @@ pub struct Recorder {
     pub contracts_contained: u64,
     /// Validators slashed on chain by evidence transactions.
     pub validators_slashed: u64,
+    /// Undelegations from slashed validators that burned its share.
+    pub delegations_slashed: u64,
 }
 
 impl Recorder {
@@ -193,6 +195,7 @@ impl Recorder {
             contract_calls: 0,
             contracts_contained: 0,
             validators_slashed: 0,
+            delegations_slashed: 0,
         }
     }
 
@@ -226,6 +229,7 @@ impl Recorder {
                         self.contract_calls += stats.contract_calls;
                         self.contracts_contained += stats.contained;
                         self.validators_slashed += stats.slashed;
+                        self.delegations_slashed += stats.delegations_slashed;
                     }
                 }
                 for tx in tx_hashes {

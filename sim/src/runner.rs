@@ -76,6 +76,8 @@ pub struct Outcome {
     pub contracts_contained: u64,
     /// Validators slashed on chain by evidence transactions.
     pub validators_slashed: u64,
+    /// Undelegations from slashed validators that burned its share.
+    pub delegations_slashed: u64,
     pub timeline: Option<Vec<(u64, ValidatorIndex, View, String)>>,
     /// What a space-time diagram draws, when recording a replay.
     pub diagram: Option<Diagram>,
@@ -234,6 +236,7 @@ fn run_with<S: Scheme>(
         contract_calls: recorder.contract_calls,
         contracts_contained: recorder.contracts_contained,
         validators_slashed: recorder.validators_slashed,
+        delegations_slashed: recorder.delegations_slashed,
         timeline: recorder.timeline.take(),
         diagram,
     }

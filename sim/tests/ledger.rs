@@ -29,6 +29,10 @@ fn equivocators_are_slashed_on_chain_and_contracts_run_under_faults() {
     // once (the ledger refuses a second slash; an honest one would be a
     // violation above).
     assert_eq!(outcome.validators_slashed, 2);
+    // Clients leave the accused validators once they are slashed, and lose
+    // the same share of their delegations (supply and holdings checked at
+    // every height above).
+    assert!(outcome.delegations_slashed > 0);
     // Consensus follows the ledger's sets: epochs of 100 blocks, and once
     // slashed, the equivocators (v5, v6) hold no stake while every honest
     // validator keeps its stake and its bonded workload delegations.

@@ -312,6 +312,13 @@ pub enum Event {
         validator: Address,
         burned: u64,
     },
+    /// Part of a delegation to a slashed validator, burned as it was
+    /// undelegated.
+    DelegationSlashed {
+        validator: Address,
+        by: Address,
+        burned: u64,
+    },
     ContractDeployed {
         address: Address,
         code_hash: Digest,
@@ -845,15 +852,24 @@ impl Ledger {
                 self.put_delegation(from, validator, delegated - amount);
                 let mut account = load(self, from);
                 account.delegated -= amount;
+                // A slashed validator's delegators lose its share too.
+                let burned = self.burn_slashed_delegation(validator, *amount);
+                if burned > 0 {
+                    outcome.events.push(Event::DelegationSlashed {
+                        validator: *validator,
+                        by: *from,
+                        burned,
+                    });
+                }
                 let release_height = height + self.params.unbonding_blocks;
-                unbond(&mut account, release_height, *amount)?;
+                unbond(&mut account, release_height, amount - burned)?;
                 self.put_account(from, &account);
                 self.add_bonded(*amount, false);
                 self.remove_power(validator, *amount);
                 outcome.events.push(Event::Unbonding {
                     validator: *validator,
                     by: *from,
-                    amount: *amount,
+                    amount: amount - burned,
                     release_height,
                 });
             }

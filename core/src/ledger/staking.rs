@@ -15,8 +15,13 @@
 //! detects). If both signatures check under this chain's consensus
 //! namespace, [`Params::slash_percent`] of the validator's own stake is
 //! burned (supply falls by as much), it is jailed for good, and it leaves the
-//! registry, so it is absent from every later epoch. Delegations to it are
-//! not slashed (they cannot be enumerated without an index; a known gap).
+//! registry, so it is absent from every later epoch. Delegations to it lose
+//! the same share: the jail record keeps the percentage, and since the only
+//! way out of a delegation to a jailed validator is to undelegate, the burn
+//! is taken there ([`Ledger::burn_slashed_delegation`]). Burning on the way
+//! out rather than at the slash needs no index of a validator's delegators,
+//! and keeps "every account's holdings add up to the supply" true at every
+//! height (the delegator's holdings and the supply fall together).
 
 use std::collections::BTreeMap;
 
@@ -234,6 +239,32 @@ impl Ledger {
         self.tree.get(&jailed_key(validator)).is_some()
     }
 
+    /// The share (percent) of stake burned when `validator` was slashed.
+    pub fn slashed_percent(&self, validator: &Address) -> Option<u64> {
+        self.tree
+            .get(&jailed_key(validator))
+            .and_then(|b| b.first().map(|p| u64::from(*p)))
+    }
+
+    /// Burns the slashed share of `amount` undelegated from `validator`, if
+    /// it was slashed; returns the amount burned (what the delegator does
+    /// not get back).
+    pub(super) fn burn_slashed_delegation(&mut self, validator: &Address, amount: u64) -> u64 {
+        let Some(percent) = self.slashed_percent(validator) else {
+            return 0;
+        };
+        let burn = (u128::from(amount) * u128::from(percent) / 100) as u64;
+        self.burn(burn);
+        burn
+    }
+
+    /// Takes `amount` out of the supply, counting it as burned.
+    fn burn(&mut self, amount: u64) {
+        self.set_supply(self.supply() - amount);
+        let burned = self.burned() + amount;
+        self.tree = self.tree.insert(burned_key(), &burned.to_le_bytes());
+    }
+
     /// Native coins burned by slashing so far: supply = genesis + rewards −
     /// burned.
     pub fn burned(&self) -> u64 {
@@ -337,15 +368,14 @@ impl Ledger {
         if account.staked == 0 && power == 0 {
             return Err(Failure::NotSlashable);
         }
-        let burn = (u128::from(account.staked) * u128::from(self.params.slash_percent.min(100))
-            / 100) as u64;
+        let percent = self.params.slash_percent.min(100);
+        let burn = (u128::from(account.staked) * u128::from(percent) / 100) as u64;
         account.staked -= burn;
         self.put_account(&validator, &account);
         self.add_bonded(burn, false);
-        self.set_supply(self.supply() - burn);
-        let burned = self.burned() + burn;
-        self.tree = self.tree.insert(burned_key(), &burned.to_le_bytes());
-        self.tree = self.tree.insert(jailed_key(&validator), &[1]);
+        self.burn(burn);
+        // The record keeps the share, for delegations burned on the way out.
+        self.tree = self.tree.insert(jailed_key(&validator), &[percent as u8]);
         let mut powers = self.powers();
         powers.remove(&validator);
         self.put_powers(&powers);
@@ -500,6 +530,52 @@ mod tests {
         let set = next.epoch_set();
         assert_eq!(set.validators.len(), 2);
         assert!(set.validators.iter().all(|(v, _)| *v != address(cheat)));
+    }
+
+    #[test]
+    fn delegations_to_a_slashed_validator_lose_its_share_on_the_way_out() {
+        let (l, keys) = genesis();
+        let (cheat, delegator, honest) = (&keys[0], &keys[3], &keys[1]);
+        let delegate = |nonce, validator: &SigningKey, amount| {
+            let validator = address(validator);
+            tx(delegator, nonce, Action::Delegate { validator, amount })
+        };
+        let undelegate = |nonce, validator: &SigningKey, amount| {
+            let validator = address(validator);
+            tx(delegator, nonce, Action::Undelegate { validator, amount })
+        };
+        let bonds = [delegate(0, cheat, 2_000), delegate(1, honest, 1_000)];
+        let l = l.execute(1, &PROPOSER, &bonds).unwrap().ledger;
+        let evidence = equivocation(cheat, &consensus_namespace(CHAIN)).encode();
+        let slash = [tx(honest, 0, Action::Evidence { evidence })];
+        let l = l.execute(2, &PROPOSER, &slash).unwrap().ledger;
+        assert_eq!((l.supply(), l.burned()), (7_900, 100), "own stake burned");
+        assert_eq!(l.slashed_percent(&address(cheat)), Some(10));
+        // Out of the slashed validator: 10% burned, the rest unbonds. Out
+        // of an honest one: nothing burned.
+        let exits = [undelegate(2, cheat, 2_000), undelegate(3, honest, 1_000)];
+        let out = l.execute(3, &PROPOSER, &exits).unwrap();
+        assert!(out.receipts.iter().all(|r| r.status == Ok(())));
+        assert!(out.receipts[0].events.contains(&Event::DelegationSlashed {
+            validator: address(cheat),
+            by: address(delegator),
+            burned: 200,
+        }));
+        assert!(
+            !out.receipts[1]
+                .events
+                .iter()
+                .any(|e| matches!(e, Event::DelegationSlashed { .. }))
+        );
+        let l = out.ledger;
+        assert_eq!((l.supply(), l.burned()), (7_700, 300));
+        let account = l.account(&address(delegator)).unwrap();
+        assert_eq!(account.delegated, 0);
+        assert_eq!(account.unbonding, vec![(8, 1_800), (8, 1_000)]);
+        assert_eq!(u128::from(l.supply()), {
+            let every = keys.iter().map(|k| l.account(&address(k)).unwrap().total());
+            every.sum::<u128>()
+        });
     }
 
     #[test]
