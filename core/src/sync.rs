@@ -14,9 +14,20 @@
 //! so pending blocks carry over between answers, bounded in count and
 //! bytes. Any bad answer clears them: the next answer, from another peer,
 //! starts again from the last final block.
+//!
+//! The follower knows one epoch at a time (see `consensus::epoch`): it only
+//! takes blocks up to the epoch's last height and certificates of the
+//! epoch's views, checked against the epoch's set. Once the last block is
+//! final, the application reads the next set from the state after it and
+//! hands it over with [`Follower::start_epoch`]. The block at the last height
+//! may have been finalized through an empty descendant that is never
+//! delivered; an answer then carries those blocks as *links*, which make
+//! nothing final themselves but connect the certificate to the blocks.
 
 use crate::codec::{MAX_MESSAGE_BYTES, Reader};
-use crate::consensus::{Certificate, InputError, Message, Subject, verify_certificate};
+use crate::consensus::{
+    Certificate, Epoch, EpochBounds, InputError, Message, Subject, epoch_of, verify_certificate,
+};
 use crate::scheme::Scheme;
 use crate::types::{Block, Digest, Height};
 use crate::validators::ValidatorSet;
@@ -28,6 +39,9 @@ pub const MAX_BLOCKS_PER_FETCH: u64 = 64;
 pub const MAX_PENDING_BLOCKS: usize = 4_096;
 /// Most bytes of payload waiting for a certificate.
 pub const MAX_PENDING_BYTES: usize = 256 << 20;
+/// Most link blocks one answer may carry: the empty blocks past an epoch's
+/// end between its last block and the block its certificate names.
+pub const MAX_LINK_BLOCKS: usize = 64;
 
 /// Why an answer was refused. Refusing clears the pending blocks.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -46,6 +60,10 @@ pub enum SyncError {
     TooManyBlocks(usize),
     #[error("malformed answer: {0}")]
     Malformed(String),
+    #[error("view {view} is not of epoch {epoch}, the one being followed")]
+    OtherEpoch { view: u64, epoch: Epoch },
+    #[error("the link blocks do not connect the certificate to a pending block")]
+    BadLinks,
 }
 
 /// Blocks that became final, oldest first, and the certificate that
@@ -56,14 +74,22 @@ pub struct Finalized<S: Scheme> {
     pub certificate: Certificate<S>,
 }
 
-/// An answer as it arrives: blocks in height order and, optionally, a
-/// finalization certificate.
-pub type Answer<S> = (Vec<Block>, Option<Certificate<S>>);
+/// An answer as it arrives: blocks in height order, optionally a
+/// finalization certificate, and link blocks (oldest first) from a block of
+/// the answer to the one the certificate names, when that one is never
+/// delivered (an empty block past an epoch's end).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Answer<S: Scheme> {
+    pub blocks: Vec<Block>,
+    pub certificate: Option<Certificate<S>>,
+    pub links: Vec<Block>,
+}
 
 /// A non-voting participant's knowledge of the finalized chain.
 pub struct Follower<S: Scheme> {
     scheme: S,
     validators: Arc<ValidatorSet>,
+    bounds: EpochBounds,
     namespace: Vec<u8>,
     final_height: Height,
     final_digest: Digest,
@@ -74,17 +100,24 @@ pub struct Follower<S: Scheme> {
 
 impl<S: Scheme> Follower<S> {
     /// Starts after the final block `(height, digest)` (genesis, or what a
-    /// restarted node recovered from disk). `scheme` only verifies.
+    /// restarted node recovered from disk), in the epoch `bounds` whose set
+    /// is `validators`. `scheme` only verifies.
     pub fn new(
         scheme: S,
         validators: Arc<ValidatorSet>,
+        bounds: EpochBounds,
         namespace: Vec<u8>,
         final_height: Height,
         final_digest: Digest,
     ) -> Follower<S> {
+        assert!(
+            final_height <= bounds.last_height,
+            "the final tip lies past the epoch's end"
+        );
         Follower {
             scheme,
             validators,
+            bounds,
             namespace,
             final_height,
             final_digest,
@@ -103,6 +136,38 @@ impl<S: Scheme> Follower<S> {
         self.final_height + self.pending.len() as u64 + 1
     }
 
+    /// What to ask a peer for: `(from, count)`. Never past the epoch's end
+    /// (the next epoch's blocks need the next set); once every block up to
+    /// it is pending, the last one again, for the certificate that ends
+    /// the epoch.
+    pub fn request(&self) -> (Height, u64) {
+        let from = self.next_height().min(self.bounds.last_height);
+        let count = (self.bounds.last_height - from + 1).min(MAX_BLOCKS_PER_FETCH);
+        (from, count)
+    }
+
+    /// The epoch being followed.
+    pub fn bounds(&self) -> EpochBounds {
+        self.bounds
+    }
+
+    /// Whether the block that ends the epoch is final: nothing more can be
+    /// followed until [`Follower::start_epoch`].
+    pub fn epoch_ended(&self) -> bool {
+        self.final_height == self.bounds.last_height
+    }
+
+    /// Moves on to the next epoch, whose set the application read from the
+    /// state after the block that ended this one.
+    pub fn start_epoch(&mut self, validators: Arc<ValidatorSet>, bounds: EpochBounds) {
+        assert!(self.epoch_ended(), "the epoch has not ended");
+        assert_eq!(bounds.epoch, self.bounds.epoch + 1, "epochs go one by one");
+        assert!(bounds.last_height > self.final_height);
+        debug_assert!(self.pending.is_empty());
+        self.validators = validators;
+        self.bounds = bounds;
+    }
+
     pub fn pending_len(&self) -> usize {
         self.pending.len()
     }
@@ -110,12 +175,8 @@ impl<S: Scheme> Follower<S> {
     /// Takes one peer's answer to a request from [`Follower::next_height`]:
     /// `blocks` in height order and, optionally, a finalization certificate.
     /// Returns what became final, if anything.
-    pub fn on_answer(
-        &mut self,
-        blocks: Vec<Block>,
-        certificate: Option<Certificate<S>>,
-    ) -> Result<Option<Finalized<S>>, SyncError> {
-        let result = self.accept(blocks, certificate);
+    pub fn on_answer(&mut self, answer: Answer<S>) -> Result<Option<Finalized<S>>, SyncError> {
+        let result = self.accept(answer);
         if result.is_err() {
             self.pending.clear();
             self.pending_bytes = 0;
@@ -123,15 +184,38 @@ impl<S: Scheme> Follower<S> {
         result
     }
 
-    fn accept(
-        &mut self,
-        blocks: Vec<Block>,
-        certificate: Option<Certificate<S>>,
-    ) -> Result<Option<Finalized<S>>, SyncError> {
+    fn accept(&mut self, answer: Answer<S>) -> Result<Option<Finalized<S>>, SyncError> {
+        let Answer {
+            blocks,
+            certificate,
+            links,
+        } = answer;
         if blocks.len() as u64 > MAX_BLOCKS_PER_FETCH {
             return Err(SyncError::TooManyBlocks(blocks.len()));
         }
+        if links.len() > MAX_LINK_BLOCKS {
+            return Err(SyncError::BadLinks);
+        }
         for block in blocks {
+            // The next epoch's blocks wait for the next set.
+            if self.bounds.is_past_end(block.height) {
+                break;
+            }
+            // A block already pending (asked again for its certificate).
+            if block.height <= self.final_height + self.pending.len() as u64
+                && block.height > self.final_height
+            {
+                let index = (block.height - self.final_height - 1) as usize;
+                if self.pending[index] == block {
+                    continue;
+                }
+            }
+            if !self.bounds.contains(block.view) {
+                return Err(SyncError::OtherEpoch {
+                    view: block.view,
+                    epoch: self.bounds.epoch,
+                });
+            }
             let (tip_height, tip_digest) = self
                 .pending
                 .last()
@@ -153,14 +237,44 @@ impl<S: Scheme> Follower<S> {
         let Some(certificate) = certificate else {
             return Ok(None);
         };
-        let Subject::Finalize { digest, .. } = certificate.subject else {
+        let Subject::Finalize { view, digest } = certificate.subject else {
             return Err(SyncError::NotFinalization(certificate.subject.kind()));
+        };
+        if epoch_of(view) != self.bounds.epoch {
+            return Err(SyncError::OtherEpoch {
+                view,
+                epoch: self.bounds.epoch,
+            });
+        }
+        // The block the certificate names, or the pending block the links
+        // lead down to from it.
+        let named = match links.last() {
+            None => digest,
+            Some(last) => {
+                if last.digest() != digest {
+                    return Err(SyncError::BadLinks);
+                }
+                for pair in links.windows(2) {
+                    if pair[1].parent != pair[0].digest() || pair[1].height != pair[0].height + 1 {
+                        return Err(SyncError::BadLinks);
+                    }
+                }
+                links[0].parent
+            }
         };
         // Cheap before costly: only a certificate for a block we hold is
         // worth checking signatures for.
-        let Some(position) = self.pending.iter().position(|b| b.digest() == digest) else {
-            return Ok(None);
+        let Some(position) = self.pending.iter().position(|b| b.digest() == named) else {
+            if links.is_empty() {
+                return Ok(None);
+            }
+            return Err(SyncError::BadLinks);
         };
+        if let Some(first) = links.first()
+            && first.height != self.pending[position].height + 1
+        {
+            return Err(SyncError::BadLinks);
+        }
         verify_certificate(
             &self.scheme,
             &self.validators,
@@ -172,7 +286,7 @@ impl<S: Scheme> Follower<S> {
         self.pending_bytes = self.pending.iter().map(|b| b.payload.len()).sum();
         let last = finals.last().expect("position is in range");
         self.final_height = last.height;
-        self.final_digest = digest;
+        self.final_digest = named;
         Ok(Some(Finalized {
             blocks: finals,
             certificate,
@@ -185,20 +299,13 @@ impl<S: Scheme> Follower<S> {
 pub fn decode_answer<S: Scheme>(
     blocks: &[Vec<u8>],
     certificate: Option<&[u8]>,
+    links: &[Vec<u8>],
 ) -> Result<Answer<S>, SyncError> {
     if blocks.len() as u64 > MAX_BLOCKS_PER_FETCH {
         return Err(SyncError::TooManyBlocks(blocks.len()));
     }
-    let mut decoded = Vec::with_capacity(blocks.len());
-    for bytes in blocks {
-        if bytes.len() > MAX_MESSAGE_BYTES {
-            return Err(SyncError::Malformed("oversized block".into()));
-        }
-        let mut r = Reader::new(bytes);
-        let block = Block::decode(&mut r).map_err(|e| SyncError::Malformed(e.to_string()))?;
-        r.finish()
-            .map_err(|e| SyncError::Malformed(e.to_string()))?;
-        decoded.push(block);
+    if links.len() > MAX_LINK_BLOCKS {
+        return Err(SyncError::BadLinks);
     }
     let certificate = match certificate {
         None => None,
@@ -213,7 +320,27 @@ pub fn decode_answer<S: Scheme>(
             Err(e) => return Err(SyncError::Malformed(e.to_string())),
         },
     };
-    Ok((decoded, certificate))
+    Ok(Answer {
+        blocks: decode_blocks(blocks)?,
+        certificate,
+        links: decode_blocks(links)?,
+    })
+}
+
+/// Blocks in their canonical encoding, each within the message size limit.
+fn decode_blocks(encoded: &[Vec<u8>]) -> Result<Vec<Block>, SyncError> {
+    let mut decoded = Vec::with_capacity(encoded.len());
+    for bytes in encoded {
+        if bytes.len() > MAX_MESSAGE_BYTES {
+            return Err(SyncError::Malformed("oversized block".into()));
+        }
+        let mut r = Reader::new(bytes);
+        let block = Block::decode(&mut r).map_err(|e| SyncError::Malformed(e.to_string()))?;
+        r.finish()
+            .map_err(|e| SyncError::Malformed(e.to_string()))?;
+        decoded.push(block);
+    }
+    Ok(decoded)
 }
 
 #[cfg(test)]
@@ -263,10 +390,24 @@ mod tests {
         }
     }
 
+    /// An answer without links.
+    fn take(
+        f: &mut Follower<Ed25519>,
+        blocks: Vec<Block>,
+        certificate: Option<Certificate<Ed25519>>,
+    ) -> Result<Option<Finalized<Ed25519>>, SyncError> {
+        f.on_answer(Answer {
+            blocks,
+            certificate,
+            links: Vec::new(),
+        })
+    }
+
     fn follower(set: &[Ed25519]) -> Follower<Ed25519> {
         Follower::new(
             set[0].clone(),
             Arc::new(ValidatorSet::equal(set.len())),
+            EpochBounds::FOREVER,
             NAMESPACE.to_vec(),
             0,
             Block::genesis().digest(),
@@ -280,11 +421,10 @@ mod tests {
         let mut f = follower(&set);
         // The first answer's certificate finalizes a block beyond it.
         let later = certify(&set[..3], &blocks[5], 0);
-        let out = f.on_answer(blocks[..3].to_vec(), Some(later.clone()));
+        let out = take(&mut f, blocks[..3].to_vec(), Some(later.clone()));
         assert_eq!(out, Ok(None));
         assert_eq!(f.next_height(), 4);
-        let done = f
-            .on_answer(blocks[3..].to_vec(), Some(later))
+        let done = take(&mut f, blocks[3..].to_vec(), Some(later))
             .unwrap()
             .unwrap();
         assert_eq!(done.blocks, blocks);
@@ -298,10 +438,13 @@ mod tests {
         let set = Ed25519::deterministic_set(2, 4);
         let blocks = chain(5);
         let mut f = follower(&set);
-        let done = f
-            .on_answer(blocks.clone(), Some(certify(&set[1..], &blocks[2], 0)))
-            .unwrap()
-            .unwrap();
+        let done = take(
+            &mut f,
+            blocks.clone(),
+            Some(certify(&set[1..], &blocks[2], 0)),
+        )
+        .unwrap()
+        .unwrap();
         assert_eq!(done.blocks, blocks[..3].to_vec());
         assert_eq!(f.pending_len(), 2, "the rest still waits");
         assert_eq!(f.next_height(), 6);
@@ -315,7 +458,7 @@ mod tests {
         // Two signers of four: no quorum.
         let weak = certify(&set[..2], &blocks[1], 0);
         assert!(matches!(
-            f.on_answer(blocks[..2].to_vec(), Some(weak)),
+            take(&mut f, blocks[..2].to_vec(), Some(weak)),
             Err(SyncError::Certificate(InputError::NoQuorum { .. }))
         ));
         assert_eq!(
@@ -326,7 +469,7 @@ mod tests {
         // A notarization does not make anything final.
         let notarized = certify(&set[..3], &blocks[1], 1);
         assert_eq!(
-            f.on_answer(blocks[..2].to_vec(), Some(notarized)),
+            take(&mut f, blocks[..2].to_vec(), Some(notarized)),
             Err(SyncError::NotFinalization("notarize"))
         );
         // Signatures that do not cover the subject claimed.
@@ -336,12 +479,12 @@ mod tests {
             digest: blocks[1].digest(),
         };
         assert!(matches!(
-            f.on_answer(blocks[..2].to_vec(), Some(foreign)),
+            take(&mut f, blocks[..2].to_vec(), Some(foreign)),
             Err(SyncError::Certificate(InputError::BadCertificate(_)))
         ));
         // A gap, and a block that does not chain to its predecessor.
         assert!(matches!(
-            f.on_answer(vec![blocks[1].clone()], None),
+            take(&mut f, vec![blocks[1].clone()], None),
             Err(SyncError::Unlinked {
                 height: 2,
                 tip_height: 0
@@ -354,7 +497,7 @@ mod tests {
             ..blocks[2].clone()
         };
         assert!(matches!(
-            f.on_answer(vec![blocks[0].clone(), forged_next], None),
+            take(&mut f, vec![blocks[0].clone(), forged_next], None),
             Err(SyncError::Unlinked {
                 height: 3,
                 tip_height: 1
@@ -363,7 +506,7 @@ mod tests {
         assert_eq!(f.final_tip(), (0, Block::genesis().digest()));
         // An honest answer still works afterwards.
         let good = certify(&set[..3], &blocks[3], 0);
-        let done = f.on_answer(blocks.clone(), Some(good)).unwrap().unwrap();
+        let done = take(&mut f, blocks.clone(), Some(good)).unwrap().unwrap();
         assert_eq!(done.blocks.len(), 4);
     }
 
@@ -374,7 +517,7 @@ mod tests {
         let mut f = follower(&set);
         let mut result = Ok(None);
         for batch in blocks.chunks(MAX_BLOCKS_PER_FETCH as usize) {
-            result = f.on_answer(batch.to_vec(), None);
+            result = take(&mut f, batch.to_vec(), None);
             if result.is_err() {
                 break;
             }
@@ -382,7 +525,7 @@ mod tests {
         assert_eq!(result, Err(SyncError::TooManyPending));
         assert_eq!(f.pending_len(), 0);
         assert_eq!(
-            f.on_answer(chain(65), None),
+            take(&mut f, chain(65), None),
             Err(SyncError::TooManyBlocks(65))
         );
     }
@@ -398,21 +541,129 @@ mod tests {
                 w.into_vec()
             })
             .collect();
-        let (decoded, certificate) = decode_answer::<Ed25519>(&encoded, None).unwrap();
+        let Answer {
+            blocks: decoded,
+            certificate,
+            ..
+        } = decode_answer::<Ed25519>(&encoded, None, &[]).unwrap();
         assert_eq!(decoded, blocks);
         assert!(certificate.is_none());
         let mut trailing = encoded.clone();
         trailing[1].push(0);
         assert!(matches!(
-            decode_answer::<Ed25519>(&trailing, None),
+            decode_answer::<Ed25519>(&trailing, None, &[]),
             Err(SyncError::Malformed(_))
         ));
         assert!(matches!(
-            decode_answer::<Ed25519>(&encoded, Some(b"garbage")),
+            decode_answer::<Ed25519>(&encoded, Some(b"garbage"), &[]),
             Err(SyncError::Malformed(_))
         ));
         for cut in 0..encoded[0].len() {
-            assert!(decode_answer::<Ed25519>(&[encoded[0][..cut].to_vec()], None).is_err());
+            assert!(decode_answer::<Ed25519>(&[encoded[0][..cut].to_vec()], None, &[]).is_err());
         }
+    }
+
+    #[test]
+    fn epochs_are_followed_one_set_at_a_time_with_links_past_the_end() {
+        use crate::consensus::first_view;
+        let set = Ed25519::deterministic_set(5, 4);
+        let epoch0 = chain(4);
+        let end = epoch0[3].clone();
+        // An empty block past the end, never delivered, finalized in
+        // epoch 0 and so finalizing the end through its link.
+        let past_end = Block {
+            view: end.view + 1,
+            height: 5,
+            parent_view: end.view,
+            parent: end.digest(),
+            payload: Vec::new(),
+        };
+        // Epoch 1 starts from the end block; validator 0 left.
+        let mut epoch1 = Vec::new();
+        let mut parent = end.clone();
+        for i in 0..2 {
+            let block = Block {
+                view: first_view(1) + i,
+                height: parent.height + 1,
+                parent_view: parent.view,
+                parent: parent.digest(),
+                payload: vec![9; 4],
+            };
+            epoch1.push(block.clone());
+            parent = block;
+        }
+        let mut f = Follower::new(
+            set[0].clone(),
+            Arc::new(ValidatorSet::equal(4)),
+            EpochBounds {
+                epoch: 0,
+                last_height: 4,
+            },
+            NAMESPACE.to_vec(),
+            0,
+            Block::genesis().digest(),
+        );
+        assert_eq!(f.request(), (1, 4), "never asks past the end");
+        let ends_epoch = certify(&set[..3], &past_end, 0);
+        // A peer answers past the end: the next epoch's blocks wait, and a
+        // certificate without the links to it changes nothing.
+        let crossing = [epoch0.clone(), epoch1.clone()].concat();
+        assert_eq!(take(&mut f, crossing, Some(ends_epoch.clone())), Ok(None));
+        assert_eq!(f.pending_len(), 4);
+        assert_eq!(f.request(), (4, 1), "asks for the last block's certificate");
+        // A certificate of the next epoch's views is not this epoch's.
+        let next_epoch_certificate = certify(&set[..3], &epoch1[0], 0);
+        assert!(matches!(
+            take(&mut f, vec![end.clone()], Some(next_epoch_certificate)),
+            Err(SyncError::OtherEpoch { epoch: 0, .. })
+        ));
+        // Links that do not end at the certified block.
+        for (i, links) in [vec![epoch1[0].clone()], vec![past_end.clone(), end.clone()]]
+            .into_iter()
+            .enumerate()
+        {
+            assert_eq!(take(&mut f, epoch0.clone(), None), Ok(None));
+            let answer = Answer {
+                blocks: Vec::new(),
+                certificate: Some(ends_epoch.clone()),
+                links,
+            };
+            assert_eq!(f.on_answer(answer), Err(SyncError::BadLinks), "links {i}");
+        }
+        take(&mut f, epoch0.clone(), None).unwrap();
+        let done = f
+            .on_answer(Answer {
+                blocks: vec![end.clone()],
+                certificate: Some(ends_epoch),
+                links: vec![past_end.clone()],
+            })
+            .unwrap()
+            .unwrap();
+        assert_eq!(done.blocks, epoch0, "the link itself is never final");
+        assert_eq!(f.final_tip(), (4, end.digest()));
+        assert!(f.epoch_ended());
+        f.start_epoch(
+            Arc::new(ValidatorSet::with_observers(vec![0, 1, 1, 1], Digest::default()).unwrap()),
+            EpochBounds {
+                epoch: 1,
+                last_height: 10,
+            },
+        );
+        assert_eq!(f.request(), (5, 6));
+        // Validator 0 left: its signature no longer counts toward a quorum.
+        let without_quorum = certify(&set[..3], &epoch1[1], 0);
+        assert!(matches!(
+            take(&mut f, epoch1.clone(), Some(without_quorum)),
+            Err(SyncError::Certificate(_))
+        ));
+        let done = take(
+            &mut f,
+            epoch1.clone(),
+            Some(certify(&set[1..], &epoch1[1], 0)),
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(done.blocks, epoch1);
+        assert!(!f.epoch_ended());
     }
 }

@@ -8,7 +8,7 @@ use crate::genesis::Genesis;
 use crate::json;
 use crate::metrics::Metrics;
 use crate::store::{ChainDb, FinalizedEntry};
-use ballast_core::consensus::{Certificate, Message, Record, Verdict};
+use ballast_core::consensus::{Certificate, Epoch, EpochBounds, Message, Record, Verdict};
 use ballast_core::ledger::chain::{Chain, ChainError, MAX_BLOCK_TRANSACTIONS, Payload, Source};
 use ballast_core::ledger::execute::Ledger;
 use ballast_core::ledger::mempool::{Limits, Mempool, Rejection};
@@ -16,7 +16,7 @@ use ballast_core::ledger::tx::{Address, SignedTransaction};
 use ballast_core::scheme::ed25519::Ed25519;
 use ballast_core::validators::ValidatorSet;
 use ballast_core::{Block, Digest, Height, View};
-use ballast_transports::engine::{Application, BlockLookup, Observation};
+use ballast_transports::engine::{Application, BlockLookup, EpochPlan, Observation};
 use ballast_transports::{Store, StoreError};
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -27,6 +27,31 @@ use tokio::sync::broadcast;
 pub const RECENT_STATES: usize = 64;
 /// Proposals whose first-seen time is remembered for the latency histogram.
 const MAX_TRACKED_PROPOSALS: usize = 1_024;
+/// Epoch starts remembered. Consensus asks about the latest one, or the one
+/// before when it stopped between finalizing an epoch's last block and
+/// recording the next start; a few more cost nothing.
+const MAX_REMEMBERED_EPOCHS: usize = 8;
+
+/// An epoch as this node computed it when it finalized the block before it
+/// (or from genesis): consensus and a full node's follower both take their
+/// sets from here, so they cannot disagree with the ledger.
+#[derive(Clone, Debug)]
+pub struct EpochStart {
+    pub epoch: Epoch,
+    /// The block the epoch starts after: genesis, or the previous epoch's
+    /// last block.
+    pub anchor: Digest,
+    pub plan: EpochPlan,
+}
+
+impl EpochStart {
+    pub fn bounds(&self) -> EpochBounds {
+        EpochBounds {
+            epoch: self.epoch,
+            last_height: self.plan.last_height,
+        }
+    }
+}
 
 /// The finalized head.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -140,7 +165,11 @@ pub struct NodeApp {
     db: ChainDb,
     /// Validators' accounts: the proposer of a block is paid at its key.
     validator_keys: Arc<Vec<Address>>,
+    /// The current epoch's set: who leads (and so is paid) in each view.
     validators: Arc<ValidatorSet>,
+    genesis_validators: Arc<ValidatorSet>,
+    /// The latest epoch starts, oldest first; never empty.
+    epochs: VecDeque<EpochStart>,
     finalized_tx: broadcast::Sender<FinalizedBlock>,
     metrics: Arc<Metrics>,
     first_seen: BTreeMap<Digest, Instant>,
@@ -173,12 +202,23 @@ impl NodeApp {
             states: VecDeque::from([(0, state.clone())]),
         })));
         let (finalized_tx, _) = broadcast::channel(1_024);
+        let genesis_validators = Arc::new(genesis.validator_set());
+        let first = EpochStart {
+            epoch: 0,
+            anchor: Block::genesis().digest(),
+            plan: EpochPlan {
+                validators: genesis_validators.clone(),
+                last_height: state.epoch_end_after(0),
+            },
+        };
         let app = NodeApp {
             chain: Chain::new(state),
             shared: shared.clone(),
             db,
             validator_keys: Arc::new(genesis.validator_keys()),
-            validators: Arc::new(genesis.validator_set()),
+            validators: genesis_validators.clone(),
+            genesis_validators,
+            epochs: VecDeque::from([first]),
             finalized_tx: finalized_tx.clone(),
             metrics,
             first_seen: BTreeMap::new(),
@@ -188,6 +228,66 @@ impl NodeApp {
 
     fn proposer(&self, view: View) -> Address {
         self.validator_keys[usize::from(self.validators.leader(view))]
+    }
+
+    /// The epoch the next finalized block belongs to.
+    pub fn current_epoch(&self) -> &EpochStart {
+        self.epochs
+            .back()
+            .expect("the genesis epoch is always there")
+    }
+
+    /// After finalizing `block`, the last of the current epoch: the next
+    /// epoch's set is the ledger's epoch set in the state after it, each
+    /// power at the index of that validator's consensus key (zero for a
+    /// genesis validator that left). Validators outside the genesis set
+    /// cannot be reached over QUIC yet, so their stake carries no consensus
+    /// weight. A set with no stake left keeps the previous one (the ledger
+    /// keeps its previous set too when no candidate has stake).
+    fn start_epoch_after(&mut self, block: &Block, state: &Ledger) {
+        let previous = self.current_epoch().clone();
+        debug_assert_eq!(block.height, previous.plan.last_height);
+        let powers = state.epoch_set().validators;
+        let stakes: Vec<u64> = self
+            .validator_keys
+            .iter()
+            .map(|key| {
+                powers
+                    .iter()
+                    .find(|(address, _)| address == key)
+                    .map_or(0, |(_, power)| *power)
+            })
+            .collect();
+        let validators = match ValidatorSet::with_observers(
+            stakes.clone(),
+            self.genesis_validators.leader_seed(),
+        ) {
+            Ok(set) => Arc::new(set),
+            Err(e) => {
+                tracing::error!(error = %e, ?stakes, "the next epoch's set is unusable; keeping the current one");
+                previous.plan.validators.clone()
+            }
+        };
+        let start = EpochStart {
+            epoch: previous.epoch + 1,
+            anchor: block.digest(),
+            plan: EpochPlan {
+                validators,
+                last_height: state.epoch_end_after(block.height),
+            },
+        };
+        tracing::info!(
+            epoch = start.epoch,
+            from_height = block.height + 1,
+            last_height = start.plan.last_height,
+            ?stakes,
+            "the next epoch's validator set is fixed"
+        );
+        self.metrics.epoch.set(start.epoch as i64);
+        self.epochs.push_back(start);
+        while self.epochs.len() > MAX_REMEMBERED_EPOCHS {
+            self.epochs.pop_front();
+        }
     }
 
     /// Re-executes the finalized chain the engine recorded (from genesis:
@@ -299,6 +399,9 @@ impl NodeApp {
             })?;
         }
         self.chain.finalize(digest, block.height);
+        if block.height == self.current_epoch().plan.last_height {
+            self.start_epoch_after(block, &state);
+        }
         {
             let mut shared = self.shared.lock();
             shared.head = Head {
@@ -421,6 +524,35 @@ impl Application<Ed25519> for NodeApp {
                 return;
             }
         }
+    }
+
+    /// The plan this node fixed when it finalized `anchor`. Consensus only
+    /// asks about anchors it finalized, which this application executed
+    /// first (at startup, `recover` re-executed the whole finalized chain).
+    fn epoch(
+        &mut self,
+        epoch: Epoch,
+        anchor: &Block,
+        _blocks: &dyn BlockLookup,
+    ) -> Option<EpochPlan> {
+        let digest = anchor.digest();
+        let Some(start) = self
+            .epochs
+            .iter()
+            .find(|s| s.epoch == epoch && s.anchor == digest)
+        else {
+            // Running on with a guessed set could sign what the real set
+            // never would: stop instead (the finalized chain on disk is
+            // intact, and a restart re-executes it).
+            panic!(
+                "consensus asks for epoch {epoch} after block {} at height {}, which this node \
+                 never finalized as an epoch's end",
+                digest.short(),
+                anchor.height
+            );
+        };
+        self.validators = start.plan.validators.clone();
+        Some(start.plan.clone())
     }
 
     fn observe(&mut self, _now_ms: u64, event: Observation<'_, Ed25519>) {

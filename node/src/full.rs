@@ -6,8 +6,9 @@
 //! full node is nobody the validator set vouches for), and the RPC surface
 //! is already hardened for untrusted clients (size caps, connection limits).
 //! Nothing a peer says is trusted: `core::sync::Follower` accepts a block
-//! only under a finalization certificate that carries a quorum of the
-//! genesis validators' stake and hash-links to it, and the ledger then
+//! only under a finalization certificate that carries a quorum of its
+//! epoch's validator stake and hash-links to it (the set of each epoch comes
+//! from this node's own execution of the block before it), and the ledger then
 //! re-executes the block and checks its state root. Requests rotate over
 //! every configured peer, so one slow or lying peer costs one round.
 //!
@@ -25,7 +26,7 @@ use ballast_core::ledger::staking::consensus_namespace;
 use ballast_core::ledger::tx::SignedTransaction;
 use ballast_core::scheme::ed25519::Ed25519;
 use ballast_core::sync::{
-    Answer, Finalized, Follower, MAX_BLOCKS_PER_FETCH, SyncError, decode_answer,
+    Answer, Finalized, Follower, MAX_BLOCKS_PER_FETCH, MAX_LINK_BLOCKS, SyncError, decode_answer,
 };
 use ballast_transports::Store;
 use serde_json::{Value, json};
@@ -80,9 +81,11 @@ pub async fn run(
     let forwarder = tokio::spawn(forward(forward_rx, peers.clone()));
 
     let head = base.shared.lock().head.clone();
+    let epoch = app.current_epoch().clone();
     let mut follower = Follower::new(
         Ed25519::verifier(Arc::new(genesis.verifying_keys())),
-        Arc::new(genesis.validator_set()),
+        epoch.plan.validators.clone(),
+        epoch.bounds(),
         consensus_namespace(genesis.chain_id),
         head.height,
         head.digest,
@@ -97,12 +100,14 @@ pub async fn run(
             let peer = turn % peers.len();
             let (url, client) = &peers[peer];
             turn += 1;
-            let from = follower.next_height();
-            let answer = fetch(client, from).await;
-            let outcome = answer.and_then(|(blocks, certificate)| {
-                let empty = blocks.is_empty();
+            let (from, count) = follower.request();
+            let answer = fetch(client, from, count).await;
+            let mut links = Vec::new();
+            let outcome = answer.and_then(|answer| {
+                let empty = answer.blocks.is_empty();
+                links = answer.links.clone();
                 follower
-                    .on_answer(blocks, certificate)
+                    .on_answer(answer)
                     .map(|finals| (empty, finals))
                     .map_err(|e| e.to_string())
             });
@@ -120,11 +125,17 @@ pub async fn run(
                     }),
                 )) => {
                     backoff_ms = POLL_MS;
-                    for block in &blocks {
+                    // Links too: this node may answer other full nodes.
+                    for block in blocks.iter().chain(&links) {
                         let record = Record::<Ed25519>::Block(block.clone());
                         store.put(&record.key(), &record.encode())?;
                     }
                     app.apply_finalized(&blocks, &certificate)?;
+                    if follower.epoch_ended() {
+                        let next = app.current_epoch();
+                        tracing::info!(epoch = next.epoch, "following the next epoch's set");
+                        follower.start_epoch(next.plan.validators.clone(), next.bounds());
+                    }
                     let last = blocks.last().expect("a finalization holds a block").clone();
                     tracing::debug!(height = last.height, "followed");
                     let record = Record::Finalized {
@@ -164,19 +175,20 @@ pub async fn run(
     result
 }
 
-/// One request: blocks from `from` and a certificate, decoded.
-async fn fetch(client: &Client, from: u64) -> Result<Answer<Ed25519>, String> {
+/// One request: `count` blocks from `from` and a certificate, decoded.
+async fn fetch(client: &Client, from: u64, count: u64) -> Result<Answer<Ed25519>, String> {
     let answer = client
         .call(
             "ballast_getFinalizedBlocks",
-            vec![json!(from), json!(MAX_BLOCKS_PER_FETCH)],
+            vec![json!(from), json!(count)],
         )
         .await
         .map_err(|e| e.to_string())?;
     parse_answer(&answer).map_err(|e| e.to_string())
 }
 
-/// Turns the JSON answer into blocks and a certificate.
+/// Turns the JSON answer into blocks, a certificate and links (absent
+/// links: none).
 pub fn parse_answer(answer: &Value) -> Result<Answer<Ed25519>, SyncError> {
     let malformed = |what: &str| SyncError::Malformed(what.to_string());
     let list = answer["blocks"]
@@ -185,20 +197,27 @@ pub fn parse_answer(answer: &Value) -> Result<Answer<Ed25519>, SyncError> {
     if list.len() as u64 > MAX_BLOCKS_PER_FETCH {
         return Err(SyncError::TooManyBlocks(list.len()));
     }
-    let blocks: Vec<Vec<u8>> = list
-        .iter()
-        .map(|b| {
-            b.as_str()
-                .and_then(|h| hex::decode(h).ok())
-                .ok_or_else(|| malformed("a block is not hex"))
-        })
-        .collect::<Result<_, _>>()?;
+    let links = match &answer["links"] {
+        Value::Null => &Vec::new(),
+        Value::Array(links) if links.len() <= MAX_LINK_BLOCKS => links,
+        Value::Array(_) => return Err(SyncError::BadLinks),
+        _ => return Err(malformed("links is not an array")),
+    };
+    let hex_list = |list: &[Value]| -> Result<Vec<Vec<u8>>, SyncError> {
+        list.iter()
+            .map(|b| {
+                b.as_str()
+                    .and_then(|h| hex::decode(h).ok())
+                    .ok_or_else(|| malformed("a block is not hex"))
+            })
+            .collect()
+    };
     let certificate = match &answer["certificate"] {
         Value::Null => None,
         Value::String(h) => Some(hex::decode(h).map_err(|_| malformed("certificate is not hex"))?),
         _ => return Err(malformed("certificate is not a string")),
     };
-    decode_answer::<Ed25519>(&blocks, certificate.as_deref())
+    decode_answer::<Ed25519>(&hex_list(list)?, certificate.as_deref(), &hex_list(links)?)
 }
 
 /// Forwards submitted transactions to the peers in batches, trying the next
@@ -242,6 +261,8 @@ mod tests {
             json!({"blocks": [], "certificate": 5}),
             json!({"blocks": [], "certificate": "00"}),
             json!({"blocks": ["00"], "certificate": null}),
+            json!({"blocks": [], "links": "00"}),
+            json!({"blocks": [], "links": ["zz"]}),
         ] {
             assert!(
                 matches!(parse_answer(&answer), Err(SyncError::Malformed(_))),
@@ -253,7 +274,12 @@ mod tests {
             parse_answer(&many).unwrap_err(),
             SyncError::TooManyBlocks(65)
         );
+        let too_many_links = json!({"blocks": [], "links": vec!["00"; MAX_LINK_BLOCKS + 1]});
+        assert_eq!(
+            parse_answer(&too_many_links).unwrap_err(),
+            SyncError::BadLinks
+        );
         let empty = parse_answer(&json!({"blocks": [], "certificate": null})).unwrap();
-        assert!(empty.0.is_empty() && empty.1.is_none());
+        assert!(empty.blocks.is_empty() && empty.certificate.is_none() && empty.links.is_empty());
     }
 }

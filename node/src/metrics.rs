@@ -12,6 +12,8 @@ use std::sync::Mutex;
 pub struct Metrics {
     registry: Mutex<Registry>,
     pub view: Gauge,
+    /// The consensus epoch of the next finalized block.
+    pub epoch: Gauge,
     pub finalized_height: Gauge,
     /// From the first sight of a proposal to its finalization, here.
     pub finalization_latency_seconds: Histogram,
@@ -40,6 +42,7 @@ impl Metrics {
         let metrics = Metrics {
             registry: Mutex::new(Registry::with_prefix("ballast")),
             view: Gauge::default(),
+            epoch: Gauge::default(),
             finalized_height: Gauge::default(),
             // 10 ms to about 80 s.
             finalization_latency_seconds: Histogram::new(exponential_buckets(0.01, 2.0, 14)),
@@ -59,6 +62,11 @@ impl Metrics {
                 "view",
                 "Consensus view this validator is in",
                 metrics.view.clone(),
+            );
+            r.register(
+                "epoch",
+                "Consensus epoch (validator set) of the next finalized block",
+                metrics.epoch.clone(),
             );
             r.register(
                 "finalized_height",

@@ -15,7 +15,7 @@
 //! | `ballast_sendTransaction`   | raw (hex)             | transaction hash |
 //! | `ballast_sendTransactions`  | [raw, ...] (≤ 1,024)  | per transaction: `{hash}` or `{error}`, in order |
 //! | `ballast_validators`        | —                     | index, key, stake of each validator |
-//! | `ballast_getFinalizedBlocks`| from, count (≤ 64)    | raw finalized blocks from `from` and a finalization certificate (what full nodes sync from) |
+//! | `ballast_getFinalizedBlocks`| from, count (≤ 64)    | raw finalized blocks from `from`, a finalization certificate, and links to it past an epoch's end (what full nodes sync from) |
 //! | `ballast_subscribeFinalized`| — (WebSocket)         | a `ballast_finalized` notification per finalized block |
 //!
 //! Errors use the standard codes (-32700 parse, -32600 invalid request,
@@ -232,22 +232,67 @@ impl RpcContext {
             answered.push((height, digest));
         }
         let mut certificate = None;
+        let mut named = None;
         for (height, digest) in answered.iter().rev() {
             let Some(bytes) = self.db.certificate_at(*height).map_err(internal)? else {
                 continue;
             };
-            let ends_stretch = matches!(
-                Message::<Ed25519>::decode(&bytes),
-                Ok(Message::Certificate(c)) if c.subject.digest() == Some(ballast_core::Digest(*digest))
-            );
+            let names = match Message::<Ed25519>::decode(&bytes) {
+                Ok(Message::Certificate(c)) => c.subject.digest(),
+                _ => None,
+            };
+            let ends_stretch = names == Some(ballast_core::Digest(*digest));
             if ends_stretch || certificate.is_none() {
                 certificate = Some(hex::encode(bytes));
+                named = names;
             }
             if ends_stretch {
                 break;
             }
         }
-        Ok(json!({"blocks": blocks, "certificate": certificate}))
+        let links = match named {
+            Some(named) => self.links(named, &answered)?,
+            None => Vec::new(),
+        };
+        Ok(json!({"blocks": blocks, "certificate": certificate, "links": links}))
+    }
+
+    /// When the certificate names an empty block past an epoch's end (which
+    /// finalized the epoch's last block but is never delivered, so never
+    /// indexed): the stored blocks from just after an answered block up to
+    /// it, oldest first, in their canonical encoding. Empty otherwise: a
+    /// certificate naming a later delivered block is followed by fetching
+    /// that block.
+    fn links(
+        &self,
+        named: ballast_core::Digest,
+        answered: &[(u64, [u8; 32])],
+    ) -> Result<Vec<String>, ErrorObjectOwned> {
+        use ballast_core::codec::Writer;
+        let mut links = Vec::new();
+        let mut cursor = named.0;
+        while !answered.iter().any(|(_, d)| *d == cursor) {
+            if links.len() == ballast_core::sync::MAX_LINK_BLOCKS {
+                return Ok(Vec::new());
+            }
+            // Only empty blocks link: anything else is delivered.
+            match self.db.block(&cursor).map_err(internal)? {
+                Some(block) if block.payload.is_empty() => {
+                    cursor = block.parent.0;
+                    links.push(block);
+                }
+                _ => return Ok(Vec::new()),
+            }
+        }
+        Ok(links
+            .iter()
+            .rev()
+            .map(|block| {
+                let mut w = Writer::new();
+                block.encode(&mut w);
+                hex::encode(w.into_vec())
+            })
+            .collect())
     }
 }
 

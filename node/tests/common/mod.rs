@@ -73,6 +73,14 @@ impl Network {
         }
     }
 
+    /// Rewrites the genesis (before any node starts), e.g. its parameters.
+    pub fn edit_genesis(&self, edit: impl FnOnce(&mut ballast_node::genesis::Genesis)) {
+        let path = self.dir.path().join("genesis.toml");
+        let mut genesis = ballast_node::genesis::Genesis::load(&path).unwrap();
+        edit(&mut genesis);
+        std::fs::write(&path, toml::to_string(&genesis).unwrap()).unwrap();
+    }
+
     pub fn log_path(&self, index: usize) -> PathBuf {
         if index < self.validators {
             self.dir.path().join(format!("node-{index}/node.log"))
