@@ -127,6 +127,7 @@ fn records_round_trip() {
     for record in [
         Record::Vote(Subject::Nullify { view: 5 }),
         Record::Block(block.clone()),
+        Record::Certificate(certificate.clone()),
         Record::Finalized { block, certificate },
     ] {
         assert_eq!(Record::<KeyedHash>::decode(&record.encode()), Ok(record));

@@ -3,7 +3,8 @@
 //!
 //! | column family  | holds                                              | written by |
 //! |----------------|----------------------------------------------------|------------|
-//! | `safety`       | votes this validator signed (by view)              | engine     |
+//! | `safety`       | votes this validator signed and certificates it    | engine     |
+//! |                | formed or accepted (by view), epoch starts         |            |
 //! | `blocks`       | every block received or built, by digest           | engine     |
 //! | `certificates` | the highest finalized block and its certificate;   | engine     |
 //! |                | each finalized height's certificate                | node       |

@@ -131,6 +131,9 @@ pub struct Recorder {
     agreed: BTreeMap<Height, Digest>,
     signed: BTreeMap<(ValidatorIndex, View), Signed>,
     pub views: Vec<View>,
+    /// Per validator: when it last entered a view through a certificate
+    /// (formed or received), for the certificate-crash watcher.
+    pub certified_entry_us: Vec<Option<u64>>,
     pub finalized: Vec<FinalizedEvent>,
     /// When each block was proposed (first broadcast), for latency.
     pub proposed_at_us: BTreeMap<Digest, u64>,
@@ -181,6 +184,7 @@ impl Recorder {
             agreed: BTreeMap::new(),
             signed: BTreeMap::new(),
             views: vec![0; n],
+            certified_entry_us: vec![None; n],
             finalized: Vec::new(),
             proposed_at_us: BTreeMap::new(),
             latency_all_us: Vec::new(),

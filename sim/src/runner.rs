@@ -7,7 +7,7 @@ use crate::network::{Network, NetworkStats, SendRecord};
 use crate::recorder::{DiagramLog, MarkKind, Recorder};
 use crate::scenario::{Scenario, SchemeKind};
 use ballast_core::consensus::Epoch;
-use ballast_core::consensus::{Certificate, Effect, Message, Verdict};
+use ballast_core::consensus::{Certificate, Effect, Message, Verdict, ViewReason};
 use ballast_core::ledger::chain::ChainError;
 use ballast_core::ledger::staking::consensus_namespace;
 use ballast_core::scheme::Scheme;
@@ -483,6 +483,9 @@ async fn simulate<S: Scheme>(
         Resume(ValidatorIndex),
         /// Look for a leader to crash (see [`LeaderCrashes`]).
         LeaderWatch,
+        /// Look for a pivotal validator that just moved on through a
+        /// certificate (see [`CertificateCrashes`]).
+        PivotalWatch,
         Heal,
         End,
     }
@@ -507,6 +510,12 @@ async fn simulate<S: Scheme>(
         let watch_ms = (l.from_ms..=last_ms).step_by(LEADER_WATCH_MS as usize);
         schedule.extend(watch_ms.map(|at| (at, 0, Fault::LeaderWatch)));
     }
+    if let Some(c) = &scenario.certificate_crashes {
+        // Every millisecond: the crash must come before the certificate's
+        // copies reach anyone. Ticks run past the last possible restart.
+        let last_ms = c.to_ms + c.down_ms + 1;
+        schedule.extend((c.from_ms..=last_ms).map(|at| (at, 0, Fault::PivotalWatch)));
+    }
     schedule.push((scenario.heal_ms(), 3, Fault::Heal));
     schedule.push((scenario.duration_ms, 4, Fault::End));
     schedule.sort_by_key(|(at, order, _)| (*at, *order));
@@ -514,6 +523,18 @@ async fn simulate<S: Scheme>(
     let mut heal_state: Option<(u64, View, Vec<Height>)> = None;
     // Validators the leader-crash watcher has down, with their restart time.
     let mut leaders_down: Vec<(u64, ValidatorIndex)> = Vec::new();
+    // The validator the certificate-crash watcher has down, until when.
+    let mut pivotal_down: Option<(u64, ValidatorIndex)> = None;
+    // Validators down by the schedule (crashed or paused), and those the
+    // certificate-crash watcher may pick: honest, never scheduled down.
+    let mut scheduled_down: BTreeSet<ValidatorIndex> = BTreeSet::new();
+    let pivotal_candidates: Vec<ValidatorIndex> = (0..n as ValidatorIndex)
+        .filter(|v| {
+            !scenario.byzantine.iter().any(|(b, _)| b == v)
+                && !scenario.crashes.iter().any(|c| c.validator == *v)
+                && !scenario.pauses.iter().any(|p| p.validator == *v)
+        })
+        .collect();
     for (at_ms, _, fault) in schedule {
         let wait =
             (origin + Duration::from_millis(at_ms)).saturating_duration_since(simulated_now());
@@ -534,17 +555,23 @@ async fn simulate<S: Scheme>(
                 rec.mark(at_us, None, MarkKind::Fault, || text.clone());
                 rec.note(at_us, 0, || format!("!! {text}"));
             }
-            Fault::Crash(v) => crasher.crash(v, at_us, &mut rec),
+            Fault::Crash(v) => {
+                scheduled_down.insert(v);
+                crasher.crash(v, at_us, &mut rec);
+            }
             Fault::Restart(v) => {
+                scheduled_down.remove(&v);
                 Crasher::note_restart(v, at_us, &mut rec);
                 restarts.push(v);
             }
             Fault::Pause(v) => {
+                scheduled_down.insert(v);
                 rec.mark(at_us, Some(v), MarkKind::Fault, || format!("pause v{v}"));
                 rec.note(at_us, v, || format!("!! pause v{v}"));
                 handle.pause(crasher.nodes[usize::from(v)].id());
             }
             Fault::Resume(v) => {
+                scheduled_down.remove(&v);
                 rec.mark(at_us, Some(v), MarkKind::Fault, || format!("resume v{v}"));
                 rec.note(at_us, v, || format!("!! resume v{v}"));
                 handle.resume(crasher.nodes[usize::from(v)].id());
@@ -572,6 +599,42 @@ async fn simulate<S: Scheme>(
                     leaders_down.push((now_ms + l.down_ms, leader));
                 }
             }
+            Fault::PivotalWatch => {
+                let c = scenario.certificate_crashes.as_ref().expect("scheduled");
+                let now_ms = at_us / 1000;
+                if let Some((until_ms, v)) = pivotal_down
+                    && until_ms <= now_ms
+                {
+                    pivotal_down = None;
+                    Crasher::note_restart(v, at_us, &mut rec);
+                    restarts.push(v);
+                }
+                if now_ms < c.to_ms && pivotal_down.is_none() {
+                    // Honest stake still up; a validator is pivotal when
+                    // the rest of it is no quorum.
+                    let up: Vec<ValidatorIndex> = (0..n as ValidatorIndex)
+                        .filter(|v| !scheduled_down.contains(v) && !rec.is_byzantine(*v))
+                        .collect();
+                    let stake_up = validators.stake_of(&up);
+                    // It just moved on through a certificate, and no one
+                    // else has reached its view: it alone holds that
+                    // certificate, and its copies are still in flight.
+                    let just_moved = |v: ValidatorIndex| {
+                        let view = rec.views[usize::from(v)];
+                        rec.certified_entry_us[usize::from(v)].is_some_and(|t| t + 1000 > at_us)
+                            && (0..n).all(|w| w == usize::from(v) || rec.views[w] < view)
+                    };
+                    let target = pivotal_candidates.iter().copied().find(|v| {
+                        up.contains(v)
+                            && just_moved(*v)
+                            && !validators.is_quorum(stake_up - validators.stake(*v))
+                    });
+                    if let Some(v) = target {
+                        crasher.crash(v, at_us, &mut rec);
+                        pivotal_down = Some((now_ms + c.down_ms, v));
+                    }
+                }
+            }
             Fault::Heal => {
                 heal_state = Some((at_us, rec.max_view(), rec.finalized_heights()));
             }
@@ -579,6 +642,10 @@ async fn simulate<S: Scheme>(
                 assert!(
                     leaders_down.iter().all(|(until, _)| *until > at_ms),
                     "the leader-crash watcher left {leaders_down:?} down past their restart"
+                );
+                assert!(
+                    pivotal_down.is_none_or(|(until, _)| until > at_ms),
+                    "the certificate-crash watcher left {pivotal_down:?} down past its restart"
                 );
                 if scenario.check_liveness
                     && let Some((heal_us, heal_view, heights)) = &heal_state
@@ -835,6 +902,9 @@ impl<S: Scheme> Application<S> for SimApp<S> {
                     leader,
                     reason,
                 } => {
+                    if *reason != ViewReason::Start {
+                        rec.certified_entry_us[usize::from(me)] = Some(at_us);
+                    }
                     rec.mark(at_us, Some(me), MarkKind::View, || format!("view {view}"));
                     rec.note(at_us, me, || {
                         format!("v{me} entered view {view} ({reason:?}; leader v{leader})")

@@ -81,6 +81,21 @@ pub struct LeaderCrashes {
     pub down_ms: u64,
 }
 
+/// Between `from_ms` and `to_ms`, a validator that every quorum needs (the
+/// honest validators still up hold no quorum without it) is crashed the
+/// moment it enters a view through a certificate ahead of every other
+/// validator, so that the certificate's copies die with it before its
+/// peers see it; it
+/// restarts `down_ms` later, one such crash at a time. Validators with a
+/// scheduled crash or pause are never picked. This hunts the class of
+/// swarm seeds 200590 and 201379: a pivotal validator that moved on alone.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CertificateCrashes {
+    pub from_ms: u64,
+    pub to_ms: u64,
+    pub down_ms: u64,
+}
+
 /// A scenario-specific check on a window of the run: whether a new height
 /// must (`finalizes = true`) or must not (`false`) be finalized by an honest
 /// validator between `from_ms` and `to_ms`. With f + 1 validators down, for
@@ -126,6 +141,7 @@ pub struct Scenario {
     pub skews: Vec<ClockSkew>,
     pub pauses: Vec<Pause>,
     pub leader_crashes: Option<LeaderCrashes>,
+    pub certificate_crashes: Option<CertificateCrashes>,
     /// Byzantine validators and what they do; their total stake must stay
     /// below a third.
     pub byzantine: Vec<(ValidatorIndex, Role)>,
@@ -158,10 +174,12 @@ impl Scenario {
         let crashes = self.crashes.iter().map(|c| c.restart_ms);
         let pauses = self.pauses.iter().map(|p| p.resume_ms);
         let leaders = self.leader_crashes.iter().map(|l| l.to_ms + l.down_ms);
+        let pivotal = self.certificate_crashes.iter().map(|c| c.to_ms + c.down_ms);
         partitions
             .chain(crashes)
             .chain(pauses)
             .chain(leaders)
+            .chain(pivotal)
             .chain(self.network_faults_until_ms)
             .max()
             .unwrap_or(0)
@@ -173,10 +191,12 @@ impl Scenario {
         let crashes = self.crashes.iter().map(|c| c.at_ms);
         let pauses = self.pauses.iter().map(|p| p.at_ms);
         let leaders = self.leader_crashes.iter().map(|l| l.from_ms);
+        let pivotal = self.certificate_crashes.iter().map(|c| c.from_ms);
         partitions
             .chain(crashes)
             .chain(pauses)
             .chain(leaders)
+            .chain(pivotal)
             .min()
             .unwrap_or(self.duration_ms)
     }
@@ -230,6 +250,16 @@ impl Scenario {
             }
             if !self.crashes.is_empty() || !self.pauses.is_empty() {
                 return Err("leader crashes do not mix with scheduled crashes or pauses".into());
+            }
+        }
+        if let Some(c) = &self.certificate_crashes {
+            if c.to_ms <= c.from_ms || c.down_ms == 0 {
+                return Err(format!(
+                    "certificate crashes {c:?} need to_ms > from_ms and down_ms > 0"
+                ));
+            }
+            if self.leader_crashes.is_some() {
+                return Err("certificate crashes do not mix with leader crashes".into());
             }
         }
         // A validator is down (crashed or paused) for one interval at a time.
@@ -318,6 +348,7 @@ pub fn base(name: &str, description: &str, validators: usize) -> Scenario {
         skews: Vec::new(),
         pauses: Vec::new(),
         leader_crashes: None,
+        certificate_crashes: None,
         byzantine: Vec::new(),
         payload_bytes: 64,
         ledger_tps: None,

@@ -4,7 +4,8 @@
 
 use crate::byzantine::Role;
 use crate::scenario::{
-    ClockSkew, Crash, Expectation, Latency, LeaderCrashes, Partition, Pause, Scenario, SchemeKind,
+    CertificateCrashes, ClockSkew, Crash, Expectation, Latency, LeaderCrashes, Partition, Pause,
+    Scenario, SchemeKind,
 };
 use ballast_core::ValidatorIndex;
 use ballast_core::consensus::Config;
@@ -57,6 +58,7 @@ struct File {
     #[serde(default)]
     pause: Vec<Spanned<PauseFile>>,
     leader_crashes: Option<Spanned<LeaderCrashesFile>>,
+    certificate_crashes: Option<Spanned<LeaderCrashesFile>>,
     #[serde(default)]
     expect: Vec<Spanned<ExpectFile>>,
 }
@@ -415,6 +417,25 @@ pub fn parse(path: &str, text: &str) -> Result<Scenario, String> {
             })
         }
     };
+    let certificate_crashes = match file.certificate_crashes {
+        None => None,
+        Some(c) => {
+            let span = c.span();
+            let c = c.into_inner();
+            if c.to_ms <= c.from_ms || c.down_ms == 0 {
+                return Err(at(
+                    span,
+                    "certificate_crashes",
+                    "needs to_ms after from_ms and a down_ms above 0".into(),
+                ));
+            }
+            Some(CertificateCrashes {
+                from_ms: c.from_ms,
+                to_ms: c.to_ms,
+                down_ms: c.down_ms,
+            })
+        }
+    };
     let mut expectations = Vec::new();
     for e in file.expect {
         let span = e.span();
@@ -469,6 +490,7 @@ pub fn parse(path: &str, text: &str) -> Result<Scenario, String> {
         skews,
         pauses,
         leader_crashes,
+        certificate_crashes,
         byzantine,
         payload_bytes: file.payload_bytes,
         ledger_tps: file.ledger_tps,
@@ -541,6 +563,13 @@ pub fn to_toml(scenario: &Scenario) -> String {
             t,
             "leader_crashes = {{ from_ms = {}, to_ms = {}, down_ms = {} }}",
             l.from_ms, l.to_ms, l.down_ms
+        );
+    }
+    if let Some(c) = &scenario.certificate_crashes {
+        let _ = writeln!(
+            t,
+            "certificate_crashes = {{ from_ms = {}, to_ms = {}, down_ms = {} }}",
+            c.from_ms, c.to_ms, c.down_ms
         );
     }
     for (from, to, l) in &scenario.link_latency {

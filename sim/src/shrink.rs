@@ -123,6 +123,11 @@ fn candidates(s: &Scenario, first_violation_ms: Option<u64>) -> Vec<(String, Sce
             c.leader_crashes = None
         });
     }
+    if s.certificate_crashes.is_some() {
+        with("drop the certificate crashes".into(), &|c| {
+            c.certificate_crashes = None
+        });
+    }
     for i in 0..s.link_latency.len() {
         let (from, to, _) = &s.link_latency[i];
         with(format!("drop the latency of link v{from}->v{to}"), &|c| {
@@ -164,6 +169,12 @@ fn truncate(s: &mut Scenario, end_ms: u64) {
         .is_some_and(|l| l.to_ms + l.down_ms >= end_ms)
     {
         s.leader_crashes = None;
+    }
+    if s.certificate_crashes
+        .as_ref()
+        .is_some_and(|c| c.to_ms + c.down_ms >= end_ms)
+    {
+        s.certificate_crashes = None;
     }
     if s.network_faults_until_ms.is_some_and(|t| t >= end_ms) {
         s.network_faults_until_ms = None;

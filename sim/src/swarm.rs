@@ -20,7 +20,9 @@
 //! writes it out as a file like any other.
 
 use crate::byzantine::Role;
-use crate::scenario::{ClockSkew, Crash, Latency, LeaderCrashes, Partition, Pause, Scenario};
+use crate::scenario::{
+    CertificateCrashes, ClockSkew, Crash, Latency, LeaderCrashes, Partition, Pause, Scenario,
+};
 use ballast_core::ValidatorIndex;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -179,6 +181,18 @@ pub fn generate(template: &Scenario, seed: u64) -> Scenario {
     if rng.gen_bool(0.3) {
         s.ledger_tps = Some(rng.gen_range(20..400));
     }
+    // Drawn last, so that adding them left every earlier draw (and so the
+    // rest of every seed's scenario) as it was.
+    let certificate_crashes_on = rng.gen_bool(0.15);
+    let (from_ms, to_ms) = window(&mut rng, 2_000);
+    let down_ms = rng.gen_range(50..1_500);
+    if certificate_crashes_on && s.leader_crashes.is_none() {
+        s.certificate_crashes = Some(CertificateCrashes {
+            from_ms,
+            to_ms,
+            down_ms,
+        });
+    }
     s.duration_ms = s.heal_ms().max(safety_ms) + LIVENESS_PHASE_MS;
     s.liveness_views = LIVENESS_VIEWS;
     s.description = describe(&s, seed);
@@ -214,6 +228,9 @@ fn describe(s: &Scenario, seed: u64) -> String {
     }
     if s.leader_crashes.is_some() {
         parts.push("leader crashes".into());
+    }
+    if s.certificate_crashes.is_some() {
+        parts.push("certificate crashes".into());
     }
     if let Some(tps) = s.ledger_tps {
         parts.push(format!("ledger at {tps} tx/s"));

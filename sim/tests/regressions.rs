@@ -93,6 +93,38 @@ fn swarm_seed_197() {
     check_file("regressions/swarm-197.toml", 197);
 }
 
+/// Liveness: a validator every quorum needs formed a notarization, moved
+/// on and crashed before anyone saw it; restarted, it neither counted its
+/// own recorded vote for that view nor knew the certificate, so nobody
+/// could ever complete the view (see the file's comment).
+#[test]
+fn swarm_seed_200590() {
+    check_file("regressions/swarm-200590.toml", 200590);
+}
+
+/// Liveness: the same stall as `swarm_seed_200590`, with stakes [5, 1, 1, 1].
+#[test]
+fn swarm_seed_201379() {
+    check_file("regressions/swarm-201379.toml", 201379);
+}
+
+/// Liveness: a restarted validator on slow links never caught up: each
+/// block request asked for blocks it already had and was duplicated at
+/// every retry while earlier answers were still queued on the link.
+#[test]
+fn swarm_seed_202520() {
+    check_file("regressions/swarm-202520.toml", 202520);
+}
+
+/// Liveness: twins of v0 led three views in a row; in one the honest votes
+/// split between the twins' blocks so that neither could be notarized, and
+/// every honest validator waited for its backed-off timer (4 s) before
+/// nullifying. Found once swarm seeds drew certificate crashes.
+#[test]
+fn swarm_seed_356() {
+    check_file("regressions/swarm-356.toml", 356);
+}
+
 /// Window check: with v0 (the leader) paused and the next leader's proposal
 /// lost to one validator, backed-off timers took 1.5 s to finalize again,
 /// longer than the 1.3 s the scenario first allowed (widened to 2.8 s).

@@ -21,6 +21,17 @@ pub enum Record<S: Scheme> {
         block: Block,
         certificate: Certificate<S>,
     },
+    /// A certificate this replica formed or accepted. Not synced itself:
+    /// the next vote syncs it, and a replica that cast no vote since
+    /// resumes in an earlier view, where its peers can be too. Without
+    /// them, a validator every quorum needs could form a certificate, move
+    /// on, crash and come back knowing nothing of it, and the others would
+    /// wait in the earlier view forever (swarm seeds 200590, 201379); and
+    /// once every holder of a view's certificate had crashed, no leader
+    /// could ever again justify a proposal across that view
+    /// (`certificate-crash-one-down`). Like votes, one key per view and
+    /// kind, so they sort by view for pruning.
+    Certificate(Certificate<S>),
     /// The start of epoch `epoch`: the block that ended the previous one
     /// and the certificate that made it final. A restarted replica resumes
     /// in the latest epoch it started, and a replica answers a peer still
@@ -38,6 +49,7 @@ pub mod prefix {
     pub const BLOCK: u8 = b'b';
     pub const FINALIZED: u8 = b'f';
     pub const EPOCH: u8 = b'e';
+    pub const CERTIFICATE: u8 = b'c';
 }
 
 impl<S: Scheme> Record<S> {
@@ -60,6 +72,17 @@ impl<S: Scheme> Record<S> {
                 key
             }
             Record::Finalized { .. } => vec![prefix::FINALIZED],
+            Record::Certificate(certificate) => {
+                let subject = certificate.subject;
+                let mut key = vec![prefix::CERTIFICATE];
+                key.extend_from_slice(&subject.view().to_be_bytes());
+                key.push(match subject {
+                    Subject::Notarize { .. } => 0,
+                    Subject::Nullify { .. } => 1,
+                    Subject::Finalize { .. } => 2,
+                });
+                key
+            }
             Record::Epoch { epoch, .. } => Record::<S>::epoch_key(*epoch),
         }
     }
@@ -97,6 +120,7 @@ impl<S: Scheme> Record<S> {
             Record::Vote(subject) => subject.view(),
             Record::Block(block) | Record::Finalized { block, .. } => block.view,
             Record::Epoch { anchor, .. } => anchor.view,
+            Record::Certificate(certificate) => certificate.subject.view(),
         }
     }
 
@@ -126,6 +150,11 @@ impl<S: Scheme> Record<S> {
                 w.u8(3);
                 w.u64(*epoch);
                 anchor.encode(&mut w);
+                certificate.subject.encode(&mut w);
+                S::encode_certificate(&certificate.certificate, &mut w);
+            }
+            Record::Certificate(certificate) => {
+                w.u8(4);
                 certificate.subject.encode(&mut w);
                 S::encode_certificate(&certificate.certificate, &mut w);
             }
@@ -162,6 +191,10 @@ impl<S: Scheme> Record<S> {
                     certificate: S::decode_certificate(&mut r)?,
                 },
             },
+            4 => Record::Certificate(Certificate {
+                subject: Subject::decode(&mut r)?,
+                certificate: S::decode_certificate(&mut r)?,
+            }),
             tag => {
                 return Err(DecodeError::UnknownTag {
                     what: "record",

@@ -19,6 +19,26 @@ use std::sync::Arc;
 /// for earlier ones to be answered. Bounds what unanswered requests can cost.
 const MAX_WANTED_BLOCKS: usize = 1024;
 
+/// A block request in flight, until it is answered or overdue.
+#[derive(Clone, Copy, Debug)]
+struct BlockRequest {
+    digest: Digest,
+    sent_ms: u64,
+    /// Times it was sent without an answer before this one.
+    attempts: u32,
+}
+
+/// Where a certificate came from.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Source {
+    /// This replica completed its quorum.
+    Formed,
+    /// A peer sent it (verified).
+    Received,
+    /// Read back from this replica's store after a restart.
+    Stored,
+}
+
 /// The last finalized block, where the chain is anchored.
 #[derive(Clone, Debug)]
 struct Anchor {
@@ -49,9 +69,22 @@ pub struct Simplex<S: Scheme> {
     /// The highest finalization above the anchor, waiting for its blocks.
     pending_finalization: Option<Certificate<S>>,
     wanted_blocks: BTreeSet<Digest>,
-    block_request_ms: Option<u64>,
-    /// When blocks the application lacked were last requested.
-    app_fetch_ms: Option<u64>,
+    /// The one chain request in flight. It is re-sent only when its answer
+    /// is overdue, never while it may still be queued on a slow link (swarm
+    /// seed 202520: a request re-sent at every retry filled slow links with
+    /// duplicate answers, and a lagging replica never caught up).
+    chain_request: Option<BlockRequest>,
+    /// The block the application asked for (an ancestor it needs to judge
+    /// or build a proposal), paced the same way.
+    app_request: Option<BlockRequest>,
+    /// How long the last answered block request took: the pace of the
+    /// links, which sets how long to wait before asking again.
+    block_answer_ms: u64,
+    /// What recovery found, acted on at [`Input::Start`]: this replica's own
+    /// votes (counted again, so it can complete a view from its peers'
+    /// re-sent votes) and the certificate that moved it into its last view.
+    recovered_votes: Vec<Subject>,
+    recovered_certificates: Vec<Certificate<S>>,
     request_attempt: usize,
     /// Views since the last notarization that failed because the network
     /// was slower than the timers; drives timer back-off.
@@ -115,8 +148,11 @@ impl<S: Scheme> Simplex<S> {
             },
             pending_finalization: None,
             wanted_blocks: BTreeSet::new(),
-            block_request_ms: None,
-            app_fetch_ms: None,
+            chain_request: None,
+            app_request: None,
+            block_answer_ms: 0,
+            recovered_votes: Vec::new(),
+            recovered_certificates: Vec::new(),
             request_attempt: 0,
             slow_views: 0,
         }
@@ -155,10 +191,12 @@ impl<S: Scheme> Simplex<S> {
         let mut votes = Vec::new();
         let mut blocks = BTreeMap::new();
         let mut finalized = None;
+        let mut certificates = Vec::new();
         for record in records {
             match record {
                 Record::Vote(subject) if bounds.contains(subject.view()) => votes.push(subject),
-                Record::Vote(_) | Record::Epoch { .. } => {}
+                Record::Certificate(c) if bounds.contains(c.subject.view()) => certificates.push(c),
+                Record::Vote(_) | Record::Epoch { .. } | Record::Certificate(_) => {}
                 Record::Block(block) => {
                     blocks.insert(block.digest(), block);
                 }
@@ -185,6 +223,7 @@ impl<S: Scheme> Simplex<S> {
             }
         }
         let mut resume = replica.floor_view() + 1;
+        votes.sort_by_key(|subject| subject.view());
         for subject in votes {
             let view = subject.view();
             if view <= anchor_view {
@@ -197,7 +236,16 @@ impl<S: Scheme> Simplex<S> {
                 Subject::Nullify { .. } => state.signed_nullify = true,
                 Subject::Finalize { digest, .. } => state.signed_finalize = Some(digest),
             }
+            replica.recovered_votes.push(subject);
         }
+        // Resume past the highest view a stored certificate ended: that is
+        // where this replica was, whether or not it voted there.
+        certificates.retain(|c| c.subject.view() > anchor_view);
+        certificates.sort_by_key(|c| c.subject.view());
+        if let Some(last) = certificates.last() {
+            resume = resume.max(last.subject.view() + 1);
+        }
+        replica.recovered_certificates = certificates;
         replica.resume_view = resume;
         replica
     }
@@ -289,6 +337,7 @@ impl<S: Scheme> Simplex<S> {
             Input::Start => {
                 if self.view == 0 {
                     self.enter_view(now_ms, self.resume_view, ViewReason::Start, &mut out);
+                    self.restore(&mut out);
                 }
             }
             Input::Timer(timer) => self.on_timer(now_ms, timer, &mut out),
@@ -319,16 +368,47 @@ impl<S: Scheme> Simplex<S> {
                     self.fetch_block(now_ms, missing, &mut out);
                 }
             }
-            Input::Message { from, message } => self.on_message(from, message, &mut out)?,
+            Input::Message { from, message } => self.on_message(now_ms, from, message, &mut out)?,
         }
         self.progress(now_ms, &mut out)?;
         Ok(out)
+    }
+
+    /// Acts on what recovery found. Its own votes are signed again and
+    /// counted (re-signing a subject already signed cannot conflict with
+    /// anything), so that its peers' re-sent votes can complete a view that
+    /// needs its stake; the stored certificates are taken as if just
+    /// received, so they are re-sent to peers still in the view they ended
+    /// (`rebroadcast` sends the previous view's certificates) and served to
+    /// leaders that ask for them. Together they restore liveness after a
+    /// crash right after forming a certificate: the replica either re-forms
+    /// the certificate or already holds it.
+    fn restore(&mut self, out: &mut Vec<Effect<S>>) {
+        for subject in std::mem::take(&mut self.recovered_votes) {
+            let signature = self
+                .scheme
+                .sign(&subject.signing_bytes(&self.config.namespace));
+            let vote = Vote {
+                subject,
+                signer: self.me,
+                signature,
+            };
+            self.add_vote(vote, out);
+        }
+        for certificate in std::mem::take(&mut self.recovered_certificates) {
+            // Read back from this replica's own store, but checked like any
+            // certificate: a damaged record must not move it anywhere.
+            if self.verify_certificate(&certificate).is_ok() {
+                self.accept_certificate(certificate, Source::Stored, out);
+            }
+        }
     }
 
     // ----- inputs -------------------------------------------------------
 
     fn on_message(
         &mut self,
+        now_ms: u64,
         from: ValidatorIndex,
         message: Message<S>,
         out: &mut Vec<Effect<S>>,
@@ -349,7 +429,7 @@ impl<S: Scheme> Simplex<S> {
                 Ok(())
             }
             Message::BlockResponse(blocks) => {
-                self.on_blocks(blocks, out);
+                self.on_blocks(now_ms, blocks, out);
                 Ok(())
             }
             Message::CertificateRequest {
@@ -471,7 +551,7 @@ impl<S: Scheme> Simplex<S> {
             return Ok(());
         }
         self.verify_certificate(&certificate)?;
-        self.accept_certificate(certificate, false, out);
+        self.accept_certificate(certificate, Source::Received, out);
         Ok(())
     }
 
@@ -479,12 +559,19 @@ impl<S: Scheme> Simplex<S> {
     /// that starts at a digest we asked for is kept, and only as far as each
     /// block is the parent of the previous one: unsolicited or forged blocks
     /// cannot get in, however they are crafted.
-    fn on_blocks(&mut self, blocks: Vec<Block>, out: &mut Vec<Effect<S>>) {
+    fn on_blocks(&mut self, now_ms: u64, blocks: Vec<Block>, out: &mut Vec<Effect<S>>) {
         let mut expected: Option<Digest> = None;
         for block in blocks {
             let digest = block.digest();
             let linked = match expected {
-                None => self.wanted_blocks.remove(&digest),
+                None => {
+                    for request in [self.chain_request, self.app_request].into_iter().flatten() {
+                        if request.digest == digest {
+                            self.block_answer_ms = now_ms.saturating_sub(request.sent_ms);
+                        }
+                    }
+                    self.wanted_blocks.remove(&digest)
+                }
                 Some(parent) => parent == digest,
             };
             if !linked || block.height <= self.finalized.block.height {
@@ -499,7 +586,8 @@ impl<S: Scheme> Simplex<S> {
         }
         if expected.is_some() {
             // Progress: ask for the next segment right away.
-            self.block_request_ms = None;
+            self.chain_request = None;
+            self.app_request = None;
             // New blocks may settle what the application could not decide
             // or build for the current view: ask it again.
             let view = self.view;
@@ -513,26 +601,52 @@ impl<S: Scheme> Simplex<S> {
         }
     }
 
-    /// Asks a peer for `digest` and its ancestors, for the application
-    /// (rate limited to one request per retry interval).
+    /// Asks a peer for `digest` and its ancestors, for the application,
+    /// paced like the chain's own requests (see [`Simplex::overdue`]). The
+    /// block is above the anchor (finalized blocks are all stored), so at
+    /// most one ancestor per view since the anchor can be missing with it.
     fn fetch_block(&mut self, now_ms: u64, digest: Digest, out: &mut Vec<Effect<S>>) {
-        if self
-            .app_fetch_ms
-            .is_some_and(|t| now_ms < t + self.config.retry_ms)
-        {
+        let in_chain_request = self.chain_request.is_some_and(|r| r.digest == digest);
+        let Some(attempts) = self.overdue(now_ms, self.app_request, digest) else {
+            return;
+        };
+        if in_chain_request && self.overdue(now_ms, self.chain_request, digest).is_none() {
             return;
         }
-        self.app_fetch_ms = Some(now_ms);
         self.want_block(digest);
-        if let Some(to) = self.next_peer() {
-            out.push(Effect::Send {
-                to,
-                message: Message::BlockRequest {
-                    digest,
-                    ancestors: MAX_BLOCKS_PER_REQUEST,
-                },
-            });
-        }
+        let Some(to) = self.next_peer() else { return };
+        self.app_request = Some(BlockRequest {
+            digest,
+            sent_ms: now_ms,
+            attempts,
+        });
+        let views_above = self.view.saturating_sub(self.finalized.block.view + 1);
+        let ancestors = views_above.min(u64::from(MAX_BLOCKS_PER_REQUEST)) as u16;
+        out.push(Effect::Send {
+            to,
+            message: Message::BlockRequest { digest, ancestors },
+        });
+    }
+
+    /// Whether a block request for `digest` may be sent now, given the one
+    /// in flight: `None` while an earlier request for it may still be
+    /// answered, else how many attempts went unanswered. An answer is
+    /// overdue after twice the time the last answer took, and at least the
+    /// retry interval; each unanswered attempt doubles the wait, up to a
+    /// cap so that one very slow answer cannot stall sync for long if its
+    /// sender then goes away. So a slow link carries one answer at a time
+    /// instead of a queue of duplicates.
+    fn overdue(&self, now_ms: u64, request: Option<BlockRequest>, digest: Digest) -> Option<u32> {
+        let Some(request) = request.filter(|r| r.digest == digest) else {
+            return Some(0);
+        };
+        let retry_ms = self.config.retry_ms;
+        let shift = self.config.max_backoff_shift;
+        let max_wait_ms = retry_ms << (shift + 1);
+        let wait_ms = (self.block_answer_ms.saturating_mul(2).max(retry_ms)
+            << request.attempts.min(shift))
+        .min(max_wait_ms);
+        (now_ms >= request.sent_ms + wait_ms).then_some(request.attempts + 1)
     }
 
     fn on_payload(&mut self, view: View, payload: Vec<u8>, out: &mut Vec<Effect<S>>) {
@@ -592,7 +706,7 @@ impl<S: Scheme> Simplex<S> {
             TimerKind::Advance => self.timeout(now_ms, out),
             TimerKind::Retry => {
                 self.rebroadcast(out);
-                self.request_missing(now_ms, true, out);
+                self.request_missing(now_ms, out);
                 out.push(self.retry_timer(self.view, now_ms));
             }
         }
@@ -602,6 +716,12 @@ impl<S: Scheme> Simplex<S> {
 
     /// Nullifies the current view (once) and starts the retry timer.
     fn timeout(&mut self, now_ms: u64, out: &mut Vec<Effect<S>>) {
+        self.nullify(now_ms, true, out);
+    }
+
+    /// [`Simplex::timeout`]; `slow` says whether a view that saw a proposal
+    /// and still failed counts as the network being slower than the timers.
+    fn nullify(&mut self, now_ms: u64, slow: bool, out: &mut Vec<Effect<S>>) {
         let view = self.view;
         let state = self.view_state(view);
         if state.signed_nullify {
@@ -617,7 +737,7 @@ impl<S: Scheme> Simplex<S> {
             out.push(self.retry_timer(view, now_ms));
             return;
         }
-        if state.proposal.is_some() {
+        if slow && state.proposal.is_some() {
             // A proposal arrived but the view still did not complete: votes
             // are slower than the timers. (A view without a proposal is a
             // missing leader, and waiting longer would only slow down the
@@ -776,7 +896,7 @@ impl<S: Scheme> Simplex<S> {
             }
             Added::Certified(certificate) => {
                 out.push(Effect::Broadcast(Message::Certificate(certificate.clone())));
-                self.accept_certificate(certificate, true, out);
+                self.accept_certificate(certificate, Source::Formed, out);
             }
         }
     }
@@ -795,7 +915,7 @@ impl<S: Scheme> Simplex<S> {
     fn accept_certificate(
         &mut self,
         certificate: Certificate<S>,
-        formed_here: bool,
+        source: Source,
         out: &mut Vec<Effect<S>>,
     ) {
         let subject = certificate.subject;
@@ -806,8 +926,11 @@ impl<S: Scheme> Simplex<S> {
         if !self.view_state(view).set_certificate(certificate.clone()) {
             return;
         }
-        if !formed_here {
+        if source == Source::Received {
             self.evidence_from_certificate(&certificate, out);
+        }
+        if source != Source::Stored {
+            out.push(Effect::Persist(Record::Certificate(certificate.clone())));
         }
         match subject {
             Subject::Notarize { digest, .. } => {
@@ -893,9 +1016,33 @@ impl<S: Scheme> Simplex<S> {
             self.enter_view(now_ms, view + 1, reason, out);
         }
         self.join_nullification(now_ms, out);
+        self.abandon_split_view(now_ms, out);
         self.try_notarize(now_ms, out);
         self.try_propose(now_ms, out);
         self.deliver(now_ms, out)
+    }
+
+    /// Nullifies the current view at once when no block can be notarized in
+    /// it any more ([`ViewState::notarization_out_of_reach`]): the votes
+    /// split, as between the two blocks of a leader's twins, and waiting for
+    /// the (perhaps backed off) timers only delays the nullification. Found
+    /// by swarm seed 356, where a twin led three views in a row and one
+    /// split view cost 4 s. Safe for the same reason as any timeout (a
+    /// nullify vote conflicts only with a finalize vote, which `timeout`
+    /// never follows); and a split is not a sign of a slow network, so it
+    /// does not back timers off.
+    fn abandon_split_view(&mut self, now_ms: u64, out: &mut Vec<Effect<S>>) {
+        let Some(state) = self.views.get(&self.view) else {
+            return;
+        };
+        if !state.notarization_out_of_reach(&self.validators)
+            || state.signed_nullify
+            || state.signed_finalize.is_some()
+            || state.is_certified()
+        {
+            return;
+        }
+        self.nullify(now_ms, false, out);
     }
 
     /// Nullifies the current view once signers holding at least a third of
@@ -1236,30 +1383,42 @@ impl<S: Scheme> Simplex<S> {
         }
     }
 
-    /// Re-asks for blocks the chain needs. Also called from the retry timer.
-    fn request_missing(&mut self, now_ms: u64, force: bool, out: &mut Vec<Effect<S>>) {
+    /// Asks for the highest block the finalized chain lacks, with as many
+    /// ancestors as can still be missing below it (never blocks at or under
+    /// the anchor, which would only be thrown away). One request is in
+    /// flight at a time, sent again to another signer only once its answer
+    /// is overdue ([`Simplex::overdue`]). Called on every input that leaves
+    /// blocks missing and from the retry timer.
+    fn request_missing(&mut self, now_ms: u64, out: &mut Vec<Effect<S>>) {
         let Some(finalization) = self.pending_finalization.clone() else {
             return;
         };
-        if !force
-            && self
-                .block_request_ms
-                .is_some_and(|t| now_ms < t + self.config.retry_ms)
-        {
-            return;
-        }
-        // Find the first missing block on the way down from the finalized tip.
-        let mut cursor = finalization
+        // Find the first missing block on the way down from the finalized
+        // tip, and the height it must have if its child is known.
+        let tip = finalization
             .subject
             .digest()
             .expect("a finalization names a block");
+        let mut cursor = tip;
+        let mut missing_height = None;
         while let Some(block) = self.block(&cursor) {
             if cursor == self.finalized.digest || block.height <= self.finalized.block.height {
                 return;
             }
+            missing_height = Some(block.height - 1);
             cursor = block.parent;
         }
-        self.block_request_ms = Some(now_ms);
+        // Heights grow by one per block and views by at least one, so a
+        // missing tip is at most this many heights above the anchor.
+        let anchor_height = self.finalized.block.height;
+        let views_above = finalization.subject.view() - self.finalized.block.view;
+        let missing_height = missing_height.unwrap_or(anchor_height + views_above);
+        let below = missing_height.saturating_sub(anchor_height + 1);
+        let ancestors = below.min(u64::from(MAX_BLOCKS_PER_REQUEST)) as u16;
+
+        let Some(attempts) = self.overdue(now_ms, self.chain_request, cursor) else {
+            return;
+        };
         self.want_block(cursor);
         let signers: Vec<ValidatorIndex> = self
             .scheme
@@ -1270,13 +1429,18 @@ impl<S: Scheme> Simplex<S> {
         if signers.is_empty() {
             return;
         }
+        self.chain_request = Some(BlockRequest {
+            digest: cursor,
+            sent_ms: now_ms,
+            attempts,
+        });
         self.request_attempt = self.request_attempt.wrapping_add(1);
         let to = signers[self.request_attempt % signers.len()];
         out.push(Effect::Send {
             to,
             message: Message::BlockRequest {
                 digest: cursor,
-                ancestors: MAX_BLOCKS_PER_REQUEST,
+                ancestors,
             },
         });
     }
@@ -1295,7 +1459,7 @@ impl<S: Scheme> Simplex<S> {
         let mut cursor = tip;
         while cursor != self.finalized.digest {
             let Some(block) = self.blocks.get(&cursor) else {
-                self.request_missing(now_ms, false, out);
+                self.request_missing(now_ms, out);
                 return Ok(());
             };
             if block.height <= self.finalized.block.height {

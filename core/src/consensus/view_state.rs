@@ -83,6 +83,31 @@ impl<S: Scheme> ViewState<S> {
         self.nullifies.keys().copied().collect()
     }
 
+    /// Whether no block can be notarized in this view any more, whatever
+    /// the validators not yet heard from do: the most stake behind one
+    /// block, plus all the stake that has neither notarized nor nullified,
+    /// is short of a quorum (the honest votes split, as between the two
+    /// blocks of a leader's twins).
+    pub fn notarization_out_of_reach(&self, validators: &ValidatorSet) -> bool {
+        let mut support: BTreeMap<Digest, Vec<ValidatorIndex>> = BTreeMap::new();
+        for (signer, (digest, _)) in &self.notarizes {
+            support.entry(*digest).or_default().push(*signer);
+        }
+        let best = support
+            .values()
+            .map(|signers| validators.stake_of(signers))
+            .max()
+            .unwrap_or(0);
+        let committed: Vec<ValidatorIndex> = self
+            .notarizes
+            .keys()
+            .chain(self.nullifies.keys())
+            .copied()
+            .collect();
+        let open = validators.stake_total() - validators.stake_of(&committed);
+        !validators.is_quorum(best + open)
+    }
+
     /// Whether the view ended, and so the replica may move past it.
     pub fn is_certified(&self) -> bool {
         self.notarization.is_some() || self.nullification.is_some() || self.finalization.is_some()

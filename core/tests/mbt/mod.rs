@@ -12,7 +12,8 @@
 #![allow(dead_code)]
 
 use ballast_core::consensus::{
-    Certificate, Config, Effect, Input, Message, Proposal, Simplex, Subject, Timer, TimerKind, Vote,
+    Certificate, Config, Effect, Input, Message, Proposal, Record, Simplex, Subject, Timer,
+    TimerKind, Vote,
 };
 use ballast_core::scheme::Scheme;
 use ballast_core::scheme::keyed_hash::KeyedHash;
@@ -108,10 +109,15 @@ struct Replica {
     broadcast_certs: BTreeSet<MCert>,
     anchor: i64,
     payload_requested: BTreeSet<u64>,
+    /// What it persisted, by store key (a later record overwrites): what
+    /// it recovers from after a crash, every write synced.
+    records: BTreeMap<Vec<u8>, Record<KeyedHash>>,
 }
 
 struct Harness {
     schemes: Vec<KeyedHash>,
+    config: Config,
+    validators: Arc<ValidatorSet>,
     namespace: Vec<u8>,
     replicas: BTreeMap<ValidatorIndex, Replica>,
     blocks: BTreeMap<i64, Block>,
@@ -147,6 +153,7 @@ impl Harness {
                     broadcast_certs: BTreeSet::new(),
                     anchor: 0,
                     payload_requested: BTreeSet::new(),
+                    records: BTreeMap::new(),
                 };
                 (*i, replica)
             })
@@ -154,7 +161,9 @@ impl Harness {
         let genesis = Block::genesis();
         Harness {
             schemes,
-            namespace: config.namespace,
+            namespace: config.namespace.clone(),
+            config,
+            validators,
             replicas,
             ids: BTreeMap::from([(genesis.digest(), 0)]),
             blocks: BTreeMap::from([(0, genesis)]),
@@ -333,6 +342,10 @@ impl Harness {
                     let replica = self.replicas.get_mut(&r).unwrap();
                     replica.payload_requested.insert(*view);
                 }
+                Effect::Persist(record) => {
+                    let replica = self.replicas.get_mut(&r).unwrap();
+                    replica.records.insert(record.key(), record.clone());
+                }
                 _ => {}
             }
         }
@@ -434,6 +447,18 @@ pub fn replay(path: &std::path::Path) -> usize {
                     view,
                     payload: payload(step.block.id),
                 }
+            }
+            "crash" => {
+                // Rebuilt from its records, as the engine does on restart.
+                let (config, validators) = (h.config.clone(), h.validators.clone());
+                let scheme = h.schemes[usize::from(r)].clone();
+                let replica = h.replicas.get_mut(&r).expect("a correct replica");
+                let records = replica.records.values().cloned().collect::<Vec<_>>();
+                replica.machine = Simplex::recover(config, scheme, validators, records);
+                // What it sends from here on is compared afresh (the model
+                // forgets what it formed before the crash).
+                replica.broadcast_certs.clear();
+                Input::Start
             }
             other => panic!("{at}: unknown step {other:?}"),
         };
