@@ -57,8 +57,8 @@ struct File {
     byzantine: Vec<Spanned<ByzantineFile>>,
     #[serde(default)]
     pause: Vec<Spanned<PauseFile>>,
-    leader_crashes: Option<Spanned<LeaderCrashesFile>>,
-    certificate_crashes: Option<Spanned<LeaderCrashesFile>>,
+    leader_crashes: Option<Spanned<CrashWindowFile>>,
+    certificate_crashes: Option<Spanned<CrashWindowFile>>,
     #[serde(default)]
     expect: Vec<Spanned<ExpectFile>>,
 }
@@ -83,9 +83,11 @@ struct PauseFile {
     resume_ms: u64,
 }
 
+/// A window of crashes the simulator picks itself (`leader_crashes`,
+/// `certificate_crashes`).
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct LeaderCrashesFile {
+struct CrashWindowFile {
     from_ms: u64,
     to_ms: u64,
     down_ms: u64,
@@ -194,6 +196,25 @@ pub fn load(path: &str) -> Result<Scenario, String> {
     }
     let text = std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))?;
     parse(path, &text)
+}
+
+/// A crash window's `(from_ms, to_ms, down_ms)`, checked: it must end after
+/// it starts, and a crash must last. `at` formats an error at the field.
+fn crash_window(
+    window: Option<Spanned<CrashWindowFile>>,
+    field: &str,
+    at: &dyn Fn(std::ops::Range<usize>, &str, String) -> String,
+) -> Result<Option<(u64, u64, u64)>, String> {
+    let Some(window) = window else {
+        return Ok(None);
+    };
+    let span = window.span();
+    let w = window.into_inner();
+    if w.to_ms <= w.from_ms || w.down_ms == 0 {
+        let problem = "needs to_ms after from_ms and a down_ms above 0".to_string();
+        return Err(at(span, field, problem));
+    }
+    Ok(Some((w.from_ms, w.to_ms, w.down_ms)))
 }
 
 /// The 1-based line of byte offset `at` in `text`.
@@ -398,44 +419,19 @@ pub fn parse(path: &str, text: &str) -> Result<Scenario, String> {
             resume_ms: p.resume_ms,
         });
     }
-    let leader_crashes = match file.leader_crashes {
-        None => None,
-        Some(l) => {
-            let span = l.span();
-            let l = l.into_inner();
-            if l.to_ms <= l.from_ms || l.down_ms == 0 {
-                return Err(at(
-                    span,
-                    "leader_crashes",
-                    "needs to_ms after from_ms and a down_ms above 0".into(),
-                ));
-            }
-            Some(LeaderCrashes {
-                from_ms: l.from_ms,
-                to_ms: l.to_ms,
-                down_ms: l.down_ms,
-            })
-        }
-    };
-    let certificate_crashes = match file.certificate_crashes {
-        None => None,
-        Some(c) => {
-            let span = c.span();
-            let c = c.into_inner();
-            if c.to_ms <= c.from_ms || c.down_ms == 0 {
-                return Err(at(
-                    span,
-                    "certificate_crashes",
-                    "needs to_ms after from_ms and a down_ms above 0".into(),
-                ));
-            }
-            Some(CertificateCrashes {
-                from_ms: c.from_ms,
-                to_ms: c.to_ms,
-                down_ms: c.down_ms,
-            })
-        }
-    };
+    let leader_crashes = crash_window(file.leader_crashes, "leader_crashes", &at)?.map(
+        |(from_ms, to_ms, down_ms)| LeaderCrashes {
+            from_ms,
+            to_ms,
+            down_ms,
+        },
+    );
+    let certificate_crashes = crash_window(file.certificate_crashes, "certificate_crashes", &at)?
+        .map(|(from_ms, to_ms, down_ms)| CertificateCrashes {
+            from_ms,
+            to_ms,
+            down_ms,
+        });
     let mut expectations = Vec::new();
     for e in file.expect {
         let span = e.span();

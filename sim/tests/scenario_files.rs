@@ -70,6 +70,13 @@ fn malformed_files_name_the_line_and_the_field() {
         e.contains("partition.groups") && e.contains("validator 9"),
         "{e}"
     );
+    let e = error(&format!(
+        "{base}certificate_crashes = {{ from_ms = 900, to_ms = 400, down_ms = 100 }}\n"
+    ));
+    assert!(
+        e.contains("line 4") && e.contains("`certificate_crashes`"),
+        "{e}"
+    );
     let e = error("description = \"x\"\nvalidators = 4\n");
     assert!(e.contains("duration_ms"), "{e}");
     let e = error(&format!("{base}duration_ms = 3\n"));

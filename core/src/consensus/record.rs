@@ -52,20 +52,25 @@ pub mod prefix {
     pub const CERTIFICATE: u8 = b'c';
 }
 
+/// `prefix`, the view (big-endian, so keys sort by view and old ones can be
+/// pruned by range), then the kind: one key per view and kind.
+fn subject_key(prefix: u8, subject: &Subject) -> Vec<u8> {
+    let mut key = vec![prefix];
+    key.extend_from_slice(&subject.view().to_be_bytes());
+    key.push(match subject {
+        Subject::Notarize { .. } => 0,
+        Subject::Nullify { .. } => 1,
+        Subject::Finalize { .. } => 2,
+    });
+    key
+}
+
 impl<S: Scheme> Record<S> {
-    /// Store key. Vote keys sort by view, so old ones can be pruned by range.
+    /// Store key. Vote and certificate keys sort by view, so old ones can be
+    /// pruned by range.
     pub fn key(&self) -> Vec<u8> {
         match self {
-            Record::Vote(subject) => {
-                let mut key = vec![prefix::VOTE];
-                key.extend_from_slice(&subject.view().to_be_bytes());
-                key.push(match subject {
-                    Subject::Notarize { .. } => 0,
-                    Subject::Nullify { .. } => 1,
-                    Subject::Finalize { .. } => 2,
-                });
-                key
-            }
+            Record::Vote(subject) => subject_key(prefix::VOTE, subject),
             Record::Block(block) => {
                 let mut key = vec![prefix::BLOCK];
                 key.extend_from_slice(&block.digest().0);
@@ -73,15 +78,7 @@ impl<S: Scheme> Record<S> {
             }
             Record::Finalized { .. } => vec![prefix::FINALIZED],
             Record::Certificate(certificate) => {
-                let subject = certificate.subject;
-                let mut key = vec![prefix::CERTIFICATE];
-                key.extend_from_slice(&subject.view().to_be_bytes());
-                key.push(match subject {
-                    Subject::Notarize { .. } => 0,
-                    Subject::Nullify { .. } => 1,
-                    Subject::Finalize { .. } => 2,
-                });
-                key
+                subject_key(prefix::CERTIFICATE, &certificate.subject)
             }
             Record::Epoch { epoch, .. } => Record::<S>::epoch_key(*epoch),
         }
