@@ -15,18 +15,12 @@ use crate::validators::ValidatorSet;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
+mod block_requests;
+use block_requests::BlockRequest;
+
 /// Most blocks a replica remembers wanting at once; requests beyond this wait
 /// for earlier ones to be answered. Bounds what unanswered requests can cost.
 const MAX_WANTED_BLOCKS: usize = 1024;
-
-/// A block request in flight, until it is answered or overdue.
-#[derive(Clone, Copy, Debug)]
-struct BlockRequest {
-    digest: Digest,
-    sent_ms: u64,
-    /// Times it was sent without an answer before this one.
-    attempts: u32,
-}
 
 /// Where a certificate came from.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -599,54 +593,6 @@ impl<S: Scheme> Simplex<S> {
                 state.payload_requested = false;
             }
         }
-    }
-
-    /// Asks a peer for `digest` and its ancestors, for the application,
-    /// paced like the chain's own requests (see [`Simplex::overdue`]). The
-    /// block is above the anchor (finalized blocks are all stored), so at
-    /// most one ancestor per view since the anchor can be missing with it.
-    fn fetch_block(&mut self, now_ms: u64, digest: Digest, out: &mut Vec<Effect<S>>) {
-        let in_chain_request = self.chain_request.is_some_and(|r| r.digest == digest);
-        let Some(attempts) = self.overdue(now_ms, self.app_request, digest) else {
-            return;
-        };
-        if in_chain_request && self.overdue(now_ms, self.chain_request, digest).is_none() {
-            return;
-        }
-        self.want_block(digest);
-        let Some(to) = self.next_peer() else { return };
-        self.app_request = Some(BlockRequest {
-            digest,
-            sent_ms: now_ms,
-            attempts,
-        });
-        let views_above = self.view.saturating_sub(self.finalized.block.view + 1);
-        let ancestors = views_above.min(u64::from(MAX_BLOCKS_PER_REQUEST)) as u16;
-        out.push(Effect::Send {
-            to,
-            message: Message::BlockRequest { digest, ancestors },
-        });
-    }
-
-    /// Whether a block request for `digest` may be sent now, given the one
-    /// in flight: `None` while an earlier request for it may still be
-    /// answered, else how many attempts went unanswered. An answer is
-    /// overdue after twice the time the last answer took, and at least the
-    /// retry interval; each unanswered attempt doubles the wait, up to a
-    /// cap so that one very slow answer cannot stall sync for long if its
-    /// sender then goes away. So a slow link carries one answer at a time
-    /// instead of a queue of duplicates.
-    fn overdue(&self, now_ms: u64, request: Option<BlockRequest>, digest: Digest) -> Option<u32> {
-        let Some(request) = request.filter(|r| r.digest == digest) else {
-            return Some(0);
-        };
-        let retry_ms = self.config.retry_ms;
-        let shift = self.config.max_backoff_shift;
-        let max_wait_ms = retry_ms << (shift + 1);
-        let wait_ms = (self.block_answer_ms.saturating_mul(2).max(retry_ms)
-            << request.attempts.min(shift))
-        .min(max_wait_ms);
-        (now_ms >= request.sent_ms + wait_ms).then_some(request.attempts + 1)
     }
 
     fn on_payload(&mut self, view: View, payload: Vec<u8>, out: &mut Vec<Effect<S>>) {
@@ -1381,68 +1327,6 @@ impl<S: Scheme> Simplex<S> {
         if self.block(&digest).is_none() && self.wanted_blocks.len() < MAX_WANTED_BLOCKS {
             self.wanted_blocks.insert(digest);
         }
-    }
-
-    /// Asks for the highest block the finalized chain lacks, with as many
-    /// ancestors as can still be missing below it (never blocks at or under
-    /// the anchor, which would only be thrown away). One request is in
-    /// flight at a time, sent again to another signer only once its answer
-    /// is overdue ([`Simplex::overdue`]). Called on every input that leaves
-    /// blocks missing and from the retry timer.
-    fn request_missing(&mut self, now_ms: u64, out: &mut Vec<Effect<S>>) {
-        let Some(finalization) = self.pending_finalization.clone() else {
-            return;
-        };
-        // Find the first missing block on the way down from the finalized
-        // tip, and the height it must have if its child is known.
-        let tip = finalization
-            .subject
-            .digest()
-            .expect("a finalization names a block");
-        let mut cursor = tip;
-        let mut missing_height = None;
-        while let Some(block) = self.block(&cursor) {
-            if cursor == self.finalized.digest || block.height <= self.finalized.block.height {
-                return;
-            }
-            missing_height = Some(block.height - 1);
-            cursor = block.parent;
-        }
-        // Heights grow by one per block and views by at least one, so a
-        // missing tip is at most this many heights above the anchor.
-        let anchor_height = self.finalized.block.height;
-        let views_above = finalization.subject.view() - self.finalized.block.view;
-        let missing_height = missing_height.unwrap_or(anchor_height + views_above);
-        let below = missing_height.saturating_sub(anchor_height + 1);
-        let ancestors = below.min(u64::from(MAX_BLOCKS_PER_REQUEST)) as u16;
-
-        let Some(attempts) = self.overdue(now_ms, self.chain_request, cursor) else {
-            return;
-        };
-        self.want_block(cursor);
-        let signers: Vec<ValidatorIndex> = self
-            .scheme
-            .signers(&finalization.certificate)
-            .into_iter()
-            .filter(|s| *s != self.me)
-            .collect();
-        if signers.is_empty() {
-            return;
-        }
-        self.chain_request = Some(BlockRequest {
-            digest: cursor,
-            sent_ms: now_ms,
-            attempts,
-        });
-        self.request_attempt = self.request_attempt.wrapping_add(1);
-        let to = signers[self.request_attempt % signers.len()];
-        out.push(Effect::Send {
-            to,
-            message: Message::BlockRequest {
-                digest: cursor,
-                ancestors,
-            },
-        });
     }
 
     /// Delivers every block up to the highest finalization, once all of them
