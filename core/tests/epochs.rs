@@ -39,9 +39,20 @@ fn run_epoch(replicas: &mut [Simplex<KeyedHash>]) -> Vec<Vec<Block>> {
                 Effect::Send { to, message } => {
                     queue.push_back((usize::from(to), Input::Message { from, message }))
                 }
-                Effect::RequestPayload { view, height, .. } => {
+                Effect::RequestPayload {
+                    view,
+                    parent,
+                    height,
+                } => {
                     let payload = format!("block {height}").into_bytes();
-                    queue.push_front((i, Input::Payload { view, payload }));
+                    queue.push_front((
+                        i,
+                        Input::Payload {
+                            view,
+                            parent,
+                            payload,
+                        },
+                    ));
                 }
                 Effect::VerifyProposal { block } => {
                     assert!(!block.payload.is_empty(), "only payloads go to the app");

@@ -67,10 +67,11 @@ fn synchronous_network_finalizes_every_view_and_agrees() {
                         message,
                     },
                 )),
-                Effect::RequestPayload { view, .. } => queue.push_front((
+                Effect::RequestPayload { view, parent, .. } => queue.push_front((
                     i,
                     Input::Payload {
                         view,
+                        parent,
                         payload: format!("{view}").into_bytes(),
                     },
                 )),
@@ -648,4 +649,97 @@ fn a_rejected_payload_gets_no_vote() {
         )
         .unwrap();
     assert_eq!(votes_sent(&effects), vec![Subject::Nullify { view: 1 }]);
+}
+
+/// A certificate of `subject` signed by every validator but `except`.
+fn certificate_without(
+    schemes: &[KeyedHash],
+    subject: Subject,
+    except: ValidatorIndex,
+) -> Message<KeyedHash> {
+    let votes: Vec<_> = (0..schemes.len() as ValidatorIndex)
+        .filter(|i| *i != except)
+        .map(|i| (i, sign(&schemes[usize::from(i)], subject).signature))
+        .collect();
+    Message::Certificate(Certificate {
+        subject,
+        certificate: schemes[0].assemble(&votes),
+    })
+}
+
+/// Found by the model traces (quint seed 0x90967de6d79f, trace 61): a
+/// leader asked for a payload on genesis (view 1 nullified); before the
+/// payload came back, a notarization of view 1 arrived for a block it did
+/// not hold, which made that block the parent, and core panicked building
+/// the proposal. The payload was built on another parent's state, so it
+/// must be dropped, the new parent fetched, and a payload asked for again.
+#[test]
+fn a_payload_built_on_a_parent_that_moved_is_dropped_and_asked_again() {
+    let (schemes, validators) = setup(4);
+    let me = validators.leader(2);
+    let mut replica = Simplex::new(
+        Config::default(),
+        schemes[usize::from(me)].clone(),
+        validators.clone(),
+    );
+    replica.handle(0, Input::Start).unwrap();
+    let from = (me + 1) % 4;
+    let nullification = certificate_without(&schemes, Subject::Nullify { view: 1 }, me);
+    let message = |message| Input::Message { from, message };
+    let effects = replica.handle(1, message(nullification)).unwrap();
+    let genesis = Block::genesis().digest();
+    assert!(
+        effects.iter().any(|e| matches!(e,
+            Effect::RequestPayload { view: 2, parent, height: 1 } if *parent == genesis)),
+        "the leader of view 2 asks for a payload on genesis: {effects:?}"
+    );
+
+    let (block_one, _) = proposal(&schemes[usize::from(validators.leader(1))], 1, b"one");
+    let notarize = Subject::Notarize {
+        view: 1,
+        digest: block_one.digest(),
+    };
+    let notarization = certificate_without(&schemes, notarize, me);
+    replica.handle(2, message(notarization)).unwrap();
+
+    let payload = |parent| Input::Payload {
+        view: 2,
+        parent,
+        payload: b"two".to_vec(),
+    };
+    let effects = replica.handle(3, payload(genesis)).unwrap();
+    assert!(
+        !effects
+            .iter()
+            .any(|e| matches!(e, Effect::Broadcast(Message::Proposal(_)))),
+        "no proposal on a parent that is no longer the one to extend: {effects:?}"
+    );
+    assert!(
+        effects.iter().any(|e| matches!(e,
+            Effect::Send { message: Message::BlockRequest { digest, .. }, .. }
+                if *digest == block_one.digest())),
+        "the new parent is fetched: {effects:?}"
+    );
+
+    let answer = Message::BlockResponse(vec![block_one.clone()]);
+    let effects = replica.handle(4, message(answer)).unwrap();
+    assert!(
+        effects.iter().any(|e| matches!(e,
+            Effect::RequestPayload { view: 2, parent, height: 2 } if *parent == block_one.digest())),
+        "a payload is asked for again, on the new parent: {effects:?}"
+    );
+    let stale = replica.handle(5, payload(genesis)).unwrap();
+    assert!(
+        !stale
+            .iter()
+            .any(|e| matches!(e, Effect::Broadcast(Message::Proposal(_)))),
+        "a late payload built on the old parent is ignored: {stale:?}"
+    );
+    let effects = replica.handle(6, payload(block_one.digest())).unwrap();
+    let proposed = effects.iter().find_map(|e| match e {
+        Effect::Broadcast(Message::Proposal(p)) => Some(p.block.clone()),
+        _ => None,
+    });
+    let proposed = proposed.expect("the leader proposes once the payload fits");
+    assert_eq!((proposed.parent, proposed.height), (block_one.digest(), 2));
 }

@@ -628,7 +628,11 @@ where
             scheme: std::marker::PhantomData,
         };
         match self.app.propose(view, parent, height, &blocks) {
-            Ok(payload) => Input::Payload { view, payload },
+            Ok(payload) => Input::Payload {
+                view,
+                parent,
+                payload,
+            },
             Err(missing) => Input::PayloadUnavailable { view, missing },
         }
     }

@@ -105,8 +105,14 @@ pub enum Input<S: Scheme> {
     },
     /// A timer set earlier fired.
     Timer(Timer),
-    /// The payload asked for by [`Effect::RequestPayload`].
-    Payload { view: View, payload: Vec<u8> },
+    /// The payload asked for by [`Effect::RequestPayload`], built on
+    /// `parent`: a payload is only valid on the parent whose state it was
+    /// built from, so the parent comes back with it.
+    Payload {
+        view: View,
+        parent: Digest,
+        payload: Vec<u8>,
+    },
     /// The application's verdict on a proposal ([`Effect::VerifyProposal`]).
     ProposalVerified {
         view: View,

@@ -36,7 +36,9 @@ pub(crate) struct ViewState<S: Scheme> {
     pub signed_notarize: Option<Digest>,
     pub signed_nullify: bool,
     pub signed_finalize: Option<Digest>,
-    pub payload_requested: bool,
+    /// The parent the application was asked to build this view's payload
+    /// on (this replica leads the view), until it answers.
+    pub payload_parent: Option<Digest>,
     /// The application's verdict on this view's proposal, once asked.
     pub verdict: Option<bool>,
     pub verify_requested: bool,
@@ -61,7 +63,7 @@ impl<S: Scheme> ViewState<S> {
             signed_notarize: None,
             signed_nullify: false,
             signed_finalize: None,
-            payload_requested: false,
+            payload_parent: None,
             verdict: None,
             verify_requested: false,
             accused: std::collections::BTreeSet::new(),

@@ -108,7 +108,8 @@ struct Replica {
     signed: BTreeSet<Decision>,
     broadcast_certs: BTreeSet<MCert>,
     anchor: i64,
-    payload_requested: BTreeSet<u64>,
+    /// The parent core last asked a payload on, by view.
+    payload_requested: BTreeMap<u64, Digest>,
     /// What it persisted, by store key (a later record overwrites): what
     /// it recovers from after a crash, every write synced.
     records: BTreeMap<Vec<u8>, Record<KeyedHash>>,
@@ -152,7 +153,7 @@ impl Harness {
                     signed: BTreeSet::new(),
                     broadcast_certs: BTreeSet::new(),
                     anchor: 0,
-                    payload_requested: BTreeSet::new(),
+                    payload_requested: BTreeMap::new(),
                     records: BTreeMap::new(),
                 };
                 (*i, replica)
@@ -256,8 +257,16 @@ impl Harness {
     }
 
     /// Feeds `input` to replica `r`, answering its block requests from the
-    /// model's blocks until it asks for nothing more.
-    fn run(&mut self, r: ValidatorIndex, input: Input<KeyedHash>) -> Vec<Effect<KeyedHash>> {
+    /// model's blocks until it asks for nothing more. In a step where the
+    /// model's leader proposes, `payload` answers every payload request for
+    /// its view at once (the model's propose is one step: if core drops a
+    /// payload because its parent moved, it asks again, on the new parent).
+    fn run(
+        &mut self,
+        r: ValidatorIndex,
+        input: Input<KeyedHash>,
+        payload: Option<(u64, &[u8])>,
+    ) -> Vec<Effect<KeyedHash>> {
         let mut queue = VecDeque::from([input]);
         let mut effects = Vec::new();
         let mut inputs = 0;
@@ -279,6 +288,15 @@ impl Harness {
                             queue.push_back(Input::Message {
                                 from: *to,
                                 message: Message::BlockResponse(segment),
+                            });
+                        }
+                    }
+                    Effect::RequestPayload { view, parent, .. } => {
+                        if let Some((_, bytes)) = payload.filter(|(v, _)| v == view) {
+                            queue.push_back(Input::Payload {
+                                view: *view,
+                                parent: *parent,
+                                payload: bytes.to_vec(),
                             });
                         }
                     }
@@ -338,9 +356,9 @@ impl Harness {
                     let id = self.ids[&tip];
                     self.replicas.get_mut(&r).unwrap().anchor = id;
                 }
-                Effect::RequestPayload { view, .. } => {
+                Effect::RequestPayload { view, parent, .. } => {
                     let replica = self.replicas.get_mut(&r).unwrap();
-                    replica.payload_requested.insert(*view);
+                    replica.payload_requested.insert(*view, *parent);
                 }
                 Effect::Persist(record) => {
                     let replica = self.replicas.get_mut(&r).unwrap();
@@ -397,7 +415,7 @@ pub fn replay(path: &std::path::Path) -> usize {
     let correct: Vec<ValidatorIndex> = first.local.keys().map(|n| index(n)).collect();
     let mut h = Harness::new(&correct);
     for r in &correct {
-        let effects = h.run(*r, Input::Start);
+        let effects = h.run(*r, Input::Start, None);
         h.observe(*r, &effects);
     }
     for (i, state) in states.iter().enumerate().skip(1) {
@@ -439,12 +457,14 @@ pub fn replay(path: &std::path::Path) -> usize {
             }),
             "propose" => {
                 let view = view(step.block.view);
-                assert!(
-                    h.replicas[&r].payload_requested.contains(&view),
-                    "{at}: the model's v{r} proposes in view {view}, but core's never asked for a payload"
-                );
+                let Some(parent) = h.replicas[&r].payload_requested.get(&view) else {
+                    panic!(
+                        "{at}: the model's v{r} proposes in view {view}, but core's never asked for a payload"
+                    );
+                };
                 Input::Payload {
                     view,
+                    parent: *parent,
                     payload: payload(step.block.id),
                 }
             }
@@ -462,7 +482,9 @@ pub fn replay(path: &std::path::Path) -> usize {
             }
             other => panic!("{at}: unknown step {other:?}"),
         };
-        let effects = h.run(r, input);
+        let answer =
+            (step.kind == "propose").then(|| (view(step.block.view), payload(step.block.id)));
+        let effects = h.run(r, input, answer.as_ref().map(|(v, p)| (*v, p.as_slice())));
         h.observe(r, &effects);
         h.compare(r, &step.replica, state, &at);
     }

@@ -335,7 +335,11 @@ impl<S: Scheme> Simplex<S> {
                 }
             }
             Input::Timer(timer) => self.on_timer(now_ms, timer, &mut out),
-            Input::Payload { view, payload } => self.on_payload(view, payload, &mut out),
+            Input::Payload {
+                view,
+                parent,
+                payload,
+            } => self.on_payload(view, parent, payload, &mut out),
             Input::ProposalVerified {
                 view,
                 digest,
@@ -590,12 +594,25 @@ impl<S: Scheme> Simplex<S> {
                 state.verify_requested = false;
             }
             if state.signed_notarize.is_none() && !state.signed_nullify {
-                state.payload_requested = false;
+                state.payload_parent = None;
             }
         }
     }
 
-    fn on_payload(&mut self, view: View, payload: Vec<u8>, out: &mut Vec<Effect<S>>) {
+    /// Proposes the payload the application built on `built_on`, if that is
+    /// still the parent this view must extend. A certificate that arrived
+    /// while the application was building can move the parent to a later
+    /// notarized view (whose block this replica may not even hold yet): the
+    /// payload then does not fit, so it is dropped and `progress` asks for a
+    /// new one on the new parent, fetching that block first if need be. The
+    /// model's leader likewise extends the parent current when it proposes.
+    fn on_payload(
+        &mut self,
+        view: View,
+        built_on: Digest,
+        payload: Vec<u8>,
+        out: &mut Vec<Effect<S>>,
+    ) {
         assert!(
             payload.len() <= MAX_PAYLOAD_BYTES,
             "the application built an oversized payload"
@@ -604,15 +621,20 @@ impl<S: Scheme> Simplex<S> {
             return;
         }
         let state = self.view_state(view);
-        if state.signed_notarize.is_some() || state.signed_nullify || !state.payload_requested {
+        if state.signed_notarize.is_some()
+            || state.signed_nullify
+            || state.payload_parent != Some(built_on)
+        {
             return;
         }
-        let Some((parent_view, parent)) = self.parent_for(view) else {
+        let parent = self.parent_for(view);
+        let Some((parent_view, parent)) = parent.filter(|(_, p)| *p == built_on) else {
+            self.view_state(view).payload_parent = None;
             return;
         };
         let parent_height = self
             .block(&parent)
-            .expect("parent was known when requested")
+            .expect("a payload's parent is known when requested and kept while unfinalized")
             .height;
         let block = Block {
             view,
@@ -1086,7 +1108,8 @@ impl<S: Scheme> Simplex<S> {
             return;
         }
         let state = self.view_state(view);
-        if state.payload_requested || state.signed_notarize.is_some() || state.signed_nullify {
+        if state.payload_parent.is_some() || state.signed_notarize.is_some() || state.signed_nullify
+        {
             return;
         }
         let Some((_, parent)) = self.parent_for(view) else {
@@ -1098,11 +1121,11 @@ impl<S: Scheme> Simplex<S> {
             return self.request_for_leading(now_ms, Some(parent), out);
         };
         let height = parent_block.height + 1;
-        self.view_state(view).payload_requested = true;
+        self.view_state(view).payload_parent = Some(parent);
         if self.bounds.is_past_end(height) {
             // Past the epoch's end only empty blocks are valid: nothing to
             // ask the application for.
-            return self.on_payload(view, Vec::new(), out);
+            return self.on_payload(view, parent, Vec::new(), out);
         }
         out.push(Effect::RequestPayload {
             view,
