@@ -54,7 +54,7 @@ enum Command {
         scenario: String,
         #[arg(long)]
         seed: u64,
-        /// Where to write the timeline [default: timeline-SCENARIO-SEED.txt].
+        /// Where to write the timeline [default: timeline-SCENARIO-SEED.txt, SCENARIO a file's stem].
         #[arg(long)]
         out: Option<String>,
         /// Also draw a space-time diagram of the run into this HTML file.
@@ -401,7 +401,11 @@ fn replay(
     }
     let events = outcome.timeline.take().unwrap_or_default();
     let text = ballast_sim::timeline::render(&outcome, &events);
-    let path = out.unwrap_or_else(|| format!("timeline-{name}-{seed}.txt"));
+    // A scenario file's path names it: write beside the caller, by stem.
+    let stem = std::path::Path::new(name)
+        .file_stem()
+        .map_or(name.into(), |s| s.to_string_lossy());
+    let path = out.unwrap_or_else(|| format!("timeline-{stem}-{seed}.txt"));
     std::fs::write(&path, text).map_err(|e| format!("cannot write {path}: {e}"))?;
     println!(
         "scenario {name} seed {seed}: trace hash {:016x}",

@@ -393,6 +393,7 @@ async fn simulate<S: Scheme>(
             consensus_config.clone(),
             scenario.payload_bytes,
         );
+        let min_block_interval_ms = scenario.min_block_interval_ms;
         // Twins run honest engines: their attack is the shared key.
         let role = scenario
             .byzantine
@@ -445,7 +446,8 @@ async fn simulate<S: Scheme>(
                     let engine = Engine::recover(
                         consensus, scheme, validators, transport, store, clock, app,
                     )
-                    .expect("the in-memory store cannot fail");
+                    .expect("the in-memory store cannot fail")
+                    .with_min_block_interval_ms(min_block_interval_ms);
                     engine.run().await.expect("the in-memory store cannot fail");
                 }
             })

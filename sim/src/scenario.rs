@@ -146,6 +146,11 @@ pub struct Scenario {
     /// below a third.
     pub byzantine: Vec<(ValidatorIndex, Role)>,
     pub payload_bytes: usize,
+    /// Each leader holds its payload request back until this long after its
+    /// view began, as the node does (`consensus.min_block_interval_ms`,
+    /// 200 ms by default there); 0 asks at once. Certificates can arrive
+    /// meanwhile and move the parent the proposal must extend.
+    pub min_block_interval_ms: u64,
     /// Run the ledger with simulated clients submitting this many
     /// transactions per simulated second (payloads are opaque otherwise).
     pub ledger_tps: Option<u32>,
@@ -294,6 +299,14 @@ impl Scenario {
         if self.reorder_max_ms < 0.0 || self.bandwidth_bytes_per_ms == Some(0) {
             return Err("reorder_max_ms must not be negative, bandwidth not zero".into());
         }
+        if self.min_block_interval_ms * 2 >= self.consensus.leader_timeout_ms {
+            // The node's own rule: followers would time out before the
+            // leader proposes.
+            return Err(format!(
+                "min_block_interval_ms ({}) must be under half of leader_timeout_ms ({})",
+                self.min_block_interval_ms, self.consensus.leader_timeout_ms
+            ));
+        }
         if self.ledger_tps == Some(0) {
             return Err("ledger_tps must be above 0".into());
         }
@@ -351,6 +364,7 @@ pub fn base(name: &str, description: &str, validators: usize) -> Scenario {
         certificate_crashes: None,
         byzantine: Vec::new(),
         payload_bytes: 64,
+        min_block_interval_ms: 0,
         ledger_tps: None,
         duration_ms: 10_000,
         liveness_views: 30,

@@ -121,6 +121,8 @@ enum LatencyFile {
 #[serde(deny_unknown_fields)]
 struct ConsensusFile {
     leader_timeout_ms: Option<u64>,
+    /// An engine setting, written where the node's config has it.
+    min_block_interval_ms: Option<u64>,
     advance_timeout_ms: Option<u64>,
     retry_ms: Option<u64>,
     max_backoff_shift: Option<u32>,
@@ -453,7 +455,9 @@ pub fn parse(path: &str, text: &str) -> Result<Scenario, String> {
         });
     }
     let mut consensus = Config::default();
+    let mut min_block_interval_ms = 0;
     if let Some(c) = file.consensus {
+        min_block_interval_ms = c.min_block_interval_ms.unwrap_or(0);
         consensus.leader_timeout_ms = c.leader_timeout_ms.unwrap_or(consensus.leader_timeout_ms);
         consensus.advance_timeout_ms = c.advance_timeout_ms.unwrap_or(consensus.advance_timeout_ms);
         consensus.retry_ms = c.retry_ms.unwrap_or(consensus.retry_ms);
@@ -489,6 +493,7 @@ pub fn parse(path: &str, text: &str) -> Result<Scenario, String> {
         certificate_crashes,
         byzantine,
         payload_bytes: file.payload_bytes,
+        min_block_interval_ms,
         ledger_tps: file.ledger_tps,
         duration_ms: file.duration_ms,
         liveness_views: file.liveness_views,
@@ -547,8 +552,9 @@ pub fn to_toml(scenario: &Scenario) -> String {
     let c = &scenario.consensus;
     let _ = writeln!(
         t,
-        "consensus = {{ leader_timeout_ms = {}, advance_timeout_ms = {}, retry_ms = {}, max_backoff_shift = {}, max_views_ahead = {} }}",
+        "consensus = {{ leader_timeout_ms = {}, min_block_interval_ms = {}, advance_timeout_ms = {}, retry_ms = {}, max_backoff_shift = {}, max_views_ahead = {} }}",
         c.leader_timeout_ms,
+        scenario.min_block_interval_ms,
         c.advance_timeout_ms,
         c.retry_ms,
         c.max_backoff_shift,

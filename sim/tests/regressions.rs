@@ -147,3 +147,12 @@ fn ledger_seed_7() {
 fn ledger_seed_15() {
     check("ledger", 15);
 }
+
+/// Panic: a leader holding its payload request back for the node's block
+/// interval heard a notarization of the previous view (nullified too, with
+/// v3 withholding votes) for a block it lacked; that block became the
+/// parent, and core panicked building the proposal on it. Seed 318 too.
+#[test]
+fn node_timeouts_seed_284() {
+    check_file("suite/node-timeouts.toml", 284);
+}
