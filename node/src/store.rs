@@ -15,7 +15,10 @@
 //! Durability: every write goes to RocksDB's write-ahead log; `sync` flushes
 //! and fsyncs the log. The engine syncs vote records before any message
 //! leaves the node, and RocksDB recovers a prefix of the log after a crash,
-//! so what the node signed is never forgotten. The node's own indexes are
+//! so what the node signed is never forgotten. Votes and certificates at or
+//! below the finalized view are range-deleted right after the finalized
+//! record (see `ballast_transports`' recovery module), so `safety` holds
+//! only the views above finality. The node's own indexes are
 //! derived data: after a crash it rebuilds what is missing by re-executing
 //! finalized blocks (see `app::NodeApp::recover`).
 
@@ -103,21 +106,67 @@ impl Store for RocksStore {
     }
 
     fn scan(&self, prefix: &[u8]) -> Result<Vec<KeyValue>, StoreError> {
+        if !prefix.is_empty() {
+            return self.scan_from(prefix, prefix);
+        }
+        // Every engine record: each kind's prefix in key order.
+        let mut kinds = [
+            prefix::BLOCK,
+            prefix::CERTIFICATE,
+            prefix::EPOCH,
+            prefix::FINALIZED,
+            prefix::VOTE,
+        ];
+        kinds.sort_unstable();
         let mut records = Vec::new();
-        for (_, name) in ENGINE_FAMILIES
-            .iter()
-            .filter(|(p, _)| prefix.is_empty() || prefix[0] == *p)
-        {
-            let mode = IteratorMode::From(prefix, rocksdb::Direction::Forward);
-            for item in self.db.iterator_cf(family(&self.db, name), mode) {
-                let (key, value) = item.map_err(failure)?;
-                if !key.starts_with(prefix) {
-                    break;
-                }
-                records.push((key.to_vec(), value.to_vec()));
-            }
+        for kind in kinds {
+            records.extend(self.scan_from(&[kind], &[kind])?);
         }
         Ok(records)
+    }
+
+    fn scan_from(&self, prefix: &[u8], start: &[u8]) -> Result<Vec<KeyValue>, StoreError> {
+        let mut records = Vec::new();
+        let from = start.max(prefix);
+        let mode = IteratorMode::From(from, rocksdb::Direction::Forward);
+        for item in self.db.iterator_cf(self.family_of(prefix), mode) {
+            let (key, value) = item.map_err(failure)?;
+            if !key.starts_with(prefix) {
+                break;
+            }
+            records.push((key.to_vec(), value.to_vec()));
+        }
+        Ok(records)
+    }
+
+    fn last(&self, prefix: &[u8], count: usize) -> Result<Vec<KeyValue>, StoreError> {
+        assert!(!prefix.is_empty(), "the last records of one kind");
+        // Seek to the last key at or before the first key past the prefix.
+        let mut past = prefix.to_vec();
+        let last = past.last_mut().expect("not empty");
+        assert!(*last < u8::MAX, "record prefixes are letters");
+        *last += 1;
+        let mode = IteratorMode::From(&past, rocksdb::Direction::Reverse);
+        let mut records = Vec::new();
+        for item in self.db.iterator_cf(self.family_of(prefix), mode) {
+            let (key, value) = item.map_err(failure)?;
+            if key.as_ref() >= past.as_slice() {
+                continue;
+            }
+            if !key.starts_with(prefix) || records.len() == count {
+                break;
+            }
+            records.push((key.to_vec(), value.to_vec()));
+        }
+        Ok(records)
+    }
+
+    fn delete_range(&mut self, from: &[u8], to: &[u8]) -> Result<(), StoreError> {
+        assert_eq!(from.first(), to.first(), "a range of one kind of record");
+        // One range tombstone in the log, ordered with the puts around it.
+        self.db
+            .delete_range_cf(self.family_of(from), from, to)
+            .map_err(failure)
     }
 
     fn sync(&mut self) -> Result<(), StoreError> {
@@ -325,6 +374,45 @@ mod tests {
         );
         assert_eq!(store.scan(b"v").unwrap().len(), 1);
         assert_eq!(store.get(b"bdigest").unwrap(), Some(b"block".to_vec()));
+    }
+
+    #[test]
+    fn range_deletes_last_and_scan_from_stay_within_one_kind() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = RocksStore::new(open(dir.path()).unwrap());
+        for view in 1u8..=5 {
+            store.put(&[b'v', view], b"vote").unwrap();
+            store.put(&[b'c', view], b"certificate").unwrap();
+            store.put(&[b'e', view], b"epoch").unwrap();
+        }
+        store.put(b"bdigest", b"block").unwrap();
+        store.delete_range(&[b'v', 0], &[b'v', 4]).unwrap();
+        let votes: Vec<Vec<u8>> = store
+            .scan(b"v")
+            .unwrap()
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
+        assert_eq!(votes, vec![vec![b'v', 4], vec![b'v', 5]]);
+        assert_eq!(store.scan(b"c").unwrap().len(), 5, "other kinds untouched");
+        let from: Vec<Vec<u8>> = store
+            .scan_from(b"c", &[b'c', 3])
+            .unwrap()
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
+        assert_eq!(from, vec![vec![b'c', 3], vec![b'c', 4], vec![b'c', 5]]);
+        let last: Vec<Vec<u8>> = store
+            .last(b"e", 2)
+            .unwrap()
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
+        assert_eq!(last, vec![vec![b'e', 5], vec![b'e', 4]]);
+        assert!(store.last(b"x", 2).unwrap().is_empty());
+        let all = store.scan(&[]).unwrap();
+        assert_eq!(all.len(), 2 + 5 + 5 + 1, "every kind of engine record");
+        assert!(all.windows(2).all(|w| w[0].0 < w[1].0), "in key order");
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! order. One rule matters above all: a vote record is synced to the store
 //! before any message leaves the node after it.
 
+use crate::recovery;
 use crate::{Clock, Store, StoreError, Transport};
 use ballast_core::codec::MAX_MESSAGE_BYTES;
 use ballast_core::consensus::{
@@ -195,29 +196,16 @@ where
         clock: C,
         mut app: A,
     ) -> Result<Self, EngineError> {
-        let mut records = Vec::new();
-        let mut torn = 0;
-        for (_, value) in store.scan(&[])? {
-            match Record::<S>::decode(&value) {
-                Ok(record) => records.push(record),
-                Err(_) => torn += 1,
-            }
-        }
+        // Bounded reads (see `recovery`): the latest epoch start, then what
+        // the views above the finalized block need.
+        let (epoch, anchor, torn_epochs) = recovery::latest_epoch::<S>(&store)?;
+        let (plan_validators, bounds) = Self::plan(&mut app, &store, &validators, epoch, &anchor);
+        let (records, torn) = recovery::needed_records::<S>(&store, &anchor, bounds.last_height)?;
+        let torn = torn + torn_epochs;
         if torn > 0 {
             app.observe(clock.now_ms(), Observation::TornRecords(torn));
         }
         let validator_count = validators.len();
-        // The latest epoch this replica started, and what ended the one
-        // before it.
-        let started = records
-            .iter()
-            .filter_map(|r| match r {
-                Record::Epoch { epoch, anchor, .. } => Some((*epoch, anchor.clone())),
-                _ => None,
-            })
-            .max_by_key(|(epoch, _)| *epoch);
-        let (epoch, anchor) = started.unwrap_or((0, Block::genesis()));
-        let (plan_validators, bounds) = Self::plan(&mut app, &store, &validators, epoch, &anchor);
         let replica = Simplex::recover_epoch(
             config.clone(),
             scheme.clone(),
@@ -559,6 +547,11 @@ where
             Effect::Persist(record) => {
                 self.store.put(&record.key(), &record.encode())?;
                 self.unsynced_vote |= record.must_sync();
+                if let Record::Finalized { block, .. } = &record {
+                    // After the record, in write order: a crash cannot
+                    // keep the deletion without it.
+                    recovery::prune_through::<S>(&mut self.store, block.view)?;
+                }
             }
             Effect::Send { to, message } => {
                 self.sync_before_send()?;

@@ -17,6 +17,7 @@ pub mod engine;
 pub mod memory;
 #[cfg(feature = "quic")]
 pub mod quic;
+mod recovery;
 pub mod sim;
 
 use ballast_core::ValidatorIndex;
@@ -50,13 +51,25 @@ pub type KeyValue = (Vec<u8>, Vec<u8>);
 
 /// A key-value store with explicit durability.
 ///
-/// Writes are visible to reads at once but may be lost in a crash until
-/// [`Store::sync`] returns.
+/// Writes (puts and range deletes) are visible to reads at once but may be
+/// lost in a crash until [`Store::sync`] returns; a crash keeps a prefix of
+/// them, in order, so a delete written after a put never survives without
+/// it.
 pub trait Store {
     fn put(&mut self, key: &[u8], value: &[u8]) -> Result<(), StoreError>;
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
     /// Every record whose key starts with `prefix`, in key order.
     fn scan(&self, prefix: &[u8]) -> Result<Vec<KeyValue>, StoreError>;
+    /// Every record whose key starts with `prefix` and is at least `start`,
+    /// in key order: what a restart reads instead of a whole prefix.
+    fn scan_from(&self, prefix: &[u8], start: &[u8]) -> Result<Vec<KeyValue>, StoreError>;
+    /// The last `count` records whose key starts with `prefix`, highest key
+    /// first (the latest epoch start, and one before it should that one be
+    /// torn).
+    fn last(&self, prefix: &[u8], count: usize) -> Result<Vec<KeyValue>, StoreError>;
+    /// Deletes every record with `from <= key < to`. Both keys share their
+    /// first byte (one kind of record), so one range stays in one place.
+    fn delete_range(&mut self, from: &[u8], to: &[u8]) -> Result<(), StoreError>;
     /// Makes every earlier write durable.
     fn sync(&mut self) -> Result<(), StoreError>;
 }

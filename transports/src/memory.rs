@@ -52,11 +52,37 @@ impl Transport for MemoryTransport {
     }
 }
 
+/// One write not yet synced.
+#[derive(Clone)]
+enum Write {
+    Put(Vec<u8>, Vec<u8>),
+    /// Deletes keys in `from..to`.
+    DeleteRange(Vec<u8>, Vec<u8>),
+}
+
+impl Write {
+    /// Applies this write to `records`.
+    fn apply(self, records: &mut BTreeMap<Vec<u8>, Vec<u8>>) {
+        match self {
+            Write::Put(key, value) => {
+                records.insert(key, value);
+            }
+            Write::DeleteRange(from, to) => {
+                let doomed: Vec<Vec<u8>> =
+                    records.range(from..to).map(|(k, _)| k.clone()).collect();
+                for key in doomed {
+                    records.remove(&key);
+                }
+            }
+        }
+    }
+}
+
 #[derive(Default)]
 struct MemStoreState {
     durable: BTreeMap<Vec<u8>, Vec<u8>>,
     /// Writes since the last sync, in order. A crash keeps a prefix of them.
-    unsynced: Vec<(Vec<u8>, Vec<u8>)>,
+    unsynced: Vec<Write>,
     syncs: u64,
 }
 
@@ -91,18 +117,29 @@ impl MemStore {
         self.lock().syncs
     }
 
+    /// Records held, unsynced writes included.
+    pub fn len(&self) -> usize {
+        self.scan(&[]).map_or(0, |records| records.len())
+    }
+
+    /// Whether it holds no record at all.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// Simulates power loss: the first `keep` unsynced writes survive; if
-    /// `tear_next`, the one after them survives with its value cut in half;
-    /// the rest are lost.
+    /// `tear_next`, the one after them survives with its value cut in half
+    /// (a range delete is one log record: it survives whole or not at all,
+    /// and a torn one is lost); the rest are lost.
     pub fn crash(&self, keep: usize, tear_next: bool) {
         let mut state = self.lock();
         let unsynced = std::mem::take(&mut state.unsynced);
         let keep = keep.min(unsynced.len());
         let mut writes = unsynced.into_iter();
-        for (key, value) in writes.by_ref().take(keep) {
-            state.durable.insert(key, value);
+        for write in writes.by_ref().take(keep) {
+            write.apply(&mut state.durable);
         }
-        if tear_next && let Some((key, mut value)) = writes.next() {
+        if tear_next && let Some(Write::Put(key, mut value)) = writes.next() {
             value.truncate(value.len() / 2);
             state.durable.insert(key, value);
         }
@@ -111,36 +148,69 @@ impl MemStore {
 
 impl Store for MemStore {
     fn put(&mut self, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
-        self.lock().unsynced.push((key.to_vec(), value.to_vec()));
+        self.lock()
+            .unsynced
+            .push(Write::Put(key.to_vec(), value.to_vec()));
         Ok(())
     }
 
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         let state = self.lock();
-        if let Some((_, value)) = state.unsynced.iter().rev().find(|(k, _)| k == key) {
-            return Ok(Some(value.clone()));
+        for write in state.unsynced.iter().rev() {
+            match write {
+                Write::Put(k, value) if k == key => return Ok(Some(value.clone())),
+                Write::DeleteRange(from, to) if from.as_slice() <= key && key < to.as_slice() => {
+                    return Ok(None);
+                }
+                _ => {}
+            }
         }
         Ok(state.durable.get(key).cloned())
     }
 
     fn scan(&self, prefix: &[u8]) -> Result<Vec<KeyValue>, StoreError> {
+        self.scan_from(prefix, prefix)
+    }
+
+    fn scan_from(&self, prefix: &[u8], start: &[u8]) -> Result<Vec<KeyValue>, StoreError> {
         let state = self.lock();
+        let wanted = |k: &[u8]| k.starts_with(prefix) && k >= start;
         let mut merged: BTreeMap<Vec<u8>, Vec<u8>> = state
             .durable
-            .range(prefix.to_vec()..)
+            .range(start.max(prefix).to_vec()..)
             .take_while(|(k, _)| k.starts_with(prefix))
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
-        for (key, value) in state.unsynced.iter().filter(|(k, _)| k.starts_with(prefix)) {
-            merged.insert(key.clone(), value.clone());
+        for write in &state.unsynced {
+            match write {
+                Write::Put(key, _) if !wanted(key) => {}
+                write => write.clone().apply(&mut merged),
+            }
         }
         Ok(merged.into_iter().collect())
+    }
+
+    fn last(&self, prefix: &[u8], count: usize) -> Result<Vec<KeyValue>, StoreError> {
+        let mut records = self.scan(prefix)?;
+        records.reverse();
+        records.truncate(count);
+        Ok(records)
+    }
+
+    fn delete_range(&mut self, from: &[u8], to: &[u8]) -> Result<(), StoreError> {
+        assert_eq!(from.first(), to.first(), "a range of one kind of record");
+        self.lock()
+            .unsynced
+            .push(Write::DeleteRange(from.to_vec(), to.to_vec()));
+        Ok(())
     }
 
     fn sync(&mut self) -> Result<(), StoreError> {
         let mut state = self.lock();
         let unsynced = std::mem::take(&mut state.unsynced);
-        state.durable.extend(unsynced);
+        for write in unsynced {
+            write.apply(&mut state.durable);
+        }
         state.syncs += 1;
         Ok(())
     }
@@ -209,5 +279,43 @@ mod tests {
             .map(|(k, _)| k)
             .collect();
         assert_eq!(keys, vec![b"v1".to_vec(), b"v2".to_vec()]);
+    }
+
+    #[test]
+    fn range_deletes_hide_records_and_survive_a_crash_only_in_order() {
+        let mut store = MemStore::new();
+        for view in 1u8..=5 {
+            store.put(&[b'v', view], b"vote").unwrap();
+        }
+        store.sync().unwrap();
+        store.put(b"f", b"finalized at 3").unwrap();
+        store.delete_range(&[b'v', 0], &[b'v', 4]).unwrap();
+        let left: Vec<_> = store
+            .scan(b"v")
+            .unwrap()
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
+        assert_eq!(left, vec![vec![b'v', 4], vec![b'v', 5]]);
+        assert_eq!(store.get(&[b'v', 2]).unwrap(), None);
+        let from_five: Vec<_> = store.scan_from(b"v", &[b'v', 5]).unwrap();
+        assert_eq!(from_five.len(), 1);
+
+        // The delete came after the put: a crash that loses the put loses
+        // the delete too, and a torn delete is lost whole.
+        let lost_both = store.clone();
+        let copy = MemStore::new();
+        copy.lock().durable = lost_both.lock().durable.clone();
+        copy.lock().unsynced = lost_both.lock().unsynced.clone();
+        copy.crash(0, false);
+        assert_eq!(copy.scan(b"v").unwrap().len(), 5);
+        assert_eq!(copy.get(b"f").unwrap(), None);
+        store.crash(1, true);
+        assert_eq!(
+            store.scan(b"v").unwrap().len(),
+            5,
+            "torn range delete is lost"
+        );
+        assert!(store.get(b"f").unwrap().is_some());
     }
 }

@@ -99,6 +99,16 @@ impl<S: Scheme> Record<S> {
         key
     }
 
+    /// The smallest key of `kind` ([`prefix::VOTE`] or
+    /// [`prefix::CERTIFICATE`]) at view `view`: keys from it on are of
+    /// views `view` and above, keys before it of views below.
+    pub fn view_start_key(kind: u8, view: View) -> Vec<u8> {
+        debug_assert!(kind == prefix::VOTE || kind == prefix::CERTIFICATE);
+        let mut key = vec![kind];
+        key.extend_from_slice(&view.to_be_bytes());
+        key
+    }
+
     /// The key of the stored block with `digest`.
     pub fn block_key(digest: &crate::types::Digest) -> Vec<u8> {
         let mut key = vec![prefix::BLOCK];
