@@ -193,6 +193,15 @@ pub fn generate(template: &Scenario, seed: u64) -> Scenario {
             down_ms,
         });
     }
+    // The node holds each proposal back (200 ms of its 1 s leader timeout
+    // by default); a fifth of the seeds do the same, at up to the same
+    // share of the simulator's leader timeout, so that certificates can
+    // arrive while a leader waits to build.
+    let hold_back_on = rng.gen_bool(0.2);
+    let hold_back_ms = rng.gen_range(10..=s.consensus.leader_timeout_ms / 5);
+    if hold_back_on {
+        s.min_block_interval_ms = hold_back_ms;
+    }
     s.duration_ms = s.heal_ms().max(safety_ms) + LIVENESS_PHASE_MS;
     s.liveness_views = LIVENESS_VIEWS;
     s.description = describe(&s, seed);
@@ -235,6 +244,9 @@ fn describe(s: &Scenario, seed: u64) -> String {
     if let Some(tps) = s.ledger_tps {
         parts.push(format!("ledger at {tps} tx/s"));
     }
+    if s.min_block_interval_ms > 0 {
+        parts.push(format!("proposals held {} ms", s.min_block_interval_ms));
+    }
     for (v, role) in &s.byzantine {
         parts.push(format!("v{v} {}", role.name()));
     }
@@ -260,5 +272,12 @@ mod tests {
             kinds.extend(s.byzantine.iter().map(|(_, r)| r.name()));
         }
         assert_eq!(kinds.len(), Role::ALL.len(), "every role is drawn");
+        let held = (0..500)
+            .filter(|seed| generate(&template, *seed).min_block_interval_ms > 0)
+            .count();
+        assert!(
+            (50..150).contains(&held),
+            "{held} of 500 seeds hold proposals back"
+        );
     }
 }
