@@ -127,11 +127,122 @@ impl Metrics {
         metrics
     }
 
-    /// The Prometheus text exposition.
+    /// The Prometheus text exposition (format 0.0.4, what `/metrics`
+    /// says it serves and what `promtool check metrics` reads).
     pub fn render(&self) -> String {
         let mut text = String::new();
         let registry = self.registry.lock().unwrap_or_else(|p| p.into_inner());
         encode(&mut text, &registry).expect("writing to a String cannot fail");
-        text
+        classic_text(&text)
+    }
+}
+
+/// Rewrites the OpenMetrics text `prometheus_client` writes as Prometheus
+/// text 0.0.4. They differ where it matters here: OpenMetrics names a
+/// counter family without `_total` and its sample with it, so a 0.0.4
+/// parser (Prometheus's own linter among them) sees a sample with no HELP
+/// or TYPE; and OpenMetrics ends with `# EOF`.
+fn classic_text(openmetrics: &str) -> String {
+    let counters: Vec<&str> = openmetrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE ")?.strip_suffix(" counter"))
+        .collect();
+    let mut text = String::with_capacity(openmetrics.len());
+    for line in openmetrics.lines() {
+        if line == "# EOF" {
+            continue;
+        }
+        let renamed = ["# HELP ", "# TYPE "].iter().find_map(|tag| {
+            let rest = line.strip_prefix(tag)?;
+            let (name, tail) = rest.split_once(' ')?;
+            counters
+                .contains(&name)
+                .then(|| format!("{tag}{name}_total {tail}"))
+        });
+        text.push_str(renamed.as_deref().unwrap_or(line));
+        text.push('\n');
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The names of the metric families in `text` that lack HELP or TYPE.
+    pub(crate) fn undescribed(text: &str) -> Vec<String> {
+        let described = |tag: &str, name: &str| {
+            text.lines().any(|l| {
+                l.strip_prefix(tag)
+                    .and_then(|rest| rest.split(' ').next())
+                    .is_some_and(|n| n == name)
+            })
+        };
+        let mut missing = Vec::new();
+        for line in text
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.is_empty())
+        {
+            let sample = line.split(['{', ' ']).next().unwrap_or_default();
+            let family = ["_bucket", "_sum", "_count"]
+                .iter()
+                .find_map(|s| sample.strip_suffix(s))
+                .filter(|f| described("# TYPE ", f))
+                .unwrap_or(sample);
+            if !(described("# HELP ", family) && described("# TYPE ", family)) {
+                missing.push(family.to_string());
+            }
+        }
+        missing.dedup();
+        missing
+    }
+
+    #[test]
+    fn every_family_has_help_and_type_and_counters_end_in_total() {
+        let metrics = Metrics::new();
+        metrics.transactions_total.inc();
+        metrics.evidence_total.inc();
+        metrics.finalization_latency_seconds.observe(0.2);
+        metrics
+            .store_bytes
+            .get_or_create(&vec![("family".into(), "blocks".into())])
+            .set(7);
+        let text = metrics.render();
+        assert_eq!(undescribed(&text), Vec::<String>::new(), "{text}");
+        assert!(
+            text.contains("# TYPE ballast_transactions_total counter"),
+            "{text}"
+        );
+        assert!(text.contains("ballast_transactions_total 1"), "{text}");
+        assert!(!text.contains("# EOF"));
+        // Prometheus's own linter, where installed (CI installs it).
+        match promtool_check(&text) {
+            Some(report) => assert!(report.is_empty(), "promtool: {report}\n{text}"),
+            None => assert!(
+                std::env::var_os("CI").is_none(),
+                "CI runs promtool: install Debian's prometheus package"
+            ),
+        }
+    }
+
+    /// What `promtool check metrics` says of `text` (empty: nothing), or
+    /// `None` without promtool.
+    pub(crate) fn promtool_check(text: &str) -> Option<String> {
+        use std::io::Write;
+        let mut child = std::process::Command::new("promtool")
+            .args(["check", "metrics"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .ok()?;
+        child.stdin.take()?.write_all(text.as_bytes()).ok()?;
+        let out = child.wait_with_output().ok()?;
+        let mut report = String::from_utf8_lossy(&out.stdout).into_owned();
+        report.push_str(&String::from_utf8_lossy(&out.stderr));
+        if !out.status.success() && report.is_empty() {
+            report = format!("exit {}", out.status);
+        }
+        Some(report.trim().to_string())
     }
 }

@@ -28,6 +28,41 @@ fn raw_http(port: u16, request: &str) -> String {
     String::from_utf8_lossy(&response).into_owned()
 }
 
+/// Prometheus's own linter passes a live node's `/metrics` (CI installs
+/// it; elsewhere the check is skipped when promtool is missing).
+fn promtool_passes(metrics: &str) {
+    use std::process::{Command, Stdio};
+    let child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn();
+    let Ok(mut child) = child else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI runs promtool: install Debian's prometheus package"
+        );
+        return;
+    };
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(metrics.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && report.trim().is_empty(),
+        "promtool check metrics: {report}\n{metrics}"
+    );
+}
+
 fn post(port: u16, body: &str) -> String {
     raw_http(
         port,
@@ -205,6 +240,8 @@ async fn devnet_finalizes_and_serves_transfers_with_proofs() {
     );
     assert!(metrics.contains("ballast_finalized_height"), "{metrics}");
     assert!(metrics.contains("ballast_finalization_latency_seconds_bucket"));
+    let body = metrics.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    promtool_passes(body);
     let health = raw_http(
         port,
         "GET /health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
