@@ -19,7 +19,24 @@ pub struct DevnetOptions {
     pub accounts: usize,
     /// Exit (successfully) once every validator has finalized this height.
     pub until_height: Option<u64>,
+    /// Restart a node that died, from its data, this long after it died
+    /// (`None`: leave it down until `ballast devnet restart N`).
+    pub restart_crashed_secs: Option<u64>,
 }
+
+/// What `ballast devnet kill N` / `restart N` do to a running devnet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Control {
+    /// SIGKILL, as a power cut would: no clean shutdown.
+    Kill,
+    /// Start it again from its data, if it is down.
+    Restart,
+}
+
+/// The file a running devnet polls for a restart request of one node.
+const RESTART_REQUEST: &str = "restart-requested";
+/// The file a running devnet writes each node's process id to.
+const PID_FILE: &str = "node.pid";
 
 #[derive(Debug, thiserror::Error)]
 pub enum DevnetError {
@@ -30,12 +47,10 @@ pub enum DevnetError {
         node: String,
         source: std::io::Error,
     },
-    #[error("{node} exited ({status}); its log is {log}")]
-    Exited {
-        node: String,
-        status: std::process::ExitStatus,
-        log: String,
-    },
+    #[error("{0} is not a node of the devnet in {1} (no node.toml there)")]
+    NoSuchNode(String, String),
+    #[error("{0} is not running (no process id recorded, or it already exited)")]
+    NotRunning(String),
     #[error(
         "{what} port {port} is taken (another devnet running?); choose others with --p2p-port / --rpc-port"
     )]
@@ -74,6 +89,138 @@ fn terminate(child: &Child) {
     }
 }
 
+/// Acts on a devnet that runs in `dir` (from another terminal).
+/// `node` is a validator's index (`1` is `node-1`) or a node's name
+/// (`full-0`).
+pub fn control(dir: &std::path::Path, node: &str, action: Control) -> Result<(), DevnetError> {
+    let name = match node.parse::<usize>() {
+        Ok(index) => format!("node-{index}"),
+        Err(_) => node.to_string(),
+    };
+    let node_dir = dir.join(&name);
+    if !node_dir.join("node.toml").exists() {
+        return Err(DevnetError::NoSuchNode(name, dir.display().to_string()));
+    }
+    match action {
+        Control::Kill => {
+            let pid = std::fs::read_to_string(node_dir.join(PID_FILE))
+                .ok()
+                .and_then(|p| p.trim().parse::<i32>().ok())
+                .ok_or_else(|| DevnetError::NotRunning(name.clone()))?;
+            // SAFETY: kill(2) with a pid read from our own pid file; at
+            // worst it fails with ESRCH.
+            if unsafe { libc::kill(pid, libc::SIGKILL) } != 0 {
+                return Err(DevnetError::NotRunning(name));
+            }
+            println!("{name} (pid {pid}) killed with SIGKILL; the devnet shows it as down");
+        }
+        Control::Restart => {
+            std::fs::write(node_dir.join(RESTART_REQUEST), b"")?;
+            println!("asked the devnet to restart {name} from its data (within a second)");
+        }
+    }
+    Ok(())
+}
+
+/// One node process the devnet runs, while it is up.
+struct NodeProcess {
+    name: String,
+    dir: PathBuf,
+    log: PathBuf,
+    child: Option<Child>,
+    down_since: Option<std::time::Instant>,
+}
+
+impl NodeProcess {
+    fn spawn(&mut self, exe: &std::path::Path) -> Result<(), DevnetError> {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)?;
+        let mut command = Command::new(exe);
+        // SAFETY: prctl is async-signal-safe and touches only the child.
+        // The validator gets SIGTERM if this process dies, however it dies,
+        // so no orphaned validators hold the ports.
+        unsafe {
+            command.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+                Ok(())
+            });
+        }
+        let child = command
+            .args(["run", "--config"])
+            .arg(self.dir.join("node.toml"))
+            .stdout(Stdio::from(log.try_clone()?))
+            .stderr(Stdio::from(log))
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|source| DevnetError::Spawn {
+                node: self.name.clone(),
+                source,
+            })?;
+        if let Some(pid) = child.id() {
+            std::fs::write(self.dir.join(PID_FILE), pid.to_string())?;
+        }
+        let _ = std::fs::remove_file(self.dir.join(RESTART_REQUEST));
+        self.child = Some(child);
+        self.down_since = None;
+        Ok(())
+    }
+
+    /// Notices an exit: the node is then shown as down, and the others
+    /// carry on (a devnet is for watching exactly that).
+    fn reap(&mut self, restart_crashed_secs: Option<u64>) -> Result<(), DevnetError> {
+        let Some(child) = self.child.as_mut() else {
+            return Ok(());
+        };
+        let Some(status) = child.try_wait()? else {
+            return Ok(());
+        };
+        self.child = None;
+        self.down_since = Some(std::time::Instant::now());
+        let _ = std::fs::remove_file(self.dir.join(PID_FILE));
+        let next = match restart_crashed_secs {
+            Some(secs) => format!("restarting it in {secs} s"),
+            None => format!(
+                "`ballast devnet restart {}` starts it again",
+                self.short_name()
+            ),
+        };
+        println!(
+            "{} exited ({status}); the others carry on; {next}; its log is {}",
+            self.name,
+            self.log.display()
+        );
+        Ok(())
+    }
+
+    /// Starts it again if it is down and a restart is due or asked for.
+    fn maybe_restart(
+        &mut self,
+        exe: &std::path::Path,
+        restart_crashed_secs: Option<u64>,
+    ) -> Result<(), DevnetError> {
+        let Some(down_since) = self.down_since else {
+            let _ = std::fs::remove_file(self.dir.join(RESTART_REQUEST));
+            return Ok(());
+        };
+        let requested = self.dir.join(RESTART_REQUEST).exists();
+        let due = restart_crashed_secs
+            .is_some_and(|secs| down_since.elapsed() >= Duration::from_secs(secs));
+        if requested || due {
+            println!("{}: restarting from its data", self.name);
+            self.spawn(exe)?;
+        }
+        Ok(())
+    }
+
+    /// What `ballast devnet kill/restart` take: a validator's index, or a
+    /// full node's name.
+    fn short_name(&self) -> &str {
+        self.name.strip_prefix("node-").unwrap_or(&self.name)
+    }
+}
+
 pub async fn devnet(options: DevnetOptions) -> Result<(), DevnetError> {
     check_ports(&options)?;
     let (dir, _temporary) = match &options.dir {
@@ -107,11 +254,11 @@ pub async fn devnet(options: DevnetOptions) -> Result<(), DevnetError> {
         if fresh { "" } else { " (resumed)" }
     );
     let exe = std::env::current_exe()?;
-    let mut children = Vec::new();
     let names: Vec<String> = (0..options.validators)
         .map(|i| format!("node-{i}"))
         .chain((0..options.full_nodes).map(|j| format!("full-{j}")))
         .collect();
+    let mut nodes = Vec::with_capacity(names.len());
     for name in &names {
         let node_dir = dir.join(name);
         if !node_dir.join("node.toml").exists() {
@@ -120,33 +267,15 @@ pub async fn devnet(options: DevnetOptions) -> Result<(), DevnetError> {
                 node_dir.display()
             ))));
         }
-        let log_path = node_dir.join("node.log");
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log_path)?;
-        let mut command = Command::new(&exe);
-        // SAFETY: prctl is async-signal-safe and touches only the child.
-        // The validator gets SIGTERM if this process dies, however it dies,
-        // so no orphaned validators hold the ports.
-        unsafe {
-            command.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
-                Ok(())
-            });
-        }
-        let child = command
-            .args(["run", "--config"])
-            .arg(node_dir.join("node.toml"))
-            .stdout(Stdio::from(log.try_clone()?))
-            .stderr(Stdio::from(log))
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|source| DevnetError::Spawn {
-                node: name.clone(),
-                source,
-            })?;
-        children.push((child, log_path));
+        let mut node = NodeProcess {
+            name: name.clone(),
+            log: node_dir.join("node.log"),
+            dir: node_dir,
+            child: None,
+            down_since: None,
+        };
+        node.spawn(&exe)?;
+        nodes.push(node);
     }
     let rpcs: Vec<String> = (0..names.len())
         .map(|i| format!("http://127.0.0.1:{}", usize::from(options.rpc_port) + i))
@@ -167,6 +296,11 @@ pub async fn devnet(options: DevnetOptions) -> Result<(), DevnetError> {
         "logs: {}/node-N/node.log (full nodes: full-N); Ctrl-C stops the network",
         dir.display()
     );
+    println!(
+        "try a crash: `ballast devnet kill N --dir {}` (SIGKILL), then `ballast devnet restart N --dir {}`",
+        dir.display(),
+        dir.display()
+    );
     let clients: Vec<Client> = rpcs
         .iter()
         .map(|url| Client::new(url).expect("valid URL"))
@@ -174,24 +308,32 @@ pub async fn devnet(options: DevnetOptions) -> Result<(), DevnetError> {
 
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
-    let outcome = loop {
+    let outcome: Result<(), DevnetError> = loop {
         tokio::select! {
             _ = tokio::signal::ctrl_c() => break Ok(()),
             _ = term.recv() => break Ok(()),
             _ = tick.tick() => {}
         }
-        for (index, (child, log)) in children.iter_mut().enumerate() {
-            if let Some(status) = child.try_wait()? {
-                break_on_exit(&names[index], status, log)?;
-            }
+        for node in &mut nodes {
+            node.reap(options.restart_crashed_secs)?;
+            node.maybe_restart(&exe, options.restart_crashed_secs)?;
         }
         let mut heights = Vec::new();
-        for client in &clients {
-            heights.push(client.height().await.ok());
+        for (node, client) in nodes.iter().zip(&clients) {
+            let height = match node.child {
+                Some(_) => client.height().await.ok(),
+                None => None,
+            };
+            heights.push(height);
         }
         let shown: Vec<String> = heights
             .iter()
-            .map(|h| h.map_or("-".into(), |h| h.to_string()))
+            .zip(&nodes)
+            .map(|(h, node)| match (h, &node.child) {
+                (_, None) => "down".into(),
+                (Some(h), _) => h.to_string(),
+                (None, _) => "-".into(),
+            })
             .collect();
         if options.full_nodes > 0 {
             let (v, f) = shown.split_at(options.validators);
@@ -210,26 +352,17 @@ pub async fn devnet(options: DevnetOptions) -> Result<(), DevnetError> {
             break Ok(());
         }
     };
-    for (child, _) in &children {
+    for child in nodes.iter().filter_map(|n| n.child.as_ref()) {
         terminate(child);
     }
-    for (child, _) in &mut children {
-        let stopped = tokio::time::timeout(Duration::from_secs(10), child.wait()).await;
-        if stopped.is_err() {
-            let _ = child.kill().await;
+    for node in &mut nodes {
+        if let Some(child) = node.child.as_mut() {
+            let stopped = tokio::time::timeout(Duration::from_secs(10), child.wait()).await;
+            if stopped.is_err() {
+                let _ = child.kill().await;
+            }
         }
+        let _ = std::fs::remove_file(node.dir.join(PID_FILE));
     }
     outcome
-}
-
-fn break_on_exit(
-    node: &str,
-    status: std::process::ExitStatus,
-    log: &std::path::Path,
-) -> Result<(), DevnetError> {
-    Err(DevnetError::Exited {
-        node: node.to_string(),
-        status,
-        log: log.display().to_string(),
-    })
 }

@@ -7,7 +7,7 @@
 use ballast_node::bench::{BenchOptions, bench};
 use ballast_node::client::{Client, transfer};
 use ballast_node::config::{NodeConfig, Timeouts, read_key, write_key};
-use ballast_node::devnet::{DevnetOptions, devnet};
+use ballast_node::devnet::{Control, DevnetOptions, control, devnet};
 use ballast_node::genesis::parse_hex32;
 use ballast_node::init::{InitOptions, init};
 use clap::{Parser, Subcommand};
@@ -22,6 +22,28 @@ use std::process::ExitCode;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+}
+
+/// What to do to one node of a running devnet.
+#[derive(Subcommand)]
+enum DevnetAction {
+    /// Kills a node with SIGKILL (no clean shutdown, as in a power cut);
+    /// the others carry on and the devnet shows it as down.
+    Kill {
+        /// A validator's index (1 is node-1) or a node's name (full-0).
+        node: String,
+        /// The running devnet's directory (it prints it at start).
+        #[arg(long)]
+        dir: PathBuf,
+    },
+    /// Starts a node that is down again, from its data; it catches up.
+    Restart {
+        /// A validator's index (1 is node-1) or a node's name (full-0).
+        node: String,
+        /// The running devnet's directory (it prints it at start).
+        #[arg(long)]
+        dir: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -76,7 +98,11 @@ enum Command {
     },
     /// Starts a local network of separate validator processes on loopback
     /// and shows finalized heights climbing until Ctrl-C.
+    #[command(args_conflicts_with_subcommands = true)]
     Devnet {
+        /// Act on a devnet already running (from another terminal).
+        #[command(subcommand)]
+        action: Option<DevnetAction>,
         #[arg(long, default_value_t = 4)]
         validators: usize,
         /// Also run full nodes (RPC ports after the validators').
@@ -95,6 +121,10 @@ enum Command {
         /// Stop once every validator has finalized this height (for scripts).
         #[arg(long)]
         until_height: Option<u64>,
+        /// Restart a node that dies, from its data, this many seconds later
+        /// (default: it stays down until `ballast devnet restart N`).
+        #[arg(long, value_name = "SECS")]
+        restart_crashed: Option<u64>,
     },
     /// Signs a transfer and submits it (or prints it, for curl).
     Transfer {
@@ -218,6 +248,15 @@ async fn main_async(cli: Cli) -> Result<(), String> {
             println!("view {}  mempool {}", head["view"], head["mempool"]);
         }
         Command::Devnet {
+            action: Some(DevnetAction::Kill { node, dir }),
+            ..
+        } => control(&dir, &node, Control::Kill).map_err(|e| e.to_string())?,
+        Command::Devnet {
+            action: Some(DevnetAction::Restart { node, dir }),
+            ..
+        } => control(&dir, &node, Control::Restart).map_err(|e| e.to_string())?,
+        Command::Devnet {
+            action: None,
             validators,
             full_nodes,
             dir,
@@ -225,6 +264,7 @@ async fn main_async(cli: Cli) -> Result<(), String> {
             rpc_port,
             accounts,
             until_height,
+            restart_crashed,
         } => devnet(DevnetOptions {
             validators,
             full_nodes,
@@ -233,6 +273,7 @@ async fn main_async(cli: Cli) -> Result<(), String> {
             rpc_port,
             accounts,
             until_height,
+            restart_crashed_secs: restart_crashed,
         })
         .await
         .map_err(|e| e.to_string())?,

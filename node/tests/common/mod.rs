@@ -20,7 +20,7 @@ pub struct Network {
 }
 
 /// A base port with `count` free UDP and TCP ports after it (both ranges).
-fn free_ports(count: u16) -> (u16, u16) {
+pub fn free_ports(count: u16) -> (u16, u16) {
     let seed = std::process::id() as u16;
     for attempt in 0..200u16 {
         let base = 20_000 + (seed.wrapping_mul(37).wrapping_add(attempt * 97)) % 30_000;
