@@ -225,6 +225,68 @@ mod tests {
         }
     }
 
+    /// The dashboard operators import into Grafana
+    /// (`node/grafana/ballast-node.json`) must load and must chart only
+    /// what the node exports, and every family the node exports.
+    #[test]
+    fn the_grafana_dashboard_is_valid_and_charts_every_exported_metric() {
+        let json = include_str!("../grafana/ballast-node.json");
+        let dashboard: serde_json::Value = serde_json::from_str(json).expect("valid JSON");
+        assert!(dashboard["title"].as_str().is_some_and(|t| !t.is_empty()));
+        assert!(dashboard["uid"].as_str().is_some_and(|u| !u.is_empty()));
+        assert!(dashboard["schemaVersion"].as_u64().is_some());
+        let panels = dashboard["panels"].as_array().expect("panels");
+        let metrics = Metrics::new();
+        // A labelled family shows only once it has a member.
+        metrics
+            .store_bytes
+            .get_or_create(&vec![("family".into(), "blocks".into())])
+            .set(1);
+        let text = metrics.render();
+        let exported: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("# TYPE ")?.split(' ').next())
+            .collect();
+        let mut charted = std::collections::BTreeSet::new();
+        let mut ids = std::collections::BTreeSet::new();
+        let mut cells = std::collections::BTreeSet::new();
+        for panel in panels {
+            let title = panel["title"].as_str().expect("every panel has a title");
+            assert!(
+                ids.insert(panel["id"].as_u64().expect("id")),
+                "{title}: id reused"
+            );
+            let grid = &panel["gridPos"];
+            let [h, w, x, y] = ["h", "w", "x", "y"].map(|k| grid[k].as_u64().expect("gridPos"));
+            assert!(x + w <= 24, "{title}: wider than the grid");
+            for cell in (x..x + w).flat_map(|c| (y..y + h).map(move |r| (c, r))) {
+                assert!(cells.insert(cell), "{title} overlaps another panel");
+            }
+            let targets = panel["targets"].as_array().expect("targets");
+            assert!(!targets.is_empty(), "{title}: no query");
+            for target in targets {
+                let expr = target["expr"].as_str().expect("a PromQL expression");
+                assert!(target["refId"].as_str().is_some(), "{title}: refId");
+                let names = expr
+                    .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                    .filter(|w| w.starts_with("ballast_"));
+                for name in names {
+                    let family = ["_bucket", "_sum", "_count"]
+                        .iter()
+                        .find_map(|s| name.strip_suffix(s))
+                        .unwrap_or(name);
+                    assert!(
+                        exported.contains(&family),
+                        "{title}: {name} is not exported (exported: {exported:?})"
+                    );
+                    charted.insert(family.to_string());
+                }
+            }
+        }
+        let uncharted: Vec<&&str> = exported.iter().filter(|f| !charted.contains(**f)).collect();
+        assert!(uncharted.is_empty(), "no panel charts {uncharted:?}");
+    }
+
     /// What `promtool check metrics` says of `text` (empty: nothing), or
     /// `None` without promtool.
     pub(crate) fn promtool_check(text: &str) -> Option<String> {
