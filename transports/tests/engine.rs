@@ -65,39 +65,7 @@ impl Application<Ed25519> for Chain {
 
 #[tokio::test(start_paused = true)]
 async fn four_validators_finalize_the_same_chain_over_memory_transport() {
-    let count = 4;
-    let schemes = Ed25519::deterministic_set(1, count);
-    let validators = Arc::new(ValidatorSet::equal(count));
-    let transports = MemoryTransport::network(count);
-    let chains: Vec<Chain> = (0..count).map(|_| Chain::default()).collect();
-    let local = tokio::task::LocalSet::new();
-    for ((scheme, transport), chain) in schemes.into_iter().zip(transports).zip(chains.clone()) {
-        let engine = Engine::recover(
-            Config::default(),
-            scheme,
-            validators.clone(),
-            transport,
-            MemStore::new(),
-            TokioClock::new(),
-            chain,
-        )
-        .unwrap();
-        local.spawn_local(engine.run());
-    }
-    local
-        .run_until(async {
-            // The in-memory network is instantaneous, so the engines may never
-            // let virtual time advance: poll by yielding, not by sleeping.
-            let mut polls = 0;
-            while chains.iter().any(|c| c.0.lock().unwrap().len() < 20) {
-                tokio::task::yield_now().await;
-                polls += 1;
-                let heights: Vec<usize> =
-                    chains.iter().map(|c| c.0.lock().unwrap().len()).collect();
-                assert!(polls < 1_000_000, "no progress: heights {heights:?}");
-            }
-        })
-        .await;
+    let (chains, _) = run_to_height(20).await;
     let reference = chains[0].0.lock().unwrap().clone();
     for chain in &chains[1..] {
         let chain = chain.0.lock().unwrap();
@@ -279,9 +247,9 @@ impl Store for CountingStore {
     }
 }
 
-/// Runs four validators until every one has finalized `height` blocks;
-/// returns their stores.
-async fn run_to_height(height: usize) -> Vec<MemStore> {
+/// Runs four validators over the in-memory transport until every one has
+/// finalized `height` blocks; returns their chains and stores.
+async fn run_to_height(height: usize) -> (Vec<Chain>, Vec<MemStore>) {
     let count = 4;
     let schemes = Ed25519::deterministic_set(1, count);
     let validators = Arc::new(ValidatorSet::equal(count));
@@ -309,21 +277,25 @@ async fn run_to_height(height: usize) -> Vec<MemStore> {
     }
     local
         .run_until(async {
+            // The in-memory network is instantaneous, so the engines may never
+            // let virtual time advance: poll by yielding, not by sleeping.
             let mut polls = 0;
             while chains.iter().any(|c| c.0.lock().unwrap().len() < height) {
                 tokio::task::yield_now().await;
                 polls += 1;
-                assert!(polls < 5_000_000, "no progress");
+                let heights: Vec<usize> =
+                    chains.iter().map(|c| c.0.lock().unwrap().len()).collect();
+                assert!(polls < 5_000_000, "no progress: heights {heights:?}");
             }
         })
         .await;
-    stores
+    (chains, stores)
 }
 
 /// What a restart reads, for a store of a validator that finalized
 /// `height` blocks.
 async fn records_read_at_restart(height: usize) -> (usize, usize) {
-    let stores = run_to_height(height).await;
+    let (_, stores) = run_to_height(height).await;
     let read = std::rc::Rc::new(std::cell::Cell::new(0));
     let store = CountingStore {
         inner: stores[0].clone(),
