@@ -318,32 +318,44 @@ pub async fn devnet(options: DevnetOptions) -> Result<(), DevnetError> {
             node.reap(options.restart_crashed_secs)?;
             node.maybe_restart(&exe, options.restart_crashed_secs)?;
         }
+        // Each node's finalized height and view; a node that is down, or
+        // up but not answering yet, has neither.
         let mut heights = Vec::new();
+        let mut views = Vec::new();
         for (node, client) in nodes.iter().zip(&clients) {
-            let height = match node.child {
-                Some(_) => client.height().await.ok(),
+            let head = match node.child {
+                Some(_) => client.head().await.ok(),
                 None => None,
             };
-            heights.push(height);
+            let field = |name: &str| head.as_ref().and_then(|h| h[name].as_u64());
+            heights.push(field("height"));
+            views.push(field("view"));
         }
-        let shown: Vec<String> = heights
-            .iter()
-            .zip(&nodes)
-            .map(|(h, node)| match (h, &node.child) {
-                (_, None) => "down".into(),
-                (Some(h), _) => h.to_string(),
-                (None, _) => "-".into(),
-            })
-            .collect();
+        let show = |values: &[Option<u64>]| -> Vec<String> {
+            values
+                .iter()
+                .zip(&nodes)
+                .map(|(value, node)| match (value, &node.child) {
+                    (_, None) => "down".into(),
+                    (Some(value), _) => value.to_string(),
+                    (None, _) => "-".into(),
+                })
+                .collect()
+        };
+        let (shown, shown_views) = (show(&heights), show(&views));
+        let validator_views = shown_views[..options.validators].join(" ");
         if options.full_nodes > 0 {
             let (v, f) = shown.split_at(options.validators);
             println!(
-                "finalized heights: {}  | full: {}",
+                "finalized heights: {}  | full: {}  | views: {validator_views}",
                 v.join(" "),
                 f.join(" ")
             );
         } else {
-            println!("finalized heights: {}", shown.join(" "));
+            println!(
+                "finalized heights: {}  | views: {validator_views}",
+                shown.join(" ")
+            );
         }
         if let Some(target) = options.until_height
             && heights.iter().all(|h| h.is_some_and(|h| h >= target))

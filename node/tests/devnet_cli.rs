@@ -12,10 +12,17 @@ use std::time::{Duration, Instant};
 
 const BALLAST: &str = env!("CARGO_BIN_EXE_ballast");
 
-/// The heights in a status line, `None` for a node shown as down.
+/// The heights in a status line (`finalized heights: 5 5 down 5  | views:
+/// 7 7 down 7`), `None` for a node shown as down.
 fn heights(line: &str) -> Option<Vec<Option<u64>>> {
     let rest = line.strip_prefix("finalized heights: ")?;
-    Some(rest.split_whitespace().map(|h| h.parse().ok()).collect())
+    let (heights, views) = rest.split_once("| views: ")?;
+    assert_eq!(
+        heights.split_whitespace().count(),
+        views.split_whitespace().count(),
+        "a view per validator: {line}"
+    );
+    Some(heights.split_whitespace().map(|h| h.parse().ok()).collect())
 }
 
 /// Reads the devnet's output until `done` says so, or fails after `limit`.
