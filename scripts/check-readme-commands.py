@@ -93,10 +93,11 @@ def check(line, bin_dir):
         return None
     if tokens[:2] == ["cargo", "run"] and "--features" in tokens:
         return None  # another build than CI's binaries: not checked here
-    if tokens[:2] == ["cargo", "run"] and "--" in tokens:
-        split = tokens.index("--")
-        crate = tokens[tokens.index("-p") + 1]
-        return check_binary(os.path.join(bin_dir, BINARIES[crate]), tokens[split + 1 :])
+    if tokens[:2] == ["cargo", "run"]:
+        # Without -p: the workspace's default member, the suite.
+        crate = tokens[tokens.index("-p") + 1] if "-p" in tokens else "ballast-scenarios"
+        args = tokens[tokens.index("--") + 1 :] if "--" in tokens else []
+        return check_binary(os.path.join(bin_dir, BINARIES[crate]), args)
     if tokens[0] in ("target/release/ballast", "ballast"):
         return check_binary(os.path.join(bin_dir, "ballast"), tokens[1:])
     if tokens[:2] == ["cargo", "test"] and "--test" in tokens:

@@ -9,6 +9,9 @@ use indicatif::{ProgressBar, ProgressStyle};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+/// The suite's scenario files, from the repository root.
+const SUITE_DIR: &str = "scenarios/suite";
+
 #[derive(Parser)]
 #[command(
     name = "ballast-scenarios",
@@ -20,8 +23,11 @@ and prints a summary table. Exit status 1 if any seed fails or provable misbehav
 unreported. Every failure prints the command that replays it."
 )]
 struct Cli {
+    /// What to do; with none, `run` with its defaults (the whole suite): the
+    /// project's main job, what `cargo run --release` at the repository
+    /// root runs.
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
 }
 
 #[derive(Subcommand)]
@@ -29,7 +35,7 @@ enum Command {
     /// Run the suite.
     Run {
         /// Folder of scenario files, added to the built-in scenarios.
-        #[arg(long, default_value = "scenarios/suite")]
+        #[arg(long, default_value = SUITE_DIR)]
         dir: PathBuf,
         /// Run only scenarios whose name contains this text.
         #[arg(long)]
@@ -49,13 +55,21 @@ enum Command {
     },
     /// List the suite's scenarios with their seed counts.
     List {
-        #[arg(long, default_value = "scenarios/suite")]
+        #[arg(long, default_value = SUITE_DIR)]
         dir: PathBuf,
     },
 }
 
 fn main() -> ExitCode {
-    let result = match Cli::parse().command {
+    let command = Cli::parse().command.unwrap_or(Command::Run {
+        dir: PathBuf::from(SUITE_DIR),
+        only: None,
+        scale: 1.0,
+        from: FIRST_SEED,
+        jobs: ballast_sim::parallel::default_jobs(),
+        results: None,
+    });
+    let result = match command {
         Command::Run {
             dir,
             only,
