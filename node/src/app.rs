@@ -2,13 +2,15 @@
 //! finalize), the mempool, and the indexes and shared state the RPC reads.
 //!
 //! The same `Chain` the simulator attacks decides everything; this module
-//! only moves its results to disk, to RPC readers and to metrics.
+//! only moves its results to disk, to RPC readers and to metrics. The
+//! ledger's state is stored after every finalized block
+//! (`ballast_transports::state_store`), so a restart resumes from it.
 
 use crate::genesis::Genesis;
 use crate::json;
 use crate::metrics::Metrics;
 use crate::store::{ChainDb, FinalizedEntry};
-use ballast_core::consensus::{Certificate, Epoch, EpochBounds, Message, Record, Verdict};
+use ballast_core::consensus::{Certificate, Epoch, Message, Record, Verdict};
 use ballast_core::ledger::chain::{Chain, ChainError, MAX_BLOCK_TRANSACTIONS, Payload, Source};
 use ballast_core::ledger::execute::Ledger;
 use ballast_core::ledger::mempool::{Limits, Mempool, Rejection};
@@ -17,13 +19,16 @@ use ballast_core::scheme::ed25519::Ed25519;
 use ballast_core::validators::ValidatorSet;
 use ballast_core::{Block, Digest, Height, View};
 use ballast_transports::engine::{Application, BlockLookup, EpochPlan, Observation};
+pub use ballast_transports::state_store::EpochStart;
+use ballast_transports::state_store::{self, StateError, StateHead, StoredState};
 use ballast_transports::{Store, StoreError};
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 use tokio::sync::broadcast;
 
-/// Finalized states kept in memory for reads "at a recent height".
+/// Finalized states kept in memory for reads "at a recent height" (and as
+/// many rebuilt from disk at a restart).
 pub const RECENT_STATES: usize = 64;
 /// Proposals whose first-seen time is remembered for the latency histogram.
 const MAX_TRACKED_PROPOSALS: usize = 1_024;
@@ -32,25 +37,15 @@ const MAX_TRACKED_PROPOSALS: usize = 1_024;
 /// recording the next start; a few more cost nothing.
 const MAX_REMEMBERED_EPOCHS: usize = 8;
 
-/// An epoch as this node computed it when it finalized the block before it
-/// (or from genesis): consensus and a full node's follower both take their
-/// sets from here, so they cannot disagree with the ledger.
-#[derive(Clone, Debug)]
-pub struct EpochStart {
-    pub epoch: Epoch,
-    /// The block the epoch starts after: genesis, or the previous epoch's
-    /// last block.
-    pub anchor: Digest,
-    pub plan: EpochPlan,
-}
-
-impl EpochStart {
-    pub fn bounds(&self) -> EpochBounds {
-        EpochBounds {
-            epoch: self.epoch,
-            last_height: self.plan.last_height,
-        }
-    }
+/// What [`NodeApp::recover`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Recovered {
+    /// The height of the stored state it resumed from (0: genesis).
+    pub resumed_at: Height,
+    /// Finalized blocks above that state it executed.
+    pub executed: usize,
+    /// The finalized height reached.
+    pub height: Height,
 }
 
 /// The finalized head.
@@ -163,6 +158,13 @@ pub struct NodeApp {
     chain: Chain,
     shared: SharedHandle,
     db: ChainDb,
+    /// Where the ledger's state is stored, and the head stored there: the
+    /// state of the last finalized block this node applied.
+    ledger_store: Box<dyn Store + Send>,
+    stored_head: StateHead,
+    /// Finalized blocks kept (0: all); older ones are pruned as new ones
+    /// are finalized.
+    retain_blocks: u64,
     /// Validators' accounts: the proposer of a block is paid at its key.
     validator_keys: Arc<Vec<Address>>,
     /// The current epoch's set: who leads (and so is paid) in each view.
@@ -176,12 +178,20 @@ pub struct NodeApp {
 }
 
 impl NodeApp {
+    /// A node at genesis; [`NodeApp::recover`] then resumes it from what
+    /// `ledger_store` holds.
     pub fn new(
         genesis: &Genesis,
         db: ChainDb,
+        ledger_store: Box<dyn Store + Send>,
         metrics: Arc<Metrics>,
     ) -> (NodeApp, SharedHandle, broadcast::Sender<FinalizedBlock>) {
         let state = genesis.ledger();
+        let stored_head = StateHead {
+            height: 0,
+            block: Block::genesis().digest(),
+            root: state.tree.root(),
+        };
         let shared = SharedHandle(Arc::new(Mutex::new(Shared {
             // Up to 256 pending per sender: enough for a busy client (or the
             // load generator) to pipeline across several blocks.
@@ -215,6 +225,9 @@ impl NodeApp {
             chain: Chain::new(state),
             shared: shared.clone(),
             db,
+            ledger_store,
+            stored_head,
+            retain_blocks: 0,
             validator_keys: Arc::new(genesis.validator_keys()),
             validators: genesis_validators.clone(),
             genesis_validators,
@@ -224,6 +237,11 @@ impl NodeApp {
             first_seen: BTreeMap::new(),
         };
         (app, shared, finalized_tx)
+    }
+
+    /// Keeps only the latest `retain_blocks` finalized blocks (0: all).
+    pub fn set_retain_blocks(&mut self, retain_blocks: u64) {
+        self.retain_blocks = retain_blocks;
     }
 
     fn proposer(&self, view: View) -> Address {
@@ -244,7 +262,7 @@ impl NodeApp {
     /// cannot be reached over QUIC yet, so their stake carries no consensus
     /// weight. A set with no stake left keeps the previous one (the ledger
     /// keeps its previous set too when no candidate has stake).
-    fn start_epoch_after(&mut self, block: &Block, state: &Ledger) {
+    fn start_epoch_after(&mut self, block: &Block, state: &Ledger) -> EpochStart {
         let previous = self.current_epoch().clone();
         debug_assert_eq!(block.height, previous.plan.last_height);
         let powers = state.epoch_set().validators;
@@ -284,24 +302,35 @@ impl NodeApp {
             "the next epoch's validator set is fixed"
         );
         self.metrics.epoch.set(start.epoch as i64);
-        self.epochs.push_back(start);
+        self.epochs.push_back(start.clone());
         while self.epochs.len() > MAX_REMEMBERED_EPOCHS {
             self.epochs.pop_front();
         }
+        start
     }
 
-    /// Re-executes the finalized chain the engine recorded (from genesis:
-    /// the ledger state lives in memory) and rebuilds any indexes a crash
-    /// lost. Blocks come from the engine's store, which keeps every block
-    /// it stored; the walk follows parent links from the last finalized
-    /// block down to genesis.
-    pub fn recover<St: Store>(&mut self, store: &St) -> Result<Height, StoreError> {
-        let Some(bytes) = store.get(&[ballast_core::consensus::record_prefix::FINALIZED])? else {
-            return Ok(0);
+    /// Resumes from the ledger state stored on disk (storing the genesis
+    /// state first if there is none: a new node, or a database from before
+    /// states were stored), then executes the finalized blocks the engine
+    /// recorded above it (none or a few: those finalized just before a
+    /// crash) and indexes any a crash left unindexed. Nothing here grows
+    /// with the age of the chain.
+    pub fn recover<St: Store>(&mut self, store: &St) -> Result<Recovered, StoreError> {
+        let unusable = |e: StateError| {
+            StoreError(format!(
+                "{e}; the node cannot resume from this database (move its data directory \
+                 aside and sync the node again)"
+            ))
         };
-        let Ok(Record::<Ed25519>::Finalized { block, certificate }) = Record::decode(&bytes) else {
-            return Err(StoreError("the finalized record does not decode".into()));
-        };
+        match state_store::load(&*self.ledger_store, RECENT_STATES).map_err(unusable)? {
+            Some(stored) => self.resume(stored).map_err(unusable)?,
+            None => {
+                let genesis = self.shared.lock().state().tree.clone();
+                state_store::store_genesis(&mut *self.ledger_store, &genesis).map_err(unusable)?;
+            }
+        }
+        let (blocks, certificate) =
+            state_store::blocks_above::<Ed25519>(store, &self.stored_head).map_err(unusable)?;
         let lookup = |digest: &Digest| -> Option<Block> {
             let bytes = store.get(&Record::<Ed25519>::block_key(digest)).ok()??;
             match Record::<Ed25519>::decode(&bytes) {
@@ -309,26 +338,51 @@ impl NodeApp {
                 _ => None,
             }
         };
-        let mut chain = vec![block.clone()];
-        let mut cursor = block.parent;
-        let genesis = Block::genesis().digest();
-        while cursor != genesis {
-            let Some(parent) = lookup(&cursor) else {
-                return Err(StoreError(format!(
-                    "finalized ancestor {} is missing from the store",
-                    cursor.short()
-                )));
-            };
-            cursor = parent.parent;
-            chain.push(parent);
-        }
-        chain.reverse();
+        let resumed_at = self.stored_head.height;
         let indexed = self.db.indexed_height()?;
-        let certificate_bytes = Message::<Ed25519>::Certificate(certificate).encode();
-        for block in &chain {
-            self.finalize_block(block, &certificate_bytes, &lookup, block.height > indexed)?;
+        if let Some(certificate) = certificate {
+            let certificate_bytes = Message::<Ed25519>::Certificate(certificate).encode();
+            for block in &blocks {
+                self.finalize_block(block, &certificate_bytes, &lookup, block.height > indexed)?;
+            }
         }
-        Ok(block.height)
+        Ok(Recovered {
+            resumed_at,
+            executed: blocks.len(),
+            height: self.stored_head.height,
+        })
+    }
+
+    /// Takes the stored state as this node's finalized state.
+    fn resume(&mut self, stored: StoredState) -> Result<(), StateError> {
+        let vm = self.shared.lock().state().vm.clone();
+        let mut states = VecDeque::with_capacity(stored.versions.len());
+        for (head, tree) in stored.versions {
+            let ledger = Ledger::from_tree(tree, vm.clone()).map_err(|e| {
+                StateError::Corrupt(format!("the state at height {}: {e}", head.height))
+            })?;
+            states.push_back((head, ledger));
+        }
+        let (head, latest) = states.back().expect("load returns the head").clone();
+        self.chain = Chain::resume(head.block, head.height, latest);
+        self.stored_head = head;
+        for start in stored.epochs {
+            self.epochs.push_back(start);
+        }
+        while self.epochs.len() > MAX_REMEMBERED_EPOCHS {
+            self.epochs.pop_front();
+        }
+        self.validators = self.current_epoch().plan.validators.clone();
+        self.metrics.epoch.set(self.current_epoch().epoch as i64);
+        self.metrics.finalized_height.set(head.height as i64);
+        let mut shared = self.shared.lock();
+        shared.head = Head {
+            height: head.height,
+            digest: head.block,
+            state_root: head.root,
+        };
+        shared.states = states.into_iter().map(|(h, l)| (h.height, l)).collect();
+        Ok(())
     }
 
     /// Executes, indexes and publishes blocks a follower found final
@@ -399,8 +453,29 @@ impl NodeApp {
             })?;
         }
         self.chain.finalize(digest, block.height);
-        if block.height == self.current_epoch().plan.last_height {
-            self.start_epoch_after(block, &state);
+        let epoch_start = (block.height == self.current_epoch().plan.last_height)
+            .then(|| self.start_epoch_after(block, &state));
+        // The state goes to disk before readers see it, so what they read
+        // survives a restart.
+        let head = StateHead {
+            height: block.height,
+            block: digest,
+            root: executed.state_root,
+        };
+        let parent_tree = self.shared.lock().state().tree.clone();
+        state_store::store_next(
+            &mut *self.ledger_store,
+            (&self.stored_head, &parent_tree),
+            (&head, &state.tree),
+            epoch_start.as_ref(),
+            RECENT_STATES,
+        )
+        .map_err(|e| StoreError(e.to_string()))?;
+        self.stored_head = head;
+        // Only below the stored state: a restart executes the blocks above
+        // it, so those must stay.
+        if self.retain_blocks > 0 && block.height > self.retain_blocks {
+            self.db.prune_through(block.height - self.retain_blocks)?;
         }
         {
             let mut shared = self.shared.lock();
@@ -516,6 +591,12 @@ impl Application<Ed25519> for NodeApp {
         let certificate = Message::<Ed25519>::Certificate(certificate.clone()).encode();
         let lookup = |d: &Digest| stored.block(d);
         for block in blocks {
+            if block.height <= self.stored_head.height {
+                // Already applied: a restart takes every block up to the
+                // finalized record, which may run past an epoch's end that
+                // the next epoch's instance then finalizes again.
+                continue;
+            }
             if let Err(e) = self.finalize_block(block, &certificate, &lookup, true) {
                 // The engine cannot be told to stop from here; the node's
                 // health check reports the stalled head, and the log says why.
@@ -528,7 +609,7 @@ impl Application<Ed25519> for NodeApp {
 
     /// The plan this node fixed when it finalized `anchor`. Consensus only
     /// asks about anchors it finalized, which this application executed
-    /// first (at startup, `recover` re-executed the whole finalized chain).
+    /// first (or, at startup, read back from disk with the stored state).
     fn epoch(
         &mut self,
         epoch: Epoch,
@@ -543,7 +624,7 @@ impl Application<Ed25519> for NodeApp {
         else {
             // Running on with a guessed set could sign what the real set
             // never would: stop instead (the finalized chain on disk is
-            // intact, and a restart re-executes it).
+            // intact).
             panic!(
                 "consensus asks for epoch {epoch} after block {} at height {}, which this node \
                  never finalized as an epoch's end",

@@ -43,8 +43,25 @@ pub struct NodeConfig {
     /// transactions to them. Validators leave it empty.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sync_from: Vec<String>,
+    /// Keeps only the latest this many finalized blocks (with their
+    /// certificates, receipts and indexes); 0, the default, keeps every
+    /// block: an archive node. RPC for a pruned height is an error naming
+    /// the oldest height held. A peer that falls further behind than this
+    /// cannot catch up from this node by block sync.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub retain_blocks: u64,
     #[serde(default)]
     pub consensus: Timeouts,
+}
+
+/// Fewest blocks a pruning node keeps. Below this a validator that was
+/// down a few seconds could not catch up from its peers (block sync asks
+/// for the blocks above its last finalized one), and the figure is more
+/// likely a typo than a choice.
+pub const MIN_RETAIN_BLOCKS: u64 = 100;
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -155,6 +172,12 @@ impl NodeConfig {
                 timeouts.min_block_interval_ms, timeouts.leader_timeout_ms
             )));
         }
+        if config.retain_blocks != 0 && config.retain_blocks < MIN_RETAIN_BLOCKS {
+            return Err(ConfigError::Invalid(format!(
+                "retain_blocks ({}) must be 0 (keep every block) or at least {MIN_RETAIN_BLOCKS}",
+                config.retain_blocks
+            )));
+        }
         let base = path.parent().unwrap_or(Path::new("."));
         for p in [
             Some(&mut config.data_dir),
@@ -215,6 +238,9 @@ impl NodeConfig {
         }
         if let Some(v) = env("BALLAST_LOG_FILTER") {
             self.log_filter = v;
+        }
+        if let Some(v) = env("BALLAST_RETAIN_BLOCKS") {
+            self.retain_blocks = parsed("BALLAST_RETAIN_BLOCKS", v)?;
         }
         Ok(())
     }

@@ -150,6 +150,7 @@ pub fn init(options: &InitOptions) -> Result<Vec<PathBuf>, InitError> {
                 .map(|(_, p)| p.clone())
                 .collect(),
             sync_from: Vec::new(),
+            retain_blocks: 0,
             consensus: options.timeouts.clone(),
         };
         configs.push(write_config(&node_dir, &config)?);
@@ -179,6 +180,7 @@ pub fn init(options: &InitOptions) -> Result<Vec<PathBuf>, InitError> {
             log_filter: "info".into(),
             peers: Vec::new(),
             sync_from: validator_rpcs.clone(),
+            retain_blocks: 0,
             consensus: options.timeouts.clone(),
         };
         configs.push(write_config(&node_dir, &config)?);

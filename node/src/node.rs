@@ -63,13 +63,20 @@ impl Base {
         let db = store::open(&config.data_dir.join("db"))?;
         let metrics = Arc::new(Metrics::new());
         let chain_db = ChainDb::new(db.clone());
-        let (mut app, shared, finalized_tx) =
-            NodeApp::new(genesis, chain_db.clone(), metrics.clone());
+        let (mut app, shared, finalized_tx) = NodeApp::new(
+            genesis,
+            chain_db.clone(),
+            Box::new(RocksStore::new(db.clone())),
+            metrics.clone(),
+        );
+        app.set_retain_blocks(config.retain_blocks);
         let recovered = app.recover(&RocksStore::new(db.clone()))?;
-        if recovered > 0 {
+        if recovered.height > 0 {
             tracing::info!(
-                height = recovered,
-                "recovered the finalized chain from disk"
+                height = recovered.height,
+                stored_state_height = recovered.resumed_at,
+                executed_blocks = recovered.executed,
+                "resumed from the state on disk"
             );
         }
         let base = Base {

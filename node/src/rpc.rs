@@ -57,6 +57,9 @@ pub const MAX_BATCH_TRANSACTIONS: usize = 1_024;
 pub const MAX_SYNC_ANSWER_BYTES: usize = 4 << 20;
 /// The code of a refused transaction.
 pub const TX_REJECTED_CODE: i32 = -32000;
+/// JSON-RPC error code: the height asked for was pruned (`retain_blocks`);
+/// the error's data is `{"oldest_height": N}`.
+pub const PRUNED_CODE: i32 = -32001;
 
 /// What the RPC handlers read.
 pub struct RpcContext {
@@ -86,6 +89,23 @@ fn hash_param(params: &jsonrpsee::types::Params<'_>) -> Result<[u8; 32], ErrorOb
 }
 
 impl RpcContext {
+    /// An error if `height` was pruned here, naming the oldest height held.
+    fn not_pruned(&self, height: u64) -> Result<(), ErrorObjectOwned> {
+        let pruned_through = self.db.pruned_through().map_err(internal)?;
+        if height > pruned_through {
+            return Ok(());
+        }
+        let oldest = pruned_through + 1;
+        Err(ErrorObjectOwned::owned(
+            PRUNED_CODE,
+            format!(
+                "height {height} is pruned: this node keeps the latest blocks only \
+                 (retain_blocks), from height {oldest}"
+            ),
+            Some(json!({ "oldest_height": oldest })),
+        ))
+    }
+
     fn block_json(&self, digest: [u8; 32], height: u64) -> RpcResult {
         let Some(block) = self.db.block(&digest).map_err(internal)? else {
             return Ok(Value::Null);
@@ -208,6 +228,7 @@ impl RpcContext {
         if from == 0 {
             return Err(invalid_params("heights start at 1 (genesis is implied)"));
         }
+        self.not_pruned(from)?;
         let count = count.clamp(1, MAX_BLOCKS_PER_FETCH);
         let mut answered: Vec<(u64, [u8; 32])> = Vec::new();
         let mut blocks = Vec::new();
@@ -382,6 +403,9 @@ pub fn module(context: RpcContext) -> RpcModule<RpcContext> {
     });
     method!("ballast_getBlockByHeight", |params, ctx| {
         let (height,): (u64,) = params.parse()?;
+        if height > 0 {
+            ctx.not_pruned(height)?;
+        }
         match ctx.db.digest_at(height).map_err(internal)? {
             Some(digest) => ctx.block_json(digest, height),
             None => Ok(Value::Null),

@@ -11,6 +11,9 @@
 //! | `indexes`      | height → digest, digest → height, tx → location,   | node       |
 //! |                | receipts per height                                |            |
 //! | `state`        | the last height the indexes cover                  | node       |
+//! | `ledger`       | the ledger's state at the last stored finalized    | node       |
+//! |                | block, recent change sets, epoch starts (see       |            |
+//! |                | `ballast_transports::state_store`)                 |            |
 //!
 //! Durability: every write goes to RocksDB's write-ahead log; `sync` flushes
 //! and fsyncs the log. The engine syncs vote records before any message
@@ -24,9 +27,11 @@
 
 use ballast_core::consensus::Record;
 use ballast_core::consensus::record_prefix as prefix;
+use ballast_core::ledger::chain::Payload;
 use ballast_core::scheme::ed25519::Ed25519;
 use ballast_core::{Block, Digest};
-use ballast_transports::{KeyValue, Store, StoreError};
+use ballast_transports::state_store::prefix as state_prefix;
+use ballast_transports::{KeyValue, Store, StoreError, Write};
 use rocksdb::{ColumnFamilyDescriptor, DB, IteratorMode, Options, WriteBatch};
 use std::path::Path;
 use std::sync::Arc;
@@ -36,7 +41,8 @@ pub const BLOCKS: &str = "blocks";
 pub const CERTIFICATES: &str = "certificates";
 pub const INDEXES: &str = "indexes";
 pub const STATE: &str = "state";
-const FAMILIES: [&str; 5] = [SAFETY, BLOCKS, CERTIFICATES, INDEXES, STATE];
+pub const LEDGER: &str = "ledger";
+const FAMILIES: [&str; 6] = [SAFETY, BLOCKS, CERTIFICATES, INDEXES, STATE, LEDGER];
 
 /// The consensus column families in the key order of their prefixes
 /// (`b` < `f` < `v`), so a scan over all of them returns keys in order.
@@ -86,10 +92,13 @@ impl RocksStore {
     /// The column family that holds keys starting with `key[0]`. Records of
     /// an unknown kind go to `safety`, the family that is always synced.
     fn family_of(&self, key: &[u8]) -> &rocksdb::ColumnFamily {
-        let name = ENGINE_FAMILIES
-            .iter()
-            .find(|(p, _)| key.first() == Some(p))
-            .map_or(SAFETY, |(_, name)| name);
+        let name = match key.first() {
+            Some(p) if state_prefix::ALL.contains(p) => LEDGER,
+            _ => ENGINE_FAMILIES
+                .iter()
+                .find(|(p, _)| key.first() == Some(p))
+                .map_or(SAFETY, |(_, name)| name),
+        };
         family(&self.db, name)
     }
 }
@@ -169,10 +178,32 @@ impl Store for RocksStore {
             .map_err(failure)
     }
 
+    fn write(&mut self, batch: Vec<Write>) -> Result<(), StoreError> {
+        // One WriteBatch is one record in the write-ahead log: recovered
+        // whole or not at all.
+        let mut rocks = WriteBatch::default();
+        for write in &batch {
+            match write {
+                Write::Put(key, value) => rocks.put_cf(self.family_of(key), key, value),
+                Write::Delete(key) => rocks.delete_cf(self.family_of(key), key),
+                Write::DeleteRange(from, to) => {
+                    assert_eq!(from.first(), to.first(), "a range of one kind of record");
+                    rocks.delete_range_cf(self.family_of(from), from, to)
+                }
+            }
+        }
+        self.db.write(rocks).map_err(failure)
+    }
+
     fn sync(&mut self) -> Result<(), StoreError> {
         self.db.flush_wal(true).map_err(failure)
     }
 }
+
+/// Most heights one [`ChainDb::prune_through`] call deletes: a node that
+/// turns pruning on over a long history catches up a thousand heights per
+/// finalized block instead of stalling on one huge batch.
+pub const MAX_PRUNED_PER_CALL: u64 = 1_000;
 
 /// The node's chain indexes, written once per finalized block.
 #[derive(Clone)]
@@ -203,6 +234,7 @@ mod key {
     pub const TX: u8 = b't';
     pub const RECEIPTS: u8 = b'r';
     pub const INDEXED_HEIGHT: &[u8] = b"indexed-height";
+    pub const PRUNED_THROUGH: &[u8] = b"pruned-through";
 
     pub fn with(tag: u8, body: &[u8]) -> Vec<u8> {
         let mut key = Vec::with_capacity(1 + body.len());
@@ -244,15 +276,75 @@ impl ChainDb {
         self.db.write(batch).map_err(failure)
     }
 
-    /// The highest height whose indexes are written (0: none).
-    pub fn indexed_height(&self) -> Result<u64, StoreError> {
+    /// The highest height whose block, certificate, receipts and indexes
+    /// were pruned (0: none); the node holds the heights above it.
+    pub fn pruned_through(&self) -> Result<u64, StoreError> {
+        self.height_mark(key::PRUNED_THROUGH)
+    }
+
+    /// Deletes the finalized blocks at heights above [`ChainDb::pruned_through`]
+    /// up to `through` (at most [`MAX_PRUNED_PER_CALL`] of them, so one
+    /// call's work is bounded; the next finalized block prunes more), with
+    /// their certificates, receipts and indexes, in one batch that also
+    /// moves the mark. Returns the new mark. Blocks that were never
+    /// finalized (proposals that lost) stay: they are few, and nothing
+    /// indexes them by height.
+    pub fn prune_through(&self, through: u64) -> Result<u64, StoreError> {
+        let from = self.pruned_through()? + 1;
+        let through = through
+            .min(self.indexed_height()?)
+            .min(from.saturating_add(MAX_PRUNED_PER_CALL - 1));
+        if through < from {
+            return Ok(from - 1);
+        }
+        let indexes = family(&self.db, INDEXES);
+        let mut batch = WriteBatch::default();
+        for height in from..=through {
+            let height_bytes = height.to_be_bytes();
+            if let Some(digest) = self.digest_at(height)? {
+                if let Some(block) = self.block(&digest)? {
+                    // Transactions are indexed by hash: the block names them.
+                    if let Ok(payload) = Payload::decode(&block.payload) {
+                        for tx in &payload.txs {
+                            batch.delete_cf(indexes, key::with(key::TX, &tx.hash().0));
+                        }
+                    }
+                }
+                batch.delete_cf(
+                    family(&self.db, BLOCKS),
+                    Record::<Ed25519>::block_key(&Digest(digest)),
+                );
+                batch.delete_cf(indexes, key::with(key::DIGEST, &digest));
+            }
+            batch.delete_cf(indexes, key::with(key::HEIGHT, &height_bytes));
+            batch.delete_cf(indexes, key::with(key::RECEIPTS, &height_bytes));
+            batch.delete_cf(
+                family(&self.db, CERTIFICATES),
+                key::with(b'h', &height_bytes),
+            );
+        }
+        batch.put_cf(
+            family(&self.db, STATE),
+            key::PRUNED_THROUGH,
+            through.to_be_bytes(),
+        );
+        self.db.write(batch).map_err(failure)?;
+        Ok(through)
+    }
+
+    fn height_mark(&self, name: &[u8]) -> Result<u64, StoreError> {
         let bytes = self
             .db
-            .get_cf(family(&self.db, STATE), key::INDEXED_HEIGHT)
+            .get_cf(family(&self.db, STATE), name)
             .map_err(failure)?;
         Ok(bytes
             .and_then(|b| <[u8; 8]>::try_from(b.as_slice()).ok())
             .map_or(0, u64::from_be_bytes))
+    }
+
+    /// The highest height whose indexes are written (0: none).
+    pub fn indexed_height(&self) -> Result<u64, StoreError> {
+        self.height_mark(key::INDEXED_HEIGHT)
     }
 
     pub fn digest_at(&self, height: u64) -> Result<Option<[u8; 32]>, StoreError> {

@@ -184,7 +184,7 @@ async fn a_full_node_catches_up_agrees_forwards_and_survives_kill_9() {
     );
     let log = std::fs::read_to_string(network.log_path(full)).unwrap();
     assert!(
-        log.contains("recovered the finalized chain from disk"),
+        log.contains("resumed from the state on disk"),
         "the restart resumed from disk"
     );
 }

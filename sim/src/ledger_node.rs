@@ -14,6 +14,11 @@
 //! that loops until its gas runs out, and evidence transactions: whenever an
 //! honest validator reports two conflicting votes (ed25519 runs), a client
 //! submits them, and the ledger slashes the signer.
+//!
+//! Each finalized block's state is stored in the validator's `MemStore`
+//! (`ballast_transports::state_store`, the node's code), so a crash loses
+//! what a real disk would and a restart resumes from the stored state: the
+//! invariants then check that the resumed state is everyone's state.
 
 use ballast_core::consensus::{Epoch, Evidence};
 use ballast_core::ledger::chain::{Chain, ChainError, Payload, Source, nothing_verified};
@@ -26,7 +31,10 @@ use ballast_core::ledger::wasm::ContractError;
 use ballast_core::scheme::Scheme;
 use ballast_core::validators::ValidatorSet;
 use ballast_core::{Block, Digest, Height, View};
+use ballast_transports::Store;
 use ballast_transports::engine::EpochPlan;
+use ballast_transports::memory::MemStore;
+use ballast_transports::state_store::{self, EpochStart, StateHead};
 use ed25519_dalek::SigningKey;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -311,9 +319,17 @@ pub enum LedgerEvent {
         tx_hashes: Vec<Digest>,
         stats: BlockStats,
     },
+    /// An honest validator restarted from the state it stored at `height`
+    /// (checked against everyone's root at that height).
+    Resumed { height: Height, state_root: Digest },
     /// Something the invariants forbid.
     Violation(String),
 }
+
+/// Versions of the state kept on disk (the head and the change sets of the
+/// heights before it). The simulator reads no past state, so a few suffice
+/// to exercise the window.
+const STORED_VERSIONS: usize = 4;
 
 /// One validator's ledger: its chain of executed states and its mempool.
 pub struct LedgerNode {
@@ -334,17 +350,32 @@ pub struct LedgerNode {
     validator_keys: Vec<Address>,
     genesis_supply: u64,
     finalized: (Digest, Height),
+    /// Where this validator's state is stored, and what is stored there.
+    store: MemStore,
+    stored: (StateHead, ballast_core::state::smt::Tree),
+    /// Epoch starts fixed at finalization (and stored), newest last; and
+    /// the last height of the epoch the next finalized block is in.
+    epochs: Vec<EpochStart>,
+    epoch_last_height: Height,
+    /// Where epoch 0 ends: its plan needs no state (a resumed node holds
+    /// none from genesis).
+    genesis_last_height: Height,
 }
 
 impl LedgerNode {
     /// `validator_keys` are the validators' ed25519 keys (empty when the
     /// run's scheme is not ed25519: then no one stakes at genesis and no
     /// evidence can be proven on chain); `accusable` the non-honest ones.
+    ///
+    /// Resumes from the state stored in `store` if there is one (storing
+    /// genesis if not); [`LedgerNode::catch_up`] then executes what was
+    /// finalized above it.
     pub fn new(
         workload: Arc<Mutex<Workload>>,
         validators: Arc<ValidatorSet>,
         validator_keys: Vec<Address>,
         accusable: BTreeSet<Address>,
+        mut store: MemStore,
     ) -> LedgerNode {
         let mut addresses = workload.lock().expect("workload lock").addresses();
         let balances: Vec<_> = addresses.iter().map(|a| (*a, CLIENT_BALANCE)).collect();
@@ -355,14 +386,39 @@ impl LedgerNode {
             .collect();
         let genesis = Ledger::genesis_with_validators(params(), &balances, &stakes);
         let genesis_supply = genesis.supply();
+        let genesis_last_height = genesis.epoch_end_after(0);
+        let vm = genesis.vm.clone();
+        let genesis_head = StateHead {
+            height: 0,
+            block: Block::genesis().digest(),
+            root: genesis.tree.root(),
+        };
+        let stored_state = state_store::load(&store, STORED_VERSIONS)
+            .expect("the simulated store holds what this code wrote");
+        let mut chain = Chain::new(genesis.clone());
+        let (mut stored, mut epochs) = ((genesis_head, genesis.tree.clone()), Vec::new());
+        match stored_state {
+            Some(found) => {
+                let (head, tree) = found.versions.last().expect("the head").clone();
+                let state = Ledger::from_tree(tree.clone(), vm).expect("a stored ledger");
+                chain = Chain::resume(head.block, head.height, state);
+                stored = (head, tree);
+                epochs = found.epochs;
+            }
+            None => state_store::store_genesis(&mut store, &genesis.tree)
+                .expect("an in-memory store cannot fail"),
+        }
         addresses.extend(workload_contracts(&addresses[0]));
         addresses.extend(validator_keys.iter().copied());
         addresses.extend((0..validators.len() as u16).map(fee_address));
         addresses.extend((0..4).map(fee_address));
         addresses.sort_unstable();
         addresses.dedup();
+        let epoch_last_height = epochs
+            .last()
+            .map_or(genesis_last_height, |e| e.plan.last_height);
         LedgerNode {
-            chain: Chain::new(genesis),
+            chain,
             mempool: Mempool::new(
                 CHAIN_ID,
                 Limits {
@@ -378,8 +434,40 @@ impl LedgerNode {
             accusable,
             validator_keys,
             genesis_supply,
-            finalized: (Block::genesis().digest(), 0),
+            finalized: (stored.0.block, stored.0.height),
+            store,
+            stored,
+            epochs,
+            epoch_last_height,
+            genesis_last_height,
         }
+    }
+
+    /// The stored state's height and root, to check against everyone's.
+    pub fn resumed(&self) -> Option<LedgerEvent> {
+        let (head, _) = &self.stored;
+        (head.height > 0).then_some(LedgerEvent::Resumed {
+            height: head.height,
+            state_root: head.root,
+        })
+    }
+
+    /// Executes and stores the blocks consensus finalized above the stored
+    /// state before a crash (their states were lost or never written).
+    pub fn catch_up<S: Scheme>(&mut self) -> Vec<LedgerEvent> {
+        let (blocks, _) = state_store::blocks_above::<S>(&self.store, &self.stored.0)
+            .expect("the simulated store holds what consensus wrote");
+        let store = self.store.clone();
+        let lookup = move |digest: &Digest| {
+            let bytes = store
+                .get(&ballast_core::consensus::Record::<S>::block_key(digest))
+                .ok()??;
+            match ballast_core::consensus::Record::<S>::decode(&bytes) {
+                Ok(ballast_core::consensus::Record::Block(block)) => Some(block),
+                _ => None,
+            }
+        };
+        self.finalized(&blocks, &lookup)
     }
 
     /// Hands evidence an honest validator found to the clients, who submit
@@ -415,12 +503,36 @@ impl LedgerNode {
         anchor: &Block,
         lookup: &dyn Fn(&Digest) -> Option<Block>,
     ) -> Result<EpochPlan, ChainError> {
+        if epoch == 0 {
+            self.validators = self.genesis_validators.clone();
+            return Ok(EpochPlan {
+                validators: self.validators.clone(),
+                last_height: self.genesis_last_height,
+            });
+        }
+        let digest = anchor.digest();
+        if let Some(start) = self
+            .epochs
+            .iter()
+            .find(|s| s.epoch == epoch && s.anchor == digest)
+        {
+            self.validators = start.plan.validators.clone();
+            return Ok(start.plan.clone());
+        }
         let source = Source {
             block: lookup,
             verified: &nothing_verified,
         };
-        let state = self.chain.state_after(anchor.digest(), &source)?;
-        let last_height = state.epoch_end_after(anchor.height);
+        let state = self.chain.state_after(digest, &source)?.clone();
+        let plan = self.plan_after(epoch, anchor.height, &state);
+        self.validators = plan.validators.clone();
+        Ok(plan)
+    }
+
+    /// Epoch `epoch`'s plan from the state after its anchor at
+    /// `anchor_height`.
+    fn plan_after(&self, epoch: Epoch, anchor_height: Height, state: &Ledger) -> EpochPlan {
+        let last_height = state.epoch_end_after(anchor_height);
         let powers = state.epoch_set().validators;
         let stakes: Vec<u64> = (0..self.genesis_validators.len())
             .map(|i| {
@@ -430,14 +542,51 @@ impl LedgerNode {
             })
             .collect();
         let seed = self.genesis_validators.leader_seed();
-        self.validators = match ValidatorSet::with_observers(stakes, seed) {
+        let validators = match ValidatorSet::with_observers(stakes, seed) {
             Ok(set) if epoch > 0 => Arc::new(set),
             _ => self.genesis_validators.clone(),
         };
-        Ok(EpochPlan {
-            validators: self.validators.clone(),
+        EpochPlan {
+            validators,
             last_height,
-        })
+        }
+    }
+
+    /// Stores the state after `block`, the next finalized block, with the
+    /// next epoch's start if it ends an epoch.
+    fn store_state(&mut self, block: &Block, state: &Ledger) {
+        let start = (block.height == self.epoch_last_height).then(|| {
+            let epoch = self.epochs.last().map_or(0, |e| e.epoch) + 1;
+            EpochStart {
+                epoch,
+                anchor: block.digest(),
+                plan: self.plan_after(epoch, block.height, state),
+            }
+        });
+        let head = StateHead {
+            height: block.height,
+            block: block.digest(),
+            root: state.tree.root(),
+        };
+        let (parent, parent_tree) = &self.stored;
+        state_store::store_next(
+            &mut self.store,
+            (parent, parent_tree),
+            (&head, &state.tree),
+            start.as_ref(),
+            STORED_VERSIONS,
+        )
+        .expect("an in-memory store cannot fail");
+        self.stored = (head, state.tree.clone());
+        if let Some(start) = start {
+            self.epoch_last_height = start.plan.last_height;
+            self.epochs.push(start);
+            let excess = self
+                .epochs
+                .len()
+                .saturating_sub(state_store::KEPT_EPOCH_STARTS as usize);
+            self.epochs.drain(..excess);
+        }
     }
 
     /// Takes in the transactions submitted up to `now_us`.
@@ -523,6 +672,12 @@ impl LedgerNode {
     ) -> Vec<LedgerEvent> {
         let mut events = Vec::new();
         for block in blocks {
+            if block.height <= self.stored.0.height {
+                // Already executed and stored: a restart's catch-up took it
+                // from the finalized record, which may run past an epoch's
+                // end that the next epoch's instance then finalizes again.
+                continue;
+            }
             let digest = block.digest();
             let with_block = |d: &Digest| {
                 if *d == digest {
@@ -583,6 +738,7 @@ impl LedgerNode {
                 stats: BlockStats::of(&executed.receipts),
                 tx_hashes: executed.tx_hashes,
             });
+            self.store_state(block, &state);
             self.chain.finalize(digest, block.height);
             self.finalized = (digest, block.height);
             let nonce = |a: &Address| state.account(a).map_or(0, |acc| acc.nonce);

@@ -159,6 +159,8 @@ pub struct Recorder {
     pub contract_calls: u64,
     /// Contract calls stopped by gas or a trap in finalized blocks.
     pub contracts_contained: u64,
+    /// Honest restarts that resumed from a stored ledger state.
+    pub ledger_resumes: u64,
     /// Validators slashed on chain by evidence transactions.
     pub validators_slashed: u64,
     /// Undelegations from slashed validators that burned its share.
@@ -198,6 +200,7 @@ impl Recorder {
             ledger_transactions: 0,
             contract_calls: 0,
             contracts_contained: 0,
+            ledger_resumes: 0,
             validators_slashed: 0,
             delegations_slashed: 0,
         }
@@ -212,6 +215,21 @@ impl Recorder {
         match event {
             LedgerEvent::Violation(text) => {
                 self.violation(format!("ledger at validator {validator}: {text}"))
+            }
+            LedgerEvent::Resumed { height, state_root } => {
+                self.ledger_resumes += 1;
+                match self.ledger_roots.get(&height) {
+                    Some(root) if *root != state_root => {
+                        let root = *root;
+                        self.violation(format!(
+                            "ledger: validator {validator} resumed from state root {state_root:?} at height {height}, everyone else has {root:?}"
+                        ));
+                    }
+                    Some(_) => {}
+                    None => self.violation(format!(
+                        "ledger: validator {validator} resumed from a stored state at height {height}, which no honest validator executed"
+                    )),
+                }
             }
             LedgerEvent::Executed {
                 height,

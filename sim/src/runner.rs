@@ -74,6 +74,9 @@ pub struct Outcome {
     pub contract_calls: u64,
     /// Contract calls stopped by gas or a trap (the hostile contract).
     pub contracts_contained: u64,
+    /// Honest restarts that resumed from a stored ledger state (checked
+    /// against everyone's root at its height).
+    pub ledger_resumes: u64,
     /// Validators slashed on chain by evidence transactions.
     pub validators_slashed: u64,
     /// Undelegations from slashed validators that burned its share.
@@ -235,6 +238,7 @@ fn run_with<S: Scheme>(
         ledger_transactions: recorder.ledger_transactions,
         contract_calls: recorder.contract_calls,
         contracts_contained: recorder.contracts_contained,
+        ledger_resumes: recorder.ledger_resumes,
         validators_slashed: recorder.validators_slashed,
         delegations_slashed: recorder.delegations_slashed,
         timeline: recorder.timeline.take(),
@@ -421,12 +425,22 @@ async fn simulate<S: Scheme>(
                     origin,
                     payload_bytes,
                     ledger: workload.as_ref().map(|w| {
-                        LedgerNode::new(
+                        let mut ledger = LedgerNode::new(
                             w.clone(),
                             validators.clone(),
                             validator_keys.clone(),
                             accusable.clone(),
-                        )
+                            store.clone(),
+                        );
+                        // A restart resumes from the stored state: it must
+                        // be everyone's, and what was finalized above it is
+                        // executed before consensus runs.
+                        let events = ledger.resumed().into_iter().chain(ledger.catch_up::<S>());
+                        let mut rec = recorder.lock().expect("recorder lock");
+                        for event in events.collect::<Vec<_>>() {
+                            rec.ledger(me, event);
+                        }
+                        ledger
                     }),
                 };
                 async move {

@@ -19,6 +19,7 @@ pub mod memory;
 pub mod quic;
 mod recovery;
 pub mod sim;
+pub mod state_store;
 
 use ballast_core::ValidatorIndex;
 use std::future::Future;
@@ -49,12 +50,21 @@ pub struct StoreError(pub String);
 /// One stored record: key and value.
 pub type KeyValue = (Vec<u8>, Vec<u8>);
 
+/// One write of an atomic batch ([`Store::write`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Write {
+    Put(Vec<u8>, Vec<u8>),
+    Delete(Vec<u8>),
+    /// Deletes every key in `from..to` (both of one kind of record).
+    DeleteRange(Vec<u8>, Vec<u8>),
+}
+
 /// A key-value store with explicit durability.
 ///
-/// Writes (puts and range deletes) are visible to reads at once but may be
-/// lost in a crash until [`Store::sync`] returns; a crash keeps a prefix of
-/// them, in order, so a delete written after a put never survives without
-/// it.
+/// Writes (puts, range deletes, batches) are visible to reads at once but
+/// may be lost in a crash until [`Store::sync`] returns; a crash keeps a
+/// prefix of them, in order, so a delete written after a put never
+/// survives without it.
 pub trait Store {
     fn put(&mut self, key: &[u8], value: &[u8]) -> Result<(), StoreError>;
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
@@ -70,6 +80,10 @@ pub trait Store {
     /// Deletes every record with `from <= key < to`. Both keys share their
     /// first byte (one kind of record), so one range stays in one place.
     fn delete_range(&mut self, from: &[u8], to: &[u8]) -> Result<(), StoreError>;
+    /// Applies `batch` as one write: a crash keeps all of it or none (one
+    /// record in the write-ahead log). What must change together (a block's
+    /// state and the height it is at) goes in one batch.
+    fn write(&mut self, batch: Vec<Write>) -> Result<(), StoreError>;
     /// Makes every earlier write durable.
     fn sync(&mut self) -> Result<(), StoreError>;
 }

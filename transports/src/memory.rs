@@ -1,7 +1,7 @@
 //! In-process implementations: a channel transport, a store with crash
 //! semantics, and a real-time clock.
 
-use crate::{Clock, KeyValue, Store, StoreError, Transport};
+use crate::{Clock, KeyValue, Store, StoreError, Transport, Write};
 use ballast_core::ValidatorIndex;
 use futures::StreamExt;
 use futures::channel::mpsc;
@@ -52,20 +52,15 @@ impl Transport for MemoryTransport {
     }
 }
 
-/// One write not yet synced.
-#[derive(Clone)]
-enum Write {
-    Put(Vec<u8>, Vec<u8>),
-    /// Deletes keys in `from..to`.
-    DeleteRange(Vec<u8>, Vec<u8>),
-}
-
 impl Write {
     /// Applies this write to `records`.
     fn apply(self, records: &mut BTreeMap<Vec<u8>, Vec<u8>>) {
         match self {
             Write::Put(key, value) => {
                 records.insert(key, value);
+            }
+            Write::Delete(key) => {
+                records.remove(&key);
             }
             Write::DeleteRange(from, to) => {
                 let doomed: Vec<Vec<u8>> =
@@ -76,13 +71,31 @@ impl Write {
             }
         }
     }
+
+    /// What this write says about `key`: `Some(None)` deleted, `Some(value)`
+    /// written, `None` untouched.
+    fn about(&self, key: &[u8]) -> Option<Option<&Vec<u8>>> {
+        match self {
+            Write::Put(k, value) if k == key => Some(Some(value)),
+            Write::Delete(k) if k == key => Some(None),
+            Write::DeleteRange(from, to) if from.as_slice() <= key && key < to.as_slice() => {
+                Some(None)
+            }
+            _ => None,
+        }
+    }
 }
+
+/// One record of the simulated write-ahead log: a single write, or a batch
+/// that survives a crash whole or not at all.
+type Logged = Vec<Write>;
 
 #[derive(Default)]
 struct MemStoreState {
     durable: BTreeMap<Vec<u8>, Vec<u8>>,
-    /// Writes since the last sync, in order. A crash keeps a prefix of them.
-    unsynced: Vec<Write>,
+    /// Log records since the last sync, in order. A crash keeps a prefix
+    /// of them.
+    unsynced: Vec<Logged>,
     syncs: u64,
 }
 
@@ -107,7 +120,8 @@ impl MemStore {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Writes not yet synced; a crash may lose any suffix of them.
+    /// Log records not yet synced (a batch is one); a crash may lose any
+    /// suffix of them.
     pub fn unsynced_len(&self) -> usize {
         self.lock().unsynced.len()
     }
@@ -127,21 +141,27 @@ impl MemStore {
         self.len() == 0
     }
 
-    /// Simulates power loss: the first `keep` unsynced writes survive; if
-    /// `tear_next`, the one after them survives with its value cut in half
-    /// (a range delete is one log record: it survives whole or not at all,
-    /// and a torn one is lost); the rest are lost.
+    /// Simulates power loss: the first `keep` unsynced log records
+    /// survive; if `tear_next`, the one after them survives with its value
+    /// cut in half when it is a single put (a range delete or a batch is one
+    /// checksummed log record: it survives whole or not at all, and a torn
+    /// one is lost); the rest are lost.
     pub fn crash(&self, keep: usize, tear_next: bool) {
         let mut state = self.lock();
         let unsynced = std::mem::take(&mut state.unsynced);
         let keep = keep.min(unsynced.len());
-        let mut writes = unsynced.into_iter();
-        for write in writes.by_ref().take(keep) {
-            write.apply(&mut state.durable);
+        let mut records = unsynced.into_iter();
+        for record in records.by_ref().take(keep) {
+            for write in record {
+                write.apply(&mut state.durable);
+            }
         }
-        if tear_next && let Some(Write::Put(key, mut value)) = writes.next() {
-            value.truncate(value.len() / 2);
-            state.durable.insert(key, value);
+        if tear_next
+            && let Some(record) = records.next()
+            && let [Write::Put(key, value)] = record.as_slice()
+        {
+            let torn = value[..value.len() / 2].to_vec();
+            state.durable.insert(key.clone(), torn);
         }
     }
 }
@@ -150,19 +170,15 @@ impl Store for MemStore {
     fn put(&mut self, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
         self.lock()
             .unsynced
-            .push(Write::Put(key.to_vec(), value.to_vec()));
+            .push(vec![Write::Put(key.to_vec(), value.to_vec())]);
         Ok(())
     }
 
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         let state = self.lock();
-        for write in state.unsynced.iter().rev() {
-            match write {
-                Write::Put(k, value) if k == key => return Ok(Some(value.clone())),
-                Write::DeleteRange(from, to) if from.as_slice() <= key && key < to.as_slice() => {
-                    return Ok(None);
-                }
-                _ => {}
+        for write in state.unsynced.iter().rev().flat_map(|r| r.iter().rev()) {
+            if let Some(value) = write.about(key) {
+                return Ok(value.cloned());
             }
         }
         Ok(state.durable.get(key).cloned())
@@ -181,7 +197,7 @@ impl Store for MemStore {
             .take_while(|(k, _)| k.starts_with(prefix))
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
-        for write in &state.unsynced {
+        for write in state.unsynced.iter().flatten() {
             match write {
                 Write::Put(key, _) if !wanted(key) => {}
                 write => write.clone().apply(&mut merged),
@@ -201,14 +217,26 @@ impl Store for MemStore {
         assert_eq!(from.first(), to.first(), "a range of one kind of record");
         self.lock()
             .unsynced
-            .push(Write::DeleteRange(from.to_vec(), to.to_vec()));
+            .push(vec![Write::DeleteRange(from.to_vec(), to.to_vec())]);
+        Ok(())
+    }
+
+    fn write(&mut self, batch: Vec<Write>) -> Result<(), StoreError> {
+        for write in &batch {
+            if let Write::DeleteRange(from, to) = write {
+                assert_eq!(from.first(), to.first(), "a range of one kind of record");
+            }
+        }
+        if !batch.is_empty() {
+            self.lock().unsynced.push(batch);
+        }
         Ok(())
     }
 
     fn sync(&mut self) -> Result<(), StoreError> {
         let mut state = self.lock();
         let unsynced = std::mem::take(&mut state.unsynced);
-        for write in unsynced {
+        for write in unsynced.into_iter().flatten() {
             write.apply(&mut state.durable);
         }
         state.syncs += 1;
@@ -317,5 +345,37 @@ mod tests {
             "torn range delete is lost"
         );
         assert!(store.get(b"f").unwrap().is_some());
+    }
+
+    #[test]
+    fn a_batch_survives_a_crash_whole_or_not_at_all() {
+        let batch = || {
+            vec![
+                Write::Put(b"s1".to_vec(), b"new".to_vec()),
+                Write::Delete(b"s2".to_vec()),
+                Write::Put(b"h".to_vec(), b"height 7".to_vec()),
+            ]
+        };
+        for (keep, tear) in [(0, false), (0, true), (1, false), (1, true)] {
+            let mut store = MemStore::new();
+            store.put(b"s1", b"old").unwrap();
+            store.put(b"s2", b"gone").unwrap();
+            store.sync().unwrap();
+            store.write(batch()).unwrap();
+            assert_eq!(store.get(b"s2").unwrap(), None, "visible before a sync");
+            assert_eq!(store.unsynced_len(), 1, "one log record");
+            store.crash(keep, tear);
+            let applied = keep == 1;
+            assert_eq!(
+                store.get(b"s1").unwrap().unwrap(),
+                if applied {
+                    b"new".to_vec()
+                } else {
+                    b"old".to_vec()
+                }
+            );
+            assert_eq!(store.get(b"s2").unwrap().is_none(), applied);
+            assert_eq!(store.get(b"h").unwrap().is_some(), applied);
+        }
     }
 }

@@ -6,7 +6,7 @@ use ballast_core::validators::ValidatorSet;
 use ballast_core::{Block, Digest, Height, View};
 use ballast_transports::engine::{Application, Engine};
 use ballast_transports::memory::{MemStore, MemoryTransport, TokioClock};
-use ballast_transports::{KeyValue, Store, StoreError, Transport};
+use ballast_transports::{KeyValue, Store, StoreError, Transport, Write};
 use std::sync::{Arc, Mutex};
 
 #[derive(Clone, Default)]
@@ -241,6 +241,9 @@ impl Store for CountingStore {
     }
     fn delete_range(&mut self, from: &[u8], to: &[u8]) -> Result<(), StoreError> {
         self.inner.delete_range(from, to)
+    }
+    fn write(&mut self, batch: Vec<Write>) -> Result<(), StoreError> {
+        self.inner.write(batch)
     }
     fn sync(&mut self) -> Result<(), StoreError> {
         self.inner.sync()

@@ -151,6 +151,19 @@ impl Chain {
         }
     }
 
+    /// A chain that resumes from a finalized block's state read from disk
+    /// (`digest` at `height`) instead of genesis: blocks at or below
+    /// `height` are never executed again.
+    pub fn resume(digest: Digest, height: Height, state: Ledger) -> Chain {
+        Chain {
+            states: BTreeMap::from([(digest, (height, state))]),
+            genesis: Block::genesis(),
+            executed: BTreeMap::new(),
+            finalized_height: height,
+            built: std::collections::VecDeque::new(),
+        }
+    }
+
     /// The state after `digest`, executing it and any unexecuted ancestors
     /// found in `source`.
     pub fn state_after(&mut self, digest: Digest, source: &Source) -> Result<&Ledger, ChainError> {

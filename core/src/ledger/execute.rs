@@ -481,6 +481,17 @@ impl Ledger {
         }
     }
 
+    /// The ledger whose whole state is `tree` (as stored on disk): the
+    /// parameters are read back from it; `vm` compiles its contracts (one
+    /// VM is shared by every state of a node).
+    pub fn from_tree(tree: Tree, vm: Vm) -> Result<Ledger, DecodeError> {
+        let params = Params::decode(
+            tree.get(&params_key())
+                .ok_or(DecodeError::Invalid("the state holds no parameters"))?,
+        )?;
+        Ok(Ledger { params, tree, vm })
+    }
+
     /// The parameters as the state records them (equal to `params`).
     pub fn stored_params(&self) -> Result<Params, DecodeError> {
         Params::decode(self.tree.get(&params_key()).unwrap_or_default())

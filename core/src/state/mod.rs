@@ -2,6 +2,7 @@
 //! root goes into block headers, kept at several recent heights.
 
 pub mod smt;
+pub mod snapshot;
 
 use crate::types::Height;
 use std::collections::BTreeMap;

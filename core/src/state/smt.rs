@@ -278,6 +278,264 @@ impl Tree {
     }
 }
 
+/// One entry that differs between two versions of the tree.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Change {
+    pub key: Key,
+    /// The value in the older version (`None`: absent there).
+    pub old: Option<Arc<[u8]>>,
+    /// The value in the newer version (`None`: removed).
+    pub new: Option<Arc<[u8]>>,
+}
+
+impl Tree {
+    /// Every entry in key order.
+    pub fn leaves(&self) -> Vec<(Key, Arc<[u8]>)> {
+        let mut out = Vec::with_capacity(self.len);
+        collect_leaves(&self.root, &mut out);
+        out
+    }
+
+    /// The tree holding exactly `leaves`, which must be in strictly
+    /// increasing key order (as a store scanned in key order returns them).
+    /// Built bottom-up, one hash per node: a million entries cost about two
+    /// million hashes, where inserting them one by one would cost twenty.
+    pub fn from_sorted_leaves(leaves: Vec<(Key, Arc<[u8]>)>) -> Tree {
+        assert!(
+            leaves.windows(2).all(|w| w[0].0 < w[1].0),
+            "leaves in strictly increasing key order"
+        );
+        let len = leaves.len();
+        Tree {
+            root: build(&leaves, 0),
+            len,
+        }
+    }
+
+    /// The entries that differ from `self` to `newer`, in key order. Costs
+    /// what changed (times the depth), not the size of the tree: subtrees
+    /// with equal hashes are equal and skipped.
+    pub fn diff(&self, newer: &Tree) -> Vec<Change> {
+        let mut changes = Vec::new();
+        diff_nodes(&self.root, &newer.root, &mut changes);
+        changes
+    }
+}
+
+/// A subtree as its parent sees it: empty, a single entry (whose leaf
+/// floats up through empty siblings), or more. What a snapshot's manifest
+/// lists for each of its chunks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Summary {
+    Empty,
+    Leaf(Digest),
+    Internal(Digest),
+}
+
+impl Summary {
+    pub fn hash(&self) -> Digest {
+        match self {
+            Summary::Empty => EMPTY,
+            Summary::Leaf(hash) | Summary::Internal(hash) => *hash,
+        }
+    }
+
+    /// The parent of two sibling subtrees, compacted as the tree is.
+    pub fn join(left: Summary, right: Summary) -> Summary {
+        match (left, right) {
+            (Summary::Empty, Summary::Empty) => Summary::Empty,
+            (leaf @ Summary::Leaf(_), Summary::Empty)
+            | (Summary::Empty, leaf @ Summary::Leaf(_)) => leaf,
+            (l, r) => Summary::Internal(internal_hash(&l.hash(), &r.hash())),
+        }
+    }
+
+    /// The root of the tree whose subtrees at one depth are `summaries`,
+    /// in key order (a power of two of them).
+    pub fn root_of(summaries: &[Summary]) -> Digest {
+        assert!(summaries.len().is_power_of_two(), "a full level");
+        let mut level = summaries.to_vec();
+        while level.len() > 1 {
+            level = level
+                .chunks(2)
+                .map(|pair| Summary::join(pair[0], pair[1]))
+                .collect();
+        }
+        level[0].hash()
+    }
+
+    /// The summary of the subtree at `depth` that holds exactly `leaves`
+    /// (sorted, all sharing their first `depth` bits).
+    pub fn of_leaves(leaves: &[(Key, Arc<[u8]>)], depth: usize) -> Summary {
+        summary(&build(leaves, depth))
+    }
+}
+
+fn summary(node: &Arc<Node>) -> Summary {
+    match &**node {
+        Node::Empty => Summary::Empty,
+        Node::Leaf { hash, .. } => Summary::Leaf(*hash),
+        Node::Internal { hash, .. } => Summary::Internal(*hash),
+    }
+}
+
+/// The first `depth` bits of `key` as a number: the index of the subtree
+/// at `depth` that holds it.
+pub fn prefix_index(key: &Key, depth: usize) -> usize {
+    assert!(depth <= 24, "at most 2^24 subtrees");
+    (0..depth).fold(0, |index, d| (index << 1) | usize::from(bit(key, d)))
+}
+
+impl Tree {
+    /// The summaries of the `2^depth` subtrees at `depth`, in key order.
+    pub fn summaries(&self, depth: usize) -> Vec<Summary> {
+        let mut out = vec![Summary::Empty; 1 << depth];
+        summarize_into(&self.root, 0, 0, depth, &mut out);
+        out
+    }
+
+    /// The entries of the subtree at `depth` with prefix index `index`, in
+    /// key order.
+    pub fn leaves_under(&self, depth: usize, index: usize) -> Vec<(Key, Arc<[u8]>)> {
+        assert!(index < 1 << depth, "a subtree at this depth");
+        let mut node = &self.root;
+        for d in 0..depth {
+            match &**node {
+                Node::Internal { left, right, .. } => {
+                    node = if index >> (depth - 1 - d) & 1 == 1 {
+                        right
+                    } else {
+                        left
+                    };
+                }
+                // Empty, or one leaf that may or may not be in this subtree.
+                _ => break,
+            }
+        }
+        let mut out = Vec::new();
+        collect_leaves(node, &mut out);
+        out.retain(|(key, _)| prefix_index(key, depth) == index);
+        out
+    }
+}
+
+fn summarize_into(
+    node: &Arc<Node>,
+    depth: usize,
+    index: usize,
+    target: usize,
+    out: &mut [Summary],
+) {
+    if depth == target {
+        out[index] = summary(node);
+        return;
+    }
+    match &**node {
+        Node::Empty => {}
+        Node::Leaf { key, hash, .. } => out[prefix_index(key, target)] = Summary::Leaf(*hash),
+        Node::Internal { left, right, .. } => {
+            summarize_into(left, depth + 1, index << 1, target, out);
+            summarize_into(right, depth + 1, (index << 1) | 1, target, out);
+        }
+    }
+}
+
+fn collect_leaves(node: &Arc<Node>, out: &mut Vec<(Key, Arc<[u8]>)>) {
+    match &**node {
+        Node::Empty => {}
+        Node::Leaf { key, value, .. } => out.push((*key, value.clone())),
+        Node::Internal { left, right, .. } => {
+            collect_leaves(left, out);
+            collect_leaves(right, out);
+        }
+    }
+}
+
+/// The subtree at `depth` holding `leaves` (sorted, all sharing the first
+/// `depth` bits), shaped exactly as inserting them would shape it.
+fn build(leaves: &[(Key, Arc<[u8]>)], depth: usize) -> Arc<Node> {
+    match leaves {
+        [] => Arc::new(Node::Empty),
+        [(key, value)] => Node::leaf(*key, value.clone()),
+        _ => {
+            assert!(depth < KEY_BITS, "distinct keys differ in some bit");
+            let split = leaves.partition_point(|(key, _)| !bit(key, depth));
+            internal(
+                build(&leaves[..split], depth + 1),
+                build(&leaves[split..], depth + 1),
+            )
+        }
+    }
+}
+
+fn diff_nodes(old: &Arc<Node>, new: &Arc<Node>, out: &mut Vec<Change>) {
+    if Arc::ptr_eq(old, new) || old.hash() == new.hash() {
+        return;
+    }
+    if let (
+        Node::Internal {
+            left: old_left,
+            right: old_right,
+            ..
+        },
+        Node::Internal {
+            left: new_left,
+            right: new_right,
+            ..
+        },
+    ) = (&**old, &**new)
+    {
+        diff_nodes(old_left, new_left, out);
+        diff_nodes(old_right, new_right, out);
+        return;
+    }
+    // A leaf moved (compaction) or a subtree appeared or vanished: compare
+    // the entries of both sides. One side here is a leaf or empty, so this
+    // costs the other side's entries, which changed too.
+    let (mut before, mut after) = (Vec::new(), Vec::new());
+    collect_leaves(old, &mut before);
+    collect_leaves(new, &mut after);
+    let (mut before, mut after) = (before.into_iter().peekable(), after.into_iter().peekable());
+    loop {
+        let change = match (before.peek(), after.peek()) {
+            (None, None) => break,
+            (Some((k, _)), None) => Change {
+                key: *k,
+                old: before.next().map(|(_, v)| v),
+                new: None,
+            },
+            (None, Some((k, _))) => Change {
+                key: *k,
+                old: None,
+                new: after.next().map(|(_, v)| v),
+            },
+            (Some((a, _)), Some((b, _))) if a < b => Change {
+                key: *a,
+                old: before.next().map(|(_, v)| v),
+                new: None,
+            },
+            (Some((a, _)), Some((b, _))) if a > b => Change {
+                key: *b,
+                old: None,
+                new: after.next().map(|(_, v)| v),
+            },
+            (Some(_), Some(_)) => {
+                let (key, old) = before.next().expect("peeked");
+                let (_, new) = after.next().expect("peeked");
+                if old == new {
+                    continue;
+                }
+                Change {
+                    key,
+                    old: Some(old),
+                    new: Some(new),
+                }
+            }
+        };
+        out.push(change);
+    }
+}
+
 fn insert(node: &Arc<Node>, depth: usize, key: Key, value: Arc<[u8]>) -> (Arc<Node>, bool) {
     match &**node {
         Node::Empty => (Node::leaf(key, value), true),
@@ -454,6 +712,97 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Diffs list exactly the entries that changed, and rebuilding from
+    /// sorted leaves gives the same tree as inserting one by one.
+    #[test]
+    fn diffs_and_rebuilds_match_a_plain_map() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(9);
+        let mut tree = Tree::new();
+        let mut model = std::collections::BTreeMap::new();
+        for round in 0..60 {
+            let before_tree = tree.clone();
+            let before = model.clone();
+            for _ in 0..rng.gen_range(0..40) {
+                let k = key(rng.gen_range(0..300));
+                if rng.gen_bool(0.35) {
+                    tree = tree.remove(&k);
+                    model.remove(&k);
+                } else {
+                    let v = [rng.gen_range(0..3u8)];
+                    tree = tree.insert(k, &v);
+                    model.insert(k, v.to_vec());
+                }
+            }
+            type Expected = (Key, Option<Vec<u8>>, Option<Vec<u8>>);
+            let mut expected: Vec<Expected> = before
+                .keys()
+                .chain(model.keys())
+                .collect::<std::collections::BTreeSet<_>>()
+                .into_iter()
+                .map(|k| (*k, before.get(k).cloned(), model.get(k).cloned()))
+                .filter(|(_, old, new)| old != new)
+                .collect();
+            expected.sort();
+            let got: Vec<_> = before_tree
+                .diff(&tree)
+                .into_iter()
+                .map(|c| (c.key, c.old.map(|v| v.to_vec()), c.new.map(|v| v.to_vec())))
+                .collect();
+            assert_eq!(got, expected, "round {round}");
+            let rebuilt = Tree::from_sorted_leaves(tree.leaves());
+            assert_eq!(rebuilt.root(), tree.root(), "round {round}");
+            assert_eq!(rebuilt.len(), model.len());
+            let leaves: Vec<_> = tree
+                .leaves()
+                .into_iter()
+                .map(|(k, v)| (k, v.to_vec()))
+                .collect();
+            assert_eq!(leaves, model.clone().into_iter().collect::<Vec<_>>());
+        }
+        assert!(tree.diff(&tree).is_empty());
+        let everything = Tree::new().diff(&tree);
+        assert_eq!(everything.len(), tree.len());
+        assert!(everything.iter().all(|c| c.old.is_none()));
+    }
+
+    /// A tree cut into the subtrees at one depth: their summaries give
+    /// back the root, and each subtree's entries give back its summary.
+    #[test]
+    fn subtrees_at_a_depth_rebuild_the_root() {
+        for count in [0u64, 1, 2, 3, 40, 1_000] {
+            let mut t = Tree::new();
+            for i in 0..count {
+                t = t.insert(key(i), &i.to_le_bytes());
+            }
+            for depth in [0, 1, 3, 6] {
+                let summaries = t.summaries(depth);
+                assert_eq!(
+                    Summary::root_of(&summaries),
+                    t.root(),
+                    "{count} entries, depth {depth}"
+                );
+                let mut all = Vec::new();
+                for (index, summary) in summaries.iter().enumerate() {
+                    let leaves = t.leaves_under(depth, index);
+                    assert_eq!(Summary::of_leaves(&leaves, depth), *summary);
+                    all.extend(leaves);
+                }
+                assert_eq!(
+                    all,
+                    t.leaves(),
+                    "the subtrees hold every entry once, in order"
+                );
+            }
+        }
+        // A changed entry changes its subtree's summary, so a lying chunk
+        // is caught.
+        let t = (0..100u64).fold(Tree::new(), |t, i| t.insert(key(i), b"v"));
+        let mut leaves = t.leaves_under(4, 5);
+        leaves[0].1 = Arc::from(&b"forged"[..]);
+        assert_ne!(Summary::of_leaves(&leaves, 4), t.summaries(4)[5]);
     }
 
     #[test]

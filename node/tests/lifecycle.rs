@@ -1,0 +1,440 @@
+//! A node's life on disk (issue 15), on RocksDB through the node's own
+//! application:
+//! - state on disk: a node that applied a finalized chain restarts from its
+//!   stored state without executing a block, with its recent states
+//!   readable and the same root; one whose last state batch was lost
+//!   executes only the blocks above what survived;
+//! - pruning: with `retain_blocks` the node keeps only the latest blocks,
+//!   restarts as before, and RPC for a pruned height is a typed error
+//!   naming the oldest height held.
+//!
+//! Measured, not run by `cargo test` (it applies up to 100,000 blocks):
+//!
+//!     cargo test --release -p ballast-node --test lifecycle -- --ignored --nocapture
+//!
+//! prints, for 1k, 10k and 100k blocks of history (idle, and with
+//! transfers), how long `NodeApp::recover` takes from the stored state and,
+//! on the same database with the state records removed, from genesis (what
+//! every restart did before states were stored). Its table goes in
+//! `results/node-lifecycle.md`.
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
+
+use ballast_core::consensus::{Certificate, Config, Record, Subject, record_prefix};
+use ballast_core::ledger::chain::Payload;
+use ballast_core::ledger::tx::SignedTransaction;
+use ballast_core::scheme::Scheme;
+use ballast_core::scheme::ed25519::Ed25519;
+use ballast_core::{Block, Digest};
+use ballast_node::app::{NodeApp, RECENT_STATES, Recovered};
+use ballast_node::client::transfer;
+use ballast_node::genesis::{Genesis, GenesisAccount, GenesisParams, GenesisValidator};
+use ballast_node::metrics::Metrics;
+use ballast_node::store::{ChainDb, RocksStore, open};
+use ballast_transports::state_store::prefix as state_prefix;
+use ballast_transports::{Store, Write};
+use ed25519_dalek::SigningKey;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+const CHAIN_ID: u64 = 77;
+const SENDERS: u8 = 8;
+
+fn sender(i: u8) -> SigningKey {
+    SigningKey::from_bytes(&[100 + i; 32])
+}
+
+fn genesis() -> Genesis {
+    let hex_key = |k: &SigningKey| hex::encode(k.verifying_key().to_bytes());
+    Genesis {
+        chain_id: CHAIN_ID,
+        validators: (0..4)
+            .map(|i| GenesisValidator {
+                key: hex_key(&SigningKey::from_bytes(&[i + 1; 32])),
+                stake: 10,
+            })
+            .collect(),
+        accounts: (0..SENDERS)
+            .map(|i| GenesisAccount {
+                address: hex_key(&sender(i)),
+                balance: 1 << 40,
+            })
+            .collect(),
+        // Short epochs, so that restarts land in epochs whose start is
+        // older than the stored state.
+        params: GenesisParams {
+            epoch_blocks: 50,
+            ..GenesisParams::default()
+        },
+    }
+}
+
+/// Where a chain's transfers go.
+#[derive(Clone, Copy, Debug)]
+enum Recipients {
+    /// A new account each time: the state grows with the chain.
+    New,
+    /// One of this many accounts: the state stays the same size.
+    Among(u64),
+}
+
+/// A finalized chain of `length` blocks, each with `transfers` transfers.
+fn build_chain(genesis: &Genesis, length: u64, transfers: u64, to: Recipients) -> Vec<Block> {
+    let mut state = genesis.ledger();
+    let mut parent = Block::genesis();
+    let mut nonces = [0u64; SENDERS as usize];
+    let mut blocks = Vec::with_capacity(length as usize);
+    for height in 1..=length {
+        let txs: Vec<SignedTransaction> = (0..transfers)
+            .map(|i| {
+                let from = (i % u64::from(SENDERS)) as u8;
+                let n = height * 1_000 + i;
+                let to = match to {
+                    Recipients::New => Digest::of(&n.to_le_bytes()).0,
+                    Recipients::Among(count) => Digest::of(&(n % count).to_le_bytes()).0,
+                };
+                let nonce = &mut nonces[usize::from(from)];
+                *nonce += 1;
+                transfer(&sender(from), CHAIN_ID, *nonce - 1, height, to, 1)
+            })
+            .collect();
+        let proposer = [9; 32];
+        let executed = state.execute(height, &proposer, &txs).expect("executes");
+        let block = Block {
+            view: height,
+            height,
+            parent_view: parent.view,
+            parent: parent.digest(),
+            payload: Payload {
+                proposer,
+                state_root: executed.state_root,
+                txs,
+            }
+            .encode(),
+        };
+        state = executed.ledger;
+        parent = block.clone();
+        blocks.push(block);
+    }
+    blocks
+}
+
+/// Certificates are not checked when a node applies blocks a follower
+/// verified, so one serves for every block here.
+fn certificate(block: &Block) -> Certificate<Ed25519> {
+    let schemes = Ed25519::deterministic_set(1, 4);
+    let subject = Subject::Finalize {
+        view: block.view,
+        digest: block.digest(),
+    };
+    let signing = subject.signing_bytes(&Config::default().namespace);
+    let votes: Vec<_> = (0..3)
+        .map(|i| (i as u16, schemes[i].sign(&signing)))
+        .collect();
+    Certificate {
+        subject,
+        certificate: schemes[0].assemble(&votes),
+    }
+}
+
+fn app(path: &Path, genesis: &Genesis) -> (NodeApp, ballast_node::app::SharedHandle, RocksStore) {
+    let db = open(path).unwrap();
+    let (app, shared, _) = NodeApp::new(
+        genesis,
+        ChainDb::new(db.clone()),
+        Box::new(RocksStore::new(db.clone())),
+        Arc::new(Metrics::new()),
+    );
+    (app, shared, RocksStore::new(db))
+}
+
+/// Applies `blocks` as a node does: blocks stored, then applied, then the
+/// finalized record (a full node's order); keeping `retain_blocks` (0: all).
+fn apply(path: &Path, genesis: &Genesis, blocks: &[Block], retain_blocks: u64) {
+    let (mut app, _, mut store) = app(path, genesis);
+    app.set_retain_blocks(retain_blocks);
+    app.recover(&store).unwrap();
+    for chunk in blocks.chunks(100) {
+        for block in chunk {
+            let record = Record::<Ed25519>::Block(block.clone());
+            store.put(&record.key(), &record.encode()).unwrap();
+        }
+        let last = chunk.last().unwrap();
+        let certificate = certificate(last);
+        app.apply_finalized(chunk, &certificate).unwrap();
+        let record = Record::Finalized {
+            block: last.clone(),
+            certificate,
+        };
+        store
+            .put(&[record_prefix::FINALIZED], &record.encode())
+            .unwrap();
+    }
+    store.sync().unwrap();
+}
+
+/// Restarts on `path`: what recovery did, how long it took, and the
+/// resulting head and recent heights.
+fn restart(path: &Path, genesis: &Genesis) -> (Recovered, f64, Digest, Vec<u64>) {
+    let (mut app, shared, store) = app(path, genesis);
+    let start = Instant::now();
+    let recovered = app.recover(&store).unwrap();
+    let elapsed_ms = start.elapsed().as_secs_f64() * 1e3;
+    let shared = shared.lock();
+    let heights = shared.states.iter().map(|(h, _)| *h).collect();
+    (recovered, elapsed_ms, shared.head.state_root, heights)
+}
+
+/// Deletes every state record: the database a node had before states were
+/// stored.
+fn forget_state(path: &Path) {
+    let mut store = RocksStore::new(open(path).unwrap());
+    let batch = state_prefix::ALL
+        .iter()
+        .map(|p| {
+            Write::DeleteRange(
+                vec![*p],
+                vec![*p, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF],
+            )
+        })
+        .collect();
+    store.write(batch).unwrap();
+    store.sync().unwrap();
+}
+
+#[test]
+fn a_restart_resumes_from_the_stored_state_without_executing() {
+    let genesis = genesis();
+    let blocks = build_chain(&genesis, 180, 4, Recipients::New);
+    let expected_root = Payload::decode(&blocks.last().unwrap().payload)
+        .unwrap()
+        .state_root;
+    let dir = tempfile::tempdir().unwrap();
+    apply(dir.path(), &genesis, &blocks, 0);
+
+    let (recovered, _, root, heights) = restart(dir.path(), &genesis);
+    assert_eq!(
+        recovered,
+        Recovered {
+            resumed_at: 180,
+            executed: 0,
+            height: 180
+        }
+    );
+    assert_eq!(root, expected_root);
+    let recent: Vec<u64> = (180 - RECENT_STATES as u64 + 1..=180).collect();
+    assert_eq!(heights, recent, "the recent states are readable again");
+
+    // Every state record gone (a database from before states were stored):
+    // the node executes the whole chain once, stores the state, and the
+    // next restart executes nothing.
+    forget_state(dir.path());
+    let (recovered, _, root, _) = restart(dir.path(), &genesis);
+    assert_eq!(
+        (recovered.resumed_at, recovered.executed, recovered.height),
+        (0, 180, 180)
+    );
+    assert_eq!(root, expected_root);
+    let (recovered, _, root, _) = restart(dir.path(), &genesis);
+    assert_eq!((recovered.resumed_at, recovered.executed), (180, 0));
+    assert_eq!(root, expected_root);
+}
+
+/// A crash after consensus recorded finality but before the state batch
+/// was written: the node executes only the blocks above the stored state,
+/// and ends in the same state as a node that never crashed.
+#[test]
+fn a_lost_state_batch_costs_only_the_blocks_above_it() {
+    let genesis = genesis();
+    let blocks = build_chain(&genesis, 120, 3, Recipients::New);
+    let dir = tempfile::tempdir().unwrap();
+    // States stored up to height 117; then consensus finalized up to 120
+    // and the node died before storing their states.
+    apply(dir.path(), &genesis, &blocks[..117], 0);
+    {
+        let mut store = RocksStore::new(open(dir.path()).unwrap());
+        for block in &blocks[117..] {
+            let record = Record::<Ed25519>::Block(block.clone());
+            store.put(&record.key(), &record.encode()).unwrap();
+        }
+        let last = blocks.last().unwrap();
+        let record = Record::Finalized {
+            block: last.clone(),
+            certificate: certificate(last),
+        };
+        store
+            .put(&[record_prefix::FINALIZED], &record.encode())
+            .unwrap();
+        store.sync().unwrap();
+    }
+    let (recovered, _, root, _) = restart(dir.path(), &genesis);
+    assert_eq!(
+        recovered,
+        Recovered {
+            resumed_at: 117,
+            executed: 3,
+            height: 120
+        }
+    );
+    let reference = tempfile::tempdir().unwrap();
+    apply(reference.path(), &genesis, &blocks, 0);
+    let (_, _, expected, _) = restart(reference.path(), &genesis);
+    assert_eq!(root, expected);
+}
+
+#[tokio::test]
+async fn pruning_keeps_the_latest_blocks_and_names_the_oldest() {
+    use ballast_node::rpc::{PRUNED_CODE, RpcContext, module};
+    let genesis = genesis();
+    let blocks = build_chain(&genesis, 400, 2, Recipients::New);
+    let dir = tempfile::tempdir().unwrap();
+    apply(dir.path(), &genesis, &blocks, 100);
+
+    let db = ChainDb::new(open(dir.path()).unwrap());
+    assert_eq!(db.pruned_through().unwrap(), 300);
+    assert_eq!(db.digest_at(300).unwrap(), None);
+    assert_eq!(db.certificate_at(300).unwrap(), None);
+    assert_eq!(db.receipts_json(300).unwrap(), None);
+    assert!(db.block(&blocks[299].digest().0).unwrap().is_none());
+    assert!(db.block(&blocks[300].digest().0).unwrap().is_some());
+    let tx_in = |height: usize| {
+        Payload::decode(&blocks[height - 1].payload).unwrap().txs[0]
+            .hash()
+            .0
+    };
+    assert_eq!(db.location_of(&tx_in(10)).unwrap(), None);
+    assert!(db.location_of(&tx_in(350)).unwrap().is_some());
+    drop(db);
+    let stored_blocks = RocksStore::new(open(dir.path()).unwrap())
+        .scan(&[record_prefix::BLOCK])
+        .unwrap()
+        .len();
+    assert_eq!(stored_blocks, 100, "only the retained blocks are on disk");
+
+    // A pruned node restarts from its stored state as any other.
+    let (recovered, _, root, _) = restart(dir.path(), &genesis);
+    assert_eq!((recovered.executed, recovered.height), (0, 400));
+    assert_eq!(
+        root,
+        Payload::decode(&blocks[399].payload).unwrap().state_root
+    );
+
+    // RPC: a pruned height is a typed error that names the oldest held.
+    let (_, shared, _) = app(dir.path(), &genesis);
+    let rpc = module(RpcContext {
+        chain_id: CHAIN_ID,
+        genesis: genesis.clone(),
+        shared,
+        db: ChainDb::new(open(dir.path()).unwrap()),
+        finalized: tokio::sync::broadcast::channel(1).0,
+        metrics: Arc::new(Metrics::new()),
+        gossip: tokio::sync::mpsc::channel(1).0,
+    });
+    for (method, params) in [
+        ("ballast_getBlockByHeight", vec![300]),
+        ("ballast_getFinalizedBlocks", vec![5, 10]),
+    ] {
+        let error = rpc
+            .call::<_, serde_json::Value>(method, params)
+            .await
+            .expect_err("a pruned height");
+        let jsonrpsee::core::server::MethodsError::JsonRpc(error) = error else {
+            panic!("{method}: {error}");
+        };
+        assert_eq!(error.code(), PRUNED_CODE, "{method}");
+        assert!(
+            error.message().contains("from height 301"),
+            "{}",
+            error.message()
+        );
+        let data: serde_json::Value = serde_json::from_str(error.data().unwrap().get()).unwrap();
+        assert_eq!(data["oldest_height"], 301);
+    }
+    let block: serde_json::Value = rpc
+        .call("ballast_getBlockByHeight", vec![301])
+        .await
+        .unwrap();
+    assert_eq!(block["height"], 301);
+}
+
+#[test]
+#[ignore = "a measurement: writes up to 100,000 blocks"]
+fn measure_restart_by_history_length() {
+    println!(
+        "| blocks | transfers/block | recipients | state entries | restart from stored state, ms | executed | restart from genesis, ms | executed | ratio |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|");
+    use Recipients::{Among, New};
+    for (length, transfers, to) in [
+        (1_000, 0, New),
+        (10_000, 0, New),
+        (100_000, 0, New),
+        (1_000, 10, Among(1_000)),
+        (10_000, 10, Among(1_000)),
+        (100_000, 10, Among(1_000)),
+        (1_000, 10, New),
+        (10_000, 10, New),
+        (100_000, 10, New),
+    ] {
+        let genesis = genesis();
+        let blocks = build_chain(&genesis, length, transfers, to);
+        let dir = tempfile::tempdir().unwrap();
+        apply(dir.path(), &genesis, &blocks, 0);
+        drop(blocks);
+        let (stored, stored_ms, stored_root, _) = restart(dir.path(), &genesis);
+        let entries = RocksStore::new(open(dir.path()).unwrap())
+            .scan(&[state_prefix::ENTRY])
+            .unwrap()
+            .len();
+        forget_state(dir.path());
+        let (replayed, replay_ms, replay_root, _) = restart(dir.path(), &genesis);
+        assert_eq!(stored_root, replay_root);
+        let to = match to {
+            New => "a new account each".to_string(),
+            Among(count) => format!("among {count}"),
+        };
+        println!(
+            "| {length} | {transfers} | {to} | {entries} | {stored_ms:.1} | {} | {replay_ms:.1} | {} | {:.1} |",
+            stored.executed,
+            replayed.executed,
+            replay_ms / stored_ms
+        );
+    }
+}
+
+/// Bytes under `path`: what `du` shows an operator.
+fn disk_bytes(path: &Path) -> u64 {
+    std::fs::read_dir(path)
+        .unwrap()
+        .map(|entry| {
+            let entry = entry.unwrap();
+            let meta = entry.metadata().unwrap();
+            if meta.is_dir() {
+                disk_bytes(&entry.path())
+            } else {
+                meta.len()
+            }
+        })
+        .sum()
+}
+
+#[test]
+#[ignore = "a measurement: writes 50,000 blocks twice"]
+fn measure_disk_use_with_and_without_pruning() {
+    let genesis = genesis();
+    let blocks = build_chain(&genesis, 50_000, 10, Recipients::Among(1_000));
+    let archive = tempfile::tempdir().unwrap();
+    let pruned = tempfile::tempdir().unwrap();
+    println!("| blocks | archive node, MB | retain_blocks = 1000, MB |");
+    println!("|---|---|---|");
+    for end in (5_000..=50_000).step_by(5_000) {
+        let segment = &blocks[end - 5_000..end];
+        apply(archive.path(), &genesis, segment, 0);
+        apply(pruned.path(), &genesis, segment, 1_000);
+        println!(
+            "| {end} | {:.1} | {:.1} |",
+            disk_bytes(archive.path()) as f64 / 1e6,
+            disk_bytes(pruned.path()) as f64 / 1e6
+        );
+    }
+}
