@@ -16,7 +16,8 @@ use ballast_core::ledger::execute::Ledger;
 use ballast_core::ledger::mempool::{Limits, Mempool, Rejection};
 use ballast_core::ledger::tx::{Address, SignedTransaction};
 use ballast_core::scheme::ed25519::Ed25519;
-use ballast_core::validators::ValidatorSet;
+use ballast_core::state::snapshot::Manifest;
+use ballast_core::validators::{ValidatorSet, ValidatorSetError};
 use ballast_core::{Block, Digest, Height, View};
 use ballast_transports::engine::{Application, BlockLookup, EpochPlan, Observation};
 pub use ballast_transports::state_store::EpochStart;
@@ -107,6 +108,20 @@ pub struct Shared {
     pub view: View,
     /// Finalized states, newest last, at most [`RECENT_STATES`].
     pub states: VecDeque<(Height, Ledger)>,
+    /// The snapshots served to state-syncing peers, newest last, at most
+    /// [`SERVED_SNAPSHOTS`].
+    pub snapshots: VecDeque<Arc<Snapshot>>,
+}
+
+/// Snapshots served at once: a trusted hash taken from the newest stays
+/// usable for one more interval.
+pub const SERVED_SNAPSHOTS: usize = 2;
+
+/// The state at a snapshot height, kept for peers (its tree shares every
+/// unchanged node with the live state, so it costs what changed since).
+pub struct Snapshot {
+    pub manifest: Manifest,
+    pub tree: ballast_core::state::smt::Tree,
 }
 
 impl Shared {
@@ -165,6 +180,8 @@ pub struct NodeApp {
     /// Finalized blocks kept (0: all); older ones are pruned as new ones
     /// are finalized.
     retain_blocks: u64,
+    /// Every this many heights the state is kept as a snapshot (0: never).
+    snapshot_interval: u64,
     /// Validators' accounts: the proposer of a block is paid at its key.
     validator_keys: Arc<Vec<Address>>,
     /// The current epoch's set: who leads (and so is paid) in each view.
@@ -210,6 +227,7 @@ impl NodeApp {
             recently_verified: RecentlyVerified::default(),
             view: 0,
             states: VecDeque::from([(0, state.clone())]),
+            snapshots: VecDeque::new(),
         })));
         let (finalized_tx, _) = broadcast::channel(1_024);
         let genesis_validators = Arc::new(genesis.validator_set());
@@ -228,6 +246,7 @@ impl NodeApp {
             ledger_store,
             stored_head,
             retain_blocks: 0,
+            snapshot_interval: 0,
             validator_keys: Arc::new(genesis.validator_keys()),
             validators: genesis_validators.clone(),
             genesis_validators,
@@ -244,8 +263,81 @@ impl NodeApp {
         self.retain_blocks = retain_blocks;
     }
 
+    /// Keeps the state every `snapshot_interval` heights for peers to
+    /// state-sync from (0: never). Set before [`NodeApp::recover`], which
+    /// serves again a snapshot height still among the states it reads.
+    pub fn set_snapshot_interval(&mut self, snapshot_interval: u64) {
+        self.snapshot_interval = snapshot_interval;
+    }
+
+    /// Serves the state after `block` at `height` as a snapshot if the
+    /// height is a snapshot height.
+    fn maybe_snapshot(&self, height: Height, block: Digest, tree: &ballast_core::state::smt::Tree) {
+        if self.snapshot_interval == 0
+            || height == 0
+            || !height.is_multiple_of(self.snapshot_interval)
+        {
+            return;
+        }
+        let snapshot = Arc::new(Snapshot {
+            manifest: Manifest::of(tree, height, block),
+            tree: tree.clone(),
+        });
+        let mut shared = self.shared.lock();
+        shared.snapshots.push_back(snapshot);
+        while shared.snapshots.len() > SERVED_SNAPSHOTS {
+            shared.snapshots.pop_front();
+        }
+    }
+
+    /// The consensus set the ledger's epoch set in `state` gives: each
+    /// genesis validator's power at its key's index, zero for one that
+    /// left. Validators outside the genesis set cannot be reached over QUIC
+    /// yet, so their stake carries no consensus weight.
+    fn consensus_set(&self, state: &Ledger) -> Result<ValidatorSet, (ValidatorSetError, Vec<u64>)> {
+        let powers = state.epoch_set().validators;
+        let stakes: Vec<u64> = self
+            .validator_keys
+            .iter()
+            .map(|key| {
+                powers
+                    .iter()
+                    .find(|(address, _)| address == key)
+                    .map_or(0, |(_, power)| *power)
+            })
+            .collect();
+        ValidatorSet::with_observers(stakes.clone(), self.genesis_validators.leader_seed())
+            .map_err(|e| (e, stakes))
+    }
+
+    /// The epoch the block after `block` belongs to, read from the state
+    /// after `block` alone: what a node that starts from that state (by
+    /// state sync) follows. Its number comes from the block's view (views
+    /// carry their epoch), plus one if `block` ends its epoch; its set and
+    /// end from the ledger's epoch set and parameters in `state`.
+    pub fn epoch_after(&self, block: &Block, state: &Ledger) -> Result<EpochStart, String> {
+        let ends_epoch = state.epoch_end_after(block.height.saturating_sub(1)) == block.height;
+        let epoch = ballast_core::consensus::epoch_of(block.view) + u64::from(ends_epoch);
+        let validators = self
+            .consensus_set(state)
+            .map_err(|(e, stakes)| format!("the state's epoch set {stakes:?} is unusable: {e}"))?;
+        Ok(EpochStart {
+            epoch,
+            anchor: block.digest(),
+            plan: EpochPlan {
+                validators: Arc::new(validators),
+                last_height: state.epoch_end_after(block.height),
+            },
+        })
+    }
+
     fn proposer(&self, view: View) -> Address {
         self.validator_keys[usize::from(self.validators.leader(view))]
+    }
+
+    /// The contract VM every state of this node shares.
+    pub fn vm(&self) -> ballast_core::ledger::wasm::Vm {
+        self.shared.lock().state().vm.clone()
     }
 
     /// The epoch the next finalized block belongs to.
@@ -265,25 +357,14 @@ impl NodeApp {
     fn start_epoch_after(&mut self, block: &Block, state: &Ledger) -> EpochStart {
         let previous = self.current_epoch().clone();
         debug_assert_eq!(block.height, previous.plan.last_height);
-        let powers = state.epoch_set().validators;
-        let stakes: Vec<u64> = self
-            .validator_keys
-            .iter()
-            .map(|key| {
-                powers
-                    .iter()
-                    .find(|(address, _)| address == key)
-                    .map_or(0, |(_, power)| *power)
-            })
-            .collect();
-        let validators = match ValidatorSet::with_observers(
-            stakes.clone(),
-            self.genesis_validators.leader_seed(),
-        ) {
-            Ok(set) => Arc::new(set),
-            Err(e) => {
+        let (validators, stakes) = match self.consensus_set(state) {
+            Ok(set) => {
+                let stakes = (0..set.len() as u16).map(|i| set.stake(i)).collect();
+                (Arc::new(set), stakes)
+            }
+            Err((e, stakes)) => {
                 tracing::error!(error = %e, ?stakes, "the next epoch's set is unusable; keeping the current one");
-                previous.plan.validators.clone()
+                (previous.plan.validators.clone(), stakes)
             }
         };
         let start = EpochStart {
@@ -366,6 +447,12 @@ impl NodeApp {
         let (head, latest) = states.back().expect("load returns the head").clone();
         self.chain = Chain::resume(head.block, head.height, latest);
         self.stored_head = head;
+        for (version, ledger) in &states {
+            self.maybe_snapshot(version.height, version.block, &ledger.tree);
+        }
+        // The genesis epoch, then the stored ones (resuming twice, as a
+        // node does after a state sync, starts over).
+        self.epochs.truncate(1);
         for start in stored.epochs {
             self.epochs.push_back(start);
         }
@@ -472,6 +559,7 @@ impl NodeApp {
         )
         .map_err(|e| StoreError(e.to_string()))?;
         self.stored_head = head;
+        self.maybe_snapshot(block.height, digest, &state.tree);
         // Only below the stored state: a restart executes the blocks above
         // it, so those must stay.
         if self.retain_blocks > 0 && block.height > self.retain_blocks {

@@ -26,6 +26,8 @@ impl Client {
     pub fn new(url: &str) -> Result<Client, ClientError> {
         let http = HttpClientBuilder::default()
             .request_timeout(Duration::from_secs(10))
+            // Snapshot chunks are the largest answers a node gives.
+            .max_response_size(2 * ballast_core::state::snapshot::MAX_CHUNK_BYTES as u32 + 4096)
             .build(url)?;
         Ok(Client { http })
     }

@@ -50,8 +50,37 @@ pub struct NodeConfig {
     /// cannot catch up from this node by block sync.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub retain_blocks: u64,
+    /// Every this many heights the node keeps that height's state for
+    /// peers to state-sync from (the latest two are served); 0 serves none.
+    #[serde(default = "default_snapshot_interval")]
+    pub snapshot_interval: u64,
+    /// A full node whose database is empty starts from a peer's snapshot
+    /// of this trusted block's state instead of executing the chain from
+    /// genesis.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state_sync: Option<StateSync>,
     #[serde(default)]
     pub consensus: Timeouts,
+}
+
+/// The block a state-syncing node trusts: a snapshot height (a multiple
+/// of the peers' `snapshot_interval`) and that block's hash, taken from a
+/// source the operator trusts (e.g. `ballast_getSnapshot` on their own
+/// node). Everything else is checked against it.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct StateSync {
+    pub height: u64,
+    pub block_hash: String,
+}
+
+/// Snapshots every 1,000 heights: at one block a second, a trusted hash
+/// stays servable for half an hour (two are kept), and the state kept for
+/// them costs only what changed since.
+pub const DEFAULT_SNAPSHOT_INTERVAL: u64 = 1_000;
+
+fn default_snapshot_interval() -> u64 {
+    DEFAULT_SNAPSHOT_INTERVAL
 }
 
 /// Fewest blocks a pruning node keeps. Below this a validator that was
@@ -192,6 +221,20 @@ impl NodeConfig {
             }
         }
         let full = !config.sync_from.is_empty();
+        if let Some(sync) = &config.state_sync {
+            if !full {
+                return Err(ConfigError::Invalid(
+                    "state_sync is for full nodes (it needs sync_from)".into(),
+                ));
+            }
+            if sync.height == 0 {
+                return Err(ConfigError::Invalid(
+                    "state_sync.height must be a snapshot height above 0".into(),
+                ));
+            }
+            crate::genesis::parse_hex32(&sync.block_hash)
+                .map_err(|e| ConfigError::Invalid(format!("state_sync.block_hash: {e}")))?;
+        }
         if !full && (config.key_file.is_none() || config.listen.is_none()) {
             return Err(ConfigError::Invalid(
                 "a validator needs key_file and listen; a full node needs sync_from".into(),

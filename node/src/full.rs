@@ -70,6 +70,24 @@ pub async fn run(
         "starting a full node"
     );
     let (base, mut app) = Base::open(&config, &genesis)?;
+    let mut store = RocksStore::new(base.db.clone());
+    if let Some(trusted) = &config.state_sync {
+        // Only into an empty node: one that holds a state already goes on
+        // from it (a restart after the sync included).
+        if base.shared.lock().head.height == 0 {
+            let hash = crate::genesis::parse_hex32(&trusted.block_hash).expect("validated");
+            tracing::info!(height = trusted.height, "state sync: starting");
+            crate::state_sync::sync(
+                &peers,
+                (trusted.height, ballast_core::Digest(hash)),
+                &mut store,
+                &base.chain_db,
+                &mut app,
+                &base.metrics,
+            )
+            .await?;
+        }
+    }
     let (gossip, forward_rx) = tokio::sync::mpsc::channel(FORWARD_QUEUE);
     let (rpc, rpc_address) = base.serve_rpc(&config, &genesis, gossip).await?;
     on_ready(rpc_address);
@@ -90,7 +108,6 @@ pub async fn run(
         head.height,
         head.digest,
     );
-    let mut store = RocksStore::new(base.db.clone());
     let follow = async {
         let mut turn = 0usize;
         let mut backoff_ms = POLL_MS;

@@ -151,6 +151,8 @@ pub fn init(options: &InitOptions) -> Result<Vec<PathBuf>, InitError> {
                 .collect(),
             sync_from: Vec::new(),
             retain_blocks: 0,
+            snapshot_interval: crate::config::DEFAULT_SNAPSHOT_INTERVAL,
+            state_sync: None,
             consensus: options.timeouts.clone(),
         };
         configs.push(write_config(&node_dir, &config)?);
@@ -181,6 +183,8 @@ pub fn init(options: &InitOptions) -> Result<Vec<PathBuf>, InitError> {
             peers: Vec::new(),
             sync_from: validator_rpcs.clone(),
             retain_blocks: 0,
+            snapshot_interval: crate::config::DEFAULT_SNAPSHOT_INTERVAL,
+            state_sync: None,
             consensus: options.timeouts.clone(),
         };
         configs.push(write_config(&node_dir, &config)?);

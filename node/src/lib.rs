@@ -19,4 +19,5 @@ pub mod json;
 pub mod metrics;
 pub mod node;
 pub mod rpc;
+pub mod state_sync;
 pub mod store;

@@ -40,6 +40,8 @@ pub enum NodeError {
     },
     #[error("engine stopped: {0}")]
     Engine(#[from] ballast_transports::engine::EngineError),
+    #[error("state sync: {0}")]
+    StateSync(String),
 }
 
 /// What validators and full nodes both run: the database, the ledger
@@ -70,6 +72,7 @@ impl Base {
             metrics.clone(),
         );
         app.set_retain_blocks(config.retain_blocks);
+        app.set_snapshot_interval(config.snapshot_interval);
         let recovered = app.recover(&RocksStore::new(db.clone()))?;
         if recovered.height > 0 {
             tracing::info!(

@@ -60,6 +60,11 @@ pub const TX_REJECTED_CODE: i32 = -32000;
 /// JSON-RPC error code: the height asked for was pruned (`retain_blocks`);
 /// the error's data is `{"oldest_height": N}`.
 pub const PRUNED_CODE: i32 = -32001;
+/// JSON-RPC error code: no snapshot is served at the height asked for; the
+/// error's data is `{"served": [heights]}`.
+pub const NO_SNAPSHOT_CODE: i32 = -32002;
+/// Largest answer: a snapshot chunk at its limit, in hex, with room.
+const MAX_RESPONSE_BYTES: u32 = 2 * ballast_core::state::snapshot::MAX_CHUNK_BYTES as u32 + 4096;
 
 /// What the RPC handlers read.
 pub struct RpcContext {
@@ -103,6 +108,25 @@ impl RpcContext {
                  (retain_blocks), from height {oldest}"
             ),
             Some(json!({ "oldest_height": oldest })),
+        ))
+    }
+
+    /// The snapshot served at `height` (the newest if `None`).
+    fn snapshot(&self, height: Option<u64>) -> Result<Arc<crate::app::Snapshot>, ErrorObjectOwned> {
+        let shared = self.shared.lock();
+        let found = match height {
+            None => shared.snapshots.back(),
+            Some(h) => shared.snapshots.iter().find(|s| s.manifest.height == h),
+        };
+        if let Some(snapshot) = found {
+            return Ok(snapshot.clone());
+        }
+        let served: Vec<u64> = shared.snapshots.iter().map(|s| s.manifest.height).collect();
+        let asked = height.map_or("any height".to_string(), |h| format!("height {h}"));
+        Err(ErrorObjectOwned::owned(
+            NO_SNAPSHOT_CODE,
+            format!("no snapshot at {asked}: this node serves {served:?} (snapshot_interval)"),
+            Some(json!({ "served": served })),
         ))
     }
 
@@ -452,6 +476,33 @@ pub fn module(context: RpcContext) -> RpcModule<RpcContext> {
                 .collect(),
         ))
     });
+    method!("ballast_getSnapshot", |params, ctx| {
+        let mut seq = params.sequence();
+        let height: Option<u64> = seq.optional_next()?;
+        let snapshot = ctx.snapshot(height)?;
+        let manifest = &snapshot.manifest;
+        Ok(json!({
+            "height": manifest.height,
+            "block": hex::encode(manifest.block.0),
+            "state_root": hex::encode(manifest.root.0),
+            "chunks": manifest.chunks(),
+            "entries": snapshot.tree.len(),
+            "manifest": hex::encode(manifest.encode()),
+        }))
+    });
+    method!("ballast_getSnapshotChunk", |params, ctx| {
+        let (height, index): (u64, u32) = params.parse()?;
+        let snapshot = ctx.snapshot(Some(height))?;
+        let manifest = &snapshot.manifest;
+        if index as usize >= manifest.chunks() {
+            return Err(invalid_params(format!(
+                "chunk {index} does not exist: the snapshot at height {height} has {}",
+                manifest.chunks()
+            )));
+        }
+        let chunk = ballast_core::state::snapshot::Chunk::of(&snapshot.tree, manifest.depth, index);
+        Ok(json!(hex::encode(chunk.encode())))
+    });
     method!("ballast_getFinalizedBlocks", |params, ctx| {
         let (from, count): (u64, u64) = params.parse()?;
         ctx.finalized_blocks(from, count)
@@ -560,6 +611,8 @@ pub async fn serve(
     };
     let config = jsonrpsee::server::ServerConfig::builder()
         .max_request_body_size(MAX_REQUEST_BYTES)
+        // A snapshot chunk in hex is the largest answer.
+        .max_response_body_size(MAX_RESPONSE_BYTES)
         .max_connections(MAX_CONNECTIONS)
         .build();
     let server = Server::builder()

@@ -332,6 +332,16 @@ impl ChainDb {
         Ok(through)
     }
 
+    /// After a state sync to `height`: nothing at or below it is held
+    /// (RPC says so, as for pruned heights), and indexing goes on above it.
+    pub fn mark_synced(&self, height: u64) -> Result<(), StoreError> {
+        let state = family(&self.db, STATE);
+        let mut batch = WriteBatch::default();
+        batch.put_cf(state, key::PRUNED_THROUGH, height.to_be_bytes());
+        batch.put_cf(state, key::INDEXED_HEIGHT, height.to_be_bytes());
+        self.db.write(batch).map_err(failure)
+    }
+
     fn height_mark(&self, name: &[u8]) -> Result<u64, StoreError> {
         let bytes = self
             .db

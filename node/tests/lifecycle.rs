@@ -88,7 +88,8 @@ fn build_chain(genesis: &Genesis, length: u64, transfers: u64, to: Recipients) -
         let txs: Vec<SignedTransaction> = (0..transfers)
             .map(|i| {
                 let from = (i % u64::from(SENDERS)) as u8;
-                let n = height * 1_000 + i;
+                // The n-th transfer of the chain.
+                let n = (height - 1) * transfers + i;
                 let to = match to {
                     Recipients::New => Digest::of(&n.to_le_bytes()).0,
                     Recipients::Among(count) => Digest::of(&(n % count).to_le_bytes()).0,

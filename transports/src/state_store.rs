@@ -56,8 +56,12 @@ pub mod prefix {
     pub const HEAD: u8 = b'h';
     /// `p` + epoch (big-endian): an epoch's start.
     pub const EPOCH_START: u8 = b'p';
+    /// `m`: the manifest of a state sync under way.
+    pub const SYNC_MANIFEST: u8 = b'm';
+    /// `k` + chunk index (big-endian): a checked chunk of that sync.
+    pub const SYNC_CHUNK: u8 = b'k';
     /// Every prefix above, for stores that place them by prefix.
-    pub const ALL: [u8; 4] = [ENTRY, CHANGES, HEAD, EPOCH_START];
+    pub const ALL: [u8; 6] = [ENTRY, CHANGES, HEAD, EPOCH_START, SYNC_MANIFEST, SYNC_CHUNK];
 }
 
 /// Epoch starts kept on disk. Consensus asks about the latest one, or the
@@ -172,6 +176,14 @@ fn entry_key(key: &Key) -> Vec<u8> {
     k.push(prefix::ENTRY);
     k.extend_from_slice(key);
     k
+}
+
+/// Deletes every record of one kind: keys of a kind are at most 33 bytes,
+/// so all sort below the prefix followed by 40 bytes of 0xFF.
+fn every(prefix: u8) -> Write {
+    let mut past = vec![prefix];
+    past.extend_from_slice(&[0xFF; 40]);
+    Write::DeleteRange(vec![prefix], past)
 }
 
 fn numbered_key(prefix: u8, number: u64) -> Vec<u8> {
@@ -330,6 +342,89 @@ pub fn store_next(
     batch.push(Write::Put(vec![prefix::HEAD], encode_head(head)));
     store.write(batch)?;
     Ok(())
+}
+
+/// Replaces a state that is at most genesis with `tree`, the state after
+/// `head` obtained by state sync, and `epoch`, the epoch that follows it.
+/// One batch: the old entries and any sync progress go, the new ones come.
+pub fn store_synced(
+    store: &mut (impl Store + ?Sized),
+    head: &StateHead,
+    tree: &Tree,
+    epoch: &EpochStart,
+) -> Result<(), StateError> {
+    assert_eq!(tree.root(), head.root, "the head names its tree's root");
+    if let Some(stored) = self::head(store)?
+        && stored.height > 0
+    {
+        return Err(StateError::Corrupt(format!(
+            "state sync over a state at height {}",
+            stored.height
+        )));
+    }
+    let mut batch = vec![
+        every(prefix::ENTRY),
+        Write::Delete(vec![prefix::SYNC_MANIFEST]),
+        every(prefix::SYNC_CHUNK),
+    ];
+    batch.extend(
+        tree.leaves()
+            .into_iter()
+            .map(|(key, value)| Write::Put(entry_key(&key), value.to_vec())),
+    );
+    batch.push(Write::Put(
+        numbered_key(prefix::EPOCH_START, epoch.epoch),
+        epoch.encode(),
+    ));
+    batch.push(Write::Put(vec![prefix::HEAD], encode_head(head)));
+    store.write(batch)?;
+    Ok(())
+}
+
+/// A state sync under way: its manifest and the chunks checked so far, so
+/// a node killed mid-sync resumes where it stopped.
+pub mod sync_progress {
+    use super::*;
+    use ballast_core::state::snapshot::{Chunk, Manifest};
+    use std::collections::BTreeMap;
+
+    /// Starts (or restarts) a sync of `manifest`, forgetting any other.
+    pub fn begin(store: &mut (impl Store + ?Sized), manifest: &Manifest) -> Result<(), StoreError> {
+        store.write(vec![
+            every(prefix::SYNC_CHUNK),
+            Write::Put(vec![prefix::SYNC_MANIFEST], manifest.encode()),
+        ])
+    }
+
+    /// Keeps a chunk that was checked against the manifest.
+    pub fn save(store: &mut (impl Store + ?Sized), chunk: &Chunk) -> Result<(), StoreError> {
+        store.put(
+            &numbered_key(prefix::SYNC_CHUNK, u64::from(chunk.index)),
+            &chunk.encode(),
+        )
+    }
+
+    /// A sync's manifest and the chunks it has, by index.
+    pub type Progress = (Manifest, BTreeMap<u32, Chunk>);
+
+    /// The sync under way, if any, with its chunks checked again (one that
+    /// no longer checks, or was torn, is dropped and fetched again).
+    pub fn resume(store: &(impl Store + ?Sized)) -> Result<Option<Progress>, StoreError> {
+        let Some(bytes) = store.get(&[prefix::SYNC_MANIFEST])? else {
+            return Ok(None);
+        };
+        let Ok(manifest) = Manifest::decode(&bytes) else {
+            return Ok(None);
+        };
+        let chunks = store
+            .scan(&[prefix::SYNC_CHUNK])?
+            .into_iter()
+            .filter_map(|(_, value)| Chunk::decode(&value).ok())
+            .filter(|chunk| chunk.verify(&manifest).is_ok())
+            .map(|chunk| (chunk.index, chunk))
+            .collect();
+        Ok(Some((manifest, chunks)))
+    }
 }
 
 /// Reads the stored state back: the head's tree (checked against the
@@ -591,5 +686,56 @@ mod tests {
         assert_eq!(last.anchor, chain[20].0.block);
         assert_eq!(last.plan.validators.stake(2), 3);
         assert_eq!(last.plan.validators.stake(1), 0);
+    }
+
+    /// A sync killed midway resumes with the chunks that reached the disk
+    /// whole (a torn one is dropped); its result replaces the genesis state.
+    #[test]
+    fn a_state_sync_resumes_after_a_crash_and_replaces_genesis() {
+        use ballast_core::state::snapshot::{Chunk, Manifest};
+        let synced = (0..20_000u64).fold(Tree::new(), |t, i| t.insert(key(i), &i.to_le_bytes()));
+        let block = Digest::of(b"trusted");
+        let manifest = Manifest::of(&synced, 40, block);
+        assert_eq!(manifest.chunks(), 8);
+        let mut store = MemStore::new();
+        store_genesis(&mut store, &Tree::new().insert(key(0), b"genesis")).unwrap();
+        store.sync().unwrap();
+        sync_progress::begin(&mut store, &manifest).unwrap();
+        for index in 0..5 {
+            sync_progress::save(&mut store, &Chunk::of(&synced, manifest.depth, index)).unwrap();
+        }
+        // Killed: the manifest and two chunks written, the third torn.
+        store.crash(3, true);
+        let (resumed, chunks) = sync_progress::resume(&store).unwrap().unwrap();
+        assert_eq!(resumed, manifest);
+        assert_eq!(chunks.keys().copied().collect::<Vec<_>>(), vec![0, 1]);
+
+        let head = StateHead {
+            height: 40,
+            block,
+            root: synced.root(),
+        };
+        let epoch = EpochStart {
+            epoch: 2,
+            anchor: block,
+            plan: EpochPlan {
+                validators: Arc::new(ValidatorSet::equal(4)),
+                last_height: 60,
+            },
+        };
+        store_synced(&mut store, &head, &synced, &epoch).unwrap();
+        let loaded = load(&store, 4).unwrap().unwrap();
+        assert_eq!(loaded.versions.len(), 1);
+        assert_eq!(loaded.versions[0].0, head);
+        assert_eq!(loaded.versions[0].1.len(), 20_000, "no genesis entry left");
+        assert_eq!(loaded.epochs.len(), 1);
+        assert!(
+            sync_progress::resume(&store).unwrap().is_none(),
+            "progress cleared"
+        );
+        assert!(
+            store_synced(&mut store, &head, &synced, &epoch).is_err(),
+            "never over a state past genesis"
+        );
     }
 }

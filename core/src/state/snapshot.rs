@@ -26,8 +26,9 @@ pub const TARGET_CHUNK_ENTRIES: usize = 4_096;
 /// Deepest cut: 65,536 chunks, a manifest of about 2 MB (256 million
 /// entries at the target size).
 pub const MAX_DEPTH: u8 = 16;
-/// Largest encoded chunk accepted (contract code makes some entries big).
-pub const MAX_CHUNK_BYTES: usize = 64 << 20;
+/// Largest encoded chunk accepted (contract code makes some entries big;
+/// a chunk of accounts at the target size is about half a megabyte).
+pub const MAX_CHUNK_BYTES: usize = 16 << 20;
 /// Largest value in a chunk (the tree's own limit on stored values).
 const MAX_VALUE_BYTES: usize = 8 << 20;
 /// Most entries a chunk may claim (a bound checked before allocating).

@@ -122,6 +122,20 @@ impl Network {
         }
     }
 
+    /// Whether node `index` exits on its own within `timeout`.
+    pub fn exited(&mut self, index: usize, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Some(child) = self.children[index].as_mut()
+                && child.try_wait().unwrap().is_some()
+            {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        false
+    }
+
     pub fn rpc_url(&self, index: usize) -> String {
         format!("http://127.0.0.1:{}", self.rpc_port + index as u16)
     }
@@ -142,7 +156,7 @@ impl Network {
     pub fn dump_logs(&self) {
         for i in 0..self.children.len() {
             let log = std::fs::read_to_string(self.log_path(i)).unwrap_or_default();
-            let tail: Vec<&str> = log.lines().rev().take(30).collect();
+            let tail: Vec<&str> = log.lines().rev().take(80).collect();
             eprintln!("--- node {i} (last lines) ---");
             for line in tail.into_iter().rev() {
                 eprintln!("{line}");
