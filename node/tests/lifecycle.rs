@@ -138,7 +138,16 @@ fn certificate(block: &Block) -> Certificate<Ed25519> {
     }
 }
 
-fn app(path: &Path, genesis: &Genesis) -> (NodeApp, ballast_node::app::SharedHandle, RocksStore) {
+type Opened = (
+    NodeApp,
+    ballast_node::app::SharedHandle,
+    RocksStore,
+    ChainDb,
+);
+
+/// A node's application on the database at `path`, with the engine's
+/// store and the chain indexes of that database.
+fn open_node(path: &Path, genesis: &Genesis) -> Opened {
     let db = open(path).unwrap();
     let (app, shared, _) = NodeApp::new(
         genesis,
@@ -146,7 +155,12 @@ fn app(path: &Path, genesis: &Genesis) -> (NodeApp, ballast_node::app::SharedHan
         Box::new(RocksStore::new(db.clone())),
         Arc::new(Metrics::new()),
     );
-    (app, shared, RocksStore::new(db))
+    (app, shared, RocksStore::new(db.clone()), ChainDb::new(db))
+}
+
+fn app(path: &Path, genesis: &Genesis) -> (NodeApp, ballast_node::app::SharedHandle, RocksStore) {
+    let (app, shared, store, _) = open_node(path, genesis);
+    (app, shared, store)
 }
 
 /// Applies `blocks` as a node does: blocks stored, then applied, then the
@@ -438,4 +452,101 @@ fn measure_disk_use_with_and_without_pruning() {
             disk_bytes(pruned.path()) as f64 / 1e6
         );
     }
+}
+
+/// A genesis like [`genesis`] with `accounts` more funded accounts.
+fn genesis_with_accounts(accounts: u32) -> Genesis {
+    let mut genesis = genesis();
+    genesis
+        .accounts
+        .extend((0..accounts).map(|i| GenesisAccount {
+            address: hex::encode(Digest::of(&i.to_le_bytes()).0),
+            balance: 1_000,
+        }));
+    genesis
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement: a million accounts and 100,000 blocks"]
+async fn measure_joining_by_state_sync_versus_replay() {
+    use ballast_node::rpc::{RpcContext, serve};
+    // Smaller with BALLAST_JOIN_ACCOUNTS / BALLAST_JOIN_BLOCKS, for a try.
+    let env = |name: &str, default: u64| {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    };
+    let accounts = env("BALLAST_JOIN_ACCOUNTS", 1_000_000) as u32;
+    let length = env("BALLAST_JOIN_BLOCKS", 100_000);
+    let started = Instant::now();
+    let genesis = genesis_with_accounts(accounts);
+    let blocks = build_chain(&genesis, length, 10, Recipients::Among(u64::from(accounts)));
+    let served = tempfile::tempdir().unwrap();
+    apply(served.path(), &genesis, &blocks, 0);
+    let head = blocks.last().unwrap().digest();
+    eprintln!(
+        "built and applied the chain in {:.0} s",
+        started.elapsed().as_secs_f64()
+    );
+
+    // Replay: a new node executes every block from genesis (what a full
+    // node following from genesis does, without the network).
+    let replayed = tempfile::tempdir().unwrap();
+    let start = Instant::now();
+    apply(replayed.path(), &genesis, &blocks, 0);
+    let replay_s = start.elapsed().as_secs_f64();
+    drop(blocks);
+
+    // State sync: the serving node offers its state at the last height.
+    let (mut server, shared, server_store, server_db) = open_node(served.path(), &genesis);
+    server.set_snapshot_interval(length);
+    server.recover(&server_store).unwrap();
+    let (handle, address) = serve(
+        "127.0.0.1:0".parse().unwrap(),
+        RpcContext {
+            chain_id: CHAIN_ID,
+            genesis: genesis.clone(),
+            shared,
+            db: server_db,
+            finalized: tokio::sync::broadcast::channel(1).0,
+            metrics: Arc::new(Metrics::new()),
+            gossip: tokio::sync::mpsc::channel(1).0,
+        },
+    )
+    .await
+    .unwrap();
+    let url = format!("http://{address}");
+    let peers = vec![(
+        url.clone(),
+        ballast_node::client::Client::new(&url).unwrap(),
+    )];
+    let synced = tempfile::tempdir().unwrap();
+    let start = Instant::now();
+    // What a new node does: open, build and store genesis, then sync.
+    let (mut joiner, joined, mut store, chain_db) = open_node(synced.path(), &genesis);
+    joiner.recover(&store).unwrap();
+    let genesis_s = start.elapsed().as_secs_f64();
+    ballast_node::state_sync::sync(
+        &peers,
+        (length, head),
+        &mut store,
+        &chain_db,
+        &mut joiner,
+        &Metrics::new(),
+    )
+    .await
+    .unwrap();
+    let sync_s = start.elapsed().as_secs_f64();
+    assert_eq!(joined.lock().head.height, length);
+    let _ = handle.stop();
+    println!(
+        "| accounts | blocks | transfers | join by replay from genesis, s | join by state sync, s (of which genesis) | ratio |"
+    );
+    println!("|---|---|---|---|---|---|");
+    println!(
+        "| {accounts} | {length} | {} | {replay_s:.1} | {sync_s:.1} ({genesis_s:.1}) | {:.1} |",
+        length * 10,
+        replay_s / sync_s
+    );
 }
