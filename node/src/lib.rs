@@ -19,5 +19,6 @@ pub mod json;
 pub mod metrics;
 pub mod node;
 pub mod rpc;
+pub mod snapshot_file;
 pub mod state_sync;
 pub mod store;

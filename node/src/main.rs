@@ -46,6 +46,39 @@ enum DevnetAction {
     },
 }
 
+/// Snapshot files (see node/README.md, "Joining by state sync").
+#[derive(Subcommand)]
+enum SnapshotAction {
+    /// Writes a stopped node's state at a recent finalized height to a
+    /// file, and prints the height and block hash to pass to `import`.
+    Export {
+        /// The node's TOML config (its data directory is read).
+        #[arg(long)]
+        config: PathBuf,
+        /// The file to write (complete or absent: written aside, then
+        /// renamed).
+        #[arg(long)]
+        out: PathBuf,
+        /// Default: the newest stored state; any of the latest 64 heights.
+        #[arg(long)]
+        height: Option<u64>,
+    },
+    /// Makes a snapshot file the starting state of an empty full node,
+    /// after checking every chunk against the block whose hash you give;
+    /// then `ballast run` follows the chain from there.
+    Import {
+        /// The full node's TOML config (with sync_from).
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long)]
+        file: PathBuf,
+        /// The hash of the block at the snapshot's height, from a source
+        /// you trust (e.g. `ballast_getBlockByHeight` on your own node).
+        #[arg(long)]
+        block_hash: String,
+    },
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Writes a new ed25519 secret key (hex, mode 0600) and prints its
@@ -142,6 +175,12 @@ enum Command {
         /// `ballast_sendTransaction`; nonce and height still come from RPC.
         #[arg(long)]
         print: bool,
+    },
+    /// Exports a node's state to a file, or imports one into a new full
+    /// node (instead of executing the chain from genesis).
+    Snapshot {
+        #[command(subcommand)]
+        action: SnapshotAction,
     },
     /// Load generator: signed transfers over RPC at a target rate; reports
     /// throughput and finalization latency percentiles.
@@ -300,6 +339,47 @@ async fn main_async(cli: Cli) -> Result<(), String> {
                 let hash = client.send(&tx).await.map_err(|e| e.to_string())?;
                 println!("{hash}");
             }
+        }
+        Command::Snapshot { action } => {
+            let config_path = match &action {
+                SnapshotAction::Export { config, .. } | SnapshotAction::Import { config, .. } => {
+                    config.clone()
+                }
+            };
+            let config = NodeConfig::load(&config_path, |name| std::env::var(name).ok())
+                .map_err(|e| e.to_string())?;
+            let genesis = ballast_node::genesis::Genesis::load(&config.genesis_file)
+                .map_err(|e| e.to_string())?;
+            let summary = match action {
+                SnapshotAction::Export { out, height, .. } => {
+                    let summary =
+                        ballast_node::snapshot_file::export(&config, &genesis, height, &out)
+                            .map_err(|e| e.to_string())?;
+                    println!("wrote {}", out.display());
+                    summary
+                }
+                SnapshotAction::Import {
+                    file, block_hash, ..
+                } => {
+                    let hash = parse_hex32(&block_hash)?;
+                    let summary = ballast_node::snapshot_file::import(
+                        &config,
+                        &genesis,
+                        &file,
+                        ballast_core::Digest(hash),
+                    )
+                    .map_err(|e| e.to_string())?;
+                    println!("imported {}", file.display());
+                    summary
+                }
+            };
+            println!(
+                "height {}  block {}  entries {}  chunks {}",
+                summary.height,
+                hex::encode(summary.block.0),
+                summary.entries,
+                summary.chunks
+            );
         }
         Command::Bench {
             rpc,

@@ -133,32 +133,46 @@ pub async fn sync(
     drop(arrivals);
     let tree = assemble(&manifest, chunks.into_values().collect())
         .map_err(|e| NodeError::StateSync(format!("assembling the snapshot: {e}")))?;
-    let entries = tree.len();
-    let vm = app.vm();
-    let state = Ledger::from_tree(tree.clone(), vm)
+    install(store, chain_db, app, block, &tree)?;
+    Ok(())
+}
+
+/// Makes `tree`, checked to be the state after the trusted `block`, this
+/// empty node's state: the state, the block and the epoch after it in one
+/// batch, heights up to the block marked as not held, and `app` resumed
+/// from it. Shared by state sync and `ballast snapshot import`.
+pub fn install(
+    store: &mut RocksStore,
+    chain_db: &ChainDb,
+    app: &mut NodeApp,
+    block: Block,
+    tree: &ballast_core::state::smt::Tree,
+) -> Result<crate::app::Recovered, NodeError> {
+    let height = block.height;
+    let head = StateHead {
+        height,
+        block: block.digest(),
+        root: tree.root(),
+    };
+    let state = Ledger::from_tree(tree.clone(), app.vm())
         .map_err(|e| NodeError::StateSync(format!("the synced state: {e}")))?;
     let epoch = app
         .epoch_after(&block, &state)
         .map_err(NodeError::StateSync)?;
-    let head = StateHead {
-        height,
-        block: block_hash,
-        root,
-    };
     let record = Record::<Ed25519>::Block(block);
     store.put(&record.key(), &record.encode())?;
-    state_store::store_synced(store, &head, &tree, &epoch)
+    state_store::store_synced(store, &head, tree, &epoch)
         .map_err(|e| NodeError::StateSync(e.to_string()))?;
     chain_db.mark_synced(height)?;
     store.sync()?;
     let recovered = app.recover(store)?;
     tracing::info!(
         height = recovered.height,
-        entries,
+        entries = tree.len(),
         epoch = epoch.epoch,
         "state sync: done; following the chain from here"
     );
-    Ok(())
+    Ok(recovered)
 }
 
 /// The trusted block, from whichever peer serves it.

@@ -372,6 +372,79 @@ async fn pruning_keeps_the_latest_blocks_and_names_the_oldest() {
     assert_eq!(block["height"], 301);
 }
 
+/// A full node's config whose data directory is `dir` (its database in
+/// `dir/db`, as `ballast run` keeps it).
+fn full_node_config(dir: &Path) -> ballast_node::config::NodeConfig {
+    ballast_node::config::NodeConfig {
+        data_dir: dir.to_path_buf(),
+        key_file: None,
+        genesis_file: dir.join("genesis.toml"),
+        listen: None,
+        rpc_listen: "127.0.0.1:0".parse().unwrap(),
+        log_format: "text".into(),
+        log_filter: "info".into(),
+        peers: Vec::new(),
+        sync_from: vec!["http://127.0.0.1:1".into()],
+        retain_blocks: 0,
+        snapshot_interval: 0,
+        state_sync: None,
+        consensus: Default::default(),
+    }
+}
+
+#[test]
+fn a_snapshot_file_moves_a_state_to_a_new_full_node() {
+    use ballast_node::snapshot_file::{export, import};
+    let genesis = genesis();
+    let blocks = build_chain(&genesis, 150, 3, Recipients::New);
+    let source = tempfile::tempdir().unwrap();
+    apply(&source.path().join("db"), &genesis, &blocks, 0);
+    let file = source.path().join("state.snapshot");
+    let exported = export(&full_node_config(source.path()), &genesis, None, &file).unwrap();
+    assert_eq!(exported.height, 150);
+    assert_eq!(exported.block, blocks[149].digest());
+    let too_old = export(&full_node_config(source.path()), &genesis, Some(10), &file);
+    assert!(
+        too_old
+            .unwrap_err()
+            .to_string()
+            .contains("not among the stored states")
+    );
+
+    // The wrong trusted hash, or a file changed anywhere, is refused, and
+    // the node is left as it was.
+    let target = tempfile::tempdir().unwrap();
+    let config = full_node_config(target.path());
+    let wrong = import(&config, &genesis, &file, blocks[148].digest());
+    assert!(wrong.unwrap_err().to_string().contains("not the trusted"));
+    let mut bytes = std::fs::read(&file).unwrap();
+    let last = bytes.len() - 3;
+    bytes[last] ^= 1;
+    let corrupt = target.path().join("corrupt.snapshot");
+    std::fs::write(&corrupt, &bytes).unwrap();
+    let refused = import(&config, &genesis, &corrupt, exported.block);
+    assert!(
+        refused.unwrap_err().to_string().contains("chunk"),
+        "a chunk does not check"
+    );
+
+    let imported = import(&config, &genesis, &file, exported.block).unwrap();
+    assert_eq!((imported.height, imported.entries), (150, exported.entries));
+    let (recovered, _, root, _) = restart(&target.path().join("db"), &genesis);
+    assert_eq!((recovered.height, recovered.executed), (150, 0));
+    assert_eq!(
+        root,
+        Payload::decode(&blocks[149].payload).unwrap().state_root
+    );
+    let again = import(&config, &genesis, &file, exported.block);
+    assert!(
+        again
+            .unwrap_err()
+            .to_string()
+            .contains("already holds a state")
+    );
+}
+
 #[test]
 #[ignore = "a measurement: writes up to 100,000 blocks"]
 fn measure_restart_by_history_length() {
