@@ -340,6 +340,21 @@ impl NodeApp {
         self.shared.lock().state().vm.clone()
     }
 
+    /// The height of the block the current epoch starts after, when this
+    /// node knows it (after a state sync it does not, and runs no engine
+    /// that could need it).
+    fn epoch_anchor_height(&self) -> Option<Height> {
+        let mut recent = self.epochs.iter().rev();
+        let current = recent.next()?;
+        match recent.next() {
+            Some(previous) if previous.epoch + 1 == current.epoch => {
+                Some(previous.plan.last_height)
+            }
+            _ if current.epoch == 0 => Some(0),
+            _ => None,
+        }
+    }
+
     /// The epoch the next finalized block belongs to.
     pub fn current_epoch(&self) -> &EpochStart {
         self.epochs
@@ -561,9 +576,17 @@ impl NodeApp {
         self.stored_head = head;
         self.maybe_snapshot(block.height, digest, &state.tree);
         // Only below the stored state: a restart executes the blocks above
-        // it, so those must stay.
+        // it, so those must stay. And only below the current epoch's
+        // anchor: a restarted engine whose finalized record is unusable
+        // falls back to the anchor and needs every block above it (the
+        // simulator found a validator stuck for want of them when only the
+        // window counted: ledger-crash-loop, seeds 4 and 10).
         if self.retain_blocks > 0 && block.height > self.retain_blocks {
-            self.db.prune_through(block.height - self.retain_blocks)?;
+            let edge = block.height - self.retain_blocks;
+            let edge = self
+                .epoch_anchor_height()
+                .map_or(edge, |anchor| edge.min(anchor.saturating_sub(1)));
+            self.db.prune_through(edge)?;
         }
         {
             let mut shared = self.shared.lock();

@@ -44,8 +44,8 @@ pub struct NodeConfig {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sync_from: Vec<String>,
     /// Keeps only the latest this many finalized blocks (with their
-    /// certificates, receipts and indexes); 0, the default, keeps every
-    /// block: an archive node. RPC for a pruned height is an error naming
+    /// certificates, receipts and indexes), and always the current epoch's;
+    /// 0, the default, keeps every block: an archive node. RPC for a pruned height is an error naming
     /// the oldest height held. A peer that falls further behind than this
     /// cannot catch up from this node by block sync.
     #[serde(default, skip_serializing_if = "is_zero")]

@@ -235,6 +235,7 @@ struct Summary {
     contract_calls: u64,
     contained: u64,
     resumes: u64,
+    pruned: u64,
     slashed: u64,
     delegations_slashed: u64,
     /// Consensus epochs started, summed over seeds.
@@ -286,6 +287,7 @@ fn run(name: &str, seeds: u64, from: u64, jobs: usize) -> Result<bool, String> {
             summary.contract_calls += outcome.contract_calls;
             summary.contained += outcome.contracts_contained;
             summary.resumes += outcome.ledger_resumes;
+            summary.pruned += outcome.blocks_pruned;
             summary.slashed += outcome.validators_slashed;
             summary.delegations_slashed += outcome.delegations_slashed;
             summary.epochs += outcome.epoch_stakes.len() as u64;
@@ -344,12 +346,13 @@ fn run(name: &str, seeds: u64, from: u64, jobs: usize) -> Result<bool, String> {
     for (scenario, s) in scenarios.iter().zip(&summaries) {
         if s.transactions > 0 {
             println!(
-                "{}: {} transactions finalized; {} contract calls succeeded, {} hostile calls stopped by gas or a trap; {} restarts resumed from a stored state; {} validators slashed ({} delegations to them burned on undelegation); {:.1} validator-set epochs per run",
+                "{}: {} transactions finalized; {} contract calls succeeded, {} hostile calls stopped by gas or a trap; {} restarts resumed from a stored state; {} blocks pruned; {} validators slashed ({} delegations to them burned on undelegation); {:.1} validator-set epochs per run",
                 scenario.name,
                 s.transactions,
                 s.contract_calls,
                 s.contained,
                 s.resumes,
+                s.pruned,
                 s.slashed,
                 s.delegations_slashed,
                 s.epochs as f64 / s.seeds.max(1) as f64

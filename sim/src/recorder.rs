@@ -161,6 +161,8 @@ pub struct Recorder {
     pub contracts_contained: u64,
     /// Honest restarts that resumed from a stored ledger state.
     pub ledger_resumes: u64,
+    /// Finalized blocks deleted from validators' stores (`retain_blocks`).
+    pub blocks_pruned: u64,
     /// Validators slashed on chain by evidence transactions.
     pub validators_slashed: u64,
     /// Undelegations from slashed validators that burned its share.
@@ -201,6 +203,7 @@ impl Recorder {
             contract_calls: 0,
             contracts_contained: 0,
             ledger_resumes: 0,
+            blocks_pruned: 0,
             validators_slashed: 0,
             delegations_slashed: 0,
         }

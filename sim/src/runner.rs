@@ -7,7 +7,7 @@ use crate::network::{Network, NetworkStats, SendRecord};
 use crate::recorder::{DiagramLog, MarkKind, Recorder};
 use crate::scenario::{Scenario, SchemeKind};
 use ballast_core::consensus::Epoch;
-use ballast_core::consensus::{Certificate, Effect, Message, Verdict, ViewReason};
+use ballast_core::consensus::{Certificate, Effect, Message, Record, Verdict, ViewReason};
 use ballast_core::ledger::chain::ChainError;
 use ballast_core::ledger::staking::consensus_namespace;
 use ballast_core::scheme::Scheme;
@@ -18,6 +18,7 @@ use ballast_core::{Block, Digest, Height, ValidatorIndex, View};
 use ballast_transports::engine::{Application, Engine, EpochPlan, Observation};
 use ballast_transports::memory::MemStore;
 use ballast_transports::sim::{LinkModel, SimClock, SimTransport};
+use ballast_transports::{Store, Write};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::collections::BTreeSet;
@@ -77,6 +78,8 @@ pub struct Outcome {
     /// Honest restarts that resumed from a stored ledger state (checked
     /// against everyone's root at its height).
     pub ledger_resumes: u64,
+    /// Finalized blocks deleted from validators' stores (`retain_blocks`).
+    pub blocks_pruned: u64,
     /// Validators slashed on chain by evidence transactions.
     pub validators_slashed: u64,
     /// Undelegations from slashed validators that burned its share.
@@ -239,6 +242,7 @@ fn run_with<S: Scheme>(
         contract_calls: recorder.contract_calls,
         contracts_contained: recorder.contracts_contained,
         ledger_resumes: recorder.ledger_resumes,
+        blocks_pruned: recorder.blocks_pruned,
         validators_slashed: recorder.validators_slashed,
         delegations_slashed: recorder.delegations_slashed,
         timeline: recorder.timeline.take(),
@@ -398,6 +402,7 @@ async fn simulate<S: Scheme>(
             scenario.payload_bytes,
         );
         let min_block_interval_ms = scenario.min_block_interval_ms;
+        let retain_blocks = scenario.retain_blocks;
         // Twins run honest engines: their attack is the shared key.
         let role = scenario
             .byzantine
@@ -442,6 +447,9 @@ async fn simulate<S: Scheme>(
                         }
                         ledger
                     }),
+                    store: store.clone(),
+                    retain_blocks,
+                    epoch_anchor_height: 0,
                 };
                 async move {
                     let plain = SimTransport::bind(me, peers, model)
@@ -697,6 +705,69 @@ struct SimApp<S: Scheme> {
     /// The ledger, when the scenario runs a transaction workload; opaque
     /// payloads otherwise.
     ledger: Option<LedgerNode>,
+    /// The validator's store, and how many finalized blocks it keeps there
+    /// (`None`: all).
+    store: MemStore,
+    retain_blocks: Option<u64>,
+    /// The height of the current epoch's anchor: a restart whose finalized
+    /// record was torn falls back to it, and needs every block above it.
+    epoch_anchor_height: Height,
+}
+
+impl<S: Scheme> SimApp<S> {
+    /// Deletes the stored finalized blocks more than `retain_blocks` below
+    /// `newest` and below the current epoch's anchor: every stored ancestor
+    /// under that edge, down to the first already gone (so blocks left
+    /// behind by a crash are caught up on too). Returns how many were
+    /// deleted.
+    ///
+    /// Why the anchor too (found by ledger-crash-loop, seeds 4 and 10, when
+    /// only the window counted): a crash that tears the finalized record
+    /// sends the engine back to its epoch's anchor, and it must then find
+    /// every block above the anchor, in its own store if its peers pruned
+    /// them.
+    fn prune(&mut self, newest: &Block) -> u64 {
+        let Some(retain) = self.retain_blocks else {
+            return 0;
+        };
+        let keep_from = (newest.height + 1)
+            .saturating_sub(retain)
+            .min(self.epoch_anchor_height);
+        let read = |digest: &Digest| -> Option<Block> {
+            let bytes = self.store.get(&Record::<S>::block_key(digest)).ok()??;
+            match Record::<S>::decode(&bytes) {
+                Ok(Record::Block(block)) => Some(block),
+                _ => None,
+            }
+        };
+        if keep_from <= 1 {
+            // Nothing is stored below height 1 (genesis is implied).
+            return 0;
+        }
+        let mut cursor = newest.parent;
+        let mut height = newest.height - 1;
+        // Walk down past the lowest block kept (those above it are stored:
+        // they are final and recent).
+        while height >= keep_from {
+            let Some(block) = read(&cursor) else {
+                return 0;
+            };
+            cursor = block.parent;
+            height -= 1;
+        }
+        let mut doomed = Vec::new();
+        while let Some(block) = read(&cursor) {
+            doomed.push(Write::Delete(Record::<S>::block_key(&cursor)));
+            cursor = block.parent;
+        }
+        let pruned = doomed.len() as u64;
+        if pruned > 0 {
+            self.store
+                .write(doomed)
+                .expect("an in-memory store cannot fail");
+        }
+        pruned
+    }
 }
 
 impl<S: Scheme> Application<S> for SimApp<S> {
@@ -752,12 +823,14 @@ impl<S: Scheme> Application<S> for SimApp<S> {
                 rec.ledger(self.me, event);
             }
         }
+        let pruned = blocks.last().map_or(0, |newest| self.prune(newest));
         let signers = self.scheme.signers(&certificate.certificate);
         let summary: Vec<_> = blocks
             .iter()
             .map(|b| (b.height, b.view, b.digest(), b.parent))
             .collect();
         let mut rec = self.recorder.lock().expect("recorder lock");
+        rec.blocks_pruned += pruned;
         rec.certificate(self.me, certificate.subject, &signers);
         rec.finalized(at_us, self.me, &summary);
         let me = self.me;
@@ -781,6 +854,7 @@ impl<S: Scheme> Application<S> for SimApp<S> {
         anchor: &Block,
         blocks: &dyn ballast_transports::engine::BlockLookup,
     ) -> Option<EpochPlan> {
+        self.epoch_anchor_height = anchor.height;
         let ledger = self.ledger.as_mut()?;
         match ledger.epoch(epoch, anchor, &|d| blocks.block(d)) {
             Ok(plan) => Some(plan),

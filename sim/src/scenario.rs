@@ -110,6 +110,11 @@ pub struct Expectation {
 /// Seeds per scenario when the suite runs and a scenario does not say.
 pub const DEFAULT_SUITE_SEEDS: u64 = 100;
 
+/// Fewest blocks a pruning validator keeps in the simulator: a validator
+/// down for a few hundred simulated ms must still find the blocks it
+/// missed at its peers.
+pub const MIN_RETAIN_BLOCKS: u64 = 20;
+
 #[derive(Clone, Debug)]
 pub struct Scenario {
     /// A built-in name, or the path of the scenario file it came from (so
@@ -154,6 +159,11 @@ pub struct Scenario {
     /// Run the ledger with simulated clients submitting this many
     /// transactions per simulated second (payloads are opaque otherwise).
     pub ledger_tps: Option<u32>,
+    /// Each validator deletes its stored finalized blocks more than this
+    /// many heights below its newest, as a node with `retain_blocks` does;
+    /// `None` keeps them all. Consensus, catch-up and restarts must never
+    /// need what is gone.
+    pub retain_blocks: Option<u64>,
     pub duration_ms: u64,
     /// After the last fault heals, finalization must resume within this many
     /// views of the highest view reached so far.
@@ -310,6 +320,11 @@ impl Scenario {
         if self.ledger_tps == Some(0) {
             return Err("ledger_tps must be above 0".into());
         }
+        if self.retain_blocks.is_some_and(|n| n < MIN_RETAIN_BLOCKS) {
+            return Err(format!(
+                "retain_blocks must be at least {MIN_RETAIN_BLOCKS}"
+            ));
+        }
         if self.seeds == 0 {
             return Err("a scenario runs at least one seed".into());
         }
@@ -366,6 +381,7 @@ pub fn base(name: &str, description: &str, validators: usize) -> Scenario {
         payload_bytes: 64,
         min_block_interval_ms: 0,
         ledger_tps: None,
+        retain_blocks: None,
         duration_ms: 10_000,
         liveness_views: 30,
         check_liveness: true,

@@ -27,6 +27,8 @@ struct File {
     #[serde(default = "default_payload_bytes")]
     payload_bytes: usize,
     ledger_tps: Option<u32>,
+    #[serde(default)]
+    retain_blocks: Option<u64>,
     #[serde(default = "default_liveness_views")]
     liveness_views: u64,
     #[serde(default)]
@@ -495,6 +497,7 @@ pub fn parse(path: &str, text: &str) -> Result<Scenario, String> {
         payload_bytes: file.payload_bytes,
         min_block_interval_ms,
         ledger_tps: file.ledger_tps,
+        retain_blocks: file.retain_blocks,
         duration_ms: file.duration_ms,
         liveness_views: file.liveness_views,
         check_liveness: file.check_liveness,
@@ -535,6 +538,9 @@ pub fn to_toml(scenario: &Scenario) -> String {
     let _ = writeln!(t, "payload_bytes = {}", scenario.payload_bytes);
     if let Some(tps) = scenario.ledger_tps {
         let _ = writeln!(t, "ledger_tps = {tps}");
+    }
+    if let Some(retain) = scenario.retain_blocks {
+        let _ = writeln!(t, "retain_blocks = {retain}");
     }
     let _ = writeln!(t, "liveness_views = {}", scenario.liveness_views);
     let _ = writeln!(t, "check_liveness = {}", scenario.check_liveness);
