@@ -55,6 +55,12 @@ pub enum Role {
     /// (Twins, Bano et al. 2020.) Its messages pass unchanged: the
     /// attack is the shared key, set up by the runner.
     Twins,
+    /// Votes honestly, but serves state sync a true anchor and manifest and
+    /// then chunks with one value forged: the lie that passes until the
+    /// last check.
+    CorruptSnapshots,
+    /// Votes honestly, but never answers a state-sync request.
+    WithholdSnapshots,
 }
 
 impl Role {
@@ -71,6 +77,19 @@ impl Role {
         Role::Flood,
         Role::Twins,
     ];
+
+    /// Roles that attack state sync only. Not in [`Role::ALL`], which the
+    /// swarm draws from: they matter only where a validator loses its disk.
+    pub const SNAPSHOT_SERVERS: [Role; 2] = [Role::CorruptSnapshots, Role::WithholdSnapshots];
+
+    /// Every role a scenario file may name.
+    pub fn named(name: &str) -> Option<Role> {
+        Role::ALL
+            .iter()
+            .chain(&Role::SNAPSHOT_SERVERS)
+            .copied()
+            .find(|r| r.name() == name)
+    }
 
     /// Whether honest validators can prove this misbehaviour with evidence.
     pub fn is_provable(&self) -> bool {
@@ -93,6 +112,8 @@ impl Role {
             Role::ForgedCertificates => "forged-certificates",
             Role::Flood => "flood",
             Role::Twins => "twins",
+            Role::CorruptSnapshots => "corrupt-snapshots",
+            Role::WithholdSnapshots => "withhold-snapshots",
         }
     }
 }

@@ -20,6 +20,7 @@
 //! what a real disk would and a restart resumes from the stored state: the
 //! invariants then check that the resumed state is everyone's state.
 
+use crate::state_sync::Shelf;
 use ballast_core::consensus::{Epoch, Evidence};
 use ballast_core::ledger::chain::{Chain, ChainError, Payload, Source, nothing_verified};
 use ballast_core::ledger::examples::{self, counter, token};
@@ -360,6 +361,9 @@ pub struct LedgerNode {
     /// Where epoch 0 ends: its plan needs no state (a resumed node holds
     /// none from genesis).
     genesis_last_height: Height,
+    /// Where the state after each epoch's last block goes to be served to
+    /// validators that sync (runs where one loses its disk).
+    shelf: Option<Shelf>,
 }
 
 impl LedgerNode {
@@ -376,6 +380,7 @@ impl LedgerNode {
         validator_keys: Vec<Address>,
         accusable: BTreeSet<Address>,
         mut store: MemStore,
+        shelf: Option<Shelf>,
     ) -> LedgerNode {
         let mut addresses = workload.lock().expect("workload lock").addresses();
         let balances: Vec<_> = addresses.iter().map(|a| (*a, CLIENT_BALANCE)).collect();
@@ -440,7 +445,13 @@ impl LedgerNode {
             epochs,
             epoch_last_height,
             genesis_last_height,
+            shelf,
         }
+    }
+
+    /// The height of the oldest snapshot this validator serves, if any.
+    pub fn oldest_snapshot_height(&self) -> Option<Height> {
+        self.shelf.as_ref().and_then(Shelf::oldest)
     }
 
     /// The stored state's height and root, to check against everyone's.
@@ -532,24 +543,13 @@ impl LedgerNode {
     /// Epoch `epoch`'s plan from the state after its anchor at
     /// `anchor_height`.
     fn plan_after(&self, epoch: Epoch, anchor_height: Height, state: &Ledger) -> EpochPlan {
-        let last_height = state.epoch_end_after(anchor_height);
-        let powers = state.epoch_set().validators;
-        let stakes: Vec<u64> = (0..self.genesis_validators.len())
-            .map(|i| {
-                let key = self.validator_keys.get(i);
-                let power = powers.iter().find(|(a, _)| Some(a) == key);
-                power.map_or(0, |(_, p)| *p)
-            })
-            .collect();
-        let seed = self.genesis_validators.leader_seed();
-        let validators = match ValidatorSet::with_observers(stakes, seed) {
-            Ok(set) if epoch > 0 => Arc::new(set),
-            _ => self.genesis_validators.clone(),
-        };
-        EpochPlan {
-            validators,
-            last_height,
-        }
+        plan_after(
+            &self.genesis_validators,
+            &self.validator_keys,
+            epoch,
+            anchor_height,
+            state,
+        )
     }
 
     /// Stores the state after `block`, the next finalized block, with the
@@ -579,6 +579,9 @@ impl LedgerNode {
         .expect("an in-memory store cannot fail");
         self.stored = (head, state.tree.clone());
         if let Some(start) = start {
+            if let Some(shelf) = &self.shelf {
+                shelf.put(block.height, start.anchor, state.tree.clone());
+            }
             self.epoch_last_height = start.plan.last_height;
             self.epochs.push(start);
             let excess = self
@@ -745,5 +748,35 @@ impl LedgerNode {
             self.mempool.prune(block.height + 1, nonce);
         }
         events
+    }
+}
+
+/// Epoch `epoch`'s plan from the state after its anchor at `anchor_height`:
+/// each validator's power in the ledger's epoch set, by the index of its
+/// consensus key (zero for one that left).
+pub fn plan_after(
+    genesis_validators: &Arc<ValidatorSet>,
+    validator_keys: &[Address],
+    epoch: Epoch,
+    anchor_height: Height,
+    state: &Ledger,
+) -> EpochPlan {
+    let last_height = state.epoch_end_after(anchor_height);
+    let powers = state.epoch_set().validators;
+    let stakes: Vec<u64> = (0..genesis_validators.len())
+        .map(|i| {
+            let key = validator_keys.get(i);
+            let power = powers.iter().find(|(a, _)| Some(a) == key);
+            power.map_or(0, |(_, p)| *p)
+        })
+        .collect();
+    let seed = genesis_validators.leader_seed();
+    let validators = match ValidatorSet::with_observers(stakes, seed) {
+        Ok(set) if epoch > 0 => Arc::new(set),
+        _ => genesis_validators.clone(),
+    };
+    EpochPlan {
+        validators,
+        last_height,
     }
 }

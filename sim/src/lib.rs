@@ -14,5 +14,6 @@ pub mod runner;
 pub mod scenario;
 pub mod scenario_file;
 pub mod shrink;
+pub mod state_sync;
 pub mod swarm;
 pub mod timeline;

@@ -236,6 +236,8 @@ struct Summary {
     contained: u64,
     resumes: u64,
     pruned: u64,
+    state_syncs: u64,
+    sync_peers_dropped: u64,
     slashed: u64,
     delegations_slashed: u64,
     /// Consensus epochs started, summed over seeds.
@@ -288,6 +290,8 @@ fn run(name: &str, seeds: u64, from: u64, jobs: usize) -> Result<bool, String> {
             summary.contained += outcome.contracts_contained;
             summary.resumes += outcome.ledger_resumes;
             summary.pruned += outcome.blocks_pruned;
+            summary.state_syncs += outcome.state_syncs;
+            summary.sync_peers_dropped += outcome.sync_peers_dropped;
             summary.slashed += outcome.validators_slashed;
             summary.delegations_slashed += outcome.delegations_slashed;
             summary.epochs += outcome.epoch_stakes.len() as u64;
@@ -356,6 +360,12 @@ fn run(name: &str, seeds: u64, from: u64, jobs: usize) -> Result<bool, String> {
                 s.slashed,
                 s.delegations_slashed,
                 s.epochs as f64 / s.seeds.max(1) as f64
+            );
+        }
+        if s.state_syncs > 0 {
+            println!(
+                "{}: {} validators joined again by state sync after losing their disk; {} lying peers dropped by their syncs",
+                scenario.name, s.state_syncs, s.sync_peers_dropped
             );
         }
     }

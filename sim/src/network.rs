@@ -177,6 +177,37 @@ impl Network {
 
 impl LinkModel for Network {
     fn plan(&self, from: ValidatorIndex, to: ValidatorIndex, bytes: &[u8]) -> Vec<Duration> {
+        self.plan_logged(from, to, bytes, true)
+    }
+
+    fn connected(&self, from: ValidatorIndex, to: ValidatorIndex) -> bool {
+        self.is_connected(from, to)
+    }
+}
+
+/// The same links for traffic that is not consensus (state sync): the
+/// same faults, bandwidth and randomness, but kept out of the diagram's
+/// log, which pairs consensus sends with their deliveries.
+pub struct SideChannel(pub std::sync::Arc<Network>);
+
+impl LinkModel for SideChannel {
+    fn plan(&self, from: ValidatorIndex, to: ValidatorIndex, bytes: &[u8]) -> Vec<Duration> {
+        self.0.plan_logged(from, to, bytes, false)
+    }
+
+    fn connected(&self, from: ValidatorIndex, to: ValidatorIndex) -> bool {
+        self.0.is_connected(from, to)
+    }
+}
+
+impl Network {
+    fn plan_logged(
+        &self,
+        from: ValidatorIndex,
+        to: ValidatorIndex,
+        bytes: &[u8],
+        logged: bool,
+    ) -> Vec<Duration> {
         let cut = self.is_cut(from, to);
         let now_us = self.now_us();
         let mut guard = self.state.lock().expect("network lock");
@@ -229,7 +260,7 @@ impl LinkModel for Network {
                 delays.push(delay);
             }
         }
-        if let Some(log) = &mut state.log {
+        if let Some(log) = state.log.as_mut().filter(|_| logged) {
             log.push(SendRecord {
                 sent_us: now_us,
                 from,
@@ -242,7 +273,7 @@ impl LinkModel for Network {
         delays
     }
 
-    fn connected(&self, from: ValidatorIndex, to: ValidatorIndex) -> bool {
+    fn is_connected(&self, from: ValidatorIndex, to: ValidatorIndex) -> bool {
         if self.partitions.is_empty() {
             return true;
         }

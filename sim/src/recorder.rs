@@ -163,6 +163,11 @@ pub struct Recorder {
     pub ledger_resumes: u64,
     /// Finalized blocks deleted from validators' stores (`retain_blocks`).
     pub blocks_pruned: u64,
+    /// Validators that lost their disk and joined again by state sync.
+    pub state_syncs: u64,
+    /// Peers a syncing validator dropped for serving what the trusted
+    /// block does not commit to (only Byzantine ones may be).
+    pub sync_peers_dropped: u64,
     /// Validators slashed on chain by evidence transactions.
     pub validators_slashed: u64,
     /// Undelegations from slashed validators that burned its share.
@@ -204,6 +209,8 @@ impl Recorder {
             contracts_contained: 0,
             ledger_resumes: 0,
             blocks_pruned: 0,
+            state_syncs: 0,
+            sync_peers_dropped: 0,
             validators_slashed: 0,
             delegations_slashed: 0,
         }
@@ -396,6 +403,77 @@ impl Recorder {
             None => {
                 self.epochs.insert(epoch, (anchor, validators.clone()));
             }
+        }
+    }
+
+    /// The checkpoint an operator would trust for a validator that lost its
+    /// disk: the anchor of the latest epoch honest validators started, read
+    /// from the agreed chain (as one reads a block explorer or asks a
+    /// friend). `None` before the first epoch change.
+    pub fn trusted_checkpoint(&self) -> Option<(Height, Digest)> {
+        self.epochs
+            .values()
+            .rev()
+            .filter(|(anchor, _)| *anchor != ballast_core::Block::genesis().digest())
+            .find_map(|(anchor, _)| {
+                self.agreed
+                    .iter()
+                    .rev()
+                    .find(|(_, digest)| *digest == anchor)
+                    .map(|(height, digest)| (*height, *digest))
+            })
+    }
+
+    /// The latest epoch any honest validator started (0 before the first
+    /// change): a validator that lost its disk may have voted in it.
+    pub fn latest_epoch(&self) -> Epoch {
+        self.epochs.last_key_value().map_or(0, |(epoch, _)| *epoch)
+    }
+
+    /// Validator `validator` installed the state after the block `digest`
+    /// at `height`, fetched by state sync: the block must be the agreed
+    /// one, and its chain now starts there (the blocks below it are the
+    /// agreed ones; it holds none of them).
+    pub fn state_synced(
+        &mut self,
+        at_us: u64,
+        validator: ValidatorIndex,
+        height: Height,
+        digest: Digest,
+    ) {
+        self.state_syncs += 1;
+        if self.agreed.get(&height) != Some(&digest) {
+            return self.violation(format!(
+                "validator {validator} state-synced to {digest:?} at height {height}, which is not the agreed block there"
+            ));
+        }
+        let chain = &mut self.chains[usize::from(validator)];
+        let known = chain.len() as Height;
+        if known < height {
+            chain.extend((known + 1..=height).map(|h| self.agreed[&h]));
+        }
+        self.note(at_us, validator, || {
+            format!("state sync done at height {height}")
+        });
+    }
+
+    /// A syncing validator dropped `peer` for serving something the trusted
+    /// block does not commit to: only a Byzantine peer may lie.
+    pub fn sync_peer_dropped(
+        &mut self,
+        at_us: u64,
+        validator: ValidatorIndex,
+        peer: ValidatorIndex,
+        why: &str,
+    ) {
+        self.sync_peers_dropped += 1;
+        self.note(at_us, validator, || {
+            format!("state sync drops v{peer}: {why}")
+        });
+        if !self.is_byzantine(peer) {
+            self.violation(format!(
+                "validator {validator}'s state sync dropped honest peer {peer}: {why}"
+            ));
         }
     }
 

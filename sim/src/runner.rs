@@ -3,9 +3,11 @@
 use crate::byzantine::AdversaryTransport;
 use crate::byzantine::Role;
 use crate::ledger_node::{CHAIN_ID, LedgerNode, Workload};
+use crate::network::SideChannel;
 use crate::network::{Network, NetworkStats, SendRecord};
 use crate::recorder::{DiagramLog, MarkKind, Recorder};
 use crate::scenario::{Scenario, SchemeKind};
+use crate::state_sync::{self, Joiner, Shelf};
 use ballast_core::consensus::Epoch;
 use ballast_core::consensus::{Certificate, Effect, Message, Record, Verdict, ViewReason};
 use ballast_core::ledger::chain::ChainError;
@@ -80,6 +82,10 @@ pub struct Outcome {
     pub ledger_resumes: u64,
     /// Finalized blocks deleted from validators' stores (`retain_blocks`).
     pub blocks_pruned: u64,
+    /// Validators that lost their disk and joined again by state sync, and
+    /// the lying peers their syncs dropped.
+    pub state_syncs: u64,
+    pub sync_peers_dropped: u64,
     /// Validators slashed on chain by evidence transactions.
     pub validators_slashed: u64,
     /// Undelegations from slashed validators that burned its share.
@@ -243,6 +249,8 @@ fn run_with<S: Scheme>(
         contracts_contained: recorder.contracts_contained,
         ledger_resumes: recorder.ledger_resumes,
         blocks_pruned: recorder.blocks_pruned,
+        state_syncs: recorder.state_syncs,
+        sync_peers_dropped: recorder.sync_peers_dropped,
         validators_slashed: recorder.validators_slashed,
         delegations_slashed: recorder.delegations_slashed,
         timeline: recorder.timeline.take(),
@@ -296,6 +304,8 @@ struct Crasher {
     handle: madsim::runtime::Handle,
     nodes: Vec<madsim::runtime::NodeHandle>,
     stores: Vec<MemStore>,
+    /// Set when a validator's disk is lost; its next start syncs.
+    lost_disks: Vec<Arc<Mutex<bool>>>,
     rng: ChaCha8Rng,
 }
 
@@ -313,6 +323,15 @@ impl Crasher {
             "crash v{v}: kept {keep} of {unsynced} unsynced writes{}",
             if tear { ", next one torn" } else { "" }
         );
+        rec.mark(at_us, Some(v), MarkKind::Fault, || text.clone());
+        rec.note(at_us, v, || format!("!! {text}"));
+    }
+
+    /// The disk of `v`, just crashed, is gone: it restarts empty.
+    fn lose_disk(&mut self, v: ValidatorIndex, at_us: u64, rec: &mut Recorder) {
+        self.stores[usize::from(v)].lose_everything();
+        *self.lost_disks[usize::from(v)].lock().expect("flag lock") = true;
+        let text = format!("v{v} loses its disk");
         rec.mark(at_us, Some(v), MarkKind::Fault, || text.clone());
         rec.note(at_us, v, || format!("!! {text}"));
     }
@@ -387,6 +406,14 @@ async fn simulate<S: Scheme>(
         // signatures under the chain's consensus namespace).
         consensus_config.namespace = consensus_namespace(CHAIN_ID);
     }
+    // Validators whose disk is gone: they join again by state sync.
+    let sync_service = scenario.crashes.iter().any(|c| c.lose_disk);
+    let lost_disks: Vec<Arc<Mutex<bool>>> = (0..n).map(|_| Arc::default()).collect();
+    let sync_peers: Arc<Vec<SocketAddr>> = Arc::new(
+        (0..n)
+            .map(|i| state_sync::sync_address(validator_address(i)))
+            .collect(),
+    );
     let build = |me: ValidatorIndex, scheme: S, peers: Arc<Vec<SocketAddr>>, store: MemStore| {
         let i = usize::from(me);
         let skew = scenario.skews.iter().find(|s| s.validator == me);
@@ -410,6 +437,11 @@ async fn simulate<S: Scheme>(
             .find(|(v, role)| *v == me && *role != Role::Twins)
             .map(|(_, r)| *r);
         let is_twin_copy = peers[i] == twin_address(i);
+        // State sync runs only where some validator loses its disk, so
+        // other runs draw exactly the randomness they always did.
+        let sync_service = sync_service && !is_twin_copy;
+        let (network, lost_disk, sync_peers) =
+            (network.clone(), lost_disks[i].clone(), sync_peers.clone());
         handle
             .create_node()
             .name(if is_twin_copy {
@@ -419,39 +451,73 @@ async fn simulate<S: Scheme>(
             })
             .ip(peers[i].ip())
             .init(move || {
-                let (peers, model, store, clock) =
+                let (peers, model, mut store, clock) =
                     (peers.clone(), model.clone(), store.clone(), clock.clone());
                 let (scheme, validators, consensus) =
                     (scheme.clone(), validators.clone(), consensus.clone());
-                let app = SimApp {
+                // What the validator serves to others that sync: lost with
+                // its memory at a crash, refilled at its next epoch end.
+                let shelf = sync_service.then(Shelf::default);
+                let (recorder, workload) = (recorder.clone(), workload.clone());
+                let (validator_keys, accusable) = (validator_keys.clone(), accusable.clone());
+                let (network, lost_disk, sync_peers) =
+                    (network.clone(), lost_disk.clone(), sync_peers.clone());
+                let make_app = {
+                    let (recorder, store, shelf) = (recorder.clone(), store.clone(), shelf.clone());
+                    let (validators, scheme) = (validators.clone(), scheme.clone());
+                    let (validator_keys, workload) = (validator_keys.clone(), workload.clone());
+                    move || SimApp {
+                        me,
+                        scheme: scheme.clone(),
+                        recorder: recorder.clone(),
+                        origin,
+                        payload_bytes,
+                        ledger: workload.as_ref().map(|w| {
+                            let mut ledger = LedgerNode::new(
+                                w.clone(),
+                                validators.clone(),
+                                validator_keys.clone(),
+                                accusable.clone(),
+                                store.clone(),
+                                shelf.clone(),
+                            );
+                            // A restart resumes from the stored state: it must
+                            // be everyone's, and what was finalized above it is
+                            // executed before consensus runs.
+                            let events = ledger.resumed().into_iter().chain(ledger.catch_up::<S>());
+                            let mut rec = recorder.lock().expect("recorder lock");
+                            for event in events.collect::<Vec<_>>() {
+                                rec.ledger(me, event);
+                            }
+                            ledger
+                        }),
+                        store: store.clone(),
+                        retain_blocks,
+                        epoch_anchor_height: 0,
+                    }
+                };
+                let joiner = shelf.map(|shelf| Joiner {
                     me,
-                    scheme: scheme.clone(),
+                    peers: sync_peers.clone(),
+                    links: Arc::new(SideChannel(network.clone())),
+                    shelf,
+                    role,
+                    clock: clock.clone(),
+                    lost_disk: lost_disk.clone(),
                     recorder: recorder.clone(),
                     origin,
-                    payload_bytes,
-                    ledger: workload.as_ref().map(|w| {
-                        let mut ledger = LedgerNode::new(
-                            w.clone(),
-                            validators.clone(),
-                            validator_keys.clone(),
-                            accusable.clone(),
-                            store.clone(),
-                        );
-                        // A restart resumes from the stored state: it must
-                        // be everyone's, and what was finalized above it is
-                        // executed before consensus runs.
-                        let events = ledger.resumed().into_iter().chain(ledger.catch_up::<S>());
-                        let mut rec = recorder.lock().expect("recorder lock");
-                        for event in events.collect::<Vec<_>>() {
-                            rec.ledger(me, event);
-                        }
-                        ledger
-                    }),
-                    store: store.clone(),
-                    retain_blocks,
-                    epoch_anchor_height: 0,
-                };
+                    genesis_validators: validators.clone(),
+                    validator_keys: validator_keys.clone(),
+                });
                 async move {
+                    if let Some(joiner) = joiner
+                        && !joiner.start::<S>(&mut store).await
+                    {
+                        // The sync failed (a violation says why): the
+                        // validator stays down.
+                        return;
+                    }
+                    let app = make_app();
                     let plain = SimTransport::bind(me, peers, model)
                         .await
                         .expect("bind simulated endpoint");
@@ -493,6 +559,7 @@ async fn simulate<S: Scheme>(
         handle: handle.clone(),
         nodes,
         stores,
+        lost_disks,
         rng: ChaCha8Rng::seed_from_u64(seed ^ 0x6372_6173_6800),
     };
 
@@ -501,7 +568,8 @@ async fn simulate<S: Scheme>(
     enum Fault {
         PartitionStart(usize),
         PartitionHeal(usize),
-        Crash(ValidatorIndex),
+        /// A crash, and whether the disk is lost with it.
+        Crash(ValidatorIndex, bool),
         Restart(ValidatorIndex),
         Pause(ValidatorIndex),
         Resume(ValidatorIndex),
@@ -519,7 +587,7 @@ async fn simulate<S: Scheme>(
         schedule.push((p.heal_ms, 1, Fault::PartitionHeal(i)));
     }
     for c in &scenario.crashes {
-        schedule.push((c.at_ms, 2, Fault::Crash(c.validator)));
+        schedule.push((c.at_ms, 2, Fault::Crash(c.validator, c.lose_disk)));
         schedule.push((c.restart_ms, 1, Fault::Restart(c.validator)));
     }
     for p in &scenario.pauses {
@@ -579,9 +647,12 @@ async fn simulate<S: Scheme>(
                 rec.mark(at_us, None, MarkKind::Fault, || text.clone());
                 rec.note(at_us, 0, || format!("!! {text}"));
             }
-            Fault::Crash(v) => {
+            Fault::Crash(v, lose_disk) => {
                 scheduled_down.insert(v);
                 crasher.crash(v, at_us, &mut rec);
+                if lose_disk {
+                    crasher.lose_disk(v, at_us, &mut rec);
+                }
             }
             Fault::Restart(v) => {
                 scheduled_down.remove(&v);
@@ -726,13 +797,24 @@ impl<S: Scheme> SimApp<S> {
     /// sends the engine back to its epoch's anchor, and it must then find
     /// every block above the anchor, in its own store if its peers pruned
     /// them.
+    ///
+    /// And the oldest snapshot it serves: a validator that state-syncs to
+    /// it must replay every block above it (found by ledger-disk-loss: a
+    /// sync that crossed an epoch end left the syncing validator needing
+    /// the blocks of an epoch its peers had pruned).
     fn prune(&mut self, newest: &Block) -> u64 {
         let Some(retain) = self.retain_blocks else {
             return 0;
         };
+        let served = self
+            .ledger
+            .as_ref()
+            .and_then(LedgerNode::oldest_snapshot_height)
+            .unwrap_or(Height::MAX);
         let keep_from = (newest.height + 1)
             .saturating_sub(retain)
-            .min(self.epoch_anchor_height);
+            .min(self.epoch_anchor_height)
+            .min(served);
         let read = |digest: &Digest| -> Option<Block> {
             let bytes = self.store.get(&Record::<S>::block_key(digest)).ok()??;
             match Record::<S>::decode(&bytes) {

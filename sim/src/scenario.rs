@@ -44,12 +44,15 @@ pub struct Partition {
 }
 
 /// A validator loses power at `at_ms` (unsynced writes may be lost or torn)
-/// and boots again from its store at `restart_ms`.
+/// and boots again from its store at `restart_ms`, or, if it `lose_disk`s,
+/// with an empty store: then it joins again by state sync from its peers'
+/// snapshots (ledger runs only).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Crash {
     pub validator: ValidatorIndex,
     pub at_ms: u64,
     pub restart_ms: u64,
+    pub lose_disk: bool,
 }
 
 /// A validator whose clock is offset by `offset_ms` and runs `rate_ppm`
@@ -249,6 +252,13 @@ impl Scenario {
                     "crash {c:?} restarts before it crashes or names an unknown validator"
                 ));
             }
+            // Only a ledger has snapshots to sync from.
+            if c.lose_disk && self.ledger_tps.is_none() {
+                return Err(format!(
+                    "crash {c:?} loses its disk, which needs ledger_tps: a validator with an \
+                     empty disk joins again by state sync, and only a ledger has snapshots"
+                ));
+            }
         }
         for p in &self.pauses {
             if p.resume_ms <= p.at_ms || !known(p.validator) {
@@ -409,6 +419,7 @@ pub fn builtin() -> Vec<Scenario> {
             validator: 2,
             at_ms: 7_000,
             restart_ms: 8_000,
+            lose_disk: false,
         }],
         duration_ms: 14_000,
         ..base(
@@ -473,21 +484,25 @@ pub fn builtin() -> Vec<Scenario> {
                     validator: 0,
                     at_ms: 1_500,
                     restart_ms: 2_500,
+                    lose_disk: false,
                 },
                 Crash {
                     validator: 1,
                     at_ms: 3_000,
                     restart_ms: 3_200,
+                    lose_disk: false,
                 },
                 Crash {
                     validator: 3,
                     at_ms: 4_000,
                     restart_ms: 6_000,
+                    lose_disk: false,
                 },
                 Crash {
                     validator: 0,
                     at_ms: 6_500,
                     restart_ms: 6_600,
+                    lose_disk: false,
                 },
             ],
             duration_ms: 12_000,
@@ -514,11 +529,13 @@ pub fn builtin() -> Vec<Scenario> {
                     validator: 11,
                     at_ms: 2_000,
                     restart_ms: 6_000,
+                    lose_disk: false,
                 },
                 Crash {
                     validator: 12,
                     at_ms: 2_500,
                     restart_ms: 6_500,
+                    lose_disk: false,
                 },
             ],
             skews: vec![ClockSkew {
@@ -577,6 +594,7 @@ pub fn builtin() -> Vec<Scenario> {
                 validator: 1,
                 at_ms: 3_000,
                 restart_ms: 3_500,
+                lose_disk: false,
             }],
             duration_ms: 10_000,
             ..base(

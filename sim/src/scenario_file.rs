@@ -153,6 +153,8 @@ struct CrashFile {
     validator: ValidatorIndex,
     at_ms: u64,
     restart_ms: u64,
+    #[serde(default)]
+    lose_disk: bool,
 }
 
 #[derive(Deserialize)]
@@ -349,6 +351,7 @@ pub fn parse(path: &str, text: &str) -> Result<Scenario, String> {
             validator: c.validator,
             at_ms: c.at_ms,
             restart_ms: c.restart_ms,
+            lose_disk: c.lose_disk,
         });
     }
     let mut skews = Vec::new();
@@ -386,8 +389,12 @@ pub fn parse(path: &str, text: &str) -> Result<Scenario, String> {
                 format!("validator {} does not exist ({n} validators)", b.validator),
             ));
         }
-        let Some(role) = Role::ALL.iter().copied().find(|r| r.name() == b.role) else {
-            let names: Vec<_> = Role::ALL.iter().map(|r| r.name()).collect();
+        let Some(role) = Role::named(&b.role) else {
+            let names: Vec<_> = Role::ALL
+                .iter()
+                .chain(&Role::SNAPSHOT_SERVERS)
+                .map(|r| r.name())
+                .collect();
             return Err(at(
                 span,
                 "byzantine.role",
@@ -597,8 +604,15 @@ pub fn to_toml(scenario: &Scenario) -> String {
     for c in &scenario.crashes {
         let _ = writeln!(
             t,
-            "\n[[crash]]\nvalidator = {}\nat_ms = {}\nrestart_ms = {}",
-            c.validator, c.at_ms, c.restart_ms
+            "\n[[crash]]\nvalidator = {}\nat_ms = {}\nrestart_ms = {}{}",
+            c.validator,
+            c.at_ms,
+            c.restart_ms,
+            if c.lose_disk {
+                "\nlose_disk = true"
+            } else {
+                ""
+            }
         );
     }
     for p in &scenario.pauses {

@@ -117,6 +117,7 @@ pub fn generate(template: &Scenario, seed: u64) -> Scenario {
                     validator: validator as ValidatorIndex,
                     at_ms,
                     restart_ms,
+                    lose_disk: false,
                 });
             }
         }

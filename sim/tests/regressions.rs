@@ -156,3 +156,35 @@ fn ledger_seed_15() {
 fn node_timeouts_seed_284() {
     check_file("suite/node-timeouts.toml", 284);
 }
+
+/// Safety: a validator that lost its disk lost its vote records, state-
+/// synced, and voted again in views of the epoch it crashed in: two
+/// notarize votes for different blocks in one view. Fixed by muting a
+/// replica through the latest epoch it may have voted in
+/// (`Simplex::mute`). Seed 2 too.
+#[test]
+fn ledger_disk_loss_seed_3() {
+    check_file("suite/ledger-disk-loss.toml", 3);
+}
+
+/// Liveness: a sync that took a second crossed an epoch end; the synced
+/// validator needed the blocks of its checkpoint's epoch, which its peers
+/// had pruned (fixed: a validator keeps every block above the oldest
+/// snapshot it serves). Then, muted, it sent no vote that would show its
+/// peers it was still in the old epoch, so none sent it the certificate
+/// that ended it (fixed: a muted replica asks for the certificates of the
+/// view it is stuck in).
+#[test]
+fn ledger_disk_loss_seed_7() {
+    check_file("suite/ledger-disk-loss.toml", 7);
+}
+
+/// Liveness: a muted replica took every incoming message as a cue to time
+/// out (`join_nullification`: it never records a nullify vote) and
+/// broadcast a certificate request each time; two muted replicas flooded
+/// everyone's inbox until honest votes were dropped and the view never
+/// ended. Fixed: a muted replica asks once per view, then at its retries.
+#[test]
+fn ledger_disk_loss_seed_5() {
+    check_file("suite/ledger-disk-loss.toml", 5);
+}

@@ -66,6 +66,14 @@ pub trait Application<S: Scheme> {
     }
 }
 
+/// Records, in a store that is about to be handed to an engine, that this
+/// replica lost its vote records and may have voted in epochs up to `last`
+/// before: its engine signs nothing until the epoch after (see
+/// `Simplex::mute`). Written by whoever installs a state-synced start.
+pub fn mute_through(store: &mut impl Store, last: Epoch) -> Result<(), StoreError> {
+    recovery::mute_through(store, last)
+}
+
 /// One epoch's validators (indexed like the signature scheme: members that
 /// left hold zero stake) and the height of the block that ends it.
 #[derive(Clone, Debug)]
@@ -206,7 +214,8 @@ where
             app.observe(clock.now_ms(), Observation::TornRecords(torn));
         }
         let validator_count = validators.len();
-        let replica = Simplex::recover_epoch(
+        let muted_through = recovery::muted_through(&store)?;
+        let mut replica = Simplex::recover_epoch(
             config.clone(),
             scheme.clone(),
             plan_validators.clone(),
@@ -214,6 +223,9 @@ where
             anchor.clone(),
             records,
         );
+        if muted_through.is_some_and(|last| epoch <= last) {
+            replica.mute();
+        }
         app.observe(
             clock.now_ms(),
             Observation::EpochStarted {
@@ -319,6 +331,9 @@ where
             anchor.clone(),
             votes,
         );
+        if recovery::muted_through(&self.store)?.is_some_and(|last| epoch <= last) {
+            self.replica.mute();
+        }
         self.timers.clear();
         self.deferred_payload = None;
         self.app.observe(

@@ -164,6 +164,14 @@ impl MemStore {
             state.durable.insert(key.clone(), torn);
         }
     }
+
+    /// The disk is lost (or replaced): every record, durable or not, is
+    /// gone. What a validator then knows must come from its peers.
+    pub fn lose_everything(&self) {
+        let mut state = self.lock();
+        state.unsynced.clear();
+        state.durable.clear();
+    }
 }
 
 impl Store for MemStore {

@@ -3,6 +3,7 @@
 
 pub mod smt;
 pub mod snapshot;
+pub mod snapshot_sync;
 
 use crate::types::Height;
 use std::collections::BTreeMap;

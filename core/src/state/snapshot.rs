@@ -81,6 +81,14 @@ impl Manifest {
         while depth < MAX_DEPTH && tree.len() > TARGET_CHUNK_ENTRIES << depth {
             depth += 1;
         }
+        Manifest::cut(tree, height, block, depth)
+    }
+
+    /// The manifest of `tree` cut into `2^depth` chunks whatever its size
+    /// (the simulator's states are small; it cuts them finer so that a
+    /// sync fetches several chunks from several peers).
+    pub fn cut(tree: &Tree, height: Height, block: Digest, depth: u8) -> Manifest {
+        assert!(depth <= MAX_DEPTH, "depth {depth} above {MAX_DEPTH}");
         Manifest {
             height,
             block,

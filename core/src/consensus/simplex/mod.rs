@@ -83,6 +83,11 @@ pub struct Simplex<S: Scheme> {
     /// Views since the last notarization that failed because the network
     /// was slower than the timers; drives timer back-off.
     slow_views: u32,
+    /// Signs nothing in this epoch: no vote, no proposal (see
+    /// [`Simplex::mute`]).
+    muted: bool,
+    /// The view a muted replica's retry timer runs for (one chain only).
+    muted_retry_view: Option<View>,
 }
 
 impl<S: Scheme> Simplex<S> {
@@ -149,7 +154,23 @@ impl<S: Scheme> Simplex<S> {
             recovered_certificates: Vec::new(),
             request_attempt: 0,
             slow_views: 0,
+            muted: false,
+            muted_retry_view: None,
         }
+    }
+
+    /// Makes this replica sign nothing in its epoch: it follows the chain
+    /// from its peers' certificates, and its stake counts as if it were
+    /// down. For a validator that lost its vote records (a new disk, a
+    /// state sync) and may have voted in this epoch before: signing again
+    /// could contradict a vote it no longer remembers. It votes again from
+    /// the next epoch, whose views it cannot have voted in.
+    pub fn mute(&mut self) {
+        self.muted = true;
+    }
+
+    pub fn is_muted(&self) -> bool {
+        self.muted
     }
 
     /// A replica rebuilt from its persisted records after a restart. Records
@@ -382,6 +403,10 @@ impl<S: Scheme> Simplex<S> {
     /// crash right after forming a certificate: the replica either re-forms
     /// the certificate or already holds it.
     fn restore(&mut self, out: &mut Vec<Effect<S>>) {
+        assert!(
+            !self.muted || self.recovered_votes.is_empty(),
+            "a muted replica has no votes of its epoch to restore"
+        );
         for subject in std::mem::take(&mut self.recovered_votes) {
             let signature = self
                 .scheme
@@ -643,6 +668,9 @@ impl<S: Scheme> Simplex<S> {
             parent,
             payload,
         };
+        if self.muted {
+            return;
+        }
         let digest = block.digest();
         self.blocks.insert(digest, block.clone());
         self.view_state(view).proposal = Some(block.clone());
@@ -673,6 +701,9 @@ impl<S: Scheme> Simplex<S> {
             }
             TimerKind::Advance => self.timeout(now_ms, out),
             TimerKind::Retry => {
+                if self.muted {
+                    self.ask_why_stuck(self.view, out);
+                }
                 self.rebroadcast(out);
                 self.request_missing(now_ms, out);
                 out.push(self.retry_timer(self.view, now_ms));
@@ -712,6 +743,17 @@ impl<S: Scheme> Simplex<S> {
             // move past it.)
             self.slow_views = self.slow_views.saturating_add(1);
         }
+        if self.muted {
+            // No vote: the view moves on by its peers' certificates, which
+            // it asks for once now and then at each retry (every input may
+            // get here, through `join_nullification`: once per view).
+            if self.muted_retry_view != Some(view) {
+                self.muted_retry_view = Some(view);
+                self.ask_why_stuck(view, out);
+                out.push(self.retry_timer(view, now_ms));
+            }
+            return;
+        }
         let signature = self.sign(Subject::Nullify { view }, out);
         let vote = Vote {
             subject: Subject::Nullify { view },
@@ -724,6 +766,18 @@ impl<S: Scheme> Simplex<S> {
         // have so that peers in earlier views can catch up.
         self.rebroadcast_certificates(out);
         out.push(self.retry_timer(view, now_ms));
+    }
+
+    /// A muted replica stuck in `view` asks every peer for the certificates
+    /// that end it, and passes on those it holds. The request also shows
+    /// peers its epoch: one already past it answers with the certificate
+    /// that ended it (a muted replica sends no votes that would show it).
+    fn ask_why_stuck(&self, view: View, out: &mut Vec<Effect<S>>) {
+        out.push(Effect::Broadcast(Message::CertificateRequest {
+            from: view,
+            to: view,
+        }));
+        self.rebroadcast_certificates(out);
     }
 
     /// The timer that re-sends a stuck view's votes and certificates.
@@ -793,6 +847,7 @@ impl<S: Scheme> Simplex<S> {
     /// Signs `subject` after persisting the fact: the record is synced before
     /// any message that carries the signature leaves the node.
     fn sign(&mut self, subject: Subject, out: &mut Vec<Effect<S>>) -> S::Signature {
+        assert!(!self.muted, "a muted replica signs nothing");
         let state = self.view_state(subject.view());
         match subject {
             Subject::Notarize { digest, .. } if planted::active(PlantedBug::NotarizeTwice) => {
@@ -942,7 +997,7 @@ impl<S: Scheme> Simplex<S> {
     fn maybe_finalize_vote(&mut self, view: View, digest: Digest, out: &mut Vec<Effect<S>>) {
         let planted = planted::active(PlantedBug::FinalizeAfterNullify);
         let state = self.view_state(view);
-        if (state.signed_nullify && !planted) || state.signed_finalize.is_some() {
+        if (state.signed_nullify && !planted) || state.signed_finalize.is_some() || self.muted {
             return;
         }
         let subject = Subject::Finalize { view, digest };
@@ -1104,7 +1159,7 @@ impl<S: Scheme> Simplex<S> {
 
     fn try_propose(&mut self, now_ms: u64, out: &mut Vec<Effect<S>>) {
         let view = self.view;
-        if self.validators.leader(view) != self.me {
+        if self.validators.leader(view) != self.me || self.muted {
             return;
         }
         let state = self.view_state(view);
@@ -1255,6 +1310,9 @@ impl<S: Scheme> Simplex<S> {
                 }
                 return;
             }
+        }
+        if self.muted {
+            return;
         }
         let subject = Subject::Notarize {
             view,
