@@ -111,6 +111,11 @@ pub struct Shared {
     /// The snapshots served to state-syncing peers, newest last, at most
     /// [`SERVED_SNAPSHOTS`].
     pub snapshots: VecDeque<Arc<Snapshot>>,
+    /// The state at each of the latest epoch starts (after the block that
+    /// ended the epoch before), newest last, at most [`SERVED_SNAPSHOTS`]:
+    /// where a validator state-syncs to, since its engine can start only
+    /// where an epoch starts. Kept since this process started.
+    pub epoch_snapshots: VecDeque<Arc<Snapshot>>,
 }
 
 /// Snapshots served at once: a trusted hash taken from the newest stays
@@ -122,6 +127,8 @@ pub const SERVED_SNAPSHOTS: usize = 2;
 pub struct Snapshot {
     pub manifest: Manifest,
     pub tree: ballast_core::state::smt::Tree,
+    /// The epoch that starts after this snapshot's block, if it ends one.
+    pub epoch: Option<Epoch>,
 }
 
 impl Shared {
@@ -228,6 +235,7 @@ impl NodeApp {
             view: 0,
             states: VecDeque::from([(0, state.clone())]),
             snapshots: VecDeque::new(),
+            epoch_snapshots: VecDeque::new(),
         })));
         let (finalized_tx, _) = broadcast::channel(1_024);
         let genesis_validators = Arc::new(genesis.validator_set());
@@ -282,11 +290,33 @@ impl NodeApp {
         let snapshot = Arc::new(Snapshot {
             manifest: Manifest::of(tree, height, block),
             tree: tree.clone(),
+            epoch: None,
         });
         let mut shared = self.shared.lock();
         shared.snapshots.push_back(snapshot);
         while shared.snapshots.len() > SERVED_SNAPSHOTS {
             shared.snapshots.pop_front();
+        }
+    }
+
+    /// Serves the state after `block`, which ended the epoch before
+    /// `epoch`, for validators to state-sync to.
+    fn keep_epoch_snapshot(
+        &self,
+        epoch: Epoch,
+        height: Height,
+        block: Digest,
+        tree: &ballast_core::state::smt::Tree,
+    ) {
+        let snapshot = Arc::new(Snapshot {
+            manifest: Manifest::of(tree, height, block),
+            tree: tree.clone(),
+            epoch: Some(epoch),
+        });
+        let mut shared = self.shared.lock();
+        shared.epoch_snapshots.push_back(snapshot);
+        while shared.epoch_snapshots.len() > SERVED_SNAPSHOTS {
+            shared.epoch_snapshots.pop_front();
         }
     }
 
@@ -575,17 +605,30 @@ impl NodeApp {
         .map_err(|e| StoreError(e.to_string()))?;
         self.stored_head = head;
         self.maybe_snapshot(block.height, digest, &state.tree);
+        if let Some(start) = &epoch_start {
+            self.keep_epoch_snapshot(start.epoch, block.height, digest, &state.tree);
+        }
         // Only below the stored state: a restart executes the blocks above
         // it, so those must stay. And only below the current epoch's
         // anchor: a restarted engine whose finalized record is unusable
         // falls back to the anchor and needs every block above it (the
         // simulator found a validator stuck for want of them when only the
         // window counted: ledger-crash-loop, seeds 4 and 10).
+        // And only below the oldest epoch snapshot served: a validator that
+        // syncs to it replays every block above it (the simulator found one
+        // stuck when its sync crossed an epoch end: ledger-disk-loss).
         if self.retain_blocks > 0 && block.height > self.retain_blocks {
             let edge = block.height - self.retain_blocks;
             let edge = self
                 .epoch_anchor_height()
                 .map_or(edge, |anchor| edge.min(anchor.saturating_sub(1)));
+            let oldest_epoch_snapshot = self
+                .shared
+                .lock()
+                .epoch_snapshots
+                .front()
+                .map(|s| s.manifest.height);
+            let edge = oldest_epoch_snapshot.map_or(edge, |h| edge.min(h.saturating_sub(1)));
             self.db.prune_through(edge)?;
         }
         {

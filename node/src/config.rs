@@ -67,11 +67,17 @@ pub struct NodeConfig {
 /// of the peers' `snapshot_interval`) and that block's hash, taken from a
 /// source the operator trusts (e.g. `ballast_getSnapshot` on their own
 /// node). Everything else is checked against it.
+///
+/// A validator syncs to where an epoch starts (`ballast_getEpochSnapshot`
+/// names the latest), from the nodes listed in `from` (RPC URLs; a full
+/// node uses its `sync_from`).
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct StateSync {
     pub height: u64,
     pub block_hash: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub from: Vec<String>,
 }
 
 /// Snapshots every 1,000 heights: at one block a second, a trusted hash
@@ -222,9 +228,10 @@ impl NodeConfig {
         }
         let full = !config.sync_from.is_empty();
         if let Some(sync) = &config.state_sync {
-            if !full {
+            if !full && sync.from.is_empty() {
                 return Err(ConfigError::Invalid(
-                    "state_sync is for full nodes (it needs sync_from)".into(),
+                    "a validator's state_sync needs `from`: the RPC URLs of nodes to sync from"
+                        .into(),
                 ));
             }
             if sync.height == 0 {

@@ -147,6 +147,43 @@ impl Base {
     }
 }
 
+/// A validator with an empty database joins from a snapshot at the start of
+/// an epoch (see `state_sync::prepare_validator`): its engine starts there,
+/// muted until the epoch after the network's current one.
+async fn join_by_state_sync(
+    trusted: &crate::config::StateSync,
+    base: &Base,
+    app: &mut NodeApp,
+) -> Result<(), NodeError> {
+    let peers = trusted
+        .from
+        .iter()
+        .map(|url| {
+            crate::client::Client::new(url)
+                .map(|c| (url.clone(), c))
+                .map_err(|e| {
+                    NodeError::Config(crate::config::ConfigError::Invalid(format!(
+                        "state_sync.from {url}: {e}"
+                    )))
+                })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let hash = ballast_core::Digest(parse_hex32(&trusted.block_hash).expect("validated"));
+    tracing::info!(height = trusted.height, "state sync: starting");
+    let mut store = RocksStore::new(base.db.clone());
+    crate::state_sync::prepare_validator(&peers, (trusted.height, hash), &mut store, &base.metrics)
+        .await?;
+    crate::state_sync::sync(
+        &peers,
+        (trusted.height, hash),
+        &mut store,
+        &base.chain_db,
+        app,
+        &base.metrics,
+    )
+    .await
+}
+
 /// Runs a validator, or a full node when the config names `sync_from`
 /// peers, until `shutdown` completes or the node fails. `on_ready`
 /// receives the bound RPC address once the node serves.
@@ -194,8 +231,15 @@ pub async fn run(
         listen = %listen,
         "starting"
     );
-    let (base, app) = Base::open(&config, &genesis)?;
+    let (base, mut app) = Base::open(&config, &genesis)?;
     let (metrics, shared) = (base.metrics.clone(), base.shared.clone());
+    if let Some(trusted) = &config.state_sync {
+        // Only into an empty node: one that holds a state already goes on
+        // from it (a restart after the sync included).
+        if base.shared.lock().head.height == 0 {
+            join_by_state_sync(trusted, &base, &mut app).await?;
+        }
+    }
 
     let index = u16::try_from(me).expect("at most 1,024 validators");
     let transport = QuicTransport::start(index, &secret, peers, listen, QuicLimits::default())?;

@@ -80,6 +80,19 @@ pub struct RpcContext {
 
 type RpcResult = Result<Value, ErrorObjectOwned>;
 
+/// A served snapshot, as `ballast_getSnapshot` describes it.
+fn snapshot_json(snapshot: &crate::app::Snapshot) -> Value {
+    let manifest = &snapshot.manifest;
+    json!({
+        "height": manifest.height,
+        "block": hex::encode(manifest.block.0),
+        "state_root": hex::encode(manifest.root.0),
+        "chunks": manifest.chunks(),
+        "entries": snapshot.tree.len(),
+        "manifest": hex::encode(manifest.encode()),
+    })
+}
+
 fn invalid_params(message: impl Into<String>) -> ErrorObjectOwned {
     ErrorObjectOwned::owned(INVALID_PARAMS_CODE, message.into(), None::<()>)
 }
@@ -116,12 +129,21 @@ impl RpcContext {
         let shared = self.shared.lock();
         let found = match height {
             None => shared.snapshots.back(),
-            Some(h) => shared.snapshots.iter().find(|s| s.manifest.height == h),
+            Some(h) => shared
+                .snapshots
+                .iter()
+                .chain(&shared.epoch_snapshots)
+                .find(|s| s.manifest.height == h),
         };
         if let Some(snapshot) = found {
             return Ok(snapshot.clone());
         }
-        let served: Vec<u64> = shared.snapshots.iter().map(|s| s.manifest.height).collect();
+        let served: Vec<u64> = shared
+            .snapshots
+            .iter()
+            .chain(&shared.epoch_snapshots)
+            .map(|s| s.manifest.height)
+            .collect();
         let asked = height.map_or("any height".to_string(), |h| format!("height {h}"));
         Err(ErrorObjectOwned::owned(
             NO_SNAPSHOT_CODE,
@@ -480,15 +502,34 @@ pub fn module(context: RpcContext) -> RpcModule<RpcContext> {
         let mut seq = params.sequence();
         let height: Option<u64> = seq.optional_next()?;
         let snapshot = ctx.snapshot(height)?;
-        let manifest = &snapshot.manifest;
-        Ok(json!({
-            "height": manifest.height,
-            "block": hex::encode(manifest.block.0),
-            "state_root": hex::encode(manifest.root.0),
-            "chunks": manifest.chunks(),
-            "entries": snapshot.tree.len(),
-            "manifest": hex::encode(manifest.encode()),
-        }))
+        Ok(snapshot_json(&snapshot))
+    });
+    method!("ballast_getEpochSnapshot", |_params, ctx| {
+        let shared = ctx.shared.lock();
+        let Some(snapshot) = shared.epoch_snapshots.back().cloned() else {
+            return Err(ErrorObjectOwned::owned(
+                NO_SNAPSHOT_CODE,
+                "no epoch snapshot: this node has seen no epoch start since it started",
+                None::<()>,
+            ));
+        };
+        drop(shared);
+        let mut answer = snapshot_json(&snapshot);
+        answer["epoch"] = json!(snapshot.epoch);
+        Ok(answer)
+    });
+    method!("ballast_getEpochStart", |params, ctx| {
+        let (height,): (u64,) = params.parse()?;
+        match ctx.db.epoch_start_record(height).map_err(internal)? {
+            Some(record) => Ok(json!(hex::encode(record))),
+            None => Err(ErrorObjectOwned::owned(
+                NO_SNAPSHOT_CODE,
+                format!(
+                    "no epoch starts after height {height} here (a validator serves its latest few)"
+                ),
+                None::<()>,
+            )),
+        }
     });
     method!("ballast_getSnapshotChunk", |params, ctx| {
         let (height, index): (u64, u32) = params.parse()?;

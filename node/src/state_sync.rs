@@ -23,7 +23,7 @@ use crate::client::Client;
 use crate::metrics::Metrics;
 use crate::node::NodeError;
 use crate::store::{ChainDb, RocksStore};
-use ballast_core::consensus::Record;
+use ballast_core::consensus::{Epoch, Record, Subject};
 use ballast_core::ledger::chain::Payload;
 use ballast_core::ledger::execute::Ledger;
 use ballast_core::scheme::ed25519::Ed25519;
@@ -175,45 +175,60 @@ pub fn install(
     Ok(recovered)
 }
 
-/// The trusted block, from whichever peer serves it.
-async fn fetch_block(peers: &Peers<'_>, height: Height, hash: Digest) -> Result<Block, NodeError> {
+/// The first answer to `method(params)` that `check` accepts, asking the
+/// usable peers in turn, a second between rounds. `check` returns
+/// `Ok(None)` for "not there" (a peer that lacks it, or does not have it
+/// yet, is not lying) and `Err(why)` for an answer that contradicts the
+/// trusted block, which drops that peer.
+async fn from_some_peer<T>(
+    peers: &Peers<'_>,
+    (method, params): (&str, Vec<Value>),
+    waiting_for: &str,
+    check: impl Fn(Value) -> Result<Option<T>, String>,
+) -> Result<Option<T>, NodeError> {
     for round in 0..MANIFEST_ROUNDS {
         for i in peers.usable() {
             let (url, client) = &peers.peers[i];
-            let answer = client
-                .call("ballast_getFinalizedBlocks", vec![json!(height), json!(1)])
-                .await;
-            let blocks = match answer
-                .map_err(|e| e.to_string())
-                .and_then(|a| crate::full::parse_answer(&a).map_err(|e| e.to_string()))
-            {
-                Ok(answer) => answer.blocks,
-                Err(error) => {
-                    tracing::debug!(peer = %url, %error, "state sync: no block");
-                    continue;
-                }
-            };
-            match blocks.first() {
-                Some(block) if block.digest() == hash && block.height == height => {
-                    return Ok(block.clone());
-                }
-                Some(_) => peers.penalise(i, "its block at the trusted height has another hash"),
-                None => {}
+            match client.call(method, params.clone()).await {
+                Err(error) => tracing::debug!(peer = %url, %error, method, "state sync: no answer"),
+                Ok(answer) => match check(answer) {
+                    Ok(Some(found)) => return Ok(Some(found)),
+                    Ok(None) => {}
+                    Err(why) => peers.penalise(i, &why),
+                },
             }
         }
         if peers.usable().is_empty() {
             return Err(peers.all_dropped());
         }
-        tracing::info!(
-            round,
-            height,
-            "state sync: waiting for a peer with the trusted block"
-        );
+        tracing::info!(round, "state sync: waiting for a peer with {waiting_for}");
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
-    Err(NodeError::StateSync(format!(
-        "no peer serves the block at height {height}: is it finalized, and not pruned?"
-    )))
+    Ok(None)
+}
+
+/// The trusted block, from whichever peer serves it.
+async fn fetch_block(peers: &Peers<'_>, height: Height, hash: Digest) -> Result<Block, NodeError> {
+    let request = ("ballast_getFinalizedBlocks", vec![json!(height), json!(1)]);
+    let found = from_some_peer(peers, request, "the trusted block", |answer| {
+        let blocks = match crate::full::parse_answer(&answer) {
+            Ok(answer) => answer.blocks,
+            Err(_) => return Ok(None),
+        };
+        match blocks.first() {
+            Some(block) if block.digest() == hash && block.height == height => {
+                Ok(Some(block.clone()))
+            }
+            Some(_) => Err("its block at the trusted height has another hash".into()),
+            None => Ok(None),
+        }
+    })
+    .await?;
+    found.ok_or_else(|| {
+        NodeError::StateSync(format!(
+            "no peer serves the block at height {height}: is it finalized, and not pruned?"
+        ))
+    })
 }
 
 /// A manifest of the snapshot at the trusted block, checked against its
@@ -224,45 +239,113 @@ async fn fetch_manifest(
     block: Digest,
     root: Digest,
 ) -> Result<Manifest, NodeError> {
-    for round in 0..MANIFEST_ROUNDS {
-        for i in peers.usable() {
-            let (url, client) = &peers.peers[i];
-            let answer = match client
-                .call("ballast_getSnapshot", vec![json!(height)])
-                .await
+    let request = ("ballast_getSnapshot", vec![json!(height)]);
+    let found = from_some_peer(peers, request, "the snapshot", |answer| {
+        let manifest = answer["manifest"]
+            .as_str()
+            .and_then(|h| hex::decode(h).ok())
+            .ok_or_else(|| "the manifest is not hex".to_string())
+            .and_then(|bytes| Manifest::decode(&bytes).map_err(|e| e.to_string()));
+        match manifest {
+            Ok(m) if m.height == height && m.block == block && m.root == root => Ok(Some(m)),
+            Ok(_) => Err("its manifest is not of the trusted block's state".into()),
+            Err(e) => Err(format!("its manifest does not check: {e}")),
+        }
+    })
+    .await?;
+    found.ok_or_else(|| {
+        NodeError::StateSync(format!(
+            "no peer serves a snapshot at height {height} (peers serve their latest two \
+             snapshot heights and epoch starts: see ballast_getSnapshot and \
+             ballast_getEpochSnapshot)"
+        ))
+    })
+}
+
+/// The engine's record of the epoch that starts after the trusted block,
+/// from a validator that holds it: the block must be the trusted one. Its
+/// certificate (which ended the epoch before) cannot be checked without
+/// that epoch's set, which a node without history lacks; the engine only
+/// passes it on to peers still in that epoch, who check it.
+async fn fetch_epoch_start(
+    peers: &Peers<'_>,
+    height: Height,
+    hash: Digest,
+) -> Result<(Epoch, Vec<u8>), NodeError> {
+    let request = ("ballast_getEpochStart", vec![json!(height)]);
+    let found = from_some_peer(peers, request, "the epoch start", |answer| {
+        let bytes = answer
+            .as_str()
+            .and_then(|h| hex::decode(h).ok())
+            .ok_or("the epoch record is not hex")?;
+        match Record::<Ed25519>::decode(&bytes) {
+            Ok(Record::Epoch {
+                epoch,
+                anchor,
+                certificate,
+            }) if anchor.height == height
+                && anchor.digest() == hash
+                && matches!(certificate.subject, Subject::Finalize { .. }) =>
             {
-                Ok(answer) => answer,
-                // Not serving that height (yet, or any more): not a lie.
-                Err(error) => {
-                    tracing::debug!(peer = %url, %error, "state sync: no snapshot");
-                    continue;
-                }
-            };
-            let manifest = answer["manifest"]
-                .as_str()
-                .and_then(|h| hex::decode(h).ok())
-                .ok_or_else(|| "the manifest is not hex".to_string())
-                .and_then(|bytes| Manifest::decode(&bytes).map_err(|e| e.to_string()));
-            match manifest {
-                Ok(m) if m.height == height && m.block == block && m.root == root => return Ok(m),
-                Ok(_) => peers.penalise(i, "its manifest is not of the trusted block's state"),
-                Err(e) => peers.penalise(i, &format!("its manifest does not check: {e}")),
+                Ok(Some((epoch, bytes)))
             }
+            _ => Err("its epoch record does not start after the trusted block".into()),
         }
-        if peers.usable().is_empty() {
-            return Err(peers.all_dropped());
+    })
+    .await?;
+    found.ok_or_else(|| {
+        NodeError::StateSync(format!(
+            "no peer knows of an epoch starting after height {height}: a validator syncs to an \
+             epoch's start (see ballast_getEpochSnapshot)"
+        ))
+    })
+}
+
+/// The latest epoch any peer is in (from the view of its head), at least
+/// `floor`: a validator that lost its votes may have signed in any epoch up
+/// to the network's current one.
+async fn latest_epoch(peers: &Peers<'_>, floor: Epoch) -> Epoch {
+    let mut latest = floor;
+    for i in peers.usable() {
+        if let Ok(head) = peers.peers[i].1.call("ballast_head", vec![]).await
+            && let Some(view) = head["view"].as_u64()
+        {
+            latest = latest.max(ballast_core::consensus::epoch_of(view));
         }
-        tracing::info!(
-            round,
-            height,
-            "state sync: waiting for a peer serving the snapshot"
-        );
-        tokio::time::sleep(Duration::from_secs(1)).await;
     }
-    Err(NodeError::StateSync(format!(
-        "no peer serves a snapshot at height {height} (peers serve their latest two \
-         snapshot heights: see ballast_getSnapshot)"
-    )))
+    latest
+}
+
+/// Before a validator state-syncs: records where its engine starts (the
+/// trusted block and the epoch record that starts after it) and mutes its
+/// engine through the latest epoch its peers are in, since its own vote
+/// records are gone (see `Simplex::mute`). Written before the state, so a
+/// crash in between syncs again over them.
+pub async fn prepare_validator(
+    peers: &[(String, Client)],
+    (height, hash): (Height, Digest),
+    store: &mut RocksStore,
+    metrics: &Metrics,
+) -> Result<Epoch, NodeError> {
+    let peers = Peers {
+        peers,
+        dropped: Mutex::new(BTreeSet::new()),
+        metrics,
+    };
+    let block = fetch_block(&peers, height, hash).await?;
+    let (epoch, record) = fetch_epoch_start(&peers, height, hash).await?;
+    let muted_through = latest_epoch(&peers, epoch).await;
+    let block = Record::<Ed25519>::Block(block);
+    store.put(&block.key(), &block.encode())?;
+    store.put(&Record::<Ed25519>::epoch_key(epoch), &record)?;
+    ballast_transports::engine::mute_through(store, muted_through)?;
+    tracing::info!(
+        epoch,
+        muted_through,
+        "state sync: this validator's engine starts at epoch {epoch} and signs nothing \
+         through epoch {muted_through} (its vote records are gone)"
+    );
+    Ok(muted_through)
 }
 
 /// Chunk `index`, from the usable peers in turn (starting at a different

@@ -249,6 +249,20 @@ impl ChainDb {
         ChainDb { db }
     }
 
+    /// The engine's record of the epoch that starts after the block at
+    /// `height`, encoded, if this validator holds it (it keeps its latest
+    /// few): what a validator that state-syncs to that block needs to
+    /// start its engine there.
+    pub fn epoch_start_record(&self, height: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        let records = RocksStore::new(self.db.clone()).last(&[prefix::EPOCH], 4)?;
+        Ok(records
+            .into_iter()
+            .find_map(|(_, bytes)| match Record::<Ed25519>::decode(&bytes) {
+                Ok(Record::Epoch { anchor, .. }) if anchor.height == height => Some(bytes),
+                _ => None,
+            }))
+    }
+
     /// Writes one block's indexes atomically, and advances the indexed
     /// height with them.
     pub fn index(&self, entry: &FinalizedEntry<'_>) -> Result<(), StoreError> {

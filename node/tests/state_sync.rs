@@ -118,6 +118,7 @@ async fn a_full_node_joins_a_pruned_network_by_state_sync_despite_a_liar() {
     let trusted = StateSync {
         height: snapshot["height"].as_u64().unwrap(),
         block_hash: snapshot["block"].as_str().unwrap().to_string(),
+        from: Vec::new(),
     };
     assert_eq!(snapshot["chunks"], json!(8), "{snapshot}");
 
@@ -199,4 +200,82 @@ async fn a_full_node_joins_a_pruned_network_by_state_sync_despite_a_liar() {
         network.exited(lost, Duration::from_secs(10)),
         "the node stops after refusing the state"
     );
+}
+
+/// A validator that loses its disk in a pruned network (nobody holds the
+/// chain from genesis) joins again by state sync to the latest epoch start,
+/// follows the chain, signs nothing through the epoch the network was in
+/// (its vote records are gone), and then votes again: once past that
+/// epoch, the chain finalizes with another validator stopped only because
+/// its stake counts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_validator_that_lost_its_disk_rejoins_by_state_sync_and_votes_again() {
+    const EPOCH_BLOCKS: u64 = 30;
+    let mut network = Network::new(4);
+    network.edit_genesis(|genesis| genesis.params.epoch_blocks = EPOCH_BLOCKS);
+    for i in 0..4 {
+        let mut config = NodeConfig::load(&network.configs[i], |_| None).unwrap();
+        config.retain_blocks = RETAIN_BLOCKS;
+        config.snapshot_interval = SNAPSHOT_INTERVAL;
+        std::fs::write(&network.configs[i], toml::to_string(&config).unwrap()).unwrap();
+    }
+    network.start_all();
+    network
+        .wait_height(0, RETAIN_BLOCKS + EPOCH_BLOCKS, Duration::from_secs(120))
+        .await;
+
+    // Validator 3 loses its disk.
+    let lost = 3;
+    network.kill(lost);
+    let mut config = NodeConfig::load(&network.configs[lost], |_| None).unwrap();
+    std::fs::remove_dir_all(&config.data_dir).unwrap();
+    let validator = network.client(0);
+    let snapshot = validator
+        .call("ballast_getEpochSnapshot", vec![])
+        .await
+        .unwrap();
+    config.state_sync = Some(StateSync {
+        height: snapshot["height"].as_u64().unwrap(),
+        block_hash: snapshot["block"].as_str().unwrap().to_string(),
+        from: (0..3).map(|i| network.rpc_url(i)).collect(),
+    });
+    std::fs::write(&network.configs[lost], toml::to_string(&config).unwrap()).unwrap();
+    network.start(lost);
+    let target = validator.height().await.unwrap();
+    network
+        .wait_height(lost, target, Duration::from_secs(60))
+        .await;
+    let ours = network
+        .client(lost)
+        .call("ballast_getBlockByHeight", vec![json!(target)])
+        .await
+        .unwrap();
+    let theirs = validator
+        .call("ballast_getBlockByHeight", vec![json!(target)])
+        .await
+        .unwrap();
+    assert_eq!(ours["state_root"], theirs["state_root"]);
+    let log = std::fs::read_to_string(network.log_path(lost)).unwrap();
+    let muted_through: u64 = log
+        .split("muted_through=")
+        .nth(1)
+        .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("the log says how long it is muted: {log}"));
+    assert!(log.contains("state sync: done"), "{log}");
+
+    // Past the muted epoch (epochs end at multiples of EPOCH_BLOCKS), stop
+    // validator 0: three of four validators are a quorum only with 3.
+    let voting_from = (muted_through + 1) * EPOCH_BLOCKS + 2;
+    network
+        .wait_height(1, voting_from, Duration::from_secs(120))
+        .await;
+    network.kill(0);
+    let stopped_at = network.client(1).height().await.unwrap();
+    network
+        .wait_height(1, stopped_at + 10, Duration::from_secs(60))
+        .await;
+    network
+        .wait_height(lost, stopped_at + 10, Duration::from_secs(30))
+        .await;
 }
