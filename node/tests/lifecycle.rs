@@ -188,16 +188,52 @@ fn apply(path: &Path, genesis: &Genesis, blocks: &[Block], retain_blocks: u64) {
     store.sync().unwrap();
 }
 
-/// Restarts on `path`: what recovery did, how long it took, and the
-/// resulting head and recent heights.
-fn restart(path: &Path, genesis: &Genesis) -> (Recovered, f64, Digest, Vec<u64>) {
+/// Restarts on `path`: what recovery did, how long it took (ms) and the
+/// most memory it added while it ran (MB), and the resulting head and
+/// recent heights.
+fn restart(path: &Path, genesis: &Genesis) -> (Recovered, (f64, f64), Digest, Vec<u64>) {
     let (mut app, shared, store) = app(path, genesis);
+    let before_kb = reset_peak_memory();
     let start = Instant::now();
     let recovered = app.recover(&store).unwrap();
     let elapsed_ms = start.elapsed().as_secs_f64() * 1e3;
+    let peak_mb = status_kb("VmHWM:").saturating_sub(before_kb) as f64 / 1024.0;
     let shared = shared.lock();
     let heights = shared.states.iter().map(|(h, _)| *h).collect();
-    (recovered, elapsed_ms, shared.head.state_root, heights)
+    (
+        recovered,
+        (elapsed_ms, peak_mb),
+        shared.head.state_root,
+        heights,
+    )
+}
+
+/// A field of this process's `/proc/self/status`, in kB.
+fn status_kb(field: &str) -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix(field))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {field} in /proc/self/status"))
+}
+
+/// Resets the process's peak resident memory to its current size (Linux:
+/// `clear_refs` 5), so the next peak is what the code after it adds;
+/// returns that size (kB). Freed heap is handed back to the system first
+/// (glibc's `malloc_trim`): memory the allocator kept from earlier work
+/// would otherwise be reused unseen and hide the peak.
+fn reset_peak_memory() -> u64 {
+    unsafe extern "C" {
+        fn malloc_trim(pad: usize) -> i32;
+    }
+    // SAFETY: glibc's malloc_trim only returns free heap pages to the
+    // system; it has no preconditions.
+    unsafe {
+        malloc_trim(0);
+    }
+    std::fs::write("/proc/self/clear_refs", "5").unwrap();
+    status_kb("VmRSS:")
 }
 
 /// Deletes every state record: the database a node had before states were
@@ -449,9 +485,9 @@ fn a_snapshot_file_moves_a_state_to_a_new_full_node() {
 #[ignore = "a measurement: writes up to 100,000 blocks"]
 fn measure_restart_by_history_length() {
     println!(
-        "| blocks | transfers/block | recipients | state entries | restart from stored state, ms | executed | restart from genesis, ms | executed | ratio |"
+        "| blocks | transfers/block | recipients | state entries | restart from stored state, ms | peak memory added, MB | executed | restart from genesis, ms | peak memory added, MB | executed | ratio |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
     use Recipients::{Among, New};
     for (length, transfers, to) in [
         (1_000, 0, New),
@@ -469,20 +505,21 @@ fn measure_restart_by_history_length() {
         let dir = tempfile::tempdir().unwrap();
         apply(dir.path(), &genesis, &blocks, 0);
         drop(blocks);
-        let (stored, stored_ms, stored_root, _) = restart(dir.path(), &genesis);
+        let (stored, (stored_ms, stored_mb), stored_root, _) = restart(dir.path(), &genesis);
         let entries = RocksStore::new(open(dir.path()).unwrap())
             .scan(&[state_prefix::ENTRY])
             .unwrap()
             .len();
         forget_state(dir.path());
-        let (replayed, replay_ms, replay_root, _) = restart(dir.path(), &genesis);
+        let (replayed, (replay_ms, replay_mb), replay_root, _) = restart(dir.path(), &genesis);
         assert_eq!(stored_root, replay_root);
         let to = match to {
+            _ if transfers == 0 => "(idle)".to_string(),
             New => "a new account each".to_string(),
             Among(count) => format!("among {count}"),
         };
         println!(
-            "| {length} | {transfers} | {to} | {entries} | {stored_ms:.1} | {} | {replay_ms:.1} | {} | {:.1} |",
+            "| {length} | {transfers} | {to} | {entries} | {stored_ms:.1} | {stored_mb:.1} | {} | {replay_ms:.1} | {replay_mb:.1} | {} | {:.1} |",
             stored.executed,
             replayed.executed,
             replay_ms / stored_ms
