@@ -28,7 +28,7 @@ use ballast_core::ledger::chain::Payload;
 use ballast_core::ledger::execute::Ledger;
 use ballast_core::scheme::ed25519::Ed25519;
 use ballast_core::state::snapshot::{Chunk, Manifest, assemble};
-use ballast_core::{Block, Digest, Height};
+use ballast_core::{Block, Digest, Height, View};
 use ballast_transports::Store;
 use ballast_transports::state_store::{self, StateHead, sync_progress};
 use futures::StreamExt;
@@ -301,32 +301,32 @@ async fn fetch_epoch_start(
     })
 }
 
-/// The latest epoch any peer is in (from the view of its head), at least
-/// `floor`: a validator that lost its votes may have signed in any epoch up
-/// to the network's current one.
-async fn latest_epoch(peers: &Peers<'_>, floor: Epoch) -> Epoch {
-    let mut latest = floor;
+/// The highest view any peer is in (from its head), or `None` if none
+/// answered.
+async fn peers_max_view(peers: &Peers<'_>) -> Option<View> {
+    let mut highest = None;
     for i in peers.usable() {
         if let Ok(head) = peers.peers[i].1.call("ballast_head", vec![]).await
             && let Some(view) = head["view"].as_u64()
         {
-            latest = latest.max(ballast_core::consensus::epoch_of(view));
+            highest = Some(highest.unwrap_or(0).max(view));
         }
     }
-    latest
+    highest
 }
 
 /// Before a validator state-syncs: records where its engine starts (the
 /// trusted block and the epoch record that starts after it) and mutes its
-/// engine through the latest epoch its peers are in, since its own vote
-/// records are gone (see `Simplex::mute`). Written before the state, so a
-/// crash in between syncs again over them.
+/// engine through one view past the highest its peers report, since its
+/// own vote records are gone (see `Simplex::mute_through` for why that
+/// bound holds). Written before the state, so a crash in between syncs
+/// again over them. Returns the view it is muted through.
 pub async fn prepare_validator(
     peers: &[(String, Client)],
     (height, hash): (Height, Digest),
     store: &mut RocksStore,
     metrics: &Metrics,
-) -> Result<Epoch, NodeError> {
+) -> Result<View, NodeError> {
     let peers = Peers {
         peers,
         dropped: Mutex::new(BTreeSet::new()),
@@ -334,7 +334,14 @@ pub async fn prepare_validator(
     };
     let block = fetch_block(&peers, height, hash).await?;
     let (epoch, record) = fetch_epoch_start(&peers, height, hash).await?;
-    let muted_through = latest_epoch(&peers, epoch).await;
+    let peers_view = peers_max_view(&peers).await.ok_or_else(|| {
+        NodeError::StateSync(
+            "no peer says which view it is in (ballast_head): a validator that lost its votes \
+             must know how far it may have voted"
+                .into(),
+        )
+    })?;
+    let muted_through = peers_view + 1;
     let block = Record::<Ed25519>::Block(block);
     store.put(&block.key(), &block.encode())?;
     store.put(&Record::<Ed25519>::epoch_key(epoch), &record)?;
@@ -342,8 +349,8 @@ pub async fn prepare_validator(
     tracing::info!(
         epoch,
         muted_through,
-        "state sync: this validator's engine starts at epoch {epoch} and signs nothing \
-         through epoch {muted_through} (its vote records are gone)"
+        "state sync: this validator's engine starts at epoch {epoch} and signs nothing through \
+         view {muted_through} (its vote records are gone; its peers are at view {peers_view})"
     );
     Ok(muted_through)
 }

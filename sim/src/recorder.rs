@@ -424,10 +424,16 @@ impl Recorder {
             })
     }
 
-    /// The latest epoch any honest validator started (0 before the first
-    /// change): a validator that lost its disk may have voted in it.
-    pub fn latest_epoch(&self) -> Epoch {
-        self.epochs.last_key_value().map_or(0, |(epoch, _)| *epoch)
+    /// The highest view any validator but `validator` is in: what a
+    /// validator that lost its disk learns from its peers.
+    pub fn peers_max_view(&self, validator: ValidatorIndex) -> View {
+        self.views
+            .iter()
+            .enumerate()
+            .filter(|(v, _)| *v != usize::from(validator))
+            .map(|(_, view)| *view)
+            .max()
+            .unwrap_or(0)
     }
 
     /// Validator `validator` installed the state after the block `digest`

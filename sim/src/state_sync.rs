@@ -224,6 +224,9 @@ fn carry_out(
     for effect in effects {
         match effect {
             Effect::Send { to, request } => {
+                recorder.lock().expect("recorder lock").note(at_us, me, || {
+                    format!("v{me} state sync asks v{to}: {request:?}")
+                });
                 let mut framed = vec![REQUEST];
                 framed.extend(request.encode());
                 transport.send(to, framed.into());
@@ -321,19 +324,21 @@ impl Joiner {
             .await
             .expect("bind the state-sync endpoint");
         let lost = *self.lost_disk.lock().expect("flag lock");
-        let (checkpoint, latest_epoch) = if lost {
+        let (checkpoint, peers_view) = if lost {
             // Anything left from a sync cut short goes: it starts over.
             store.lose_everything();
             let rec = self.recorder.lock().expect("recorder lock");
-            (rec.trusted_checkpoint(), rec.latest_epoch())
+            (rec.trusted_checkpoint(), rec.peers_max_view(self.me))
         } else {
             (None, 0)
         };
         if lost {
-            // Its votes went with the disk, and it may have signed in any
-            // epoch up to the latest: it signs nothing until the one after.
+            // Its votes went with the disk. It voted in no view above one
+            // past the highest its peers have reached (see
+            // `Simplex::mute_through`), so it signs nothing up to there: the
+            // node's rule, which the conflicting-vote invariant checks.
             // Written first, so no crash can start an engine without it.
-            mute_through(store, latest_epoch).expect("an in-memory store cannot fail");
+            mute_through(store, peers_view + 1).expect("an in-memory store cannot fail");
         }
         let (job, done) = match checkpoint {
             Some((height, block)) => {

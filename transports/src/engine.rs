@@ -67,10 +67,11 @@ pub trait Application<S: Scheme> {
 }
 
 /// Records, in a store that is about to be handed to an engine, that this
-/// replica lost its vote records and may have voted in epochs up to `last`
-/// before: its engine signs nothing until the epoch after (see
-/// `Simplex::mute`). Written by whoever installs a state-synced start.
-pub fn mute_through(store: &mut impl Store, last: Epoch) -> Result<(), StoreError> {
+/// replica lost its vote records and may have voted in views up to `last`
+/// before: its engine signs nothing in those views (see
+/// `Simplex::mute_through`). Written by whoever installs a state-synced
+/// start.
+pub fn mute_through(store: &mut impl Store, last: View) -> Result<(), StoreError> {
     recovery::mute_through(store, last)
 }
 
@@ -223,8 +224,8 @@ where
             anchor.clone(),
             records,
         );
-        if muted_through.is_some_and(|last| epoch <= last) {
-            replica.mute();
+        if let Some(view) = muted_through {
+            replica.mute_through(view);
         }
         app.observe(
             clock.now_ms(),
@@ -331,8 +332,8 @@ where
             anchor.clone(),
             votes,
         );
-        if recovery::muted_through(&self.store)?.is_some_and(|last| epoch <= last) {
-            self.replica.mute();
+        if let Some(view) = recovery::muted_through(&self.store)? {
+            self.replica.mute_through(view);
         }
         self.timers.clear();
         self.deferred_payload = None;

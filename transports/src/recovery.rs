@@ -21,21 +21,21 @@ use ballast_core::{Block, Digest, Height, View};
 use std::collections::BTreeSet;
 
 /// See [`crate::engine::mute_through`].
-pub(crate) fn mute_through(store: &mut impl Store, last: Epoch) -> Result<(), StoreError> {
+pub(crate) fn mute_through(store: &mut impl Store, last: View) -> Result<(), StoreError> {
     store.put(&[prefix::MUTED_THROUGH], &last.to_be_bytes())?;
     store.sync()
 }
 
-/// The epoch through which this replica signs nothing, if it lost its
-/// vote records. The record is synced as it is written, so no crash tears
+/// The view through which this replica signs nothing, if it lost its vote
+/// records. The record is synced as it is written, so no crash tears
 /// it; a damaged one stops the engine rather than let it guess.
-pub(crate) fn muted_through(store: &impl Store) -> Result<Option<Epoch>, StoreError> {
+pub(crate) fn muted_through(store: &impl Store) -> Result<Option<View>, StoreError> {
     match store.get(&[prefix::MUTED_THROUGH])? {
         None => Ok(None),
         Some(bytes) => match <[u8; 8]>::try_from(bytes.as_slice()) {
-            Ok(be) => Ok(Some(Epoch::from_be_bytes(be))),
+            Ok(be) => Ok(Some(View::from_be_bytes(be))),
             Err(_) => Err(StoreError(
-                "the mute record is torn; the replica would not know which epochs it may sign in"
+                "the mute record is torn; the replica would not know which views it may sign in"
                     .into(),
             )),
         },

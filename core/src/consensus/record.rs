@@ -50,8 +50,8 @@ pub mod prefix {
     pub const FINALIZED: u8 = b'f';
     pub const EPOCH: u8 = b'e';
     pub const CERTIFICATE: u8 = b'c';
-    /// The epoch through which this replica must not sign (it lost its vote
-    /// records; see `Simplex::mute`). Value: the epoch, big-endian.
+    /// The view through which this replica must not sign (it lost its vote
+    /// records; see `Simplex::mute_through`). Value: the view, big-endian.
     pub const MUTED_THROUGH: u8 = b'a';
 }
 

@@ -31,15 +31,23 @@ use crate::ledger::chain::Payload;
 use crate::types::{Block, Digest, Height};
 use std::collections::BTreeMap;
 
-/// How long a request may go unanswered before another peer is asked.
+/// How long a request may go unanswered before another peer is asked,
+/// until answers show how fast the peers are: then
+/// [`TIMEOUT_PER_ANSWER`] times the slowest good answer so far, at least
+/// [`MIN_TIMEOUT_MS`] (a withholding peer costs the sync one timeout each
+/// time it is asked, so the wait should match the network, not a guess).
 pub const REQUEST_TIMEOUT_MS: u64 = 1_000;
+pub const TIMEOUT_PER_ANSWER: u64 = 4;
+pub const MIN_TIMEOUT_MS: u64 = 50;
 /// Chunk requests in flight at once, each to a different peer.
 pub const CHUNKS_IN_FLIGHT: usize = 4;
 /// A peer that missed is rested `REST_MS << misses` (misses in a row,
 /// capped at [`MAX_REST_SHIFT`]), so a dead peer costs little and a peer
-/// back from a partition is asked again soon.
-pub const REST_MS: u64 = 250;
-pub const MAX_REST_SHIFT: u32 = 5;
+/// back from a partition is asked again soon. Among idle peers, the one
+/// with the fewest misses in a row is asked first: a peer that just
+/// answered beats one that just did not.
+pub const REST_MS: u64 = 100;
+pub const MAX_REST_SHIFT: u32 = 4;
 /// Largest encoded reply (a chunk at its limit plus framing).
 pub const MAX_REPLY_BYTES: usize = super::snapshot::MAX_CHUNK_BYTES + 64;
 /// Largest opaque anchor proof (an epoch record with its certificate).
@@ -205,6 +213,8 @@ struct Peer {
     rested_until_ms: u64,
     /// The request it was sent and when that times out.
     pending: Option<(Request, u64)>,
+    /// When that request was sent.
+    sent_ms: u64,
 }
 
 /// One sync of the state after the trusted block.
@@ -220,6 +230,8 @@ pub struct SnapshotSync {
     finished: bool,
     /// The latest time the caller gave.
     now_ms: u64,
+    /// How long the slowest good answer took, once there is one.
+    slowest_answer_ms: Option<u64>,
 }
 
 impl SnapshotSync {
@@ -239,6 +251,7 @@ impl SnapshotSync {
             cursor: 0,
             finished: false,
             now_ms: 0,
+            slowest_answer_ms: None,
         }
     }
 
@@ -338,7 +351,7 @@ impl SnapshotSync {
                         effects,
                     );
                 }
-                peer.misses = 0;
+                self.answered(from);
                 if self.anchor.is_some() {
                     return;
                 }
@@ -368,7 +381,7 @@ impl SnapshotSync {
                 if let Err(why) = checked {
                     return self.penalise(from, why, effects);
                 }
-                peer.misses = 0;
+                self.answered(from);
                 self.manifest.get_or_insert(manifest);
             }
             (Request::Chunk { index, .. }, Reply::Chunk(chunk)) => {
@@ -387,9 +400,10 @@ impl SnapshotSync {
                 if let Err(e) = chunk.verify(manifest) {
                     return self.penalise(from, format!("chunk {index}: {e}"), effects);
                 }
-                peer.misses = 0;
+                let total = manifest.chunks();
+                self.answered(from);
                 self.chunks.insert(index, chunk);
-                if self.chunks.len() == manifest.chunks() {
+                if self.chunks.len() == total {
                     self.finish(effects);
                 }
             }
@@ -399,6 +413,23 @@ impl SnapshotSync {
                 effects,
             ),
         }
+    }
+
+    /// A good answer from `peer` arrived: it is asked first again, and the
+    /// time it took sets how long requests wait.
+    fn answered(&mut self, peer: PeerId) {
+        let state = self.peers.get_mut(&peer).expect("known peer");
+        state.misses = 0;
+        let took_ms = self.now_ms.saturating_sub(state.sent_ms);
+        self.slowest_answer_ms = Some(self.slowest_answer_ms.map_or(took_ms, |s| s.max(took_ms)));
+    }
+
+    /// How long a request sent now may go unanswered.
+    fn timeout_ms(&self) -> u64 {
+        self.slowest_answer_ms
+            .map_or(REQUEST_TIMEOUT_MS, |slowest| {
+                (slowest * TIMEOUT_PER_ANSWER).clamp(MIN_TIMEOUT_MS, REQUEST_TIMEOUT_MS)
+            })
     }
 
     fn finish(&mut self, effects: &mut Vec<Effect>) {
@@ -469,20 +500,25 @@ impl SnapshotSync {
         };
         let ids: Vec<PeerId> = self.peers.keys().copied().collect();
         let mut effects = Vec::new();
+        let timeout_ms = self.timeout_ms();
         for request in wanted {
+            // The idle peer with the fewest misses in a row, the first
+            // from the cursor among equals (so load spreads).
             let start = self.cursor;
             let idle = (0..ids.len())
                 .map(|k| ids[(start + k) % ids.len()])
-                .find(|id| {
+                .filter(|id| {
                     let p = &self.peers[id];
                     !p.dropped && p.pending.is_none() && p.rested_until_ms <= now_ms
-                });
+                })
+                .min_by_key(|id| self.peers[id].misses);
             let Some(to) = idle else {
                 break;
             };
             self.cursor = (ids.iter().position(|id| *id == to).expect("listed") + 1) % ids.len();
-            self.peers.get_mut(&to).expect("listed").pending =
-                Some((request, now_ms + REQUEST_TIMEOUT_MS));
+            let peer = self.peers.get_mut(&to).expect("listed");
+            peer.pending = Some((request, now_ms + timeout_ms));
+            peer.sent_ms = now_ms;
             effects.push(Effect::Send { to, request });
         }
         effects
@@ -671,6 +707,45 @@ mod tests {
         assert!(
             sync.on_reply(REQUEST_TIMEOUT_MS + REST_MS + 1, 0, &stale)
                 .is_empty()
+        );
+    }
+
+    #[test]
+    fn timeouts_follow_the_answers_and_a_peer_that_answered_is_asked_first() {
+        let state = tree(100);
+        let block = block_of(&state, 100);
+        let mut sync = SnapshotSync::new(100, block.digest(), [0, 1]);
+        let first = sync.tick(0);
+        assert!(matches!(first[..], [Effect::Send { to: 0, .. }]));
+        // Peer 0 answers in 10 ms; the manifest goes to peer 1, which must
+        // answer within the minimum timeout (4 x 10 ms is below it).
+        let anchor = answer(
+            Server::Honest,
+            &state,
+            &block,
+            Request::Anchor { height: 100 },
+        );
+        let next = sync.on_reply(10, 0, &anchor.unwrap());
+        assert!(matches!(
+            next[..],
+            [Effect::Send {
+                to: 1,
+                request: Request::Manifest { .. }
+            }]
+        ));
+        assert_eq!(sync.next_deadline_ms(), Some(10 + MIN_TIMEOUT_MS));
+        // Peer 1 is silent: once it times out, peer 0, which answered, is
+        // asked, not peer 1 again.
+        let retry = sync.tick(10 + MIN_TIMEOUT_MS);
+        assert!(
+            matches!(
+                retry[..],
+                [Effect::Send {
+                    to: 0,
+                    request: Request::Manifest { .. }
+                }]
+            ),
+            "{retry:?}"
         );
     }
 

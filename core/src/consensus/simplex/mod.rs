@@ -83,9 +83,9 @@ pub struct Simplex<S: Scheme> {
     /// Views since the last notarization that failed because the network
     /// was slower than the timers; drives timer back-off.
     slow_views: u32,
-    /// Signs nothing in this epoch: no vote, no proposal (see
-    /// [`Simplex::mute`]).
-    muted: bool,
+    /// Signs nothing in views up to this one: no vote, no proposal (see
+    /// [`Simplex::mute_through`]); 0 when not muted.
+    muted_through: View,
     /// The view a muted replica's retry timer runs for (one chain only).
     muted_retry_view: Option<View>,
 }
@@ -154,23 +154,31 @@ impl<S: Scheme> Simplex<S> {
             recovered_certificates: Vec::new(),
             request_attempt: 0,
             slow_views: 0,
-            muted: false,
+            muted_through: 0,
             muted_retry_view: None,
         }
     }
 
-    /// Makes this replica sign nothing in its epoch: it follows the chain
-    /// from its peers' certificates, and its stake counts as if it were
-    /// down. For a validator that lost its vote records (a new disk, a
-    /// state sync) and may have voted in this epoch before: signing again
-    /// could contradict a vote it no longer remembers. It votes again from
-    /// the next epoch, whose views it cannot have voted in.
-    pub fn mute(&mut self) {
-        self.muted = true;
+    /// Makes this replica sign nothing (no vote, no proposal) in views up
+    /// to `view`: it follows the chain from its peers' certificates there,
+    /// its stake counting as if it were down. For a validator that lost its
+    /// vote records (a new disk, a state sync): signing again in a view it
+    /// may have voted in could contradict a vote it no longer remembers.
+    /// The caller bounds those views: a replica votes only in a view it
+    /// entered, and it enters view v + 1 only with a certificate for view
+    /// v, which honest replicas voted in; so it voted in no view above one
+    /// past the highest view its honest peers have reached.
+    ///
+    /// A bound by view, not by epoch: muting everyone who resynced through
+    /// the whole epoch stalled the chain for good once they held a third
+    /// of the stake (the epoch could not end; ledger-disk-loss, seed 27).
+    pub fn mute_through(&mut self, view: View) {
+        self.muted_through = self.muted_through.max(view);
     }
 
-    pub fn is_muted(&self) -> bool {
-        self.muted
+    /// Whether this replica signs nothing in `view`.
+    pub fn is_muted(&self, view: View) -> bool {
+        view <= self.muted_through
     }
 
     /// A replica rebuilt from its persisted records after a restart. Records
@@ -404,8 +412,10 @@ impl<S: Scheme> Simplex<S> {
     /// the certificate or already holds it.
     fn restore(&mut self, out: &mut Vec<Effect<S>>) {
         assert!(
-            !self.muted || self.recovered_votes.is_empty(),
-            "a muted replica has no votes of its epoch to restore"
+            self.recovered_votes
+                .iter()
+                .all(|v| !self.is_muted(v.view())),
+            "a muted replica has no votes of its muted views to restore"
         );
         for subject in std::mem::take(&mut self.recovered_votes) {
             let signature = self
@@ -668,7 +678,7 @@ impl<S: Scheme> Simplex<S> {
             parent,
             payload,
         };
-        if self.muted {
+        if self.is_muted(view) {
             return;
         }
         let digest = block.digest();
@@ -701,7 +711,7 @@ impl<S: Scheme> Simplex<S> {
             }
             TimerKind::Advance => self.timeout(now_ms, out),
             TimerKind::Retry => {
-                if self.muted {
+                if self.is_muted(self.view) {
                     self.ask_why_stuck(self.view, out);
                 }
                 self.rebroadcast(out);
@@ -743,7 +753,7 @@ impl<S: Scheme> Simplex<S> {
             // move past it.)
             self.slow_views = self.slow_views.saturating_add(1);
         }
-        if self.muted {
+        if self.is_muted(view) {
             // No vote: the view moves on by its peers' certificates, which
             // it asks for once now and then at each retry (every input may
             // get here, through `join_nullification`: once per view).
@@ -847,7 +857,11 @@ impl<S: Scheme> Simplex<S> {
     /// Signs `subject` after persisting the fact: the record is synced before
     /// any message that carries the signature leaves the node.
     fn sign(&mut self, subject: Subject, out: &mut Vec<Effect<S>>) -> S::Signature {
-        assert!(!self.muted, "a muted replica signs nothing");
+        assert!(
+            !self.is_muted(subject.view()),
+            "a muted replica signs nothing in view {}",
+            subject.view()
+        );
         let state = self.view_state(subject.view());
         match subject {
             Subject::Notarize { digest, .. } if planted::active(PlantedBug::NotarizeTwice) => {
@@ -997,7 +1011,10 @@ impl<S: Scheme> Simplex<S> {
     fn maybe_finalize_vote(&mut self, view: View, digest: Digest, out: &mut Vec<Effect<S>>) {
         let planted = planted::active(PlantedBug::FinalizeAfterNullify);
         let state = self.view_state(view);
-        if (state.signed_nullify && !planted) || state.signed_finalize.is_some() || self.muted {
+        if (state.signed_nullify && !planted) || state.signed_finalize.is_some() {
+            return;
+        }
+        if self.is_muted(view) {
             return;
         }
         let subject = Subject::Finalize { view, digest };
@@ -1159,7 +1176,7 @@ impl<S: Scheme> Simplex<S> {
 
     fn try_propose(&mut self, now_ms: u64, out: &mut Vec<Effect<S>>) {
         let view = self.view;
-        if self.validators.leader(view) != self.me || self.muted {
+        if self.validators.leader(view) != self.me || self.is_muted(view) {
             return;
         }
         let state = self.view_state(view);
@@ -1311,7 +1328,7 @@ impl<S: Scheme> Simplex<S> {
                 return;
             }
         }
-        if self.muted {
+        if self.is_muted(view) {
             return;
         }
         let subject = Subject::Notarize {
