@@ -13,6 +13,12 @@
 //! `BALLAST_CRASH_RETAIN=N` makes the validators prune to N blocks, so
 //! kills also land during pruning; agreement is then checked over the
 //! blocks every validator still holds.
+//!
+//! `BALLAST_CRASH_DISK_LOSS=N` makes every Nth victim lose its data
+//! directory too: it restarts with `[state_sync]` set to the newest epoch
+//! snapshot of a peer, and half the time is killed again a moment into
+//! that sync (and resumes it). Epochs are then 30 blocks long, so epoch
+//! snapshots come often.
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
 mod common;
@@ -53,7 +59,11 @@ async fn kill_nine_under_load_never_equivocates_or_loses_blocks() {
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let kills = env_number("BALLAST_CRASH_KILLS", KILLS as u64) as usize;
     let retain = env_number("BALLAST_CRASH_RETAIN", 0);
+    let disk_loss_every = env_number("BALLAST_CRASH_DISK_LOSS", 0) as usize;
     let mut network = Network::new(4);
+    if disk_loss_every > 0 {
+        network.edit_genesis(|genesis| genesis.params.epoch_blocks = 30);
+    }
     for i in 0..4 {
         let mut config =
             ballast_node::config::NodeConfig::load(&network.configs[i], |_| None).unwrap();
@@ -96,12 +106,27 @@ async fn kill_nine_under_load_never_equivocates_or_loses_blocks() {
     };
 
     let mut catch_up_ms = Vec::new();
+    let (mut disk_losses, mut killed_mid_sync) = (0usize, 0usize);
+    // A validator that synced holds no block at or below its snapshot.
+    let mut synced_at = 0u64;
     for round in 0..kills {
         let victim = rng.gen_range(0..4);
         tokio::time::sleep(Duration::from_millis(rng.gen_range(200..2_000))).await;
         network.kill(victim);
         tokio::time::sleep(Duration::from_millis(rng.gen_range(100..1_500))).await;
         let others = (victim + 1) % 4;
+        let lose_disk = disk_loss_every > 0 && round % disk_loss_every == disk_loss_every - 1;
+        if lose_disk {
+            disk_losses += 1;
+            synced_at = synced_at.max(lose_disk_and_sync_from_peers(&network, victim).await);
+            if rng.gen_bool(0.5) {
+                // A moment into the sync (it takes about a second here).
+                network.start(victim);
+                tokio::time::sleep(Duration::from_millis(rng.gen_range(50..600))).await;
+                network.kill(victim);
+                killed_mid_sync += 1;
+            }
+        }
         let target = network.client(others).height().await.unwrap();
         let restarted = Instant::now();
         network.start(victim);
@@ -109,7 +134,14 @@ async fn kill_nine_under_load_never_equivocates_or_loses_blocks() {
             .wait_height(victim, target, Duration::from_secs(60))
             .await;
         let ms = restarted.elapsed().as_millis();
-        eprintln!("round {round}: killed validator {victim}; caught up to {target} in {ms} ms");
+        eprintln!(
+            "round {round}: killed validator {victim}{}; caught up to {target} in {ms} ms",
+            if lose_disk {
+                " and deleted its data"
+            } else {
+                ""
+            }
+        );
         catch_up_ms.push(ms);
     }
     running.store(false, Ordering::Relaxed);
@@ -127,7 +159,8 @@ async fn kill_nine_under_load_never_equivocates_or_loses_blocks() {
         1
     } else {
         (top + 1).saturating_sub(retain).max(1)
-    };
+    }
+    .max(synced_at + 1);
     for height in lowest..=top {
         let mut hashes = Vec::new();
         for client in &clients {
@@ -174,20 +207,68 @@ async fn kill_nine_under_load_never_equivocates_or_loses_blocks() {
         .collect();
     executed.sort_unstable();
     catch_up_ms.sort_unstable();
+    let syncs: usize = (0..4)
+        .map(|i| {
+            let log = std::fs::read_to_string(network.log_path(i)).unwrap_or_default();
+            log.matches("state sync: done").count()
+        })
+        .sum();
     eprintln!(
         "restart-to-caught-up: median {} ms, max {} ms over {kills} kills; {transactions} transfers finalized; \
-         blocks executed at restart: median {}, max {} over {} restarts (heights checked {lowest}..={top})",
+         blocks executed at restart: median {}, max {} over {} restarts (heights checked {lowest}..={top}); \
+         {disk_losses} disks lost and synced again ({killed_mid_sync} killed mid-sync), {syncs} syncs done",
         catch_up_ms[kills / 2],
         catch_up_ms[kills - 1],
         executed.get(executed.len() / 2).copied().unwrap_or(0),
         executed.last().copied().unwrap_or(0),
         executed.len()
     );
-    assert_eq!(
-        executed.len(),
-        kills,
-        "every restart resumed from its stored state"
+    assert_eq!(syncs, disk_losses, "every lost disk was synced again, once");
+    // A restart with its disk resumes from its stored state; one without
+    // syncs (and the sync, once done, resumes from what it installed).
+    assert!(
+        executed.len() >= kills - disk_losses,
+        "every restart with its disk resumed from its stored state"
     );
+}
+
+/// Deletes validator `victim`'s data directory and points its config at
+/// the newest epoch snapshot of the first peer that serves one, with every
+/// other validator as a source. Returns the snapshot's height.
+async fn lose_disk_and_sync_from_peers(network: &Network, victim: usize) -> u64 {
+    let mut config =
+        ballast_node::config::NodeConfig::load(&network.configs[victim], |_| None).unwrap();
+    std::fs::remove_dir_all(&config.data_dir).unwrap();
+    let peers: Vec<usize> = (0..4).filter(|i| *i != victim).collect();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let snapshot = loop {
+        let mut found = None;
+        for i in &peers {
+            if let Ok(s) = network
+                .client(*i)
+                .call("ballast_getEpochSnapshot", vec![])
+                .await
+            {
+                found = Some(s);
+                break;
+            }
+        }
+        if let Some(s) = found {
+            break s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no peer serves an epoch snapshot"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    config.state_sync = Some(ballast_node::config::StateSync {
+        height: snapshot["height"].as_u64().unwrap(),
+        block_hash: snapshot["block"].as_str().unwrap().to_string(),
+        from: peers.iter().map(|i| network.rpc_url(*i)).collect(),
+    });
+    std::fs::write(&network.configs[victim], toml::to_string(&config).unwrap()).unwrap();
+    snapshot["height"].as_u64().unwrap()
 }
 
 fn reqwest_metrics(port: u16) -> String {

@@ -21,7 +21,12 @@ pub struct Network {
 
 /// A base port with `count` free UDP and TCP ports after it (both ranges).
 pub fn free_ports(count: u16) -> (u16, u16) {
-    let seed = std::process::id() as u16;
+    // Tests of one binary run in one process, at once: each call starts
+    // its search elsewhere, or two networks would pick the same ports
+    // (both free when checked, before either binds them).
+    static CALLS: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let seed = (std::process::id() as u16).wrapping_add(call.wrapping_mul(4_099));
     for attempt in 0..200u16 {
         let base = 20_000 + (seed.wrapping_mul(37).wrapping_add(attempt * 97)) % 30_000;
         let p2p_free = (0..count).all(|i| UdpSocket::bind(("127.0.0.1", base + i)).is_ok());
