@@ -71,6 +71,17 @@ async fn start_corrupting_relay(honest: Client) -> (String, Arc<AtomicUsize>) {
     (url, served)
 }
 
+/// Validators `0..count` keep [`RETAIN_BLOCKS`] blocks and a snapshot every
+/// [`SNAPSHOT_INTERVAL`] heights.
+fn prune_and_snapshot(network: &Network, count: usize) {
+    for config_path in &network.configs[..count] {
+        let mut config = NodeConfig::load(config_path, |_| None).unwrap();
+        config.retain_blocks = RETAIN_BLOCKS;
+        config.snapshot_interval = SNAPSHOT_INTERVAL;
+        std::fs::write(config_path, toml::to_string(&config).unwrap()).unwrap();
+    }
+}
+
 fn configure_full_node(network: &Network, index: usize, peers: Vec<String>, trusted: StateSync) {
     let mut config = NodeConfig::load(&network.configs[index], |_| None).unwrap();
     config.sync_from = peers;
@@ -90,12 +101,7 @@ async fn a_full_node_joins_a_pruned_network_by_state_sync_despite_a_liar() {
                 balance: 1 + u64::from(i),
             }));
     });
-    for i in 0..4 {
-        let mut config = NodeConfig::load(&network.configs[i], |_| None).unwrap();
-        config.retain_blocks = RETAIN_BLOCKS;
-        config.snapshot_interval = SNAPSHOT_INTERVAL;
-        std::fs::write(&network.configs[i], toml::to_string(&config).unwrap()).unwrap();
-    }
+    prune_and_snapshot(&network, 4);
     network.start_all();
     // Past the retained window: block 1 is gone everywhere.
     network
@@ -212,12 +218,7 @@ async fn a_validator_that_lost_its_disk_rejoins_by_state_sync_and_votes_again() 
     const EPOCH_BLOCKS: u64 = 30;
     let mut network = Network::new(4);
     network.edit_genesis(|genesis| genesis.params.epoch_blocks = EPOCH_BLOCKS);
-    for i in 0..4 {
-        let mut config = NodeConfig::load(&network.configs[i], |_| None).unwrap();
-        config.retain_blocks = RETAIN_BLOCKS;
-        config.snapshot_interval = SNAPSHOT_INTERVAL;
-        std::fs::write(&network.configs[i], toml::to_string(&config).unwrap()).unwrap();
-    }
+    prune_and_snapshot(&network, 4);
     network.start_all();
     network
         .wait_height(0, RETAIN_BLOCKS + EPOCH_BLOCKS, Duration::from_secs(120))
