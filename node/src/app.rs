@@ -199,6 +199,8 @@ pub struct NodeApp {
     finalized_tx: broadcast::Sender<FinalizedBlock>,
     metrics: Arc<Metrics>,
     first_seen: BTreeMap<Digest, Instant>,
+    /// Peers' standing for the RPC (validators only).
+    peers: Option<crate::peers::PeerTable>,
 }
 
 impl NodeApp {
@@ -262,6 +264,7 @@ impl NodeApp {
             finalized_tx: finalized_tx.clone(),
             metrics,
             first_seen: BTreeMap::new(),
+            peers: None,
         };
         (app, shared, finalized_tx)
     }
@@ -276,6 +279,11 @@ impl NodeApp {
     /// serves again a snapshot height still among the states it reads.
     pub fn set_snapshot_interval(&mut self, snapshot_interval: u64) {
         self.snapshot_interval = snapshot_interval;
+    }
+
+    /// Where this validator reports its peers' standing (for the RPC).
+    pub fn set_peer_table(&mut self, peers: crate::peers::PeerTable) {
+        self.peers = Some(peers);
     }
 
     /// Serves the state after `block` at `height` as a snapshot if the
@@ -790,7 +798,7 @@ impl Application<Ed25519> for NodeApp {
         Some(start.plan.clone())
     }
 
-    fn observe(&mut self, _now_ms: u64, event: Observation<'_, Ed25519>) {
+    fn observe(&mut self, now_ms: u64, event: Observation<'_, Ed25519>) {
         match event {
             Observation::State { view, .. } => {
                 self.metrics.view.set(view as i64);
@@ -816,6 +824,56 @@ impl Application<Ed25519> for NodeApp {
             }
             Observation::TornRecords(count) => {
                 tracing::warn!(count, "skipped torn records during recovery");
+            }
+            Observation::Penalised {
+                peer,
+                offence,
+                ban,
+                standing,
+            } => {
+                self.metrics
+                    .peer_offences_total
+                    .get_or_create(&vec![("reason".to_string(), offence.name().to_string())])
+                    .inc();
+                let remaining_ms = ban.map(|b| b.until_ms.saturating_sub(now_ms));
+                if let Some(ms) = remaining_ms {
+                    self.metrics.peer_bans_total.inc();
+                    tracing::warn!(
+                        peer,
+                        offence = offence.name(),
+                        ban_secs = ms / 1_000,
+                        "banned a peer"
+                    );
+                } else {
+                    tracing::debug!(
+                        peer,
+                        offence = offence.name(),
+                        score = standing.score,
+                        "peer offence"
+                    );
+                }
+                if let Some(table) = &self.peers {
+                    table.update(peer, standing, remaining_ms);
+                    self.metrics.peers_banned.set(table.banned() as i64);
+                }
+            }
+            Observation::BanRestored { peer, until_ms } => {
+                tracing::info!(
+                    peer,
+                    ban_secs = until_ms.saturating_sub(now_ms) / 1_000,
+                    "a stored ban still holds"
+                );
+                if let Some(table) = &self.peers {
+                    table.restored(peer, until_ms.saturating_sub(now_ms));
+                    self.metrics.peers_banned.set(table.banned() as i64);
+                }
+            }
+            Observation::BanEnded { peer } => {
+                tracing::info!(peer, "a peer's ban ended");
+                if let Some(table) = &self.peers {
+                    table.paroled(peer);
+                    self.metrics.peers_banned.set(table.banned() as i64);
+                }
             }
             _ => {}
         }

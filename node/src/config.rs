@@ -6,6 +6,7 @@
 //! `BALLAST_RPC_LISTEN=0.0.0.0:8545` or `BALLAST_LOG_FORMAT=json`.
 
 use ballast_core::consensus::Config as ConsensusConfig;
+use ballast_core::peer_score::ScoreConfig;
 use ed25519_dalek::SigningKey;
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
@@ -61,6 +62,49 @@ pub struct NodeConfig {
     pub state_sync: Option<StateSync>,
     #[serde(default)]
     pub consensus: Timeouts,
+    #[serde(default)]
+    pub peer_scoring: PeerScoring,
+}
+
+/// How a validator judges its peers (see `ballast_core::peer_score`): a
+/// peer that sends what no honest peer sends (undecodable frames, bad
+/// signatures or certificates, conflicting votes, floods) loses points,
+/// and at 0 is disconnected and banned.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct PeerScoring {
+    /// The first ban's length; each later ban of the same peer doubles it
+    /// (at most 16 times as long). Bans survive a restart.
+    pub ban_secs: u64,
+    /// Consensus frames a peer may send per second; the excess is dropped
+    /// and each second over it costs the peer 5 of its 100 points.
+    pub frames_per_second: u32,
+}
+
+impl Default for PeerScoring {
+    fn default() -> Self {
+        let defaults = ScoreConfig::DEFAULT;
+        PeerScoring {
+            ban_secs: defaults.ban_ms / 1_000,
+            frames_per_second: defaults.frames_per_second,
+        }
+    }
+}
+
+/// The longest first ban a config may ask for: a week.
+pub const MAX_BAN_SECS: u64 = 7 * 24 * 3_600;
+/// The smallest frame budget: below it an honest peer's catch-up burst
+/// could cost points.
+pub const MIN_FRAMES_PER_SECOND: u32 = 500;
+
+impl PeerScoring {
+    pub fn score_config(&self) -> ScoreConfig {
+        ScoreConfig {
+            ban_ms: self.ban_secs.saturating_mul(1_000),
+            frames_per_second: self.frames_per_second,
+            ..ScoreConfig::DEFAULT
+        }
+    }
 }
 
 /// The block a state-syncing node trusts: a snapshot height (a multiple
@@ -205,6 +249,19 @@ impl NodeConfig {
             return Err(ConfigError::Invalid(format!(
                 "consensus.min_block_interval_ms ({}) must be under half of leader_timeout_ms ({})",
                 timeouts.min_block_interval_ms, timeouts.leader_timeout_ms
+            )));
+        }
+        let scoring = &config.peer_scoring;
+        if scoring.ban_secs == 0 || scoring.ban_secs > MAX_BAN_SECS {
+            return Err(ConfigError::Invalid(format!(
+                "peer_scoring.ban_secs ({}) must be between 1 and {MAX_BAN_SECS} (a week)",
+                scoring.ban_secs
+            )));
+        }
+        if scoring.frames_per_second < MIN_FRAMES_PER_SECOND {
+            return Err(ConfigError::Invalid(format!(
+                "peer_scoring.frames_per_second ({}) must be at least {MIN_FRAMES_PER_SECOND}: honest peers catching up send bursts",
+                scoring.frames_per_second
             )));
         }
         if config.retain_blocks != 0 && config.retain_blocks < MIN_RETAIN_BLOCKS {

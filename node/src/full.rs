@@ -89,7 +89,7 @@ pub async fn run(
         }
     }
     let (gossip, forward_rx) = tokio::sync::mpsc::channel(FORWARD_QUEUE);
-    let (rpc, rpc_address) = base.serve_rpc(&config, &genesis, gossip).await?;
+    let (rpc, rpc_address) = base.serve_rpc(&config, &genesis, gossip, None).await?;
     on_ready(rpc_address);
     let answering = Arc::new(AtomicI64::new(0));
     let sampler = {

@@ -253,6 +253,9 @@ impl<T: Transport> Transport for GossipTransport<T> {
             return Some((from, bytes));
         }
     }
+    fn disconnect(&mut self, peer: ValidatorIndex, for_ms: u64) {
+        self.inner.disconnect(peer, for_ms);
+    }
 }
 
 #[cfg(test)]

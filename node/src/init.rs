@@ -154,6 +154,7 @@ pub fn init(options: &InitOptions) -> Result<Vec<PathBuf>, InitError> {
             snapshot_interval: crate::config::DEFAULT_SNAPSHOT_INTERVAL,
             state_sync: None,
             consensus: options.timeouts.clone(),
+            peer_scoring: Default::default(),
         };
         configs.push(write_config(&node_dir, &config)?);
     }
@@ -186,6 +187,7 @@ pub fn init(options: &InitOptions) -> Result<Vec<PathBuf>, InitError> {
             snapshot_interval: crate::config::DEFAULT_SNAPSHOT_INTERVAL,
             state_sync: None,
             consensus: options.timeouts.clone(),
+            peer_scoring: Default::default(),
         };
         configs.push(write_config(&node_dir, &config)?);
     }

@@ -18,6 +18,7 @@ pub mod init;
 pub mod json;
 pub mod metrics;
 pub mod node;
+pub mod peers;
 pub mod rpc;
 pub mod snapshot_file;
 pub mod state_sync;

@@ -129,6 +129,13 @@ enum Command {
         #[arg(long, default_value = "http://127.0.0.1:8545")]
         rpc: String,
     },
+    /// Lists a validator's peers: address, score (100 is clean; 0 bans),
+    /// ban, and the offences charged to each (see node/README.md, "Peer
+    /// scoring and bans").
+    Peers {
+        #[arg(long, default_value = "http://127.0.0.1:8545")]
+        rpc: String,
+    },
     /// Starts a local network of separate validator processes on loopback
     /// and shows finalized heights climbing until Ctrl-C.
     #[command(args_conflicts_with_subcommands = true)]
@@ -286,6 +293,14 @@ async fn main_async(cli: Cli) -> Result<(), String> {
             println!("state root {}", head["state_root"]);
             println!("view {}  mempool {}", head["view"], head["mempool"]);
         }
+        Command::Peers { rpc } => {
+            let client = Client::new(&rpc).map_err(|e| e.to_string())?;
+            let peers = client
+                .call("ballast_peers", vec![])
+                .await
+                .map_err(|e| format!("{rpc}: {e}"))?;
+            print!("{}", peers_table(&peers));
+        }
         Command::Devnet {
             action: Some(DevnetAction::Kill { node, dir }),
             ..
@@ -425,4 +440,40 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `ballast peers`' table, one peer per line.
+fn peers_table(peers: &serde_json::Value) -> String {
+    let mut out = format!(
+        "{:>5}  {:<16}  {:<21}  {:>5}  {:<12}  offences\n",
+        "index", "key", "address", "score", "ban"
+    );
+    for peer in peers.as_array().into_iter().flatten() {
+        let key = peer["key"].as_str().unwrap_or_default();
+        let ban = match peer["banned_for_secs"].as_u64() {
+            Some(secs) => format!("{secs} s left"),
+            None if peer["bans"].as_u64().unwrap_or(0) > 0 => format!("ended ({})", peer["bans"]),
+            None => "-".to_string(),
+        };
+        let offences: Vec<String> = peer["offences"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(reason, count)| format!("{reason}={count}"))
+            .collect();
+        out.push_str(&format!(
+            "{:>5}  {:<16}  {:<21}  {:>5}  {:<12}  {}\n",
+            peer["index"],
+            &key[..key.len().min(16)],
+            peer["address"].as_str().unwrap_or("-"),
+            peer["score"],
+            ban,
+            if offences.is_empty() {
+                "-".to_string()
+            } else {
+                offences.join(" ")
+            },
+        ));
+    }
+    out
 }

@@ -29,6 +29,10 @@ pub struct Metrics {
     pub evidence_total: Counter,
     /// Bytes on disk per RocksDB column family.
     pub store_bytes: Family<Vec<(String, String)>, Gauge>,
+    /// Offences charged to peers, by reason (see `ballast_core::peer_score`).
+    pub peer_offences_total: Family<Vec<(String, String)>, Counter>,
+    pub peer_bans_total: Counter,
+    pub peers_banned: Gauge,
 }
 
 impl Default for Metrics {
@@ -55,6 +59,9 @@ impl Metrics {
             errors_total: Counter::default(),
             evidence_total: Counter::default(),
             store_bytes: Family::default(),
+            peer_offences_total: Family::default(),
+            peer_bans_total: Counter::default(),
+            peers_banned: Gauge::default(),
         };
         {
             let mut r = metrics.registry.lock().expect("fresh lock");
@@ -117,6 +124,21 @@ impl Metrics {
                 "evidence",
                 "Equivocations detected (two conflicting signed votes)",
                 metrics.evidence_total.clone(),
+            );
+            r.register(
+                "peer_offences",
+                "Offences charged to peers (malformed frames, bad signatures or certificates, equivocation, floods), by reason",
+                metrics.peer_offences_total.clone(),
+            );
+            r.register(
+                "peer_bans",
+                "Peers banned (disconnected and refused) for reaching a score of 0",
+                metrics.peer_bans_total.clone(),
+            );
+            r.register(
+                "peers_banned",
+                "Peers banned now",
+                metrics.peers_banned.clone(),
             );
             r.register(
                 "store_bytes",
@@ -242,6 +264,10 @@ mod tests {
             .store_bytes
             .get_or_create(&vec![("family".into(), "blocks".into())])
             .set(1);
+        metrics
+            .peer_offences_total
+            .get_or_create(&vec![("reason".into(), "malformed".into())])
+            .inc();
         let text = metrics.render();
         let exported: Vec<&str> = text
             .lines()

@@ -98,6 +98,7 @@ impl Base {
         config: &NodeConfig,
         genesis: &Genesis,
         gossip: tokio::sync::mpsc::Sender<ballast_core::ledger::tx::SignedTransaction>,
+        peers: Option<crate::peers::PeerTable>,
     ) -> Result<(jsonrpsee::server::ServerHandle, SocketAddr), NodeError> {
         let context = RpcContext {
             chain_id: genesis.chain_id,
@@ -107,6 +108,7 @@ impl Base {
             finalized: self.finalized_tx.clone(),
             metrics: self.metrics.clone(),
             gossip,
+            peers,
         };
         let served = rpc::serve(config.rpc_listen, context)
             .await
@@ -242,6 +244,16 @@ pub async fn run(
     }
 
     let index = u16::try_from(me).expect("at most 1,024 validators");
+    let score_config = config.peer_scoring.score_config();
+    let peer_table = crate::peers::PeerTable::new(
+        index,
+        score_config,
+        peers
+            .iter()
+            .map(|p| (hex::encode(p.key.as_bytes()), p.address))
+            .collect(),
+    );
+    app.set_peer_table(peer_table.clone());
     let transport = QuicTransport::start(index, &secret, peers, listen, QuicLimits::default())?;
     let quic_stats = transport.stats();
     let quic_sender = transport.sender();
@@ -268,9 +280,12 @@ pub async fn run(
         TokioClock::new(),
         app,
     )?
-    .with_min_block_interval_ms(config.consensus.min_block_interval_ms);
+    .with_min_block_interval_ms(config.consensus.min_block_interval_ms)
+    .with_score_config(score_config)?;
 
-    let (rpc, rpc_address) = base.serve_rpc(&config, &genesis, gossip).await?;
+    let (rpc, rpc_address) = base
+        .serve_rpc(&config, &genesis, gossip, Some(peer_table))
+        .await?;
     on_ready(rpc_address);
     let sampler =
         base.sample_gauges(move || quic_stats.peers_connected.load(Ordering::Relaxed) as i64);

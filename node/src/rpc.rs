@@ -15,6 +15,7 @@
 //! | `ballast_sendTransaction`   | raw (hex)             | transaction hash |
 //! | `ballast_sendTransactions`  | [raw, ...] (≤ 1,024)  | per transaction: `{hash}` or `{error}`, in order |
 //! | `ballast_validators`        | —                     | index, key, stake of each validator |
+//! | `ballast_peers`             | —                     | each peer's index, key, role, address, score, ban and offences by reason (validators; a full node has no peers and answers `[]`) |
 //! | `ballast_getFinalizedBlocks`| from, count (≤ 64)    | raw finalized blocks from `from`, a finalization certificate, and links to it past an epoch's end (what full nodes sync from) |
 //! | `ballast_subscribeFinalized`| — (WebSocket)         | a `ballast_finalized` notification per finalized block |
 //!
@@ -76,6 +77,8 @@ pub struct RpcContext {
     pub metrics: Arc<Metrics>,
     /// Accepted transactions go to the other validators from here.
     pub gossip: tokio::sync::mpsc::Sender<SignedTransaction>,
+    /// Validator peers' standing (`None` on a full node).
+    pub peers: Option<crate::peers::PeerTable>,
 }
 
 type RpcResult = Result<Value, ErrorObjectOwned>;
@@ -497,6 +500,12 @@ pub fn module(context: RpcContext) -> RpcModule<RpcContext> {
                 .map(|(index, v)| json!({"index": index, "key": v.key, "stake": v.stake}))
                 .collect(),
         ))
+    });
+    method!("ballast_peers", |_params, ctx| {
+        Ok(ctx
+            .peers
+            .as_ref()
+            .map_or(Value::Array(Vec::new()), |p| p.json()))
     });
     method!("ballast_getSnapshot", |params, ctx| {
         let mut seq = params.sequence();

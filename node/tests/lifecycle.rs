@@ -380,6 +380,7 @@ async fn pruning_keeps_the_latest_blocks_and_names_the_oldest() {
         finalized: tokio::sync::broadcast::channel(1).0,
         metrics: Arc::new(Metrics::new()),
         gossip: tokio::sync::mpsc::channel(1).0,
+        peers: None,
     });
     for (method, params) in [
         ("ballast_getBlockByHeight", vec![300]),
@@ -425,6 +426,7 @@ fn full_node_config(dir: &Path) -> ballast_node::config::NodeConfig {
         snapshot_interval: 0,
         state_sync: None,
         consensus: Default::default(),
+        peer_scoring: Default::default(),
     }
 }
 
@@ -622,6 +624,7 @@ async fn measure_joining_by_state_sync_versus_replay() {
             finalized: tokio::sync::broadcast::channel(1).0,
             metrics: Arc::new(Metrics::new()),
             gossip: tokio::sync::mpsc::channel(1).0,
+            peers: None,
         },
     )
     .await

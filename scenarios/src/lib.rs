@@ -78,6 +78,13 @@ pub struct Report {
     pub provable_seeds: u64,
     /// Whether the scenario is a swarm template (roles differ per seed).
     pub swarm: bool,
+    /// Bans honest validators imposed, and the longest time from a peer's
+    /// first offence to its ban (simulated ms).
+    pub bans: u64,
+    pub max_time_to_ban_ms: Option<u64>,
+    /// Seeds whose scenario had a role every message of which is an
+    /// offence (flood, invalid signatures): they must see bans.
+    pub offending_seeds: u64,
 }
 
 impl Report {
@@ -93,10 +100,21 @@ impl Report {
         self.wall_s += wall_s;
         self.evidence += outcome.evidence_reported;
         self.evidence_against_byzantine += outcome.evidence_against_byzantine;
+        self.bans += outcome.peer_bans;
+        self.max_time_to_ban_ms = self.max_time_to_ban_ms.max(outcome.max_time_to_ban_ms);
         let concrete = scenario.for_seed(outcome.seed);
         if concrete.byzantine.iter().any(|(_, r)| r.is_provable()) {
             self.provable_seeds += 1;
         }
+        if concrete.byzantine.iter().any(|(_, r)| r.offends_always()) {
+            self.offending_seeds += 1;
+        }
+    }
+
+    /// Flooders that no seed ever banned (fixed scenarios only, as for
+    /// evidence).
+    pub fn bans_missing(&self) -> bool {
+        !self.swarm && self.offending_seeds > 0 && self.bans == 0
     }
 
     /// Provable misbehaviour that no seed ever reported. Only judged for
@@ -107,7 +125,7 @@ impl Report {
     }
 
     pub fn passed(&self) -> bool {
-        self.failed_seeds.is_empty() && !self.evidence_missing()
+        self.failed_seeds.is_empty() && !self.evidence_missing() && !self.bans_missing()
     }
 
     pub fn views_per_wall_s(&self) -> f64 {
@@ -193,26 +211,34 @@ pub fn markdown(reports: &[Report], command: &str, machine: &str, wall_s: f64) -
 whole runs with their faults, in simulated time and in views (the validator's view when it \
 finalized minus the block's). Views per wall-second: highest view reached, summed over seeds, \
 divided by the wall time spent simulating them (one core each). Evidence: reports of provable \
-misbehaviour, all against Byzantine validators (an accusation of an honest one is a violation).\n"
+misbehaviour, all against Byzantine validators (an accusation of an honest one is a violation). \
+Bans: peers banned by honest validators (only Byzantine ones may be), and the longest time from \
+a peer's first offence to its ban, in simulated ms.\n"
     );
     let _ = writeln!(
         t,
-        "| scenario | seeds | failed | violations | latency views mean | p99 | latency ms mean | p99 | views per wall-s | evidence |"
+        "| scenario | seeds | failed | violations | latency views mean | p99 | latency ms mean | p99 | views per wall-s | evidence | bans | to ban, ms |"
     );
-    let _ = writeln!(t, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let _ = writeln!(
+        t,
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    );
     for r in reports {
         let views: Vec<f64> = r.latency_views.iter().map(|v| *v as f64).collect();
         let (views_mean, views_p99) = cell(mean_p99(&views), 2);
         let (ms_mean, ms_p99) = cell(mean_p99(&r.latency_ms), 1);
         let _ = writeln!(
             t,
-            "| {} | {} | {} | {} | {views_mean} | {views_p99} | {ms_mean} | {ms_p99} | {:.0} | {} |",
+            "| {} | {} | {} | {} | {views_mean} | {views_p99} | {ms_mean} | {ms_p99} | {:.0} | {} | {} | {} |",
             r.name,
             r.seeds,
             r.failed_seeds.len(),
             r.violations,
             r.views_per_wall_s(),
-            r.evidence
+            r.evidence,
+            r.bans,
+            r.max_time_to_ban_ms
+                .map_or("-".to_string(), |ms| ms.to_string())
         );
     }
     t

@@ -168,6 +168,12 @@ fn run(
                 r.name, r.provable_seeds
             );
         }
+        if r.bans_missing() {
+            println!(
+                "  {}: a flooding role in {} seeds, never banned",
+                r.name, r.offending_seeds
+            );
+        }
     }
     if let Some(path) = results {
         let command = format!(
@@ -189,8 +195,18 @@ fn run(
 
 fn print_table(reports: &[Report]) {
     println!(
-        "{:<32} {:>5} {:>6} {:>10} {:>9} {:>10} {:>9} {:>10} {:>8}",
-        "scenario", "seeds", "failed", "lat views", "p99", "lat ms", "p99", "views/s", "evidence"
+        "{:<32} {:>5} {:>6} {:>10} {:>9} {:>10} {:>9} {:>10} {:>8} {:>6} {:>9}",
+        "scenario",
+        "seeds",
+        "failed",
+        "lat views",
+        "p99",
+        "lat ms",
+        "p99",
+        "views/s",
+        "evidence",
+        "bans",
+        "to ban ms"
     );
     for r in reports {
         let views: Vec<f64> = r.latency_views.iter().map(|v| *v as f64).collect();
@@ -201,7 +217,7 @@ fn print_table(reports: &[Report]) {
         let (vm, vp) = fmt(mean_p99(&views), 2);
         let (mm, mp) = fmt(mean_p99(&r.latency_ms), 1);
         println!(
-            "{:<32} {:>5} {:>6} {:>10} {:>9} {:>10} {:>9} {:>10.0} {:>8}",
+            "{:<32} {:>5} {:>6} {:>10} {:>9} {:>10} {:>9} {:>10.0} {:>8} {:>6} {:>9}",
             r.name,
             r.seeds,
             r.failed_seeds.len(),
@@ -210,7 +226,10 @@ fn print_table(reports: &[Report]) {
             mm,
             mp,
             r.views_per_wall_s(),
-            r.evidence
+            r.evidence,
+            r.bans,
+            r.max_time_to_ban_ms
+                .map_or("-".to_string(), |ms| ms.to_string())
         );
     }
 }

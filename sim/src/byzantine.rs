@@ -91,6 +91,13 @@ impl Role {
             .find(|r| r.name() == name)
     }
 
+    /// Whether every message of this role is an offence an honest replica
+    /// charges (see `ballast_core::peer_score`): each honest validator it
+    /// reaches must ban it.
+    pub fn offends_always(&self) -> bool {
+        matches!(self, Role::Flood | Role::InvalidSignatures)
+    }
+
     /// Whether honest validators can prove this misbehaviour with evidence.
     pub fn is_provable(&self) -> bool {
         matches!(

@@ -4,6 +4,7 @@
 //! and state machines the node runs. Every run is determined by (scenario,
 //! seed): failures print the seed and the command that replays them.
 
+pub mod ban_watch;
 pub mod byzantine;
 pub mod diagram;
 pub mod ledger_node;

@@ -172,6 +172,8 @@ pub struct Recorder {
     pub validators_slashed: u64,
     /// Undelegations from slashed validators that burned its share.
     pub delegations_slashed: u64,
+    /// Peer scoring as the engines ran it.
+    pub bans: crate::ban_watch::BanWatch,
 }
 
 impl Recorder {
@@ -213,6 +215,7 @@ impl Recorder {
             sync_peers_dropped: 0,
             validators_slashed: 0,
             delegations_slashed: 0,
+            bans: crate::ban_watch::BanWatch::default(),
         }
     }
 
@@ -461,6 +464,49 @@ impl Recorder {
         self.note(at_us, validator, || {
             format!("state sync done at height {height}")
         });
+    }
+
+    /// `validator`'s engine charged `peer` an offence (and banned it, if
+    /// `ban_until_ms`). Honest peers never commit one.
+    pub fn penalised(
+        &mut self,
+        at_us: u64,
+        validator: ValidatorIndex,
+        peer: ValidatorIndex,
+        offence: ballast_core::peer_score::Offence,
+        ban_until_ms: Option<u64>,
+    ) {
+        if self.is_byzantine(validator) {
+            return;
+        }
+        self.note(at_us, validator, || match ban_until_ms {
+            Some(until) => format!(
+                "v{validator} bans v{peer} until {until} ms ({})",
+                offence.name()
+            ),
+            None => format!("v{validator} charges v{peer}: {}", offence.name()),
+        });
+        if let Some(until) = ban_until_ms {
+            self.mark(at_us, Some(validator), MarkKind::Evidence, || {
+                format!("ban v{peer} until {until} ms")
+            });
+        }
+        if !self.is_byzantine(peer) {
+            self.violation(format!(
+                "validator {validator} charged honest peer {peer} with an offence: {}",
+                offence.name()
+            ));
+            return;
+        }
+        self.bans
+            .penalised(at_us, validator, peer, offence, ban_until_ms);
+    }
+
+    /// `validator` processed a message from `peer`: not while it bans it.
+    pub fn heard(&mut self, at_us: u64, validator: ValidatorIndex, peer: ValidatorIndex) {
+        if let Some(violation) = self.bans.heard(at_us, validator, peer) {
+            self.violation(violation);
+        }
     }
 
     /// A syncing validator dropped `peer` for serving something the trusted

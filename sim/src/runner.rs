@@ -12,6 +12,7 @@ use ballast_core::consensus::Epoch;
 use ballast_core::consensus::{Certificate, Effect, Message, Record, Verdict, ViewReason};
 use ballast_core::ledger::chain::ChainError;
 use ballast_core::ledger::staking::consensus_namespace;
+use ballast_core::peer_score::ScoreConfig;
 use ballast_core::scheme::Scheme;
 use ballast_core::scheme::ed25519::Ed25519;
 use ballast_core::scheme::keyed_hash::KeyedHash;
@@ -86,6 +87,10 @@ pub struct Outcome {
     /// the lying peers their syncs dropped.
     pub state_syncs: u64,
     pub sync_peers_dropped: u64,
+    /// Bans honest validators imposed on Byzantine peers, and the longest
+    /// time from a peer's first offence to its ban (simulated ms).
+    pub peer_bans: u64,
+    pub max_time_to_ban_ms: Option<u64>,
     /// Validators slashed on chain by evidence transactions.
     pub validators_slashed: u64,
     /// Undelegations from slashed validators that burned its share.
@@ -178,11 +183,15 @@ fn run_with<S: Scheme>(
     let validators = ValidatorSet::new(scenario.stakes.clone(), Digest::of(&seed.to_le_bytes()))
         .expect("scenario stakes form a valid set");
     let byzantine: Vec<ValidatorIndex> = scenario.byzantine.iter().map(|(v, _)| *v).collect();
-    let recorder = Arc::new(Mutex::new(Recorder::new(
-        validators.clone(),
-        &byzantine,
-        options.timeline,
-    )));
+    let mut recorder = Recorder::new(validators.clone(), &byzantine, options.timeline);
+    recorder.bans = crate::ban_watch::BanWatch::new(
+        scenario
+            .byzantine
+            .iter()
+            .filter(|(_, role)| role.offends_always())
+            .map(|(v, _)| *v),
+    );
+    let recorder = Arc::new(Mutex::new(recorder));
     let network = Arc::new(Network::new(scenario, seed, options.timeline));
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         runtime.block_on(simulate(
@@ -211,6 +220,9 @@ fn run_with<S: Scheme>(
             .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
             .unwrap_or_else(|| "unknown panic".into());
         recorder.violation(format!("panic in simulation: {text}"));
+    }
+    for violation in recorder.bans.unbanned_flooders() {
+        recorder.violation(violation);
     }
     let (samples, block_time) = latency_stats(scenario, &recorder);
     let latency = (!samples.is_empty()).then(|| samples.iter().sum::<f64>() / samples.len() as f64);
@@ -251,6 +263,8 @@ fn run_with<S: Scheme>(
         blocks_pruned: recorder.blocks_pruned,
         state_syncs: recorder.state_syncs,
         sync_peers_dropped: recorder.sync_peers_dropped,
+        peer_bans: recorder.bans.bans,
+        max_time_to_ban_ms: recorder.bans.time_to_ban_ms.iter().copied().max(),
         validators_slashed: recorder.validators_slashed,
         delegations_slashed: recorder.delegations_slashed,
         timeline: recorder.timeline.take(),
@@ -298,6 +312,13 @@ fn twin_address(i: usize) -> SocketAddr {
     )
 }
 
+/// Peer scoring in the simulator: the node's rules, with bans short enough
+/// that a run sees banned peers paroled and banned again.
+const SIM_SCORES: ScoreConfig = ScoreConfig {
+    ban_ms: 5_000,
+    ..ScoreConfig::DEFAULT
+};
+
 /// Crashes and restarts validators: shared by the fault schedule and the
 /// leader-crash watcher.
 struct Crasher {
@@ -339,6 +360,7 @@ impl Crasher {
     /// Notes the restart; the caller restarts with [`Crasher::restart`]
     /// once it has let go of the recorder, which the new node will use.
     fn note_restart(v: ValidatorIndex, at_us: u64, rec: &mut Recorder) {
+        rec.bans.restarted(v);
         rec.mark(at_us, Some(v), MarkKind::Fault, || format!("restart v{v}"));
         rec.note(at_us, v, || format!("!! restart v{v} from its store"));
     }
@@ -535,7 +557,9 @@ async fn simulate<S: Scheme>(
                         consensus, scheme, validators, transport, store, clock, app,
                     )
                     .expect("the in-memory store cannot fail")
-                    .with_min_block_interval_ms(min_block_interval_ms);
+                    .with_min_block_interval_ms(min_block_interval_ms)
+                    .with_score_config(SIM_SCORES)
+                    .expect("the in-memory store cannot fail");
                     engine.run().await.expect("the in-memory store cannot fail");
                 }
             })
@@ -963,6 +987,7 @@ impl<S: Scheme> Application<S> for SimApp<S> {
                 bytes,
                 message,
             } => {
+                rec.heard(at_us, me, from);
                 rec.delivered(at_us, me, from, bytes);
                 rec.diagram_delivery(at_us, me, from, bytes, || describe(message));
                 if matches!(
@@ -1017,6 +1042,11 @@ impl<S: Scheme> Application<S> for SimApp<S> {
                     )
                 });
             }
+            Observation::Penalised {
+                peer, offence, ban, ..
+            } => rec.penalised(at_us, me, peer, offence, ban.map(|b| b.until_ms)),
+            Observation::BanRestored { peer, until_ms } => rec.bans.restored(me, peer, until_ms),
+            Observation::BanEnded { peer } => rec.bans.ended(me, peer),
             Observation::TornRecords(count) => {
                 rec.torn_records += count as u64;
                 rec.note(at_us, me, || {

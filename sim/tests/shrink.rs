@@ -9,10 +9,11 @@ use ballast_sim::scenario::find;
 use ballast_sim::scenario_file::{parse, to_toml};
 use ballast_sim::shrink::{shrink, violation_class};
 
-/// A swarm seed's scenario (loss, duplication, reordering, bandwidth, two
-/// partitions, two crashes, a double voter) that breaks agreement with a
-/// quorum one vote short.
-const SEED: u64 = 30;
+/// Swarm seed 30's scenario (loss, duplication, reordering, bandwidth, two
+/// partitions, two crashes, a double voter), run at a seed where a quorum
+/// one vote short breaks agreement. (Seed 30 itself stopped breaking it once
+/// honest validators ban the double voter at its first conflict.)
+const SEED: u64 = 22;
 const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/swarm-30.toml");
 
 fn faults(s: &ballast_sim::scenario::Scenario) -> usize {

@@ -13,6 +13,7 @@ use ballast_core::consensus::{
     Certificate, Config, Effect, Epoch, EpochBounds, Input, InputError, MAX_BLOCKS_PER_REQUEST,
     Message, Record, Simplex, Timer, Verdict, epoch_of,
 };
+use ballast_core::peer_score::{Admission, Ban, Offence, PeerScores, PeerStanding, ScoreConfig};
 use ballast_core::scheme::Scheme;
 use ballast_core::validators::ValidatorSet;
 use ballast_core::{Block, Digest, Height, ValidatorIndex, View};
@@ -128,6 +129,23 @@ pub enum Observation<'a, S: Scheme> {
     },
     /// Stored records that failed to decode during recovery (torn writes).
     TornRecords(usize),
+    /// A peer committed an offence (see `ballast_core::peer_score`);
+    /// `ban` is set if this brought its score to 0.
+    Penalised {
+        peer: ValidatorIndex,
+        offence: Offence,
+        ban: Option<Ban>,
+        /// The peer's standing after the offence.
+        standing: PeerStanding,
+    },
+    /// A banned peer's ban ended (or a restart restored one: `until_ms`).
+    BanRestored {
+        peer: ValidatorIndex,
+        until_ms: u64,
+    },
+    BanEnded {
+        peer: ValidatorIndex,
+    },
     /// The replica runs epoch `epoch` from `anchor` with `validators`
     /// (after a restart too).
     EpochStarted {
@@ -152,6 +170,9 @@ pub struct EngineStats {
     pub messages_out: u64,
     pub rejected: u64,
     pub syncs: u64,
+    /// Frames dropped unread: from banned peers or over a peer's budget.
+    pub dropped: u64,
+    pub bans: u64,
 }
 
 pub struct Engine<S: Scheme, T, St, C, A> {
@@ -166,6 +187,8 @@ pub struct Engine<S: Scheme, T, St, C, A> {
     /// bounds what stale or hostile peers can make this node send.
     stale_answered_ms: Vec<Option<u64>>,
     validator_count: usize,
+    /// Every peer's score; banned peers are neither heard nor sent to.
+    scores: PeerScores,
     transport: T,
     store: St,
     clock: C,
@@ -236,6 +259,13 @@ where
                 last_height: bounds.last_height,
             },
         );
+        let scores = load_scores(
+            ScoreConfig::default(),
+            &store,
+            validator_count,
+            &clock,
+            &mut app,
+        )?;
         Ok(Engine {
             replica,
             config,
@@ -243,6 +273,7 @@ where
             genesis_validators: validators,
             stale_answered_ms: vec![None; validator_count],
             validator_count,
+            scores,
             transport,
             store,
             clock,
@@ -384,6 +415,85 @@ where
         self
     }
 
+    /// Scores peers by `config` instead of the defaults (bans read back
+    /// from the store are kept).
+    pub fn with_score_config(mut self, config: ScoreConfig) -> Result<Self, EngineError> {
+        self.scores = load_scores(
+            config,
+            &self.store,
+            self.validator_count,
+            &self.clock,
+            &mut self.app,
+        )?;
+        disconnect_banned(&self.scores, &mut self.transport, self.clock.now_ms());
+        Ok(self)
+    }
+
+    /// Peers' scores, for an operator's view.
+    pub fn scores(&self) -> &PeerScores {
+        &self.scores
+    }
+
+    /// Takes an offence's cost from `peer`, and bans it if its score is
+    /// gone. Never this replica itself.
+    fn penalise(
+        &mut self,
+        now_ms: u64,
+        peer: ValidatorIndex,
+        offence: Offence,
+    ) -> Result<(), EngineError> {
+        // A banned peer is charged nothing more (what reaches this replica
+        // from it now comes relayed: evidence inside a certificate).
+        if peer == self.replica.me() || self.scores.is_banned(peer, now_ms) {
+            return Ok(());
+        }
+        let ban = self.scores.penalise(peer, offence, now_ms);
+        self.report_offence(now_ms, peer, offence, ban)
+    }
+
+    /// Tells the application of an offence just charged, and carries out
+    /// its ban.
+    fn report_offence(
+        &mut self,
+        now_ms: u64,
+        peer: ValidatorIndex,
+        offence: Offence,
+        ban: Option<Ban>,
+    ) -> Result<(), EngineError> {
+        let standing = self
+            .scores
+            .standing(peer, now_ms)
+            .expect("only peers are charged");
+        self.app.observe(
+            now_ms,
+            Observation::Penalised {
+                peer,
+                offence,
+                ban,
+                standing,
+            },
+        );
+        if let Some(ban) = ban {
+            self.ban(now_ms, ban)?;
+        }
+        Ok(())
+    }
+
+    /// Records `ban` (so it survives a restart) and cuts the peer off.
+    fn ban(&mut self, now_ms: u64, ban: Ban) -> Result<(), EngineError> {
+        self.stats.bans += 1;
+        let length_ms = ban.until_ms - now_ms;
+        self.store
+            .put(&ban_key(ban.peer), &length_ms.to_be_bytes())?;
+        self.transport.disconnect(ban.peer, length_ms);
+        Ok(())
+    }
+
+    /// Whether frames for `peer` should go out: not to a banned peer.
+    fn reachable(&self, peer: ValidatorIndex, now_ms: u64) -> bool {
+        !self.scores.is_banned(peer, now_ms)
+    }
+
     /// The earliest of the timers and a deferred payload.
     fn next_deadline(&self) -> Option<u64> {
         let timer = self.timers.first().map(|(at, _)| *at);
@@ -449,6 +559,26 @@ where
     fn on_bytes(&mut self, from: ValidatorIndex, bytes: &[u8]) -> Result<(), EngineError> {
         self.stats.messages_in += 1;
         let now_ms = self.clock.now_ms();
+        match self.scores.admit(from, now_ms) {
+            Admission::Accept => {}
+            Admission::Paroled => {
+                self.store
+                    .delete_range(&ban_key(from), &ban_key_end(from))?;
+                self.app
+                    .observe(now_ms, Observation::BanEnded { peer: from });
+            }
+            Admission::Banned => {
+                self.stats.dropped += 1;
+                return Ok(());
+            }
+            Admission::OverBudget { charged, ban } => {
+                self.stats.dropped += 1;
+                if charged {
+                    self.report_offence(now_ms, from, Offence::RateAbuse, ban)?;
+                }
+                return Ok(());
+            }
+        }
         match Message::<S>::decode(bytes) {
             Ok(message) => {
                 let current = self.replica.bounds().epoch;
@@ -481,7 +611,7 @@ where
                         error: &error,
                     },
                 );
-                Ok(())
+                self.penalise(now_ms, from, Offence::Malformed)
             }
         }
     }
@@ -517,8 +647,8 @@ where
             let view_before = self.replica.view();
             // Who to blame if the input is rejected: the peer that sent it.
             let source = match &input {
-                Input::Message { from, .. } => *from,
-                _ => self.replica.me(),
+                Input::Message { from, .. } => Some(*from),
+                _ => None,
             };
             match self.replica.handle(now_ms, input) {
                 Ok(effects) => {
@@ -531,13 +661,17 @@ where
                 }
                 Err(error) => {
                     self.stats.rejected += 1;
+                    let from = source.unwrap_or(self.replica.me());
                     self.app.observe(
                         now_ms,
                         Observation::Rejected {
-                            from: source,
+                            from,
                             error: &error,
                         },
                     );
+                    if let (Some(peer), Some(offence)) = (source, Offence::of(&error)) {
+                        self.penalise(now_ms, peer, offence)?;
+                    }
                 }
             }
             if self.start_next_epoch(now_ms)? {
@@ -571,16 +705,20 @@ where
             }
             Effect::Send { to, message } => {
                 self.sync_before_send()?;
-                self.stats.messages_out += 1;
-                self.transport.send(to, message.encode().into());
+                if self.reachable(to, now_ms) {
+                    self.stats.messages_out += 1;
+                    self.transport.send(to, message.encode().into());
+                }
             }
             Effect::Broadcast(message) => {
                 self.sync_before_send()?;
                 let bytes: Arc<[u8]> = message.encode().into();
                 let me = self.replica.me();
                 for to in (0..self.validator_count as ValidatorIndex).filter(|v| *v != me) {
-                    self.stats.messages_out += 1;
-                    self.transport.send(to, bytes.clone());
+                    if self.reachable(to, now_ms) {
+                        self.stats.messages_out += 1;
+                        self.transport.send(to, bytes.clone());
+                    }
                 }
             }
             Effect::SetTimer { timer, at_ms } => {
@@ -624,9 +762,17 @@ where
                 to,
                 digest,
                 ancestors,
-            } => self.serve_blocks(to, digest, ancestors)?,
+            } => {
+                if self.reachable(to, now_ms) {
+                    self.serve_blocks(to, digest, ancestors)?
+                }
+            }
             Effect::EnteredView { .. } => self.view_entered_ms = now_ms,
-            Effect::Evidence(_) => {}
+            // Two conflicting votes prove their signer Byzantine, whoever
+            // relayed them.
+            Effect::Evidence(evidence) => {
+                self.penalise(now_ms, evidence.first.signer, Offence::Equivocation)?
+            }
         }
         Ok(None)
     }
@@ -691,4 +837,60 @@ where
             .send(to, Message::<S>::BlockResponse(blocks).encode().into());
         Ok(())
     }
+}
+
+fn ban_key(peer: ValidatorIndex) -> Vec<u8> {
+    let mut key = vec![ballast_core::consensus::record_prefix::BAN];
+    key.extend_from_slice(&peer.to_be_bytes());
+    key
+}
+
+/// The key right after `peer`'s ban record (deletes are by range).
+fn ban_key_end(peer: ValidatorIndex) -> Vec<u8> {
+    let mut key = ban_key(peer);
+    key.push(0);
+    key
+}
+
+/// Has the transport cut off every peer `scores` bans (after a restart
+/// restored their bans).
+fn disconnect_banned<T: Transport>(scores: &PeerScores, transport: &mut T, now_ms: u64) {
+    for peer in 0..scores.peer_count() as ValidatorIndex {
+        if let Some(until_ms) = scores
+            .standing(peer, now_ms)
+            .and_then(|s| s.banned_until_ms)
+        {
+            transport.disconnect(peer, until_ms - now_ms);
+        }
+    }
+}
+
+/// Peer scores by `config`, with the bans the store holds restored (each
+/// for its full length again: a restart may lengthen a ban, never end it).
+fn load_scores<S: Scheme, St: Store, C: Clock, A: Application<S>>(
+    config: ScoreConfig,
+    store: &St,
+    peer_count: usize,
+    clock: &C,
+    app: &mut A,
+) -> Result<PeerScores, EngineError> {
+    let mut scores = PeerScores::new(config, peer_count);
+    let now_ms = clock.now_ms();
+    for (key, value) in store.scan(&[ballast_core::consensus::record_prefix::BAN])? {
+        let (Ok(peer), Ok(length)) = (
+            <[u8; 2]>::try_from(&key[1..]).map(ValidatorIndex::from_be_bytes),
+            <[u8; 8]>::try_from(value.as_slice()).map(u64::from_be_bytes),
+        ) else {
+            continue; // torn: a ban is a defence, not a safety record
+        };
+        scores.restore_ban(peer, now_ms, length);
+        app.observe(
+            now_ms,
+            Observation::BanRestored {
+                peer,
+                until_ms: now_ms + length,
+            },
+        );
+    }
+    Ok(scores)
 }

@@ -39,6 +39,12 @@ pub trait Transport {
     /// the transport is closed. Must be cancel-safe: dropping the future
     /// before it completes loses no message.
     fn recv(&mut self) -> impl Future<Output = Option<(ValidatorIndex, Arc<[u8]>)>>;
+
+    /// The engine banned `peer` for `for_ms`: a transport that holds
+    /// connections closes the peer's and refuses new ones until then. The
+    /// engine already drops the peer's frames and sends it nothing, so
+    /// doing nothing here is correct too (the simulator's transport).
+    fn disconnect(&mut self, _peer: ValidatorIndex, _for_ms: u64) {}
 }
 
 /// A store operation failed. The engine stops rather than send a vote whose

@@ -35,8 +35,8 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, Serve
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::task::Poll;
 use std::time::Duration;
 use thiserror::Error;
@@ -50,6 +50,7 @@ const SERVER_NAME: &str = "ballast";
 /// Application close codes, visible in the peer's logs.
 const CLOSE_OVERSIZED: u32 = 1;
 const CLOSE_MALFORMED: u32 = 2;
+const CLOSE_BANNED: u32 = 3;
 
 /// A validator's network identity and address.
 #[derive(Clone, Debug)]
@@ -105,6 +106,60 @@ pub struct QuicStats {
     /// protocol violation (oversized or cut frame).
     pub connections_refused: AtomicU64,
     pub connections_closed_for_violation: AtomicU64,
+    /// Connections closed, and handshakes refused, because the engine
+    /// banned the peer.
+    pub connections_closed_for_ban: AtomicU64,
+}
+
+/// Peers the engine banned, and the live connections to cut when it does.
+/// Indexed like the validator set.
+#[derive(Debug)]
+struct Bans {
+    until: Mutex<Vec<Option<tokio::time::Instant>>>,
+    /// The latest connection in each direction per peer.
+    links: Mutex<Vec<[Option<quinn::Connection>; 2]>>,
+}
+
+impl Bans {
+    fn new(count: usize) -> Bans {
+        Bans {
+            until: Mutex::new(vec![None; count]),
+            links: Mutex::new(vec![[None, None]; count]),
+        }
+    }
+
+    /// When `peer`'s ban ends, if it is banned now.
+    fn banned_until(&self, peer: usize) -> Option<tokio::time::Instant> {
+        let until = *self.until.lock().expect("bans lock").get(peer)?;
+        until.filter(|u| *u > tokio::time::Instant::now())
+    }
+
+    fn ban(&self, peer: usize, for_ms: u64, stats: &QuicStats) {
+        let until = tokio::time::Instant::now() + Duration::from_millis(for_ms);
+        if let Some(slot) = self.until.lock().expect("bans lock").get_mut(peer) {
+            *slot = Some(until);
+        }
+        let links = self
+            .links
+            .lock()
+            .expect("bans lock")
+            .get_mut(peer)
+            .map(|l| [l[0].take(), l[1].take()]);
+        for connection in links.into_iter().flatten().flatten() {
+            stats
+                .connections_closed_for_ban
+                .fetch_add(1, Ordering::Relaxed);
+            connection.close(CLOSE_BANNED.into(), b"banned");
+        }
+    }
+
+    /// Remembers `connection` (direction 0: inbound, 1: outbound) so a ban
+    /// can close it.
+    fn track(&self, peer: usize, direction: usize, connection: &quinn::Connection) {
+        if let Some(links) = self.links.lock().expect("bans lock").get_mut(peer) {
+            links[direction] = Some(connection.clone());
+        }
+    }
 }
 
 #[derive(Debug, Error)]
@@ -132,6 +187,7 @@ struct KeyVerifier {
     expected: Option<VerifyingKey>,
     algorithms: WebPkiSupportedAlgorithms,
     refused: Arc<QuicStats>,
+    bans: Arc<Bans>,
 }
 
 /// QUIC is TLS 1.3 only.
@@ -167,8 +223,14 @@ impl KeyVerifier {
         {
             return refuse("peer presented another validator's key");
         }
-        if !self.keys.contains(&key) {
+        let Some(index) = self.keys.iter().position(|k| *k == key) else {
             return refuse("key is not in the validator set");
+        };
+        if self.bans.banned_until(index).is_some() {
+            self.refused
+                .connections_closed_for_ban
+                .fetch_add(1, Ordering::Relaxed);
+            return refuse("peer is banned");
         }
         Ok(())
     }
@@ -315,6 +377,7 @@ struct Tls {
     key: PrivateKeyDer<'static>,
     keys: Vec<VerifyingKey>,
     stats: Arc<QuicStats>,
+    bans: Arc<Bans>,
 }
 
 impl Tls {
@@ -324,6 +387,7 @@ impl Tls {
             expected,
             algorithms: provider().signature_verification_algorithms,
             refused: self.stats.clone(),
+            bans: self.bans.clone(),
         })
     }
 
@@ -396,6 +460,7 @@ pub struct QuicTransport {
     /// busy peer cannot starve the others.
     next_peer: usize,
     stats: Arc<QuicStats>,
+    bans: Arc<Bans>,
     endpoint: quinn::Endpoint,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -427,12 +492,14 @@ impl QuicTransport {
             return Err(QuicError::KeyMismatch { me });
         }
         let stats = Arc::new(QuicStats::default());
+        let bans = Arc::new(Bans::new(count));
         let (certificate, key) = self_signed(secret)?;
         let tls = Tls {
             certificate,
             key,
             keys: peers.iter().map(|p| p.key).collect(),
             stats: stats.clone(),
+            bans: bans.clone(),
         };
         let endpoint =
             quinn::Endpoint::server(tls.server()?, listen).map_err(|source| QuicError::Bind {
@@ -455,9 +522,13 @@ impl QuicTransport {
             let (out_tx, out_rx) = mpsc::channel(limits.outbound_queue_frames);
             outbound.push(Some(out_tx));
             tasks.push(tokio::spawn(dial(
-                endpoint.clone(),
-                tls.client(peer.key)?,
-                peer.address,
+                Link {
+                    endpoint: endpoint.clone(),
+                    config: tls.client(peer.key)?,
+                    address: peer.address,
+                    index,
+                    bans: bans.clone(),
+                },
                 out_rx,
                 restarted[index].clone(),
                 limits.clone(),
@@ -469,6 +540,7 @@ impl QuicTransport {
             peers.iter().map(|p| p.key).collect(),
             inbound_senders,
             restarted,
+            bans.clone(),
             limits,
             stats.clone(),
         )));
@@ -478,6 +550,7 @@ impl QuicTransport {
             inbound,
             next_peer: 0,
             stats,
+            bans,
             endpoint,
             tasks,
         })
@@ -504,6 +577,7 @@ pub async fn dial_raw(
     let (certificate, key) = self_signed(secret)?;
     let tls = Tls {
         certificate,
+        bans: Arc::new(Bans::new(keys.len())),
         key,
         keys,
         stats: Arc::new(QuicStats::default()),
@@ -589,23 +663,49 @@ impl Transport for QuicTransport {
         })
         .await
     }
+
+    /// Closes both links to `peer` and refuses its handshakes (and does
+    /// not dial it) for `for_ms`.
+    fn disconnect(&mut self, peer: ValidatorIndex, for_ms: u64) {
+        tracing::warn!(peer, for_ms, "peer banned: closing its connections");
+        self.bans.ban(usize::from(peer), for_ms, &self.stats);
+    }
 }
 
 /// Keeps one connection to a peer and writes its queued frames, reconnecting
 /// with exponential back-off. Frames queued while disconnected wait (up to
 /// the queue bound); the one being written when a link fails is lost, which
 /// the protocol tolerates (it re-sends what matters).
-async fn dial(
+/// Where and how one dialing task reaches its peer.
+struct Link {
     endpoint: quinn::Endpoint,
     config: quinn::ClientConfig,
     address: SocketAddr,
+    index: usize,
+    bans: Arc<Bans>,
+}
+
+async fn dial(
+    link: Link,
     mut queue: mpsc::Receiver<Arc<[u8]>>,
     restarted: Arc<Notify>,
     limits: QuicLimits,
     stats: Arc<QuicStats>,
 ) {
+    let Link {
+        endpoint,
+        config,
+        address,
+        index,
+        bans,
+    } = link;
     let mut backoff_ms = limits.reconnect_min_ms;
     loop {
+        // A banned peer is not dialed until its ban ends (what the engine
+        // queued for it meanwhile is nothing: it sends a banned peer none).
+        if let Some(until) = bans.banned_until(index) {
+            tokio::time::sleep_until(until).await;
+        }
         let connection = match endpoint.connect_with(config.clone(), address, SERVER_NAME) {
             Ok(connecting) => connecting.await,
             Err(e) => {
@@ -623,6 +723,7 @@ async fn dial(
             }
         };
         backoff_ms = limits.reconnect_min_ms;
+        bans.track(index, 1, &connection);
         stats.peers_connected.fetch_add(1, Ordering::Relaxed);
         tracing::debug!(%address, "connected to peer");
         let closed = write_frames(&connection, &mut queue, &restarted, &limits, &stats).await;
@@ -689,6 +790,7 @@ async fn accept(
     keys: Vec<VerifyingKey>,
     queues: Vec<mpsc::Sender<Arc<[u8]>>>,
     restarted: Vec<Arc<Notify>>,
+    bans: Arc<Bans>,
     limits: QuicLimits,
     stats: Arc<QuicStats>,
 ) {
@@ -696,6 +798,7 @@ async fn accept(
         let keys = keys.clone();
         let queues = queues.clone();
         let restarted = restarted.clone();
+        let bans = bans.clone();
         let limits = limits.clone();
         let stats = stats.clone();
         tokio::spawn(async move {
@@ -706,6 +809,7 @@ async fn accept(
                 connection.close(CLOSE_MALFORMED.into(), b"no validator identity");
                 return;
             };
+            bans.track(index, 0, &connection);
             restarted[index].notify_one();
             let mut buckets = (
                 Bucket::new(f64::from(limits.frames_per_second)),

@@ -53,6 +53,10 @@ pub mod prefix {
     /// The view through which this replica must not sign (it lost its vote
     /// records; see `Simplex::mute_through`). Value: the view, big-endian.
     pub const MUTED_THROUGH: u8 = b'a';
+    /// A peer this replica banned (see `crate::peer_score`). Key: the
+    /// prefix and the peer's index (big-endian u16); value: the ban's
+    /// length in ms (big-endian u64). Deleted when the ban ends.
+    pub const BAN: u8 = b'n';
 }
 
 /// `prefix`, the view (big-endian, so keys sort by view and old ones can be
