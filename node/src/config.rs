@@ -35,9 +35,15 @@ pub struct NodeConfig {
     /// A tracing filter, e.g. `info` or `info,ballast_node=debug`.
     #[serde(default = "default_log_filter")]
     pub log_filter: String,
-    /// Every validator's QUIC address, by key.
+    /// Validators' QUIC addresses, by key. Optional with `bootstrap`:
+    /// the rest are discovered.
     #[serde(default)]
     pub peers: Vec<PeerConfig>,
+    /// QUIC addresses of any validators to learn the others' from (see
+    /// node/README.md, Discovery). Needed only on a first start: the
+    /// addresses learned are stored.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bootstrap: Vec<SocketAddr>,
     /// Makes this a full node: it follows the finalized chain from these
     /// nodes' JSON-RPC (e.g. `http://127.0.0.1:8545`), checking every
     /// block against a quorum certificate, and forwards submitted

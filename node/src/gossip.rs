@@ -107,12 +107,14 @@ pub fn decode_batch(frame: &[u8]) -> Result<Vec<SignedTransaction>, GossipError>
 }
 
 /// The node's transport: consensus frames pass through; gossip frames feed
-/// the mempool; transactions from RPC go out to every peer.
+/// the mempool; peer-record frames feed discovery; transactions from RPC go
+/// out to every peer.
 pub struct GossipTransport<T> {
     inner: T,
     /// Received gossip frames, to the verifier task.
     received: mpsc::Sender<(ValidatorIndex, Arc<[u8]>)>,
     metrics: Arc<Metrics>,
+    discovery: Option<Arc<crate::discovery::Discovery>>,
 }
 
 impl<T: Transport> GossipTransport<T> {
@@ -136,9 +138,16 @@ impl<T: Transport> GossipTransport<T> {
                 inner,
                 received,
                 metrics,
+                discovery: None,
             },
             sender,
         )
+    }
+
+    /// Hands peer-record frames to `discovery`.
+    pub fn with_discovery(mut self, discovery: Arc<crate::discovery::Discovery>) -> Self {
+        self.discovery = Some(discovery);
+        self
     }
 
     fn admit(&self, from: ValidatorIndex, frame: Arc<[u8]>) {
@@ -248,6 +257,12 @@ impl<T: Transport> Transport for GossipTransport<T> {
             let (from, bytes) = self.inner.recv().await?;
             if bytes.first() == Some(&GOSSIP_TAG) {
                 self.admit(from, bytes);
+                continue;
+            }
+            if bytes.first() == Some(&crate::discovery::RECORDS_TAG) {
+                if let Some(discovery) = &self.discovery {
+                    discovery.receive(from, &bytes);
+                }
                 continue;
             }
             return Some((from, bytes));

@@ -155,6 +155,7 @@ pub fn init(options: &InitOptions) -> Result<Vec<PathBuf>, InitError> {
             state_sync: None,
             consensus: options.timeouts.clone(),
             peer_scoring: Default::default(),
+            bootstrap: Vec::new(),
         };
         configs.push(write_config(&node_dir, &config)?);
     }
@@ -188,6 +189,7 @@ pub fn init(options: &InitOptions) -> Result<Vec<PathBuf>, InitError> {
             state_sync: None,
             consensus: options.timeouts.clone(),
             peer_scoring: Default::default(),
+            bootstrap: Vec::new(),
         };
         configs.push(write_config(&node_dir, &config)?);
     }

@@ -11,6 +11,7 @@ pub mod bench;
 pub mod client;
 pub mod config;
 pub mod devnet;
+pub mod discovery;
 pub mod full;
 pub mod genesis;
 pub mod gossip;

@@ -33,6 +33,10 @@ pub struct Metrics {
     pub peer_offences_total: Family<Vec<(String, String)>, Counter>,
     pub peer_bans_total: Counter,
     pub peers_banned: Gauge,
+    /// Validators whose QUIC address this node knows (itself included).
+    pub peers_known: Gauge,
+    /// Peer records refused (forged, foreign, crowded) or malformed.
+    pub peer_records_rejected_total: Counter,
 }
 
 impl Default for Metrics {
@@ -62,6 +66,8 @@ impl Metrics {
             peer_offences_total: Family::default(),
             peer_bans_total: Counter::default(),
             peers_banned: Gauge::default(),
+            peers_known: Gauge::default(),
+            peer_records_rejected_total: Counter::default(),
         };
         {
             let mut r = metrics.registry.lock().expect("fresh lock");
@@ -139,6 +145,16 @@ impl Metrics {
                 "peers_banned",
                 "Peers banned now",
                 metrics.peers_banned.clone(),
+            );
+            r.register(
+                "peers_known",
+                "Validators whose QUIC address this node knows, itself included",
+                metrics.peers_known.clone(),
+            );
+            r.register(
+                "peer_records_rejected",
+                "Peer records refused (bad signature, key outside the set, crowded IP) or malformed",
+                metrics.peer_records_rejected_total.clone(),
             );
             r.register(
                 "store_bytes",

@@ -186,6 +186,51 @@ async fn join_by_state_sync(
     .await
 }
 
+/// Signs this validator's peer record, loads the stored address book and
+/// starts gossiping it (and probing `bootstrap` addresses).
+fn start_discovery(
+    config: &NodeConfig,
+    genesis: &Genesis,
+    secret: &ed25519_dalek::SigningKey,
+    (me, listen): (u16, SocketAddr),
+    transport: &QuicTransport,
+    base: &Base,
+) -> (
+    Arc<crate::discovery::Discovery>,
+    tokio::task::JoinHandle<()>,
+) {
+    use ballast_core::peer_record::{AddressBook, BookLimits, PeerRecord, Role, record_namespace};
+    let namespace = record_namespace(genesis.chain_id);
+    // The wall clock at start: a restarted node's record is newer.
+    let sequence = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    if listen.ip().is_unspecified() {
+        tracing::warn!(%listen, "listening on an unspecified address: peers learn it from this node's record and cannot dial it; listen on the address peers should dial");
+    }
+    let own = PeerRecord::sign(secret, &namespace, Role::Validator, listen, sequence);
+    let keys = genesis
+        .verifying_keys()
+        .iter()
+        .map(|k| k.to_bytes())
+        .collect();
+    let discovery = crate::discovery::Discovery::new(
+        me,
+        keys,
+        AddressBook::new(namespace, BookLimits::default()),
+        own,
+        transport.addresses(),
+        base.chain_db.clone(),
+        base.metrics.clone(),
+    );
+    let task = discovery.spawn(
+        transport.sender(),
+        transport.prober(),
+        config.bootstrap.clone(),
+    );
+    (discovery, task)
+}
+
 /// Runs a validator, or a full node when the config names `sync_from`
 /// peers, until `shutdown` completes or the node fails. `on_ready`
 /// receives the bound RPC address once the node serves.
@@ -210,30 +255,28 @@ pub async fn run(
         .iter()
         .position(|k| *k == secret.verifying_key())
         .ok_or_else(|| NodeError::NotAValidator(me_key.clone()))?;
+    let (base, mut app) = Base::open(&config, &genesis)?;
+    // Addresses the config gives; the others come from the stored address
+    // book or discovery, and without either the node could never reach them.
+    let discovering = !config.bootstrap.is_empty() || base.chain_db.peer_records().is_some();
     let mut peers = Vec::with_capacity(keys.len());
     for (index, key) in keys.iter().enumerate() {
         let address = if index == me {
-            listen
+            Some(listen)
         } else {
             let wanted = key.as_bytes();
-            config
+            let configured = config
                 .peers
                 .iter()
                 .find(|p| parse_hex32(&p.key).ok().as_ref() == Some(wanted))
-                .map(|p| p.address)
-                .ok_or_else(|| NodeError::MissingPeer(hex::encode(wanted)))?
+                .map(|p| p.address);
+            if configured.is_none() && !discovering {
+                return Err(NodeError::MissingPeer(hex::encode(wanted)));
+            }
+            configured
         };
         peers.push(Peer { key: *key, address });
     }
-    tracing::info!(
-        validator = me,
-        key = %me_key,
-        chain_id = genesis.chain_id,
-        genesis = %genesis.fingerprint(),
-        listen = %listen,
-        "starting"
-    );
-    let (base, mut app) = Base::open(&config, &genesis)?;
     let (metrics, shared) = (base.metrics.clone(), base.shared.clone());
     if let Some(trusted) = &config.state_sync {
         // Only into an empty node: one that holds a state already goes on
@@ -245,16 +288,25 @@ pub async fn run(
 
     let index = u16::try_from(me).expect("at most 1,024 validators");
     let score_config = config.peer_scoring.score_config();
-    let peer_table = crate::peers::PeerTable::new(
-        index,
-        score_config,
-        peers
-            .iter()
-            .map(|p| (hex::encode(p.key.as_bytes()), p.address))
-            .collect(),
-    );
-    app.set_peer_table(peer_table.clone());
+    let key_hex = peers
+        .iter()
+        .map(|p| hex::encode(p.key.as_bytes()))
+        .collect();
     let transport = QuicTransport::start(index, &secret, peers, listen, QuicLimits::default())?;
+    let addresses = transport.addresses();
+    let peer_table = crate::peers::PeerTable::new(index, score_config, key_hex, {
+        let addresses = addresses.clone();
+        Box::new(move |i| addresses.get(i))
+    });
+    app.set_peer_table(peer_table.clone());
+    let discovery = start_discovery(
+        &config,
+        &genesis,
+        &secret,
+        (index, listen),
+        &transport,
+        &base,
+    );
     let quic_stats = transport.stats();
     let quic_sender = transport.sender();
     let validator_count = genesis.validators.len();
@@ -268,6 +320,7 @@ pub async fn run(
         shared.clone(),
         metrics.clone(),
     );
+    let transport = transport.with_discovery(discovery.0);
     let scheme = Ed25519::signer(Arc::new(keys), index, secret);
     let engine = Engine::recover(
         config
@@ -298,6 +351,7 @@ pub async fn run(
         }
     };
     sampler.abort();
+    discovery.1.abort();
     let _ = rpc.stop();
     // Votes were synced before they left; this makes the rest durable too.
     if let Err(e) = base.db.flush_wal(true) {

@@ -15,8 +15,6 @@ use std::time::{Duration, Instant};
 
 struct Row {
     key: String,
-    /// `None` for this node itself.
-    address: Option<SocketAddr>,
     standing: PeerStanding,
     /// When `standing` was reported, and when the ban (if any) ends.
     reported: Instant,
@@ -28,22 +26,29 @@ struct Row {
 #[derive(Clone)]
 pub struct PeerTable(Arc<Mutex<Table>>);
 
+/// Where validator `i` listens, as far as this node knows.
+pub type AddressOf = Box<dyn Fn(usize) -> Option<SocketAddr> + Send + Sync>;
+
 struct Table {
     me: ValidatorIndex,
     config: ScoreConfig,
     rows: Vec<Row>,
+    address_of: AddressOf,
 }
 
 impl PeerTable {
-    /// `peers[i]` is validator `i`'s key (hex) and QUIC address.
-    pub fn new(me: ValidatorIndex, config: ScoreConfig, peers: Vec<(String, SocketAddr)>) -> Self {
+    /// `keys[i]` is validator `i`'s key (hex).
+    pub fn new(
+        me: ValidatorIndex,
+        config: ScoreConfig,
+        keys: Vec<String>,
+        address_of: AddressOf,
+    ) -> Self {
         let now = Instant::now();
-        let rows = peers
+        let rows = keys
             .into_iter()
-            .enumerate()
-            .map(|(index, (key, address))| Row {
+            .map(|key| Row {
                 key,
-                address: (index != usize::from(me)).then_some(address),
                 standing: PeerStanding {
                     score: config.max_score,
                     ..PeerStanding::default()
@@ -52,7 +57,12 @@ impl PeerTable {
                 banned_until: None,
             })
             .collect();
-        PeerTable(Arc::new(Mutex::new(Table { me, config, rows })))
+        PeerTable(Arc::new(Mutex::new(Table {
+            me,
+            config,
+            rows,
+            address_of,
+        })))
     }
 
     /// The engine charged `peer`; `standing` is its state after that, and
@@ -133,7 +143,7 @@ impl PeerTable {
                     "index": index,
                     "key": row.key,
                     "role": "validator",
-                    "address": row.address.map(|a| a.to_string()),
+                    "address": (table.address_of)(index).map(|a| a.to_string()),
                     "score": score,
                     "banned": banned_for.is_some(),
                     "banned_for_secs": banned_for.map(|d| d.as_secs()),
@@ -156,7 +166,8 @@ mod tests {
         let table = PeerTable::new(
             0,
             ScoreConfig::DEFAULT,
-            (0..3).map(|i| (format!("k{i}"), address)).collect(),
+            (0..3).map(|i| format!("k{i}")).collect(),
+            Box::new(move |i| (i == 1).then_some(address)),
         );
         let mut standing = PeerStanding {
             score: 0,
@@ -169,6 +180,8 @@ mod tests {
         let rows = rows.as_array().unwrap();
         assert_eq!(rows.len(), 2, "this node is not its own peer");
         assert_eq!(rows[0]["score"], 100);
+        assert_eq!(rows[0]["address"], "127.0.0.1:7000");
+        assert!(rows[1]["address"].is_null(), "not known yet");
         assert_eq!(rows[1]["index"], 2);
         assert_eq!(rows[1]["banned"], true);
         assert_eq!(rows[1]["offences"]["malformed"], 4);

@@ -10,7 +10,8 @@
 //! |                | each finalized height's certificate                | node       |
 //! | `indexes`      | height → digest, digest → height, tx → location,   | node       |
 //! |                | receipts per height                                |            |
-//! | `state`        | the last height the indexes cover                  | node       |
+//! | `state`        | the last height the indexes cover; the address     | node       |
+//! |                | book (`discovery`)                                 |            |
 //! | `ledger`       | the ledger's state at the last stored finalized    | node       |
 //! |                | block, recent change sets, epoch starts (see       |            |
 //! |                | `ballast_transports::state_store`)                 |            |
@@ -235,6 +236,7 @@ mod key {
     pub const RECEIPTS: u8 = b'r';
     pub const INDEXED_HEIGHT: &[u8] = b"indexed-height";
     pub const PRUNED_THROUGH: &[u8] = b"pruned-through";
+    pub const PEER_RECORDS: &[u8] = b"peer-records";
 
     pub fn with(tag: u8, body: &[u8]) -> Vec<u8> {
         let mut key = Vec::with_capacity(1 + body.len());
@@ -247,6 +249,20 @@ mod key {
 impl ChainDb {
     pub fn new(db: Arc<DB>) -> ChainDb {
         ChainDb { db }
+    }
+
+    /// The stored address book (`discovery`), encoded.
+    pub fn peer_records(&self) -> Option<Vec<u8>> {
+        self.db
+            .get_cf(family(&self.db, STATE), key::PEER_RECORDS)
+            .ok()
+            .flatten()
+    }
+
+    pub fn save_peer_records(&self, encoded: &[u8]) -> Result<(), StoreError> {
+        self.db
+            .put_cf(family(&self.db, STATE), key::PEER_RECORDS, encoded)
+            .map_err(failure)
     }
 
     /// The engine's record of the epoch that starts after the block at

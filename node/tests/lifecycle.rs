@@ -427,6 +427,7 @@ fn full_node_config(dir: &Path) -> ballast_node::config::NodeConfig {
         state_sync: None,
         consensus: Default::default(),
         peer_scoring: Default::default(),
+        bootstrap: Vec::new(),
     }
 }
 

@@ -34,16 +34,29 @@ async fn validators_talk_strangers_are_refused_bad_frames_cut_one_link() {
         .iter()
         .map(|k| Peer {
             key: k.verifying_key(),
-            address: free_udp(),
+            address: Some(free_udp()),
         })
         .collect();
     let limits = QuicLimits {
         max_frame_bytes: 64 * 1024,
         ..QuicLimits::default()
     };
-    let mut a =
-        QuicTransport::start(0, &keys[0], peers.clone(), peers[0].address, limits.clone()).unwrap();
-    let mut b = QuicTransport::start(1, &keys[1], peers.clone(), peers[1].address, limits).unwrap();
+    let mut a = QuicTransport::start(
+        0,
+        &keys[0],
+        peers.clone(),
+        peers[0].address.unwrap(),
+        limits.clone(),
+    )
+    .unwrap();
+    let mut b = QuicTransport::start(
+        1,
+        &keys[1],
+        peers.clone(),
+        peers[1].address.unwrap(),
+        limits,
+    )
+    .unwrap();
 
     a.send(1, Arc::from(&b"hello b"[..]));
     b.send(0, Arc::from(&b"hello a"[..]));
@@ -56,7 +69,7 @@ async fn validators_talk_strangers_are_refused_bad_frames_cut_one_link() {
         &key(9),
         keys[0].verifying_key(),
         validator_keys.clone(),
-        peers[0].address,
+        peers[0].address.unwrap(),
     )
     .await;
     // In TLS 1.3 the client may finish its side before the server has
@@ -82,7 +95,7 @@ async fn validators_talk_strangers_are_refused_bad_frames_cut_one_link() {
         &keys[1],
         keys[0].verifying_key(),
         validator_keys.clone(),
-        peers[0].address,
+        peers[0].address.unwrap(),
     )
     .await
     .expect("a validator may connect");
@@ -105,7 +118,7 @@ async fn validators_talk_strangers_are_refused_bad_frames_cut_one_link() {
             &keys[1],
             keys[0].verifying_key(),
             validator_keys.clone(),
-            peers[0].address,
+            peers[0].address.unwrap(),
         )
         .await
         .unwrap();

@@ -52,11 +52,61 @@ const CLOSE_OVERSIZED: u32 = 1;
 const CLOSE_MALFORMED: u32 = 2;
 const CLOSE_BANNED: u32 = 3;
 
-/// A validator's network identity and address.
+/// A validator's network identity and address (`None` until discovery
+/// learns it: see [`PeerAddresses`]).
 #[derive(Clone, Debug)]
 pub struct Peer {
     pub key: VerifyingKey,
-    pub address: SocketAddr,
+    pub address: Option<SocketAddr>,
+}
+
+/// Where each peer listens, as far as this node knows: set at start from
+/// the config and the stored address book, and later by discovery. A dial
+/// task waits for its peer's address and reads the latest at every
+/// (re)connect.
+#[derive(Clone, Debug)]
+pub struct PeerAddresses {
+    addresses: Arc<Vec<tokio::sync::watch::Sender<Option<SocketAddr>>>>,
+}
+
+impl PeerAddresses {
+    fn new(peers: &[Peer]) -> PeerAddresses {
+        PeerAddresses {
+            addresses: Arc::new(
+                peers
+                    .iter()
+                    .map(|p| tokio::sync::watch::Sender::new(p.address))
+                    .collect(),
+            ),
+        }
+    }
+
+    /// Records that `peer` listens at `address`; whether that is news.
+    pub fn set(&self, peer: usize, address: SocketAddr) -> bool {
+        self.addresses.get(peer).is_some_and(|a| {
+            a.send_if_modified(|held| {
+                (*held != Some(address))
+                    .then(|| *held = Some(address))
+                    .is_some()
+            })
+        })
+    }
+
+    pub fn get(&self, peer: usize) -> Option<SocketAddr> {
+        *self.addresses.get(peer)?.borrow()
+    }
+
+    /// Peers whose address is known.
+    pub fn known(&self) -> usize {
+        self.addresses
+            .iter()
+            .filter(|a| a.borrow().is_some())
+            .count()
+    }
+
+    fn watch(&self, peer: usize) -> tokio::sync::watch::Receiver<Option<SocketAddr>> {
+        self.addresses[peer].subscribe()
+    }
 }
 
 /// Every bound of the transport. A peer can consume at most
@@ -404,11 +454,13 @@ impl Tls {
         Ok(config)
     }
 
-    fn client(&self, expected: VerifyingKey) -> Result<quinn::ClientConfig, QuicError> {
+    /// Dials `expected`, or any validator if `None` (a bootstrap address
+    /// whose key is not known yet).
+    fn client(&self, expected: Option<VerifyingKey>) -> Result<quinn::ClientConfig, QuicError> {
         let mut tls = rustls::ClientConfig::builder_with_provider(provider())
             .with_protocol_versions(&[&rustls::version::TLS13])?
             .dangerous()
-            .with_custom_certificate_verifier(self.verifier(Some(expected)))
+            .with_custom_certificate_verifier(self.verifier(expected))
             .with_client_auth_cert(vec![self.certificate.clone()], self.key.clone_key())?;
         tls.alpn_protocols = vec![ALPN.to_vec()];
         let crypto = QuicClientConfig::try_from(tls)
@@ -461,6 +513,8 @@ pub struct QuicTransport {
     next_peer: usize,
     stats: Arc<QuicStats>,
     bans: Arc<Bans>,
+    addresses: PeerAddresses,
+    prober: Prober,
     endpoint: quinn::Endpoint,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -493,6 +547,7 @@ impl QuicTransport {
         }
         let stats = Arc::new(QuicStats::default());
         let bans = Arc::new(Bans::new(count));
+        let addresses = PeerAddresses::new(&peers);
         let (certificate, key) = self_signed(secret)?;
         let tls = Tls {
             certificate,
@@ -524,8 +579,8 @@ impl QuicTransport {
             tasks.push(tokio::spawn(dial(
                 Link {
                     endpoint: endpoint.clone(),
-                    config: tls.client(peer.key)?,
-                    address: peer.address,
+                    config: tls.client(Some(peer.key))?,
+                    address: addresses.watch(index),
                     index,
                     bans: bans.clone(),
                 },
@@ -544,6 +599,11 @@ impl QuicTransport {
             limits,
             stats.clone(),
         )));
+        let prober = Prober {
+            endpoint: endpoint.clone(),
+            config: tls.client(None)?,
+            keys: peers.iter().map(|p| p.key).collect(),
+        };
         Ok(QuicTransport {
             me,
             outbound,
@@ -551,6 +611,8 @@ impl QuicTransport {
             next_peer: 0,
             stats,
             bans,
+            addresses,
+            prober,
             endpoint,
             tasks,
         })
@@ -562,6 +624,41 @@ impl QuicTransport {
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.endpoint.local_addr()
+    }
+
+    /// Where peers listen, for discovery to update.
+    pub fn addresses(&self) -> PeerAddresses {
+        self.addresses.clone()
+    }
+
+    /// Finds out which validator listens at a bootstrap address.
+    pub fn prober(&self) -> Prober {
+        self.prober.clone()
+    }
+}
+
+/// Dials an address to learn which validator listens there (any key in
+/// the set is accepted), then hangs up.
+#[derive(Clone)]
+pub struct Prober {
+    endpoint: quinn::Endpoint,
+    config: quinn::ClientConfig,
+    keys: Vec<VerifyingKey>,
+}
+
+impl Prober {
+    /// The index of the validator at `address`.
+    pub async fn identify(&self, address: SocketAddr) -> Result<ValidatorIndex, QuicError> {
+        let connection = self
+            .endpoint
+            .connect_with(self.config.clone(), address, SERVER_NAME)
+            .map_err(|e| QuicError::Certificate(format!("connect: {e}")))?
+            .await
+            .map_err(|e| QuicError::Certificate(format!("handshake: {e}")))?;
+        let index = peer_index(&connection, &self.keys);
+        connection.close(0u32.into(), b"identified");
+        let index = index.ok_or_else(|| QuicError::Certificate("no validator identity".into()))?;
+        Ok(ValidatorIndex::try_from(index).expect("few validators"))
     }
 }
 
@@ -588,7 +685,7 @@ pub async fn dial_raw(
         source,
     })?;
     let connecting = endpoint
-        .connect_with(tls.client(server_key)?, address, SERVER_NAME)
+        .connect_with(tls.client(Some(server_key))?, address, SERVER_NAME)
         .map_err(|e| QuicError::Certificate(format!("connect: {e}")))?;
     connecting
         .await
@@ -680,7 +777,7 @@ impl Transport for QuicTransport {
 struct Link {
     endpoint: quinn::Endpoint,
     config: quinn::ClientConfig,
-    address: SocketAddr,
+    address: tokio::sync::watch::Receiver<Option<SocketAddr>>,
     index: usize,
     bans: Arc<Bans>,
 }
@@ -695,7 +792,7 @@ async fn dial(
     let Link {
         endpoint,
         config,
-        address,
+        address: mut watched,
         index,
         bans,
     } = link;
@@ -706,6 +803,15 @@ async fn dial(
         if let Some(until) = bans.banned_until(index) {
             tokio::time::sleep_until(until).await;
         }
+        // A peer whose address is not known yet is dialed once discovery
+        // learns it (frames queued meanwhile wait, up to the queue bound).
+        let Ok(address) = watched
+            .wait_for(Option::is_some)
+            .await
+            .map(|a| a.expect("some"))
+        else {
+            return; // the transport was dropped
+        };
         let connection = match endpoint.connect_with(config.clone(), address, SERVER_NAME) {
             Ok(connecting) => connecting.await,
             Err(e) => {
