@@ -201,6 +201,8 @@ pub struct NodeApp {
     first_seen: BTreeMap<Digest, Instant>,
     /// Peers' standing for the RPC (validators only).
     peers: Option<crate::peers::PeerTable>,
+    /// Which validators QUIC admits: the current epoch's (validators only).
+    admission: Option<ballast_transports::quic::Admission>,
 }
 
 impl NodeApp {
@@ -265,6 +267,7 @@ impl NodeApp {
             metrics,
             first_seen: BTreeMap::new(),
             peers: None,
+            admission: None,
         };
         (app, shared, finalized_tx)
     }
@@ -279,6 +282,11 @@ impl NodeApp {
     /// serves again a snapshot height still among the states it reads.
     pub fn set_snapshot_interval(&mut self, snapshot_interval: u64) {
         self.snapshot_interval = snapshot_interval;
+    }
+
+    /// Lets QUIC admit only the validators of the epoch consensus runs.
+    pub fn set_admission(&mut self, admission: ballast_transports::quic::Admission) {
+        self.admission = Some(admission);
     }
 
     /// Where this validator reports its peers' standing (for the RPC).
@@ -866,6 +874,24 @@ impl Application<Ed25519> for NodeApp {
                 if let Some(table) = &self.peers {
                     table.restored(peer, until_ms.saturating_sub(now_ms));
                     self.metrics.peers_banned.set(table.banned() as i64);
+                }
+            }
+            // QUIC admits the validators with stake in the epoch consensus
+            // now runs: one that left is disconnected as its last epoch
+            // ends.
+            Observation::EpochStarted {
+                epoch, validators, ..
+            } => {
+                if let Some(admission) = &self.admission {
+                    let admitted: Vec<bool> = (0..validators.len() as u16)
+                        .map(|v| validators.stake(v) > 0)
+                        .collect();
+                    tracing::info!(
+                        epoch,
+                        admitted = admitted.iter().filter(|a| **a).count(),
+                        "admitting this epoch's validators"
+                    );
+                    admission.set(&admitted);
                 }
             }
             Observation::BanEnded { peer } => {

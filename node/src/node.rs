@@ -299,6 +299,7 @@ pub async fn run(
         Box::new(move |i| addresses.get(i))
     });
     app.set_peer_table(peer_table.clone());
+    app.set_admission(transport.admission());
     let discovery = start_discovery(
         &config,
         &genesis,

@@ -13,9 +13,9 @@ mod common;
 use ballast_core::ledger::tx::{Action, Transaction};
 use ballast_node::client::{Client, EXPIRY_BLOCKS};
 use ballast_node::genesis::parse_hex32;
-use common::Network;
+use common::{Network, receipt};
 use serde_json::{Value, json};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Blocks per epoch in this test: several boundaries in a few seconds.
 const EPOCH_BLOCKS: u64 = 10;
@@ -26,18 +26,6 @@ async fn block_hash(client: &Client, height: u64) -> Value {
         .await
         .unwrap()["hash"]
         .clone()
-}
-
-async fn receipt(client: &Client, hash: &str) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let receipt = client.receipt(hash).await.unwrap();
-        if !receipt.is_null() {
-            return receipt;
-        }
-        assert!(Instant::now() < deadline, "transaction not finalized");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 fn metric(text: &str, name: &str) -> f64 {

@@ -197,6 +197,19 @@ impl Drop for Network {
     }
 }
 
+/// The receipt of transaction `hash` once it is finalized (within 60 s).
+pub async fn receipt(client: &Client, hash: &str) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let receipt = client.receipt(hash).await.unwrap();
+        if !receipt.is_null() {
+            return receipt;
+        }
+        assert!(Instant::now() < deadline, "transaction not finalized");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 pub fn path_exists(path: &Path) -> bool {
     path.exists()
 }

@@ -24,10 +24,14 @@
 // compiled into a simulation run.
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
+mod gate;
+
 use crate::Transport;
 use ballast_core::ValidatorIndex;
 use ed25519_dalek::pkcs8::EncodePrivateKey;
 use ed25519_dalek::{SigningKey, VerifyingKey};
+use gate::Gate;
+pub use gate::{Admission, PeerAddresses};
 use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
@@ -35,8 +39,8 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, Serve
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::task::Poll;
 use std::time::Duration;
 use thiserror::Error;
@@ -58,55 +62,6 @@ const CLOSE_BANNED: u32 = 3;
 pub struct Peer {
     pub key: VerifyingKey,
     pub address: Option<SocketAddr>,
-}
-
-/// Where each peer listens, as far as this node knows: set at start from
-/// the config and the stored address book, and later by discovery. A dial
-/// task waits for its peer's address and reads the latest at every
-/// (re)connect.
-#[derive(Clone, Debug)]
-pub struct PeerAddresses {
-    addresses: Arc<Vec<tokio::sync::watch::Sender<Option<SocketAddr>>>>,
-}
-
-impl PeerAddresses {
-    fn new(peers: &[Peer]) -> PeerAddresses {
-        PeerAddresses {
-            addresses: Arc::new(
-                peers
-                    .iter()
-                    .map(|p| tokio::sync::watch::Sender::new(p.address))
-                    .collect(),
-            ),
-        }
-    }
-
-    /// Records that `peer` listens at `address`; whether that is news.
-    pub fn set(&self, peer: usize, address: SocketAddr) -> bool {
-        self.addresses.get(peer).is_some_and(|a| {
-            a.send_if_modified(|held| {
-                (*held != Some(address))
-                    .then(|| *held = Some(address))
-                    .is_some()
-            })
-        })
-    }
-
-    pub fn get(&self, peer: usize) -> Option<SocketAddr> {
-        *self.addresses.get(peer)?.borrow()
-    }
-
-    /// Peers whose address is known.
-    pub fn known(&self) -> usize {
-        self.addresses
-            .iter()
-            .filter(|a| a.borrow().is_some())
-            .count()
-    }
-
-    fn watch(&self, peer: usize) -> tokio::sync::watch::Receiver<Option<SocketAddr>> {
-        self.addresses[peer].subscribe()
-    }
 }
 
 /// Every bound of the transport. A peer can consume at most
@@ -159,57 +114,8 @@ pub struct QuicStats {
     /// Connections closed, and handshakes refused, because the engine
     /// banned the peer.
     pub connections_closed_for_ban: AtomicU64,
-}
-
-/// Peers the engine banned, and the live connections to cut when it does.
-/// Indexed like the validator set.
-#[derive(Debug)]
-struct Bans {
-    until: Mutex<Vec<Option<tokio::time::Instant>>>,
-    /// The latest connection in each direction per peer.
-    links: Mutex<Vec<[Option<quinn::Connection>; 2]>>,
-}
-
-impl Bans {
-    fn new(count: usize) -> Bans {
-        Bans {
-            until: Mutex::new(vec![None; count]),
-            links: Mutex::new(vec![[None, None]; count]),
-        }
-    }
-
-    /// When `peer`'s ban ends, if it is banned now.
-    fn banned_until(&self, peer: usize) -> Option<tokio::time::Instant> {
-        let until = *self.until.lock().expect("bans lock").get(peer)?;
-        until.filter(|u| *u > tokio::time::Instant::now())
-    }
-
-    fn ban(&self, peer: usize, for_ms: u64, stats: &QuicStats) {
-        let until = tokio::time::Instant::now() + Duration::from_millis(for_ms);
-        if let Some(slot) = self.until.lock().expect("bans lock").get_mut(peer) {
-            *slot = Some(until);
-        }
-        let links = self
-            .links
-            .lock()
-            .expect("bans lock")
-            .get_mut(peer)
-            .map(|l| [l[0].take(), l[1].take()]);
-        for connection in links.into_iter().flatten().flatten() {
-            stats
-                .connections_closed_for_ban
-                .fetch_add(1, Ordering::Relaxed);
-            connection.close(CLOSE_BANNED.into(), b"banned");
-        }
-    }
-
-    /// Remembers `connection` (direction 0: inbound, 1: outbound) so a ban
-    /// can close it.
-    fn track(&self, peer: usize, direction: usize, connection: &quinn::Connection) {
-        if let Some(links) = self.links.lock().expect("bans lock").get_mut(peer) {
-            links[direction] = Some(connection.clone());
-        }
-    }
+    /// Connections closed because the peer left the validator set.
+    pub connections_closed_for_set: AtomicU64,
 }
 
 #[derive(Debug, Error)]
@@ -237,7 +143,7 @@ struct KeyVerifier {
     expected: Option<VerifyingKey>,
     algorithms: WebPkiSupportedAlgorithms,
     refused: Arc<QuicStats>,
-    bans: Arc<Bans>,
+    gate: Arc<Gate>,
 }
 
 /// QUIC is TLS 1.3 only.
@@ -276,11 +182,14 @@ impl KeyVerifier {
         let Some(index) = self.keys.iter().position(|k| *k == key) else {
             return refuse("key is not in the validator set");
         };
-        if self.bans.banned_until(index).is_some() {
+        if self.gate.banned_until(index).is_some() {
             self.refused
                 .connections_closed_for_ban
                 .fetch_add(1, Ordering::Relaxed);
             return refuse("peer is banned");
+        }
+        if !self.gate.is_admitted(index) {
+            return refuse("key is not in the current epoch's validator set");
         }
         Ok(())
     }
@@ -427,7 +336,7 @@ struct Tls {
     key: PrivateKeyDer<'static>,
     keys: Vec<VerifyingKey>,
     stats: Arc<QuicStats>,
-    bans: Arc<Bans>,
+    gate: Arc<Gate>,
 }
 
 impl Tls {
@@ -437,7 +346,7 @@ impl Tls {
             expected,
             algorithms: provider().signature_verification_algorithms,
             refused: self.stats.clone(),
-            bans: self.bans.clone(),
+            gate: self.gate.clone(),
         })
     }
 
@@ -512,7 +421,7 @@ pub struct QuicTransport {
     /// busy peer cannot starve the others.
     next_peer: usize,
     stats: Arc<QuicStats>,
-    bans: Arc<Bans>,
+    gate: Arc<Gate>,
     addresses: PeerAddresses,
     prober: Prober,
     endpoint: quinn::Endpoint,
@@ -546,7 +455,7 @@ impl QuicTransport {
             return Err(QuicError::KeyMismatch { me });
         }
         let stats = Arc::new(QuicStats::default());
-        let bans = Arc::new(Bans::new(count));
+        let gate = Arc::new(Gate::new(count));
         let addresses = PeerAddresses::new(&peers);
         let (certificate, key) = self_signed(secret)?;
         let tls = Tls {
@@ -554,7 +463,7 @@ impl QuicTransport {
             key,
             keys: peers.iter().map(|p| p.key).collect(),
             stats: stats.clone(),
-            bans: bans.clone(),
+            gate: gate.clone(),
         };
         let endpoint =
             quinn::Endpoint::server(tls.server()?, listen).map_err(|source| QuicError::Bind {
@@ -582,7 +491,7 @@ impl QuicTransport {
                     config: tls.client(Some(peer.key))?,
                     address: addresses.watch(index),
                     index,
-                    bans: bans.clone(),
+                    gate: gate.clone(),
                 },
                 out_rx,
                 restarted[index].clone(),
@@ -595,7 +504,7 @@ impl QuicTransport {
             peers.iter().map(|p| p.key).collect(),
             inbound_senders,
             restarted,
-            bans.clone(),
+            gate.clone(),
             limits,
             stats.clone(),
         )));
@@ -610,7 +519,7 @@ impl QuicTransport {
             inbound,
             next_peer: 0,
             stats,
-            bans,
+            gate,
             addresses,
             prober,
             endpoint,
@@ -629,6 +538,12 @@ impl QuicTransport {
     /// Where peers listen, for discovery to update.
     pub fn addresses(&self) -> PeerAddresses {
         self.addresses.clone()
+    }
+
+    /// Which validators may connect, for the node to update at each
+    /// epoch.
+    pub fn admission(&self) -> Admission {
+        Admission::new(self.gate.clone(), self.stats.clone())
     }
 
     /// Finds out which validator listens at a bootstrap address.
@@ -674,7 +589,7 @@ pub async fn dial_raw(
     let (certificate, key) = self_signed(secret)?;
     let tls = Tls {
         certificate,
-        bans: Arc::new(Bans::new(keys.len())),
+        gate: Arc::new(Gate::new(keys.len())),
         key,
         keys,
         stats: Arc::new(QuicStats::default()),
@@ -765,7 +680,7 @@ impl Transport for QuicTransport {
     /// not dial it) for `for_ms`.
     fn disconnect(&mut self, peer: ValidatorIndex, for_ms: u64) {
         tracing::warn!(peer, for_ms, "peer banned: closing its connections");
-        self.bans.ban(usize::from(peer), for_ms, &self.stats);
+        self.gate.ban(usize::from(peer), for_ms, &self.stats);
     }
 }
 
@@ -779,7 +694,7 @@ struct Link {
     config: quinn::ClientConfig,
     address: tokio::sync::watch::Receiver<Option<SocketAddr>>,
     index: usize,
-    bans: Arc<Bans>,
+    gate: Arc<Gate>,
 }
 
 async fn dial(
@@ -794,15 +709,17 @@ async fn dial(
         config,
         address: mut watched,
         index,
-        bans,
+        gate,
     } = link;
     let mut backoff_ms = limits.reconnect_min_ms;
     loop {
         // A banned peer is not dialed until its ban ends (what the engine
         // queued for it meanwhile is nothing: it sends a banned peer none).
-        if let Some(until) = bans.banned_until(index) {
+        if let Some(until) = gate.banned_until(index) {
             tokio::time::sleep_until(until).await;
         }
+        // Nor one outside the current validator set.
+        gate.admitted(index).await;
         // A peer whose address is not known yet is dialed once discovery
         // learns it (frames queued meanwhile wait, up to the queue bound).
         let Ok(address) = watched
@@ -829,7 +746,7 @@ async fn dial(
             }
         };
         backoff_ms = limits.reconnect_min_ms;
-        bans.track(index, 1, &connection);
+        gate.track(index, 1, &connection);
         stats.peers_connected.fetch_add(1, Ordering::Relaxed);
         tracing::debug!(%address, "connected to peer");
         let closed = write_frames(&connection, &mut queue, &restarted, &limits, &stats).await;
@@ -896,7 +813,7 @@ async fn accept(
     keys: Vec<VerifyingKey>,
     queues: Vec<mpsc::Sender<Arc<[u8]>>>,
     restarted: Vec<Arc<Notify>>,
-    bans: Arc<Bans>,
+    gate: Arc<Gate>,
     limits: QuicLimits,
     stats: Arc<QuicStats>,
 ) {
@@ -904,7 +821,7 @@ async fn accept(
         let keys = keys.clone();
         let queues = queues.clone();
         let restarted = restarted.clone();
-        let bans = bans.clone();
+        let gate = gate.clone();
         let limits = limits.clone();
         let stats = stats.clone();
         tokio::spawn(async move {
@@ -915,7 +832,7 @@ async fn accept(
                 connection.close(CLOSE_MALFORMED.into(), b"no validator identity");
                 return;
             };
-            bans.track(index, 0, &connection);
+            gate.track(index, 0, &connection);
             restarted[index].notify_one();
             let mut buckets = (
                 Bucket::new(f64::from(limits.frames_per_second)),
