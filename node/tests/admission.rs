@@ -6,8 +6,7 @@
 
 mod common;
 
-use ballast_core::ledger::tx::{Action, Transaction};
-use ballast_node::client::EXPIRY_BLOCKS;
+use ballast_core::ledger::tx::Action;
 use ballast_transports::quic::dial_raw;
 use common::{Network, receipt};
 use ed25519_dalek::VerifyingKey;
@@ -39,18 +38,16 @@ async fn a_validator_that_leaves_the_set_is_disconnected_after_its_epoch() {
     let chain_id = client.chain_id().await.unwrap();
     let funder = network.account_key(0);
     let height = client.height().await.unwrap();
-    let fund = Transaction {
+    let fund = common::transaction(
+        &funder,
         chain_id,
-        sender: funder.verifying_key().to_bytes(),
-        nonce: 0,
-        fee: 10,
-        expiry_height: height + EXPIRY_BLOCKS,
-        action: Action::Transfer {
+        0,
+        height,
+        Action::Transfer {
             to: leaver.verifying_key().to_bytes(),
             amount: 1_000,
         },
-    }
-    .sign(&funder);
+    );
     let funded = receipt(&client, &client.send(&fund).await.unwrap()).await;
     assert_eq!(funded["success"], json!(true), "{funded}");
     let height = client.height().await.unwrap();
@@ -61,15 +58,13 @@ async fn a_validator_that_leaves_the_set_is_disconnected_after_its_epoch() {
     let stake = account["account"]["staked"]
         .as_u64()
         .unwrap_or_else(|| panic!("no stake in {account}"));
-    let unstake = Transaction {
+    let unstake = common::transaction(
+        leaver,
         chain_id,
-        sender: leaver.verifying_key().to_bytes(),
-        nonce: 0,
-        fee: 10,
-        expiry_height: height + EXPIRY_BLOCKS,
-        action: Action::Unstake { amount: stake },
-    }
-    .sign(leaver);
+        0,
+        height,
+        Action::Unstake { amount: stake },
+    );
     let unstaked = receipt(&client, &client.send(&unstake).await.unwrap()).await;
     assert_eq!(unstaked["success"], json!(true), "{unstaked}");
     let included = unstaked["height"].as_u64().unwrap();

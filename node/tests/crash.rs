@@ -194,7 +194,7 @@ async fn kill_nine_under_load_never_equivocates_or_loses_blocks() {
         "no transfer was finalized under the kills"
     );
     for i in 0..4 {
-        let text = reqwest_metrics(network.rpc_port + i as u16);
+        let text = common::metrics_text(network.rpc_port + i as u16);
         assert_eq!(
             metric(&text, "ballast_evidence_total"),
             0.0,
@@ -279,15 +279,4 @@ async fn lose_disk_and_sync_from_peers(network: &Network, victim: usize) -> u64 
     });
     std::fs::write(&network.configs[victim], toml::to_string(&config).unwrap()).unwrap();
     snapshot["height"].as_u64().unwrap()
-}
-
-fn reqwest_metrics(port: u16) -> String {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    stream
-        .write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-        .unwrap();
-    let mut text = String::new();
-    stream.read_to_string(&mut text).unwrap();
-    text
 }

@@ -10,8 +10,8 @@
 
 mod common;
 
-use ballast_core::ledger::tx::{Action, Transaction};
-use ballast_node::client::{Client, EXPIRY_BLOCKS};
+use ballast_core::ledger::tx::Action;
+use ballast_node::client::Client;
 use ballast_node::genesis::parse_hex32;
 use common::{Network, receipt};
 use serde_json::{Value, json};
@@ -36,20 +36,7 @@ fn metric(text: &str, name: &str) -> f64 {
 
 /// The `ballast_epoch` gauge of node `index`.
 async fn epoch_of(network: &Network, index: usize) -> f64 {
-    use std::io::{Read, Write};
-    let port = network.rpc_port + index as u16;
-    let text = tokio::task::spawn_blocking(move || {
-        let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-        stream
-            .write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-            .unwrap();
-        let mut text = String::new();
-        stream.read_to_string(&mut text).unwrap();
-        text
-    })
-    .await
-    .unwrap();
-    metric(&text, "ballast_epoch ")
+    metric(&network.metrics(index).await, "ballast_epoch ")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -69,18 +56,16 @@ async fn consensus_takes_its_validator_set_from_the_ledger_at_each_epoch() {
     let delegator = network.account_key(0);
     let chain_id = client.chain_id().await.unwrap();
     let height = client.height().await.unwrap();
-    let delegate = Transaction {
+    let delegate = common::transaction(
+        &delegator,
         chain_id,
-        sender: delegator.verifying_key().to_bytes(),
-        nonce: 0,
-        fee: 10,
-        expiry_height: height + EXPIRY_BLOCKS,
-        action: Action::Delegate {
+        0,
+        height,
+        Action::Delegate {
             validator: validator_zero,
             amount: 900_000_000,
         },
-    }
-    .sign(&delegator);
+    );
     let hash = client.send(&delegate).await.unwrap();
     let receipt = receipt(&client, &hash).await;
     assert_eq!(receipt["success"], json!(true), "{receipt}");

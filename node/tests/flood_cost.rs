@@ -37,15 +37,6 @@ const LOAD_PER_SECOND: u64 = 300;
 /// Frames a second the rate flood sends to each honest validator.
 const FLOOD_FRAMES_PER_SECOND: u64 = 8_000;
 
-fn keys(network: &Network) -> Vec<SigningKey> {
-    (0..network.validators)
-        .map(|i| {
-            let path = network.dir.path().join(format!("node-{i}/validator.key"));
-            ballast_node::config::read_key(&path).unwrap()
-        })
-        .collect()
-}
-
 /// A well-formed vote of view 1 signed with garbage: a replica far past
 /// view 1 drops it after decoding (no signature check, no offence).
 fn stale_vote(signer: u16) -> Vec<u8> {
@@ -147,7 +138,9 @@ async fn flood_cost() {
         network.start(i);
     }
     network.wait_height(0, 3, Duration::from_secs(60)).await;
-    let keys = keys(&network);
+    let keys: Vec<SigningKey> = (0..network.validators)
+        .map(|i| network.validator_key(i))
+        .collect();
     let public: Vec<VerifyingKey> = keys.iter().map(|k| k.verifying_key()).collect();
     let address = |i: usize| SocketAddr::from(([127, 0, 0, 1], network.p2p_port + i as u16));
     let mut rows = Vec::new();

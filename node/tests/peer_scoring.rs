@@ -19,10 +19,7 @@ const ATTACKER: usize = 3;
 
 fn validator_keys(network: &Network) -> Vec<SigningKey> {
     (0..network.validators)
-        .map(|i| {
-            let path = network.dir.path().join(format!("node-{i}/validator.key"));
-            ballast_node::config::read_key(&path).unwrap()
-        })
+        .map(|i| network.validator_key(i))
         .collect()
 }
 
@@ -90,22 +87,6 @@ async fn attacker_admitted(
     }
 }
 
-async fn metrics(network: &Network, node: usize) -> String {
-    use std::io::{Read, Write};
-    let port = network.rpc_port + node as u16;
-    tokio::task::spawn_blocking(move || {
-        let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-        stream
-            .write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-            .unwrap();
-        let mut text = String::new();
-        stream.read_to_string(&mut text).unwrap();
-        text
-    })
-    .await
-    .unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_garbage_sender_is_banned_and_the_ban_survives_a_restart() {
     let mut network = Network::new(4);
@@ -145,7 +126,7 @@ async fn a_garbage_sender_is_banned_and_the_ban_survives_a_restart() {
             );
         }
     }
-    let text = metrics(&network, 1).await;
+    let text = network.metrics(1).await;
     assert!(text.contains("ballast_peer_bans_total 1"), "{text}");
     assert!(
         text.contains("ballast_peer_offences_total{reason=\"malformed\"}"),

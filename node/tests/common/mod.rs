@@ -158,6 +158,20 @@ impl Network {
             .unwrap()
     }
 
+    /// Validator `index`'s secret key (`init` writes it).
+    pub fn validator_key(&self, index: usize) -> ed25519_dalek::SigningKey {
+        let path = self.dir.path().join(format!("node-{index}/validator.key"));
+        ballast_node::config::read_key(&path).unwrap()
+    }
+
+    /// Node `index`'s `/metrics` text.
+    pub async fn metrics(&self, index: usize) -> String {
+        let port = self.rpc_port + index as u16;
+        tokio::task::spawn_blocking(move || metrics_text(port))
+            .await
+            .unwrap()
+    }
+
     pub fn dump_logs(&self) {
         for i in 0..self.children.len() {
             let log = std::fs::read_to_string(self.log_path(i)).unwrap_or_default();
@@ -195,6 +209,38 @@ impl Drop for Network {
             let _ = child.wait();
         }
     }
+}
+
+/// `action` from `key`'s account at `nonce` (fee 10), valid for
+/// `EXPIRY_BLOCKS` after `height`.
+pub fn transaction(
+    key: &ed25519_dalek::SigningKey,
+    chain_id: u64,
+    nonce: u64,
+    height: u64,
+    action: ballast_core::ledger::tx::Action,
+) -> ballast_core::ledger::tx::SignedTransaction {
+    ballast_core::ledger::tx::Transaction {
+        chain_id,
+        sender: key.verifying_key().to_bytes(),
+        nonce,
+        fee: 10,
+        expiry_height: height + ballast_node::client::EXPIRY_BLOCKS,
+        action,
+    }
+    .sign(key)
+}
+
+/// The `/metrics` text served on `port` (blocking).
+pub fn metrics_text(port: u16) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut text = String::new();
+    stream.read_to_string(&mut text).unwrap();
+    text
 }
 
 /// The receipt of transaction `hash` once it is finalized (within 60 s).
