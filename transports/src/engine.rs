@@ -138,11 +138,12 @@ pub enum Observation<'a, S: Scheme> {
         /// The peer's standing after the offence.
         standing: PeerStanding,
     },
-    /// A banned peer's ban ended (or a restart restored one: `until_ms`).
+    /// A restart read back a stored ban; it holds until `until_ms`.
     BanRestored {
         peer: ValidatorIndex,
         until_ms: u64,
     },
+    /// A banned peer's ban ended: it is heard (at half score) again.
     BanEnded {
         peer: ValidatorIndex,
     },
