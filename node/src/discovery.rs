@@ -20,7 +20,8 @@ use crate::metrics::Metrics;
 use crate::store::ChainDb;
 use ballast_core::ValidatorIndex;
 use ballast_core::codec::WIRE_VERSION;
-use ballast_core::peer_record::{AddressBook, Inserted, PeerRecord, decode_batch};
+use ballast_core::peer_record::{AddressBook, Inserted, PeerRecord, RecordError, decode_batch};
+use ballast_core::peer_score::Offence;
 use ballast_transports::quic::{PeerAddresses, Prober, QuicSender};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -108,16 +109,21 @@ impl Discovery {
     }
 
     /// A records frame from `from`: admits what checks, counts the rest.
-    pub fn receive(&self, from: ValidatorIndex, frame: &[u8]) {
+    /// The offence, if the frame proves one against `from`: it does not
+    /// decode, or it carries a forged record (an honest peer keeps only
+    /// records that checked). Keys outside the set, stale records and a
+    /// crowded IP are not offences: honest books can disagree on those.
+    pub fn receive(&self, from: ValidatorIndex, frame: &[u8]) -> Result<(), Offence> {
         let records = match decode_batch(frame.get(1..).unwrap_or_default()) {
             Ok(records) => records,
             Err(error) => {
                 self.metrics.peer_records_rejected_total.inc();
                 tracing::debug!(from, %error, "malformed peer records");
-                return;
+                return Err(Offence::Malformed);
             }
         };
         let mut changed = false;
+        let mut forged = false;
         {
             let mut book = self.book.lock().unwrap_or_else(|p| p.into_inner());
             for record in records {
@@ -135,6 +141,7 @@ impl Discovery {
                     }
                     Ok(Inserted::Stale) => {}
                     Err(error) => {
+                        forged |= error == RecordError::BadSignature;
                         self.metrics.peer_records_rejected_total.inc();
                         tracing::debug!(from, %error, "refused a peer record");
                     }
@@ -143,6 +150,11 @@ impl Discovery {
         }
         if changed {
             self.save();
+        }
+        if forged {
+            Err(Offence::InvalidSignature)
+        } else {
+            Ok(())
         }
     }
 

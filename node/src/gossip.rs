@@ -19,6 +19,7 @@ use crate::metrics::Metrics;
 use ballast_core::ValidatorIndex;
 use ballast_core::codec::WIRE_VERSION;
 use ballast_core::ledger::tx::{MAX_TRANSACTION_BYTES, SignedTransaction, verify_batch};
+use ballast_core::peer_score::Offence;
 use ballast_transports::Transport;
 use std::sync::Arc;
 use tokio::sync::mpsc;
@@ -115,6 +116,31 @@ pub struct GossipTransport<T> {
     received: mpsc::Sender<(ValidatorIndex, Arc<[u8]>)>,
     metrics: Arc<Metrics>,
     discovery: Option<Arc<crate::discovery::Discovery>>,
+    /// Offences found in gossip and record frames, for the engine to
+    /// charge.
+    offences: Offences,
+}
+
+/// Offences found beside the engine, waiting for it. Bounded: beyond
+/// [`MAX_PENDING_OFFENCES`] more are dropped (the engine takes them at its
+/// next frame, and a few suffice to ban).
+#[derive(Clone, Default)]
+pub struct Offences(Arc<std::sync::Mutex<Vec<(ValidatorIndex, Offence)>>>);
+
+/// Offences held for the engine at most.
+pub const MAX_PENDING_OFFENCES: usize = 1_024;
+
+impl Offences {
+    pub fn push(&self, peer: ValidatorIndex, offence: Offence) {
+        let mut pending = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if pending.len() < MAX_PENDING_OFFENCES {
+            pending.push((peer, offence));
+        }
+    }
+
+    fn take(&self) -> Vec<(ValidatorIndex, Offence)> {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(|p| p.into_inner()))
+    }
 }
 
 impl<T: Transport> GossipTransport<T> {
@@ -131,7 +157,13 @@ impl<T: Transport> GossipTransport<T> {
     ) -> (GossipTransport<T>, mpsc::Sender<SignedTransaction>) {
         let (sender, outgoing) = mpsc::channel(GOSSIP_QUEUE);
         let (received, frames) = mpsc::channel(RECEIVED_QUEUE);
-        tokio::spawn(verify_and_admit(frames, shared, metrics.clone()));
+        let offences = Offences::default();
+        tokio::spawn(verify_and_admit(
+            frames,
+            shared,
+            metrics.clone(),
+            offences.clone(),
+        ));
         tokio::spawn(send_batches(outgoing, broadcast));
         (
             GossipTransport {
@@ -139,6 +171,7 @@ impl<T: Transport> GossipTransport<T> {
                 received,
                 metrics,
                 discovery: None,
+                offences,
             },
             sender,
         )
@@ -184,15 +217,19 @@ async fn verify_and_admit(
     mut frames: mpsc::Receiver<(ValidatorIndex, Arc<[u8]>)>,
     shared: SharedHandle,
     metrics: Arc<Metrics>,
+    offences: Offences,
 ) {
     while let Some(first) = frames.recv().await {
-        let mut txs: Vec<SignedTransaction> = Vec::new();
+        // Each transaction with the peer that sent it: a peer gossips only
+        // what it checked, so a bad signature is its offence.
+        let mut txs: Vec<(ValidatorIndex, SignedTransaction)> = Vec::new();
         let mut next = Some(first);
         while let Some((from, frame)) = next.take() {
             match decode_batch(&frame) {
-                Ok(batch) => txs.extend(batch),
+                Ok(batch) => txs.extend(batch.into_iter().map(|tx| (from, tx))),
                 Err(error) => {
                     metrics.messages_rejected_total.inc();
+                    offences.push(from, Offence::Malformed);
                     tracing::debug!(from, %error, "malformed gossip");
                 }
             }
@@ -206,7 +243,7 @@ async fn verify_and_admit(
         // brings transactions before their gossip does.
         {
             let mut shared = shared.lock();
-            txs.retain(|tx| {
+            txs.retain(|(_, tx)| {
                 let next_nonce = shared.state().account(&tx.tx.sender).map_or(0, |a| a.nonce);
                 if tx.tx.nonce < next_nonce || shared.mempool.verified(tx) {
                     return false;
@@ -224,7 +261,8 @@ async fn verify_and_admit(
         // Signatures are checked off the async workers and without the
         // lock the RPC shares.
         let Ok((txs, checked)) = tokio::task::spawn_blocking(move || {
-            let checked = verify_batch(&txs);
+            let plain: Vec<SignedTransaction> = txs.iter().map(|(_, tx)| tx.clone()).collect();
+            let checked = verify_batch(&plain);
             (txs, checked)
         })
         .await
@@ -232,9 +270,10 @@ async fn verify_and_admit(
             return; // the runtime is shutting down
         };
         let mut shared = shared.lock();
-        for (tx, signature) in txs.into_iter().zip(checked) {
+        for ((from, tx), signature) in txs.into_iter().zip(checked) {
             if signature.is_err() {
                 metrics.messages_rejected_total.inc();
+                offences.push(from, Offence::InvalidSignature);
                 continue;
             }
             // Duplicates and stale nonces are normal here; no log.
@@ -260,8 +299,10 @@ impl<T: Transport> Transport for GossipTransport<T> {
                 continue;
             }
             if bytes.first() == Some(&crate::discovery::RECORDS_TAG) {
-                if let Some(discovery) = &self.discovery {
-                    discovery.receive(from, &bytes);
+                if let Some(discovery) = &self.discovery
+                    && let Err(offence) = discovery.receive(from, &bytes)
+                {
+                    self.offences.push(from, offence);
                 }
                 continue;
             }
@@ -270,6 +311,12 @@ impl<T: Transport> Transport for GossipTransport<T> {
     }
     fn disconnect(&mut self, peer: ValidatorIndex, for_ms: u64) {
         self.inner.disconnect(peer, for_ms);
+    }
+
+    fn take_offences(&mut self) -> Vec<(ValidatorIndex, Offence)> {
+        let mut offences = self.inner.take_offences();
+        offences.extend(self.offences.take());
+        offences
     }
 }
 

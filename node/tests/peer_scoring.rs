@@ -1,5 +1,6 @@
 //! Peer scoring on real processes: a validator's key in an attacker's hands
-//! sends undecodable frames over QUIC. Every honest validator charges it,
+//! sends undecodable frames over QUIC (consensus frames to two validators,
+//! transaction gossip to the third). Every honest validator charges it,
 //! bans it (closes its connection, refuses its handshakes), says so in
 //! `ballast_peers`, `ballast peers` and `/metrics`, and keeps finalizing
 //! with the other three. A `kill -9` and restart of an honest validator
@@ -24,10 +25,17 @@ fn validator_keys(network: &Network) -> Vec<SigningKey> {
 }
 
 /// Sends `frames` well-framed frames of bytes that decode as no message.
-async fn send_garbage(connection: &quinn::Connection, frames: usize) -> Result<(), String> {
+/// `first`: the frame's first byte, which picks who reads it (the wire
+/// version: the engine; the gossip tag: the transaction verifier).
+async fn send_garbage(
+    connection: &quinn::Connection,
+    first: u8,
+    frames: usize,
+) -> Result<(), String> {
     let mut stream = connection.open_uni().await.map_err(|e| e.to_string())?;
     for i in 0..frames {
-        let garbage = vec![0xEE ^ (i as u8); 40];
+        let mut garbage = vec![0xEE ^ (i as u8); 40];
+        garbage[0] = first;
         stream
             .write_all(&(garbage.len() as u32).to_be_bytes())
             .await
@@ -105,7 +113,14 @@ async fn a_garbage_sender_is_banned_and_the_ban_survives_a_restart() {
             .expect("the attacker holds a validator key: admitted at first");
         // Four bad frames ban a peer at full score; the rest find the
         // connection closed.
-        let _ = send_garbage(&connection, 12).await;
+        // Node 0 gets undecodable transaction gossip, which the engine
+        // never sees; the others undecodable consensus frames.
+        let first = if node == 0 {
+            ballast_node::gossip::GOSSIP_TAG
+        } else {
+            ballast_core::codec::WIRE_VERSION
+        };
+        let _ = send_garbage(&connection, first, 12).await;
         let row = wait_banned(&network, node).await;
         assert_eq!(row["score"], 0, "{row}");
         assert!(row["offences"]["malformed"].as_u64().unwrap() >= 4, "{row}");

@@ -560,6 +560,9 @@ where
     fn on_bytes(&mut self, from: ValidatorIndex, bytes: &[u8]) -> Result<(), EngineError> {
         self.stats.messages_in += 1;
         let now_ms = self.clock.now_ms();
+        for (peer, offence) in self.transport.take_offences() {
+            self.penalise(now_ms, peer, offence)?;
+        }
         match self.scores.admit(from, now_ms) {
             Admission::Accept => {}
             Admission::Paroled => {

@@ -45,6 +45,13 @@ pub trait Transport {
     /// engine already drops the peer's frames and sends it nothing, so
     /// doing nothing here is correct too (the simulator's transport).
     fn disconnect(&mut self, _peer: ValidatorIndex, _for_ms: u64) {}
+
+    /// Offences the transport found itself, in frames it handles beside
+    /// the engine (the node's transaction gossip and peer records); the
+    /// engine charges them to the senders' scores. Taken once each.
+    fn take_offences(&mut self) -> Vec<(ValidatorIndex, ballast_core::peer_score::Offence)> {
+        Vec::new()
+    }
 }
 
 /// A store operation failed. The engine stops rather than send a vote whose
