@@ -18,6 +18,7 @@
 use crate::codec::{DecodeError, Reader, Writer};
 use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
 use std::collections::BTreeMap;
+// Address types only: nothing here opens a socket or resolves a name.
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 /// Most records in one encoded batch (a gossip frame or the stored book).
