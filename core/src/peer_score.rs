@@ -197,8 +197,19 @@ pub struct PeerScores {
 impl PeerScores {
     pub fn new(config: ScoreConfig, peer_count: usize) -> PeerScores {
         assert!(config.max_score >= 4, "offences must cost at least a point");
+        let mut scores = PeerScores {
+            config,
+            peers: Vec::new(),
+        };
+        scores.grow(peer_count);
+        scores
+    }
+
+    /// Makes room for peers up to `peer_count` (validators that joined the
+    /// roster), each starting with a clean record.
+    pub fn grow(&mut self, peer_count: usize) {
         let fresh = PeerState {
-            score_milli: u64::from(config.max_score) * 1_000,
+            score_milli: u64::from(self.config.max_score) * 1_000,
             updated_ms: 0,
             banned_until_ms: None,
             bans: 0,
@@ -207,9 +218,8 @@ impl PeerScores {
             window_frames: 0,
             window_abused: false,
         };
-        PeerScores {
-            config,
-            peers: vec![fresh; peer_count],
+        if peer_count > self.peers.len() {
+            self.peers.resize(peer_count, fresh);
         }
     }
 

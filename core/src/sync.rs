@@ -158,12 +158,30 @@ impl<S: Scheme> Follower<S> {
     }
 
     /// Moves on to the next epoch, whose set the application read from the
-    /// state after the block that ended this one.
-    pub fn start_epoch(&mut self, validators: Arc<ValidatorSet>, bounds: EpochBounds) {
+    /// state after the block that ended this one. `members` are the
+    /// identity keys of its indexes (the ledger's roster): longer than the
+    /// scheme's list when validators joined by staking (empty: unchanged).
+    pub fn start_epoch(
+        &mut self,
+        validators: Arc<ValidatorSet>,
+        bounds: EpochBounds,
+        members: &[[u8; 32]],
+    ) {
         assert!(self.epoch_ended(), "the epoch has not ended");
         assert_eq!(bounds.epoch, self.bounds.epoch + 1, "epochs go one by one");
         assert!(bounds.last_height > self.final_height);
         debug_assert!(self.pending.is_empty());
+        if members.len() > self.scheme.validator_count() {
+            self.scheme = self
+                .scheme
+                .with_members(members)
+                .expect("the roster extends the keys this follower knows");
+        }
+        assert_eq!(
+            validators.len(),
+            self.scheme.validator_count(),
+            "an epoch's set is indexed like the scheme"
+        );
         self.validators = validators;
         self.bounds = bounds;
     }
@@ -648,6 +666,7 @@ mod tests {
                 epoch: 1,
                 last_height: 10,
             },
+            &[],
         );
         assert_eq!(f.request(), (5, 6));
         // Validator 0 left: its signature no longer counts toward a quorum.

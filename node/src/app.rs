@@ -189,7 +189,8 @@ pub struct NodeApp {
     retain_blocks: u64,
     /// Every this many heights the state is kept as a snapshot (0: never).
     snapshot_interval: u64,
-    /// Validators' accounts: the proposer of a block is paid at its key.
+    /// Validators' accounts by consensus index (the current epoch's
+    /// roster): the proposer of a block is paid at its key.
     validator_keys: Arc<Vec<Address>>,
     /// The current epoch's set: who leads (and so is paid) in each view.
     validators: Arc<ValidatorSet>,
@@ -204,6 +205,9 @@ pub struct NodeApp {
     /// Which validators QUIC admits: the current epoch's (validators only).
     admission: Option<ballast_transports::quic::Admission>,
 }
+
+/// Consensus keys by index: an epoch's roster.
+type Members = Arc<Vec<Address>>;
 
 impl NodeApp {
     /// A node at genesis; [`NodeApp::recover`] then resumes it from what
@@ -249,6 +253,7 @@ impl NodeApp {
             plan: EpochPlan {
                 validators: genesis_validators.clone(),
                 last_height: state.epoch_end_after(0),
+                members: Arc::new(genesis.validator_keys()),
             },
         };
         let app = NodeApp {
@@ -336,14 +341,24 @@ impl NodeApp {
         }
     }
 
-    /// The consensus set the ledger's epoch set in `state` gives: each
-    /// genesis validator's power at its key's index, zero for one that
-    /// left. Validators outside the genesis set cannot be reached over QUIC
-    /// yet, so their stake carries no consensus weight.
-    fn consensus_set(&self, state: &Ledger) -> Result<ValidatorSet, (ValidatorSetError, Vec<u64>)> {
+    /// The consensus set the ledger's epoch set in `state` gives, and the
+    /// keys it is indexed by: each roster key's power at its index (zero
+    /// for one that left). Validators that joined by staking are in the
+    /// roster, so their stake counts from the epoch they enter.
+    fn consensus_set(
+        &self,
+        state: &Ledger,
+    ) -> Result<(ValidatorSet, Members), (ValidatorSetError, Vec<u64>)> {
         let powers = state.epoch_set().validators;
-        let stakes: Vec<u64> = self
-            .validator_keys
+        let roster = state.roster();
+        // A node's genesis always bonds its validators, so the roster is
+        // there; the fallback keeps a hand-made state indexed as genesis.
+        let members = if roster.is_empty() {
+            self.validator_keys.clone()
+        } else {
+            Arc::new(roster)
+        };
+        let stakes: Vec<u64> = members
             .iter()
             .map(|key| {
                 powers
@@ -353,6 +368,7 @@ impl NodeApp {
             })
             .collect();
         ValidatorSet::with_observers(stakes.clone(), self.genesis_validators.leader_seed())
+            .map(|set| (set, members))
             .map_err(|e| (e, stakes))
     }
 
@@ -364,7 +380,7 @@ impl NodeApp {
     pub fn epoch_after(&self, block: &Block, state: &Ledger) -> Result<EpochStart, String> {
         let ends_epoch = state.epoch_end_after(block.height.saturating_sub(1)) == block.height;
         let epoch = ballast_core::consensus::epoch_of(block.view) + u64::from(ends_epoch);
-        let validators = self
+        let (validators, members) = self
             .consensus_set(state)
             .map_err(|(e, stakes)| format!("the state's epoch set {stakes:?} is unusable: {e}"))?;
         Ok(EpochStart {
@@ -373,6 +389,7 @@ impl NodeApp {
             plan: EpochPlan {
                 validators: Arc::new(validators),
                 last_height: state.epoch_end_after(block.height),
+                members,
             },
         })
     }
@@ -401,6 +418,25 @@ impl NodeApp {
         }
     }
 
+    /// Makes `plan`'s set and keys the ones proposers are looked up in.
+    fn adopt(&mut self, plan: &EpochPlan) {
+        self.validators = plan.validators.clone();
+        if !plan.members.is_empty() {
+            self.validator_keys = plan.members.clone();
+        }
+    }
+
+    /// The consensus keys by index as of the current epoch: the genesis
+    /// validators, then those that joined by staking.
+    pub fn members(&self) -> Arc<Vec<Address>> {
+        let plan = &self.current_epoch().plan;
+        if plan.members.is_empty() {
+            self.validator_keys.clone()
+        } else {
+            plan.members.clone()
+        }
+    }
+
     /// The epoch the next finalized block belongs to.
     pub fn current_epoch(&self) -> &EpochStart {
         self.epochs
@@ -418,14 +454,19 @@ impl NodeApp {
     fn start_epoch_after(&mut self, block: &Block, state: &Ledger) -> EpochStart {
         let previous = self.current_epoch().clone();
         debug_assert_eq!(block.height, previous.plan.last_height);
-        let (validators, stakes) = match self.consensus_set(state) {
-            Ok(set) => {
+        let (validators, members, stakes) = match self.consensus_set(state) {
+            Ok((set, members)) => {
                 let stakes = (0..set.len() as u16).map(|i| set.stake(i)).collect();
-                (Arc::new(set), stakes)
+                (Arc::new(set), members, stakes)
             }
             Err((e, stakes)) => {
                 tracing::error!(error = %e, ?stakes, "the next epoch's set is unusable; keeping the current one");
-                (previous.plan.validators.clone(), stakes)
+                let previous_plan = &previous.plan;
+                (
+                    previous_plan.validators.clone(),
+                    previous_plan.members.clone(),
+                    stakes,
+                )
             }
         };
         let start = EpochStart {
@@ -434,6 +475,7 @@ impl NodeApp {
             plan: EpochPlan {
                 validators,
                 last_height: state.epoch_end_after(block.height),
+                members,
             },
         };
         tracing::info!(
@@ -520,7 +562,7 @@ impl NodeApp {
         while self.epochs.len() > MAX_REMEMBERED_EPOCHS {
             self.epochs.pop_front();
         }
-        self.validators = self.current_epoch().plan.validators.clone();
+        self.adopt(&self.current_epoch().plan.clone());
         self.metrics.epoch.set(self.current_epoch().epoch as i64);
         self.metrics.finalized_height.set(head.height as i64);
         let mut shared = self.shared.lock();
@@ -802,8 +844,9 @@ impl Application<Ed25519> for NodeApp {
                 anchor.height
             );
         };
-        self.validators = start.plan.validators.clone();
-        Some(start.plan.clone())
+        let plan = start.plan.clone();
+        self.adopt(&plan);
+        Some(plan)
     }
 
     fn observe(&mut self, now_ms: u64, event: Observation<'_, Ed25519>) {
@@ -892,6 +935,10 @@ impl Application<Ed25519> for NodeApp {
                         "admitting this epoch's validators"
                     );
                     admission.set(&admitted);
+                }
+                if let Some(table) = &self.peers {
+                    let keys: Vec<String> = self.validator_keys.iter().map(hex::encode).collect();
+                    table.grow(&keys);
                 }
             }
             Observation::BanEnded { peer } => {

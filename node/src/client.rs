@@ -109,13 +109,31 @@ pub fn transfer(
     to: [u8; 32],
     amount: u64,
 ) -> SignedTransaction {
+    signed(
+        key,
+        chain_id,
+        nonce,
+        height,
+        Action::Transfer { to, amount },
+    )
+}
+
+/// `action` from `key`'s account at `nonce`, valid for [`EXPIRY_BLOCKS`]
+/// after `height`, with the transfer fee.
+pub fn signed(
+    key: &SigningKey,
+    chain_id: u64,
+    nonce: u64,
+    height: u64,
+    action: Action,
+) -> SignedTransaction {
     Transaction {
         chain_id,
         sender: key.verifying_key().to_bytes(),
         nonce,
         fee: TRANSFER_FEE,
         expiry_height: height + EXPIRY_BLOCKS,
-        action: Action::Transfer { to, amount },
+        action,
     }
     .sign(key)
 }

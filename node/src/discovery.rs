@@ -22,7 +22,7 @@ use ballast_core::ValidatorIndex;
 use ballast_core::codec::WIRE_VERSION;
 use ballast_core::peer_record::{AddressBook, Inserted, PeerRecord, RecordError, decode_batch};
 use ballast_core::peer_score::Offence;
-use ballast_transports::quic::{PeerAddresses, Prober, QuicSender};
+use ballast_transports::quic::{Members, PeerAddresses, Prober, QuicSender};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -34,12 +34,22 @@ const _: () = assert!(RECORDS_TAG != WIRE_VERSION && RECORDS_TAG != crate::gossi
 pub const GOSSIP_INTERVAL_MS: u64 = 10_000;
 /// How often, right after start, until every peer's address is known.
 pub const EARLY_GOSSIP_INTERVAL_MS: u64 = 500;
+/// Least time between two sends of the book: news (a new or moved peer)
+/// goes out at once, but a peer that keeps re-signing its record cannot
+/// make this node broadcast faster than this.
+pub const MIN_GOSSIP_GAP_MS: u64 = 250;
 
 /// The address book and what it updates.
 pub struct Discovery {
     me: ValidatorIndex,
-    keys: Vec<[u8; 32]>,
+    /// The keys the transport knows, by index: grows as validators join.
+    members: Members,
     book: Mutex<AddressBook>,
+    /// Signalled when the book learns something, so the news spreads now
+    /// rather than at the next tick (a validator that just joined would
+    /// otherwise stay known to its bootstrap peer alone for up to
+    /// [`GOSSIP_INTERVAL_MS`]).
+    news: tokio::sync::Notify,
     addresses: PeerAddresses,
     db: ChainDb,
     metrics: Arc<Metrics>,
@@ -49,25 +59,28 @@ impl Discovery {
     /// A book holding `own` (this node's record) and what the store kept.
     pub fn new(
         me: ValidatorIndex,
-        keys: Vec<[u8; 32]>,
+        members: Members,
         mut book: AddressBook,
         own: PeerRecord,
         addresses: PeerAddresses,
         db: ChainDb,
         metrics: Arc<Metrics>,
     ) -> Arc<Discovery> {
-        let admitted = |key: &[u8; 32]| keys.contains(key);
+        // Stored records were checked when they came in; one whose key
+        // this node does not know yet (a validator that joined after the
+        // epoch this node resumes in) is kept for when it does.
         if let Some(stored) = db.peer_records() {
             for record in decode_batch(&stored).unwrap_or_default() {
-                let _ = book.insert(record, admitted);
+                let _ = book.insert(record, |_| true);
             }
         }
-        book.insert(own, admitted)
+        book.insert(own, |_| true)
             .expect("this node's own record is good");
         let discovery = Arc::new(Discovery {
             me,
-            keys,
+            members,
             book: Mutex::new(book),
+            news: tokio::sync::Notify::new(),
             addresses,
             db,
             metrics,
@@ -77,16 +90,13 @@ impl Discovery {
         discovery
     }
 
-    fn index_of(&self, key: &[u8; 32]) -> Option<usize> {
-        self.keys.iter().position(|k| k == key)
-    }
-
     /// Gives the transport every address the book knows (never this
     /// node's own, which it does not dial).
     fn apply_book(&self) {
+        let keys = self.members.keys();
         let book = self.book.lock().unwrap_or_else(|p| p.into_inner());
         for record in book.records() {
-            if let Some(index) = self.index_of(&record.key)
+            if let Some(index) = keys.iter().position(|k| *k == record.key)
                 && index != usize::from(self.me)
             {
                 self.addresses.set(index, record.address);
@@ -124,12 +134,13 @@ impl Discovery {
         };
         let mut changed = false;
         let mut forged = false;
+        let keys = self.members.keys();
         {
             let mut book = self.book.lock().unwrap_or_else(|p| p.into_inner());
             for record in records {
-                let index = self.index_of(&record.key);
+                let index = keys.iter().position(|k| *k == record.key);
                 let address = record.address;
-                match book.insert(record, |key| self.keys.contains(key)) {
+                match book.insert(record, |key| keys.contains(key)) {
                     Ok(Inserted::New | Inserted::Replaced) => {
                         changed = true;
                         if let Some(index) = index
@@ -150,6 +161,7 @@ impl Discovery {
         }
         if changed {
             self.save();
+            self.news.notify_one();
         }
         if forged {
             Err(Offence::InvalidSignature)
@@ -173,9 +185,13 @@ impl Discovery {
         bootstrap: Vec<SocketAddr>,
     ) -> tokio::task::JoinHandle<()> {
         let discovery = self.clone();
+        let mut joined = self.members.watch();
         tokio::spawn(async move {
             let mut pending = bootstrap;
             loop {
+                // Validators may have joined since the last round: the
+                // book may hold their addresses already.
+                discovery.apply_book();
                 let mut still = Vec::new();
                 for address in pending {
                     match prober.identify(address).await {
@@ -192,13 +208,8 @@ impl Discovery {
                     }
                 }
                 pending = still;
-                let frame = discovery.frame();
-                for peer in 0..discovery.keys.len() as ValidatorIndex {
-                    if peer != discovery.me {
-                        sender.send(peer, frame.clone());
-                    }
-                }
-                let everyone = discovery.known() == discovery.keys.len();
+                sender.broadcast(discovery.frame());
+                let everyone = discovery.known() == discovery.members.len();
                 discovery.metrics.peers_known.set(discovery.known() as i64);
                 if everyone {
                     pending.clear();
@@ -208,7 +219,18 @@ impl Discovery {
                 } else {
                     EARLY_GOSSIP_INTERVAL_MS
                 };
-                tokio::time::sleep(Duration::from_millis(wait_ms)).await;
+                let sent = tokio::time::Instant::now();
+                tokio::select! {
+                    () = tokio::time::sleep(Duration::from_millis(wait_ms)) => {}
+                    () = discovery.news.notified() => {
+                        let gap = Duration::from_millis(MIN_GOSSIP_GAP_MS);
+                        tokio::time::sleep_until(sent + gap).await;
+                    }
+                    Ok(()) = joined.changed() => {
+                        let gap = Duration::from_millis(MIN_GOSSIP_GAP_MS);
+                        tokio::time::sleep_until(sent + gap).await;
+                    }
+                }
             }
         })
     }

@@ -24,6 +24,7 @@ use crate::store::RocksStore;
 use ballast_core::consensus::{Record, record_prefix};
 use ballast_core::ledger::staking::consensus_namespace;
 use ballast_core::ledger::tx::SignedTransaction;
+use ballast_core::scheme::Scheme;
 use ballast_core::scheme::ed25519::Ed25519;
 use ballast_core::sync::{
     Answer, Finalized, Follower, MAX_BLOCKS_PER_FETCH, MAX_LINK_BLOCKS, SyncError, decode_answer,
@@ -100,8 +101,14 @@ pub async fn run(
 
     let head = base.shared.lock().head.clone();
     let epoch = app.current_epoch().clone();
+    // The keys of the epoch it resumes in: validators that joined by
+    // staking since genesis included.
+    let genesis_scheme = Ed25519::verifier(Arc::new(genesis.verifying_keys()));
+    let scheme = genesis_scheme
+        .with_members(&epoch.plan.members)
+        .unwrap_or(genesis_scheme);
     let mut follower = Follower::new(
-        Ed25519::verifier(Arc::new(genesis.verifying_keys())),
+        scheme,
         epoch.plan.validators.clone(),
         epoch.bounds(),
         consensus_namespace(genesis.chain_id),
@@ -151,7 +158,11 @@ pub async fn run(
                     if follower.epoch_ended() {
                         let next = app.current_epoch();
                         tracing::info!(epoch = next.epoch, "following the next epoch's set");
-                        follower.start_epoch(next.plan.validators.clone(), next.bounds());
+                        follower.start_epoch(
+                            next.plan.validators.clone(),
+                            next.bounds(),
+                            &next.plan.members,
+                        );
                     }
                     let last = blocks.last().expect("a finalization holds a block").clone();
                     tracing::debug!(height = last.height, "followed");

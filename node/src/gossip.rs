@@ -313,6 +313,10 @@ impl<T: Transport> Transport for GossipTransport<T> {
         self.inner.disconnect(peer, for_ms);
     }
 
+    fn add_peers(&mut self, first: ValidatorIndex, keys: &[[u8; 32]]) {
+        self.inner.add_peers(first, keys);
+    }
+
     fn take_offences(&mut self) -> Vec<(ValidatorIndex, Offence)> {
         let mut offences = self.inner.take_offences();
         offences.extend(self.offences.take());

@@ -4,8 +4,9 @@
 // held to determinism.
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
+use ballast_core::ledger::tx::Action;
 use ballast_node::bench::{BenchOptions, bench};
-use ballast_node::client::{Client, transfer};
+use ballast_node::client::{Client, signed};
 use ballast_node::config::{NodeConfig, Timeouts, read_key, write_key};
 use ballast_node::devnet::{Control, DevnetOptions, control, devnet};
 use ballast_node::genesis::parse_hex32;
@@ -183,6 +184,25 @@ enum Command {
         #[arg(long)]
         print: bool,
     },
+    /// Bonds stake from the key's own account to the key itself: how a
+    /// new validator joins. Its key (from `ballast keygen`) enters the
+    /// validator set, and the roster, when the next epoch starts; then
+    /// start it with `ballast run` (see node/README.md, "Joining as a new
+    /// validator"). The account must hold the amount plus the fee.
+    Stake {
+        #[arg(long, default_value = "http://127.0.0.1:8545")]
+        rpc: String,
+        /// The validator's secret key file (its account pays).
+        #[arg(long)]
+        key: PathBuf,
+        /// Base units to bond (a genesis validator's `stake = 1` is
+        /// 1000000).
+        #[arg(long)]
+        amount: u64,
+        /// Only print the signed transaction (hex).
+        #[arg(long)]
+        print: bool,
+    },
     /// Exports a node's state to a file, or imports one into a new full
     /// node (instead of executing the chain from genesis).
     Snapshot {
@@ -338,22 +358,16 @@ async fn main_async(cli: Cli) -> Result<(), String> {
             amount,
             print,
         } => {
-            let key = read_key(&key).map_err(|e| e.to_string())?;
             let to = parse_hex32(&to)?;
-            let client = Client::new(&rpc).map_err(|e| e.to_string())?;
-            let chain_id = client.chain_id().await.map_err(|e| format!("{rpc}: {e}"))?;
-            let height = client.height().await.map_err(|e| e.to_string())?;
-            let nonce = client
-                .nonce(&key.verifying_key().to_bytes())
-                .await
-                .map_err(|e| e.to_string())?;
-            let tx = transfer(&key, chain_id, nonce, height, to, amount);
-            if print {
-                println!("{}", hex::encode(tx.encode()));
-            } else {
-                let hash = client.send(&tx).await.map_err(|e| e.to_string())?;
-                println!("{hash}");
-            }
+            submit(&rpc, &key, Action::Transfer { to, amount }, print).await?;
+        }
+        Command::Stake {
+            rpc,
+            key,
+            amount,
+            print,
+        } => {
+            submit(&rpc, &key, Action::Stake { amount }, print).await?;
         }
         Command::Snapshot { action } => {
             let config_path = match &action {
@@ -476,4 +490,31 @@ fn peers_table(peers: &serde_json::Value) -> String {
         ));
     }
     out
+}
+
+/// Signs `action` from the account of the key in `key_file` (nonce and
+/// height from `rpc`) and submits it, printing its hash, or only prints
+/// the signed transaction (hex) when `print_only`.
+async fn submit(
+    rpc: &str,
+    key_file: &std::path::Path,
+    action: Action,
+    print_only: bool,
+) -> Result<(), String> {
+    let key = read_key(key_file).map_err(|e| e.to_string())?;
+    let client = Client::new(rpc).map_err(|e| e.to_string())?;
+    let chain_id = client.chain_id().await.map_err(|e| format!("{rpc}: {e}"))?;
+    let height = client.height().await.map_err(|e| e.to_string())?;
+    let nonce = client
+        .nonce(&key.verifying_key().to_bytes())
+        .await
+        .map_err(|e| e.to_string())?;
+    let tx = signed(&key, chain_id, nonce, height, action);
+    if print_only {
+        println!("{}", hex::encode(tx.encode()));
+    } else {
+        let hash = client.send(&tx).await.map_err(|e| e.to_string())?;
+        println!("{hash}");
+    }
+    Ok(())
 }

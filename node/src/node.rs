@@ -13,6 +13,7 @@ use ballast_core::scheme::ed25519::Ed25519;
 use ballast_transports::engine::Engine;
 use ballast_transports::memory::TokioClock;
 use ballast_transports::quic::{Peer, QuicLimits, QuicTransport};
+use ed25519_dalek::VerifyingKey;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -25,8 +26,19 @@ pub enum NodeError {
     Config(#[from] crate::config::ConfigError),
     #[error(transparent)]
     Genesis(#[from] crate::genesis::GenesisError),
-    #[error("this node's key {0} is not a validator in the genesis file")]
+    #[error(
+        "this node's key {0} is not a validator in the genesis file (a validator that joined \
+         by staking starts from a checkpoint: set [state_sync])"
+    )]
     NotAValidator(String),
+    #[error(
+        "this node's key {0} is not in the validator roster at the state_sync block: a key \
+         that bonds stake enters the roster when the next epoch starts; sync from an epoch \
+         start at or after that one (ballast_getEpochSnapshot names the latest)"
+    )]
+    NotInRoster(String),
+    #[error("the roster holds a key that is not a valid ed25519 key: {0}")]
+    BadRosterKey(String),
     #[error("no address for validator {0} in the config's peers")]
     MissingPeer(String),
     #[error(transparent)]
@@ -209,14 +221,9 @@ fn start_discovery(
         tracing::warn!(%listen, "listening on an unspecified address: peers learn it from this node's record and cannot dial it; listen on the address peers should dial");
     }
     let own = PeerRecord::sign(secret, &namespace, Role::Validator, listen, sequence);
-    let keys = genesis
-        .verifying_keys()
-        .iter()
-        .map(|k| k.to_bytes())
-        .collect();
     let discovery = crate::discovery::Discovery::new(
         me,
-        keys,
+        transport.members(),
         AddressBook::new(namespace, BookLimits::default()),
         own,
         transport.addresses(),
@@ -250,12 +257,37 @@ pub async fn run(
     };
     let secret = read_key(key_file)?;
     let me_key = hex::encode(secret.verifying_key().as_bytes());
-    let keys = genesis.verifying_keys();
-    let me = keys
-        .iter()
-        .position(|k| *k == secret.verifying_key())
-        .ok_or_else(|| NodeError::NotAValidator(me_key.clone()))?;
     let (base, mut app) = Base::open(&config, &genesis)?;
+    if let Some(trusted) = &config.state_sync {
+        // Only into an empty node: one that holds a state already goes on
+        // from it (a restart after the sync included).
+        if base.shared.lock().head.height == 0 {
+            join_by_state_sync(trusted, &base, &mut app).await?;
+        }
+    }
+    // Consensus indexes validators by the ledger's roster: the genesis
+    // validators, then every key that joined by staking, in the order
+    // they first entered an epoch's set. A validator that joined finds its
+    // index in the state it synced.
+    let roster = app.members();
+    let Some(me) = roster
+        .iter()
+        .position(|k| *k == secret.verifying_key().to_bytes())
+    else {
+        return Err(if config.state_sync.is_some() {
+            NodeError::NotInRoster(me_key)
+        } else {
+            NodeError::NotAValidator(me_key)
+        });
+    };
+    // The engine starts with the genesis keys (or up to this validator's
+    // own, for one that joined) and learns the rest from the epoch it
+    // recovers into, so its scheme and its transport grow together.
+    let known = roster.len().min(genesis.validators.len().max(me + 1));
+    let keys: Vec<VerifyingKey> = roster[..known]
+        .iter()
+        .map(|k| VerifyingKey::from_bytes(k).map_err(|_| NodeError::BadRosterKey(hex::encode(k))))
+        .collect::<Result<_, _>>()?;
     // Addresses the config gives; the others come from the stored address
     // book or discovery, and without either the node could never reach them.
     let discovering = !config.bootstrap.is_empty() || base.chain_db.peer_records().is_some();
@@ -278,13 +310,6 @@ pub async fn run(
         peers.push(Peer { key: *key, address });
     }
     let (metrics, shared) = (base.metrics.clone(), base.shared.clone());
-    if let Some(trusted) = &config.state_sync {
-        // Only into an empty node: one that holds a state already goes on
-        // from it (a restart after the sync included).
-        if base.shared.lock().head.height == 0 {
-            join_by_state_sync(trusted, &base, &mut app).await?;
-        }
-    }
 
     let index = u16::try_from(me).expect("at most 1,024 validators");
     let score_config = config.peer_scoring.score_config();
@@ -310,14 +335,9 @@ pub async fn run(
     );
     let quic_stats = transport.stats();
     let quic_sender = transport.sender();
-    let validator_count = genesis.validators.len();
     let (transport, gossip) = GossipTransport::new(
         transport,
-        move |frame| {
-            for to in (0..validator_count as u16).filter(|p| *p != index) {
-                quic_sender.send(to, frame.clone());
-            }
-        },
+        move |frame| quic_sender.broadcast(frame),
         shared.clone(),
         metrics.clone(),
     );

@@ -44,25 +44,34 @@ impl PeerTable {
         keys: Vec<String>,
         address_of: AddressOf,
     ) -> Self {
+        let table = PeerTable(Arc::new(Mutex::new(Table {
+            me,
+            config,
+            rows: Vec::new(),
+            address_of,
+        })));
+        table.grow(&keys);
+        table
+    }
+
+    /// Rows for validators that joined the roster: `keys` is the whole
+    /// roster (hex), of which rows exist for a prefix.
+    pub fn grow(&self, keys: &[String]) {
+        let mut table = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let score = table.config.max_score;
         let now = Instant::now();
-        let rows = keys
-            .into_iter()
-            .map(|key| Row {
-                key,
+        let known = table.rows.len();
+        for key in keys.iter().skip(known) {
+            table.rows.push(Row {
+                key: key.clone(),
                 standing: PeerStanding {
-                    score: config.max_score,
+                    score,
                     ..PeerStanding::default()
                 },
                 reported: now,
                 banned_until: None,
-            })
-            .collect();
-        PeerTable(Arc::new(Mutex::new(Table {
-            me,
-            config,
-            rows,
-            address_of,
-        })))
+            });
+        }
     }
 
     /// The engine charged `peer`; `standing` is its state after that, and

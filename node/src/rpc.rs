@@ -14,7 +14,7 @@
 //! | `ballast_getAccount`        | address, [height]     | balance, nonce, stake, and a Merkle proof against the state root |
 //! | `ballast_sendTransaction`   | raw (hex)             | transaction hash |
 //! | `ballast_sendTransactions`  | [raw, ...] (≤ 1,024)  | per transaction: `{hash}` or `{error}`, in order |
-//! | `ballast_validators`        | —                     | index, key, stake of each validator |
+//! | `ballast_validators`        | —                     | index, key, power of each roster key |
 //! | `ballast_peers`             | —                     | each peer's index, key, role, address, score, ban and offences by reason (validators; a full node has no peers and answers `[]`) |
 //! | `ballast_getFinalizedBlocks`| from, count (≤ 64)    | raw finalized blocks from `from`, a finalization certificate, and links to it past an epoch's end (what full nodes sync from) |
 //! | `ballast_subscribeFinalized`| — (WebSocket)         | a `ballast_finalized` notification per finalized block |
@@ -492,12 +492,25 @@ pub fn module(context: RpcContext) -> RpcModule<RpcContext> {
         })
         .expect("method names are unique");
     method!("ballast_validators", |_params, ctx| {
+        // The roster as of the head (genesis validators, then those that
+        // joined by staking), with each one's power in the current epoch's
+        // set (0 for one outside it) in base units.
+        let shared = ctx.shared.lock();
+        let state = shared.state();
+        let epoch = state.epoch_set();
         Ok(Value::Array(
-            ctx.genesis
-                .validators
+            state
+                .roster()
                 .iter()
                 .enumerate()
-                .map(|(index, v)| json!({"index": index, "key": v.key, "stake": v.stake}))
+                .map(|(index, key)| {
+                    let power = epoch
+                        .validators
+                        .iter()
+                        .find(|(a, _)| a == key)
+                        .map_or(0, |(_, p)| *p);
+                    json!({"index": index, "key": hex::encode(key), "power": power, "epoch": epoch.epoch})
+                })
                 .collect(),
         ))
     });

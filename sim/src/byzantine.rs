@@ -294,6 +294,10 @@ impl<S: Scheme> Attack<S> {
 }
 
 impl<S: Scheme> Transport for AdversaryTransport<S> {
+    fn add_peers(&mut self, first: ValidatorIndex, keys: &[[u8; 32]]) {
+        self.inner.add_peers(first, keys);
+    }
+
     fn send(&mut self, to: ValidatorIndex, bytes: Arc<[u8]>) {
         match &mut self.attack {
             None => self.inner.send(to, bytes),

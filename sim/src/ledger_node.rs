@@ -519,6 +519,7 @@ impl LedgerNode {
             return Ok(EpochPlan {
                 validators: self.validators.clone(),
                 last_height: self.genesis_last_height,
+                members: Arc::new(Vec::new()),
             });
         }
         let digest = anchor.digest();
@@ -775,8 +776,12 @@ pub fn plan_after(
         Ok(set) if epoch > 0 => Arc::new(set),
         _ => genesis_validators.clone(),
     };
+    // The simulator's processes are the scenario's validators, so the
+    // scheme keeps their keys: members stay empty (unchanged), and a
+    // candidate that entered the ledger's roster runs no process yet.
     EpochPlan {
         validators,
         last_height,
+        members: Arc::new(Vec::new()),
     }
 }

@@ -82,6 +82,12 @@ pub fn mute_through(store: &mut impl Store, last: View) -> Result<(), StoreError
 pub struct EpochPlan {
     pub validators: Arc<ValidatorSet>,
     pub last_height: Height,
+    /// The network identity (ed25519) key of every index of `validators`:
+    /// the ledger's roster. Longer than the scheme's key list when
+    /// validators joined by staking: the engine then grows the scheme and
+    /// tells the transport. Empty when the keys never change (the
+    /// simulation scheme's runs).
+    pub members: Arc<Vec<[u8; 32]>>,
 }
 
 /// Blocks a validator has stored: proposals it saw, blocks it fetched, and
@@ -232,13 +238,20 @@ where
         // Bounded reads (see `recovery`): the latest epoch start, then what
         // the views above the finalized block need.
         let (epoch, anchor, torn_epochs) = recovery::latest_epoch::<S>(&store)?;
-        let (plan_validators, bounds) = Self::plan(&mut app, &store, &validators, epoch, &anchor);
+        let (plan_validators, bounds, members) =
+            Self::plan(&mut app, &store, &validators, epoch, &anchor);
+        let (mut scheme, mut transport) = (scheme, transport);
+        if let Some(grown) = grown_scheme(&scheme, &members) {
+            let first = scheme.validator_count();
+            transport.add_peers(first as ValidatorIndex, &members[first..]);
+            scheme = grown;
+        }
         let (records, torn) = recovery::needed_records::<S>(&store, &anchor, bounds.last_height)?;
         let torn = torn + torn_epochs;
         if torn > 0 {
             app.observe(clock.now_ms(), Observation::TornRecords(torn));
         }
-        let validator_count = validators.len();
+        let validator_count = scheme.validator_count();
         let muted_through = recovery::muted_through(&store)?;
         let mut replica = Simplex::recover_epoch(
             config.clone(),
@@ -288,31 +301,37 @@ where
         })
     }
 
-    /// Asks the application for epoch `epoch`'s set and end. A set of
-    /// another size than the scheme's key list is a bug in the application.
+    /// Asks the application for epoch `epoch`'s set, end and members. A
+    /// set of another size than its members (or, without members, than the
+    /// genesis set) is a bug in the application.
     fn plan(
         app: &mut A,
         store: &St,
         genesis: &Arc<ValidatorSet>,
         epoch: Epoch,
         anchor: &Block,
-    ) -> (Arc<ValidatorSet>, EpochBounds) {
+    ) -> (Arc<ValidatorSet>, EpochBounds, Arc<Vec<[u8; 32]>>) {
         let blocks = StoredBlocks::<St, S> {
             store,
             scheme: std::marker::PhantomData,
         };
         match app.epoch(epoch, anchor, &blocks) {
             Some(plan) => {
+                let indexed = if plan.members.is_empty() {
+                    genesis.len()
+                } else {
+                    plan.members.len()
+                };
                 assert_eq!(
                     plan.validators.len(),
-                    genesis.len(),
-                    "an epoch's set is indexed like the scheme"
+                    indexed,
+                    "an epoch's set is indexed like its members"
                 );
                 let bounds = EpochBounds {
                     epoch,
                     last_height: plan.last_height,
                 };
-                (plan.validators, bounds)
+                (plan.validators, bounds, plan.members)
             }
             None => (
                 genesis.clone(),
@@ -320,6 +339,7 @@ where
                     epoch,
                     ..EpochBounds::FOREVER
                 },
+                Arc::new(Vec::new()),
             ),
         }
     }
@@ -343,13 +363,22 @@ where
         self.store.sync()?;
         self.stats.syncs += 1;
         self.unsynced_vote = false;
-        let (validators, bounds) = Self::plan(
+        let (validators, bounds, members) = Self::plan(
             &mut self.app,
             &self.store,
             &self.genesis_validators,
             epoch,
             &anchor,
         );
+        if let Some(grown) = grown_scheme(&self.scheme, &members) {
+            let first = self.scheme.validator_count();
+            self.transport
+                .add_peers(first as ValidatorIndex, &members[first..]);
+            self.scheme = grown;
+            self.validator_count = self.scheme.validator_count();
+            self.scores.grow(self.validator_count);
+            self.stale_answered_ms.resize(self.validator_count, None);
+        }
         let mut votes = Vec::new();
         for (_, value) in self.store.scan(&Record::<S>::epoch_votes_prefix(epoch))? {
             if let Ok(record) = Record::<S>::decode(&value) {
@@ -854,6 +883,26 @@ fn ban_key_end(peer: ValidatorIndex) -> Vec<u8> {
     let mut key = ban_key(peer);
     key.push(0);
     key
+}
+
+/// `scheme` grown to `members` when validators joined the roster by
+/// staking (`None` when no one did). Every replica grows its scheme at the
+/// same epoch start, from the same finalized state.
+fn grown_scheme<S: Scheme>(scheme: &S, members: &[[u8; 32]]) -> Option<S> {
+    if members.len() <= scheme.validator_count() {
+        return None;
+    }
+    let grown = scheme.with_members(members).unwrap_or_else(|| {
+        // Running on without the newcomers' keys would refuse their votes
+        // while counting their stake: the application and the scheme
+        // disagree, which is a bug, not an input.
+        panic!(
+            "the epoch's {} members do not extend the scheme's {} keys",
+            members.len(),
+            scheme.validator_count()
+        )
+    });
+    Some(grown)
 }
 
 /// Has the transport cut off every peer `scores` bans (after a restart

@@ -46,6 +46,13 @@ pub trait Transport {
     /// doing nothing here is correct too (the simulator's transport).
     fn disconnect(&mut self, _peer: ValidatorIndex, _for_ms: u64) {}
 
+    /// Validators joined the roster (by staking): `keys` are the network
+    /// identity keys of indexes `first..`, in order. A transport that
+    /// authenticates peers by key starts accepting and dialing them; one
+    /// that reaches every index anyway (the simulator's) does nothing. No
+    /// default, so a wrapping transport cannot forget to pass it on.
+    fn add_peers(&mut self, first: ValidatorIndex, keys: &[[u8; 32]]);
+
     /// Offences the transport found itself, in frames it handles beside
     /// the engine (the node's transaction gossip and peer records); the
     /// engine charges them to the senders' scores. Taken once each.

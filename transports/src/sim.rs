@@ -90,6 +90,10 @@ impl SimTransport {
 }
 
 impl Transport for SimTransport {
+    /// Every simulated node is reachable by index already; the simulator's
+    /// processes are fixed by the scenario.
+    fn add_peers(&mut self, _first: ValidatorIndex, _keys: &[[u8; 32]]) {}
+
     fn send(&mut self, to: ValidatorIndex, bytes: Arc<[u8]>) {
         let Some(address) = self.peers.get(usize::from(to)).copied() else {
             return;

@@ -127,6 +127,10 @@ impl EpochStart {
         for i in 0..set.len() {
             w.u64(set.stake(i as u16));
         }
+        w.u16(self.plan.members.len() as u16);
+        for key in self.plan.members.iter() {
+            w.raw(key);
+        }
         w.into_vec()
     }
 
@@ -138,7 +142,14 @@ impl EpochStart {
         let seed = r.digest()?;
         let count = r.count(ballast_core::scheme::MAX_VALIDATORS)?;
         let stakes = (0..count).map(|_| r.u64()).collect::<Result<_, _>>()?;
+        let member_count = r.count(ballast_core::scheme::MAX_VALIDATORS)?;
+        let members = (0..member_count)
+            .map(|_| r.array())
+            .collect::<Result<Vec<[u8; 32]>, _>>()?;
         r.finish()?;
+        if !members.is_empty() && members.len() != count {
+            return Err(DecodeError::Invalid("an epoch's members"));
+        }
         let validators = ValidatorSet::with_observers(stakes, seed)
             .map_err(|_| DecodeError::Invalid("an epoch's validator set"))?;
         Ok(EpochStart {
@@ -147,6 +158,7 @@ impl EpochStart {
             plan: EpochPlan {
                 validators: Arc::new(validators),
                 last_height,
+                members: Arc::new(members),
             },
         })
     }
@@ -668,6 +680,7 @@ mod tests {
                         ValidatorSet::with_observers(vec![1, 0, 3], Digest::of(b"seed")).unwrap(),
                     ),
                     last_height: head.height + 1,
+                    members: Arc::new(vec![[1; 32], [2; 32], [3; 32]]),
                 },
             };
             store_next(
@@ -686,6 +699,7 @@ mod tests {
         assert_eq!(last.anchor, chain[20].0.block);
         assert_eq!(last.plan.validators.stake(2), 3);
         assert_eq!(last.plan.validators.stake(1), 0);
+        assert_eq!(last.plan.members[2], [3; 32], "members are kept");
     }
 
     /// A sync killed midway resumes with the chunks that reached the disk
@@ -721,6 +735,7 @@ mod tests {
             plan: EpochPlan {
                 validators: Arc::new(ValidatorSet::equal(4)),
                 last_height: 60,
+                members: Arc::new(Vec::new()),
             },
         };
         store_synced(&mut store, &head, &synced, &epoch).unwrap();

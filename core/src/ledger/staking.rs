@@ -10,6 +10,16 @@
 //! powers, ties broken by address. Changes in between wait for the next
 //! epoch, so consensus always knows the set of a whole epoch in advance.
 //!
+//! Consensus indexes validators by position in a key list (certificates
+//! name signers by index), so the ledger keeps that list too: the
+//! *roster*, append-only. It starts with the genesis validators in genesis
+//! order; a key is appended (new keys in address order) the first time it
+//! enters an epoch's set, and never moves or leaves, so an index means the
+//! same key in every epoch and a certificate of an old epoch still checks.
+//! One that leaves the set keeps its index with zero stake. At most
+//! [`MAX_ROSTER`] keys ever: a candidate that would need an index past it
+//! is passed over when sets are chosen.
+//!
 //! Slashing: an evidence transaction carries two conflicting consensus
 //! votes signed by one validator (the same conflicts consensus itself
 //! detects). If both signatures check under this chain's consensus
@@ -40,6 +50,10 @@ pub const MAX_CANDIDATES: usize = 256;
 /// Most validators in one epoch's set.
 pub const MAX_EPOCH_VALIDATORS: usize = 100;
 
+/// Most keys the roster ever holds: the signature schemes' bound on
+/// validators (indexes are what certificates carry).
+pub const MAX_ROSTER: usize = crate::scheme::MAX_VALIDATORS;
+
 /// The namespace consensus votes of chain `chain_id` are signed under: a
 /// vote from another network can never slash a validator here.
 pub fn consensus_namespace(chain_id: u64) -> Vec<u8> {
@@ -54,6 +68,10 @@ fn powers_key() -> Key {
 
 fn epoch_key() -> Key {
     Digest::of(b"epoch-set").0
+}
+
+fn roster_key() -> Key {
+    Digest::of(b"validator-roster").0
 }
 
 fn burned_key() -> Key {
@@ -273,6 +291,47 @@ impl Ledger {
             .map_or(0, |b| u64::from_le_bytes(b.try_into().expect("8 bytes")))
     }
 
+    /// Every consensus key that ever entered an epoch's set, in index
+    /// order (see the module doc). Empty for a chain with no validators at
+    /// genesis that has not started an epoch with stake since.
+    pub fn roster(&self) -> Vec<Address> {
+        let Some(bytes) = self.tree.get(&roster_key()) else {
+            return Vec::new();
+        };
+        let mut r = Reader::new(bytes);
+        let count = r.count(MAX_ROSTER).expect("the ledger wrote it");
+        let keys = (0..count)
+            .map(|_| r.array().expect("the ledger wrote it"))
+            .collect();
+        r.finish().expect("the ledger wrote it");
+        keys
+    }
+
+    /// Appends the members of `set` the roster does not hold yet, in
+    /// address order (the set is ordered by address).
+    fn extend_roster(&mut self, set: &EpochSet) {
+        let mut roster = self.roster();
+        let before = roster.len();
+        for (address, _) in &set.validators {
+            if !roster.contains(address) {
+                roster.push(*address);
+            }
+        }
+        if roster.len() == before {
+            return;
+        }
+        assert!(
+            roster.len() <= MAX_ROSTER,
+            "select_set keeps to the roster's bound"
+        );
+        let mut w = Writer::new();
+        w.u16(roster.len() as u16);
+        for key in &roster {
+            w.raw(key);
+        }
+        self.tree = self.tree.insert(roster_key(), &w.into_vec());
+    }
+
     /// The current epoch's validator set.
     pub fn epoch_set(&self) -> EpochSet {
         self.tree
@@ -291,10 +350,21 @@ impl Ledger {
     }
 
     /// The set the registry would give now: the largest powers, ties by
-    /// address, ordered by address.
+    /// address, ordered by address. A candidate outside the roster needs a
+    /// new index, and is passed over once the roster is full.
     fn select_set(&self, epoch: u64) -> EpochSet {
         let mut ranked: Vec<(Address, u64)> = self.powers().into_iter().collect();
         ranked.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        let roster = self.roster();
+        let mut free_indexes = MAX_ROSTER - roster.len();
+        ranked.retain(|(address, _)| {
+            if roster.contains(address) {
+                return true;
+            }
+            let fits = free_indexes > 0;
+            free_indexes = free_indexes.saturating_sub(1);
+            fits
+        });
         ranked.truncate(MAX_EPOCH_VALIDATORS);
         ranked.sort_by_key(|(address, _)| *address);
         EpochSet {
@@ -322,6 +392,13 @@ impl Ledger {
                 .add_power(validator, *stake)
                 .expect("genesis validators fit the registry");
         }
+        // The roster in genesis order, which is how the genesis set is
+        // indexed (not the epoch set's address order).
+        let genesis_order = EpochSet {
+            epoch: 0,
+            validators: validators.to_vec(),
+        };
+        ledger.extend_roster(&genesis_order);
         let set = ledger.select_set(0);
         ledger.tree = ledger.tree.insert(epoch_key(), &set.encode());
         ledger
@@ -345,6 +422,7 @@ impl Ledger {
             validators: set.validators.len() as u16,
             power_total: set.power_total(),
         });
+        self.extend_roster(&set);
         self.tree = self.tree.insert(epoch_key(), &set.encode());
     }
 
@@ -490,6 +568,63 @@ mod tests {
             validators: 4,
             power_total: 5_000
         }));
+    }
+
+    #[test]
+    fn the_roster_keeps_genesis_order_and_appends_newcomers_once() {
+        let (l, keys) = genesis();
+        let genesis_keys: Vec<Address> = keys[..3].iter().map(address).collect();
+        assert_eq!(l.roster(), genesis_keys, "genesis order, not address order");
+        let newcomer = &keys[3];
+        let l = l
+            .execute(
+                1,
+                &PROPOSER,
+                &[tx(newcomer, 0, Action::Stake { amount: 2_000 })],
+            )
+            .unwrap()
+            .ledger;
+        assert_eq!(l.roster().len(), 3, "bonding alone assigns no index");
+        let l = l.execute(10, &PROPOSER, &[]).unwrap().ledger;
+        let mut expected = genesis_keys.clone();
+        expected.push(address(newcomer));
+        assert_eq!(l.roster(), expected);
+        // Leaving the set keeps the index; coming back reuses it.
+        let unstake = [tx(newcomer, 1, Action::Unstake { amount: 2_000 })];
+        let l = l.execute(11, &PROPOSER, &unstake).unwrap().ledger;
+        let l = l.execute(20, &PROPOSER, &[]).unwrap().ledger;
+        assert_eq!(l.epoch_set().validators.len(), 3);
+        assert_eq!(l.roster(), expected);
+    }
+
+    #[test]
+    fn a_full_roster_passes_over_new_candidates() {
+        let (mut l, keys) = genesis();
+        let mut roster = l.roster();
+        let mut filler = 0u32;
+        while roster.len() < MAX_ROSTER {
+            filler += 1;
+            roster.push(Digest::of(&filler.to_le_bytes()).0);
+        }
+        let set = EpochSet {
+            epoch: 0,
+            validators: roster[3..].iter().map(|a| (*a, 0)).collect(),
+        };
+        l.extend_roster(&set);
+        assert_eq!(l.roster().len(), MAX_ROSTER);
+        let newcomer = &keys[3];
+        let l = l
+            .execute(
+                1,
+                &PROPOSER,
+                &[tx(newcomer, 0, Action::Stake { amount: 2_000 })],
+            )
+            .unwrap()
+            .ledger;
+        let l = l.execute(10, &PROPOSER, &[]).unwrap().ledger;
+        let set = l.epoch_set();
+        assert_eq!(set.validators.len(), 3, "no index left for the newcomer");
+        assert!(set.validators.iter().all(|(a, _)| *a != address(newcomer)));
     }
 
     #[test]

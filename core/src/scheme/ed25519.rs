@@ -54,6 +54,11 @@ impl Ed25519 {
         }
     }
 
+    /// The known keys, in index order.
+    pub fn keys(&self) -> &[VerifyingKey] {
+        &self.keys
+    }
+
     /// Deterministic keys for tests and the simulator: validator `i`'s secret
     /// is derived from `(seed, i)`. Never use for a real network.
     pub fn deterministic_set(seed: u64, count: usize) -> Vec<Ed25519> {
@@ -90,6 +95,27 @@ impl Scheme for Ed25519 {
 
     fn me(&self) -> Option<ValidatorIndex> {
         self.me.as_ref().map(|m| m.0)
+    }
+
+    fn with_members(&self, members: &[[u8; 32]]) -> Option<Self> {
+        if members.len() > super::MAX_VALIDATORS || members.len() < self.keys.len() {
+            return None;
+        }
+        let known = self.keys.iter().zip(members);
+        if !known
+            .into_iter()
+            .all(|(key, member)| key.as_bytes() == member)
+        {
+            return None;
+        }
+        let mut keys = self.keys.as_ref().clone();
+        for member in &members[self.keys.len()..] {
+            keys.push(VerifyingKey::from_bytes(member).ok()?);
+        }
+        Some(Ed25519 {
+            keys: Arc::new(keys),
+            me: self.me.clone(),
+        })
     }
 
     fn sign(&self, message: &[u8]) -> Self::Signature {
@@ -161,5 +187,33 @@ impl Scheme for Ed25519 {
 
     fn decode_certificate(r: &mut Reader<'_>) -> Result<Self::Certificate, DecodeError> {
         SignatureList::decode(r, Self::decode_signature)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn members_extend_the_key_list_and_keep_every_index() {
+        let set = Ed25519::deterministic_set(7, 5);
+        let bytes: Vec<[u8; 32]> = set[4].keys().iter().map(|k| k.to_bytes()).collect();
+        let four = Ed25519::signer(
+            Arc::new(set[4].keys()[..4].to_vec()),
+            1,
+            SigningKey::from_bytes(&set[1].me.as_ref().unwrap().1.to_bytes()),
+        );
+        let grown = four.with_members(&bytes).expect("extends");
+        assert_eq!(grown.validator_count(), 5);
+        assert_eq!(grown.me(), Some(1));
+        // The newcomer's vote now checks; its index means its key.
+        let vote = set[4].sign(b"hello");
+        assert!(grown.verify(4, b"hello", &vote));
+        assert!(!four.verify(4, b"hello", &vote));
+        // Not an extension: a known index would change its key.
+        let mut reordered = bytes.clone();
+        reordered.swap(0, 1);
+        assert!(four.with_members(&reordered).is_none());
+        assert!(four.with_members(&bytes[..3]).is_none());
     }
 }

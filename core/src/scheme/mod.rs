@@ -88,6 +88,16 @@ pub trait Scheme: Clone + Debug + PartialEq + Eq + Send + Sync + 'static {
         certificate: &Self::Certificate,
     ) -> Result<(), CertificateError>;
 
+    /// This participant with the key list grown to `members` (network
+    /// identity keys, indexed like the validators): validators that joined
+    /// the roster by staking. `members` must begin with the keys already
+    /// known, so every index keeps its key. `None` when the scheme cannot
+    /// take new keys (the simulation scheme, whose keys the simulator
+    /// fixes), or when `members` does not extend what it knows.
+    fn with_members(&self, _members: &[[u8; 32]]) -> Option<Self> {
+        None
+    }
+
     /// A validator's ed25519 public key, when this scheme signs with
     /// ed25519: its staking account on the ledger. With
     /// [`Scheme::ed25519_vote`], the signer's key and the signature's 64 bytes, when

@@ -172,9 +172,16 @@ impl Network {
             .unwrap()
     }
 
+    /// Prints the end of every node's log; with `BALLAST_TEST_LOGS=DIR`,
+    /// also copies the whole logs there (the network's own directory is
+    /// deleted when the test ends).
     pub fn dump_logs(&self) {
         for i in 0..self.children.len() {
             let log = std::fs::read_to_string(self.log_path(i)).unwrap_or_default();
+            if let Ok(dir) = std::env::var("BALLAST_TEST_LOGS") {
+                let _ = std::fs::create_dir_all(&dir);
+                let _ = std::fs::write(Path::new(&dir).join(format!("node-{i}.log")), &log);
+            }
             let tail: Vec<&str> = log.lines().rev().take(80).collect();
             eprintln!("--- node {i} (last lines) ---");
             for line in tail.into_iter().rev() {

@@ -1,12 +1,70 @@
-//! Who this node talks to: the addresses it dials ([`PeerAddresses`]),
-//! the keys it admits ([`Admission`]: the current epoch's validators) and
-//! the peers the engine banned ([`Gate`]).
+//! Who this node talks to: the keys it knows ([`Members`]: the roster,
+//! which grows when validators join by staking), the addresses it dials
+//! ([`PeerAddresses`]), the keys it admits ([`Admission`]: the current
+//! epoch's validators) and the peers the engine banned ([`Gate`]).
 
 use super::{CLOSE_BANNED, Peer, QuicStats};
+use ed25519_dalek::VerifyingKey;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
+
+/// Every validator key this node knows, by index: the genesis validators
+/// and those that joined the roster since. Shared by the handshake
+/// verifier, the accept loop, the prober and discovery, so a key added
+/// once is known to all of them.
+#[derive(Clone, Debug)]
+pub struct Members {
+    keys: Arc<RwLock<Vec<VerifyingKey>>>,
+    /// How many keys there are, for whoever must act when it grows.
+    count: Arc<tokio::sync::watch::Sender<usize>>,
+}
+
+impl Members {
+    pub(super) fn new(keys: Vec<VerifyingKey>) -> Members {
+        assert!(keys.len() <= ballast_core::scheme::MAX_VALIDATORS);
+        let count = Arc::new(tokio::sync::watch::Sender::new(keys.len()));
+        Members {
+            keys: Arc::new(RwLock::new(keys)),
+            count,
+        }
+    }
+
+    /// Changes when validators join (discovery then looks for them).
+    pub fn watch(&self) -> tokio::sync::watch::Receiver<usize> {
+        self.count.subscribe()
+    }
+
+    pub fn index_of(&self, key: &VerifyingKey) -> Option<usize> {
+        let keys = self.keys.read().expect("members lock");
+        keys.iter().position(|k| k == key)
+    }
+
+    pub fn len(&self) -> usize {
+        self.keys.read().expect("members lock").len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The known keys' bytes, in index order.
+    pub fn keys(&self) -> Vec<[u8; 32]> {
+        let keys = self.keys.read().expect("members lock");
+        keys.iter().map(|k| k.to_bytes()).collect()
+    }
+
+    pub(super) fn push(&self, key: VerifyingKey) {
+        let count = {
+            let mut keys = self.keys.write().expect("members lock");
+            assert!(keys.len() < ballast_core::scheme::MAX_VALIDATORS);
+            keys.push(key);
+            keys.len()
+        };
+        self.count.send_replace(count);
+    }
+}
 
 /// Where each peer listens, as far as this node knows: set at start from
 /// the config and the stored address book, and later by discovery. A dial
@@ -14,24 +72,25 @@ use std::time::Duration;
 /// (re)connect.
 #[derive(Clone, Debug)]
 pub struct PeerAddresses {
-    addresses: Arc<Vec<tokio::sync::watch::Sender<Option<SocketAddr>>>>,
+    addresses: Arc<RwLock<Vec<tokio::sync::watch::Sender<Option<SocketAddr>>>>>,
 }
 
 impl PeerAddresses {
     pub(super) fn new(peers: &[Peer]) -> PeerAddresses {
         PeerAddresses {
-            addresses: Arc::new(
+            addresses: Arc::new(RwLock::new(
                 peers
                     .iter()
                     .map(|p| tokio::sync::watch::Sender::new(p.address))
                     .collect(),
-            ),
+            )),
         }
     }
 
     /// Records that `peer` listens at `address`; whether that is news.
     pub fn set(&self, peer: usize, address: SocketAddr) -> bool {
-        self.addresses.get(peer).is_some_and(|a| {
+        let addresses = self.addresses.read().expect("addresses lock");
+        addresses.get(peer).is_some_and(|a| {
             a.send_if_modified(|held| {
                 (*held != Some(address))
                     .then(|| *held = Some(address))
@@ -41,19 +100,33 @@ impl PeerAddresses {
     }
 
     pub fn get(&self, peer: usize) -> Option<SocketAddr> {
-        *self.addresses.get(peer)?.borrow()
+        let addresses = self.addresses.read().expect("addresses lock");
+        *addresses.get(peer)?.borrow()
     }
 
     /// Peers whose address is known.
     pub fn known(&self) -> usize {
-        self.addresses
-            .iter()
-            .filter(|a| a.borrow().is_some())
-            .count()
+        let addresses = self.addresses.read().expect("addresses lock");
+        addresses.iter().filter(|a| a.borrow().is_some()).count()
+    }
+
+    /// Peers this node knows of, addressed or not.
+    pub fn len(&self) -> usize {
+        self.addresses.read().expect("addresses lock").len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// A slot (address unknown) for a peer that joined.
+    pub(super) fn push(&self) {
+        let mut addresses = self.addresses.write().expect("addresses lock");
+        addresses.push(tokio::sync::watch::Sender::new(None));
     }
 
     pub(super) fn watch(&self, peer: usize) -> tokio::sync::watch::Receiver<Option<SocketAddr>> {
-        self.addresses[peer].subscribe()
+        self.addresses.read().expect("addresses lock")[peer].subscribe()
     }
 }
 
@@ -127,6 +200,14 @@ impl Gate {
             changed: tokio::sync::watch::Sender::new(0),
             links: Mutex::new(vec![[None, None]; count]),
         }
+    }
+
+    /// Room for a peer that joined: not admitted until the node admits
+    /// the epoch it joins in.
+    pub(super) fn push(&self) {
+        self.admitted.lock().expect("gate lock").push(false);
+        self.until.lock().expect("gate lock").push(None);
+        self.links.lock().expect("gate lock").push([None, None]);
     }
 
     pub(super) fn is_admitted(&self, peer: usize) -> bool {

@@ -31,7 +31,7 @@ use ballast_core::ValidatorIndex;
 use ed25519_dalek::pkcs8::EncodePrivateKey;
 use ed25519_dalek::{SigningKey, VerifyingKey};
 use gate::Gate;
-pub use gate::{Admission, PeerAddresses};
+pub use gate::{Admission, Members, PeerAddresses};
 use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
@@ -39,8 +39,8 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, Serve
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
 use std::task::Poll;
 use std::time::Duration;
 use thiserror::Error;
@@ -138,7 +138,7 @@ pub enum QuicError {
 /// The validator keys this node accepts, and how certificates map to them.
 #[derive(Debug)]
 struct KeyVerifier {
-    keys: Vec<VerifyingKey>,
+    keys: Members,
     /// When dialing: the only key the server may present.
     expected: Option<VerifyingKey>,
     algorithms: WebPkiSupportedAlgorithms,
@@ -179,7 +179,7 @@ impl KeyVerifier {
         {
             return refuse("peer presented another validator's key");
         }
-        let Some(index) = self.keys.iter().position(|k| *k == key) else {
+        let Some(index) = self.keys.index_of(&key) else {
             return refuse("key is not in the validator set");
         };
         if self.gate.banned_until(index).is_some() {
@@ -334,7 +334,7 @@ fn transport_config() -> Arc<quinn::TransportConfig> {
 struct Tls {
     certificate: CertificateDer<'static>,
     key: PrivateKeyDer<'static>,
-    keys: Vec<VerifyingKey>,
+    keys: Members,
     stats: Arc<QuicStats>,
     gate: Arc<Gate>,
 }
@@ -411,12 +411,24 @@ impl Bucket {
     }
 }
 
+/// Each peer's outbound queue (none for this node), shared with
+/// [`QuicSender`]s; grows when validators join.
+type Outbound = Arc<RwLock<Vec<Option<mpsc::Sender<Arc<[u8]>>>>>>;
+/// Each peer's inbound queue and its "restarted" signal, as the accept loop
+/// sees them; grows when validators join.
+type Inlets = Arc<RwLock<Vec<(mpsc::Sender<Arc<[u8]>>, Arc<Notify>)>>>;
+
 /// The QUIC [`Transport`]. Must be created inside a tokio runtime; its
 /// tasks stop when it is dropped.
 pub struct QuicTransport {
     me: ValidatorIndex,
-    outbound: Vec<Option<mpsc::Sender<Arc<[u8]>>>>,
+    outbound: Outbound,
     inbound: Vec<mpsc::Receiver<Arc<[u8]>>>,
+    /// What the accept loop feeds each peer's inbound queue through.
+    inlets: Inlets,
+    members: Members,
+    tls: Tls,
+    limits: QuicLimits,
     /// Where the round-robin over peers' inbound queues resumes, so that one
     /// busy peer cannot starve the others.
     next_peer: usize,
@@ -457,11 +469,12 @@ impl QuicTransport {
         let stats = Arc::new(QuicStats::default());
         let gate = Arc::new(Gate::new(count));
         let addresses = PeerAddresses::new(&peers);
+        let members = Members::new(peers.iter().map(|p| p.key).collect());
         let (certificate, key) = self_signed(secret)?;
         let tls = Tls {
             certificate,
             key,
-            keys: peers.iter().map(|p| p.key).collect(),
+            keys: members.clone(),
             stats: stats.clone(),
             gate: gate.clone(),
         };
@@ -470,61 +483,79 @@ impl QuicTransport {
                 address: listen,
                 source,
             })?;
-        let mut tasks = Vec::new();
-        let mut outbound = Vec::with_capacity(count);
-        let mut inbound_senders = Vec::with_capacity(count);
-        let mut inbound = Vec::with_capacity(count);
-        let restarted: Vec<Arc<Notify>> = (0..count).map(|_| Arc::new(Notify::new())).collect();
-        for (index, peer) in peers.iter().enumerate() {
-            let (in_tx, in_rx) = mpsc::channel(limits.inbound_queue_frames);
-            inbound_senders.push(in_tx);
-            inbound.push(in_rx);
-            if index == usize::from(me) {
-                outbound.push(None);
-                continue;
-            }
-            let (out_tx, out_rx) = mpsc::channel(limits.outbound_queue_frames);
-            outbound.push(Some(out_tx));
-            tasks.push(tokio::spawn(dial(
-                Link {
-                    endpoint: endpoint.clone(),
-                    config: tls.client(Some(peer.key))?,
-                    address: addresses.watch(index),
-                    index,
-                    gate: gate.clone(),
-                },
-                out_rx,
-                restarted[index].clone(),
-                limits.clone(),
-                stats.clone(),
-            )));
-        }
-        tasks.push(tokio::spawn(accept(
-            endpoint.clone(),
-            peers.iter().map(|p| p.key).collect(),
-            inbound_senders,
-            restarted,
-            gate.clone(),
-            limits,
-            stats.clone(),
-        )));
         let prober = Prober {
             endpoint: endpoint.clone(),
             config: tls.client(None)?,
-            keys: peers.iter().map(|p| p.key).collect(),
+            keys: members.clone(),
         };
-        Ok(QuicTransport {
+        let mut transport = QuicTransport {
             me,
-            outbound,
-            inbound,
+            outbound: Arc::new(RwLock::new(Vec::with_capacity(count))),
+            inbound: Vec::with_capacity(count),
+            inlets: Arc::new(RwLock::new(Vec::with_capacity(count))),
+            members,
+            tls,
+            limits,
             next_peer: 0,
             stats,
             gate,
             addresses,
             prober,
             endpoint,
-            tasks,
-        })
+            tasks: Vec::new(),
+        };
+        for (index, peer) in peers.iter().enumerate() {
+            transport.open_links(index, peer.key)?;
+        }
+        transport.tasks.push(tokio::spawn(accept(
+            transport.endpoint.clone(),
+            transport.members.clone(),
+            transport.inlets.clone(),
+            transport.gate.clone(),
+            transport.limits.clone(),
+            transport.stats.clone(),
+        )));
+        Ok(transport)
+    }
+
+    /// Peer `index`'s queues, and (for a peer other than this node) the
+    /// task that dials it.
+    fn open_links(&mut self, index: usize, key: VerifyingKey) -> Result<(), QuicError> {
+        let (in_tx, in_rx) = mpsc::channel(self.limits.inbound_queue_frames);
+        let restarted = Arc::new(Notify::new());
+        self.inlets
+            .write()
+            .expect("inlets lock")
+            .push((in_tx, restarted.clone()));
+        self.inbound.push(in_rx);
+        if index == usize::from(self.me) {
+            self.outbound.write().expect("outbound lock").push(None);
+            return Ok(());
+        }
+        let (out_tx, out_rx) = mpsc::channel(self.limits.outbound_queue_frames);
+        self.outbound
+            .write()
+            .expect("outbound lock")
+            .push(Some(out_tx));
+        self.tasks.push(tokio::spawn(dial(
+            Link {
+                endpoint: self.endpoint.clone(),
+                config: self.tls.client(Some(key))?,
+                address: self.addresses.watch(index),
+                index,
+                gate: self.gate.clone(),
+            },
+            out_rx,
+            restarted,
+            self.limits.clone(),
+            self.stats.clone(),
+        )));
+        Ok(())
+    }
+
+    /// Every key this transport knows, by index (grows as validators join).
+    pub fn members(&self) -> Members {
+        self.members.clone()
     }
 
     pub fn stats(&self) -> Arc<QuicStats> {
@@ -558,7 +589,7 @@ impl QuicTransport {
 pub struct Prober {
     endpoint: quinn::Endpoint,
     config: quinn::ClientConfig,
-    keys: Vec<VerifyingKey>,
+    keys: Members,
 }
 
 impl Prober {
@@ -591,7 +622,7 @@ pub async fn dial_raw(
         certificate,
         gate: Arc::new(Gate::new(keys.len())),
         key,
-        keys,
+        keys: Members::new(keys),
         stats: Arc::new(QuicStats::default()),
     };
     let any_port = SocketAddr::from(([127, 0, 0, 1], 0));
@@ -612,7 +643,7 @@ pub async fn dial_raw(
 /// queues as the engine's messages.
 #[derive(Clone)]
 pub struct QuicSender {
-    outbound: Vec<Option<mpsc::Sender<Arc<[u8]>>>>,
+    outbound: Outbound,
     stats: Arc<QuicStats>,
 }
 
@@ -620,12 +651,29 @@ impl QuicSender {
     /// Queues `bytes` for peer `to`; dropped (and counted) if its queue is
     /// full or `to` is this node.
     pub fn send(&self, to: ValidatorIndex, bytes: Arc<[u8]>) {
-        let Some(Some(queue)) = self.outbound.get(usize::from(to)) else {
-            return;
-        };
-        if queue.try_send(bytes).is_err() {
-            self.stats.frames_dropped.fetch_add(1, Ordering::Relaxed);
+        send_on(&self.outbound, &self.stats, to, bytes);
+    }
+
+    /// Queues `bytes` for every peer this node knows (not itself).
+    pub fn broadcast(&self, bytes: Arc<[u8]>) {
+        let outbound = self.outbound.read().expect("outbound lock");
+        for queue in outbound.iter().flatten() {
+            if queue.try_send(bytes.clone()).is_err() {
+                self.stats.frames_dropped.fetch_add(1, Ordering::Relaxed);
+            }
         }
+    }
+}
+
+/// Queues `bytes` on peer `to`'s outbound queue, counting a drop when it
+/// is full.
+fn send_on(outbound: &Outbound, stats: &QuicStats, to: ValidatorIndex, bytes: Arc<[u8]>) {
+    let outbound = outbound.read().expect("outbound lock");
+    let Some(Some(queue)) = outbound.get(usize::from(to)) else {
+        return;
+    };
+    if queue.try_send(bytes).is_err() {
+        stats.frames_dropped.fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -642,12 +690,7 @@ impl QuicTransport {
 impl Transport for QuicTransport {
     fn send(&mut self, to: ValidatorIndex, bytes: Arc<[u8]>) {
         debug_assert_ne!(to, self.me, "the engine never sends to itself");
-        let Some(Some(queue)) = self.outbound.get(usize::from(to)) else {
-            return;
-        };
-        if queue.try_send(bytes).is_err() {
-            self.stats.frames_dropped.fetch_add(1, Ordering::Relaxed);
-        }
+        send_on(&self.outbound, &self.stats, to, bytes);
     }
 
     async fn recv(&mut self) -> Option<(ValidatorIndex, Arc<[u8]>)> {
@@ -681,6 +724,43 @@ impl Transport for QuicTransport {
     fn disconnect(&mut self, peer: ValidatorIndex, for_ms: u64) {
         tracing::warn!(peer, for_ms, "peer banned: closing its connections");
         self.gate.ban(usize::from(peer), for_ms, &self.stats);
+    }
+
+    /// Learns the keys of validators that joined, so their handshakes are
+    /// accepted (once admitted) and they are dialed (once discovery finds
+    /// their address).
+    fn add_peers(&mut self, first: ValidatorIndex, keys: &[[u8; 32]]) {
+        assert!(
+            usize::from(first) <= self.members.len(),
+            "joined validators take the next indexes"
+        );
+        for (offset, bytes) in keys.iter().enumerate() {
+            let key = VerifyingKey::from_bytes(bytes)
+                .expect("the scheme took these keys, so they are valid");
+            let index = usize::from(first) + offset;
+            if index < self.members.len() {
+                // Known already (the node started with a longer roster).
+                assert_eq!(
+                    self.members.index_of(&key),
+                    Some(index),
+                    "an index keeps its key"
+                );
+                continue;
+            }
+            self.members.push(key);
+            self.gate.push();
+            self.addresses.push();
+            if let Err(e) = self.open_links(index, key) {
+                // Only building a TLS client config can fail, and it did not
+                // at start with the same certificate.
+                tracing::error!(index, error = %e, "cannot open links to a joined validator");
+            }
+            tracing::info!(
+                index,
+                key = %hex_prefix(bytes),
+                "a validator joined the roster: learning its key"
+            );
+        }
     }
 }
 
@@ -810,17 +890,15 @@ async fn write_frames(
 /// Accepts connections; each authenticated peer's streams feed its queue.
 async fn accept(
     endpoint: quinn::Endpoint,
-    keys: Vec<VerifyingKey>,
-    queues: Vec<mpsc::Sender<Arc<[u8]>>>,
-    restarted: Vec<Arc<Notify>>,
+    keys: Members,
+    inlets: Inlets,
     gate: Arc<Gate>,
     limits: QuicLimits,
     stats: Arc<QuicStats>,
 ) {
     while let Some(incoming) = endpoint.accept().await {
         let keys = keys.clone();
-        let queues = queues.clone();
-        let restarted = restarted.clone();
+        let inlets = inlets.clone();
         let gate = gate.clone();
         let limits = limits.clone();
         let stats = stats.clone();
@@ -828,19 +906,22 @@ async fn accept(
             let Ok(connection) = incoming.await else {
                 return; // refused at the handshake (counted by the verifier)
             };
-            let Some(index) = peer_index(&connection, &keys) else {
+            let inlet = peer_index(&connection, &keys).and_then(|index| {
+                let inlets = inlets.read().expect("inlets lock");
+                inlets.get(index).map(|inlet| (index, inlet.clone()))
+            });
+            let Some((index, (queue, restarted))) = inlet else {
                 connection.close(CLOSE_MALFORMED.into(), b"no validator identity");
                 return;
             };
             gate.track(index, 0, &connection);
-            restarted[index].notify_one();
+            restarted.notify_one();
             let mut buckets = (
                 Bucket::new(f64::from(limits.frames_per_second)),
                 Bucket::new(limits.bytes_per_second as f64),
             );
             while let Ok(mut stream) = connection.accept_uni().await {
-                match read_frames(&mut stream, &queues[index], &limits, &stats, &mut buckets).await
-                {
+                match read_frames(&mut stream, &queue, &limits, &stats, &mut buckets).await {
                     Ok(()) => {}
                     Err(code) => {
                         stats
@@ -857,11 +938,16 @@ async fn accept(
 }
 
 /// The validator index of an authenticated connection's peer.
-fn peer_index(connection: &quinn::Connection, keys: &[VerifyingKey]) -> Option<usize> {
+fn peer_index(connection: &quinn::Connection, keys: &Members) -> Option<usize> {
     let identity = connection.peer_identity()?;
     let chain = identity.downcast::<Vec<CertificateDer<'static>>>().ok()?;
     let key = certificate_key(chain.first()?).ok()?;
-    keys.iter().position(|k| *k == key)
+    keys.index_of(&key)
+}
+
+/// A key's first bytes in hex, for logs.
+fn hex_prefix(key: &[u8; 32]) -> String {
+    key[..4].iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Reads frames from one stream until it ends cleanly (`Ok`) or breaks the
