@@ -58,6 +58,9 @@ fn signers(block: &Value) -> Vec<u16> {
 /// What the run measured, in milliseconds from the stake's finalization.
 struct Timings {
     epoch_blocks: u64,
+    /// The head when the stake was final, and the epoch start it joined at.
+    staked_height: u64,
+    joined_height: u64,
     in_set_ms: u128,
     synced_ms: u128,
     first_counted_vote_ms: u128,
@@ -131,6 +134,7 @@ async fn join(epoch_blocks: u64) -> Timings {
         "{stake}"
     );
     let staked = Instant::now();
+    let staked_height = validator.height().await.unwrap();
 
     // The next epoch start puts the key in the set, at roster index 4.
     let deadline = Instant::now() + Duration::from_secs(120);
@@ -232,6 +236,8 @@ async fn join(epoch_blocks: u64) -> Timings {
     assert_eq!(newcomer_block["hash"], theirs["hash"]);
     Timings {
         epoch_blocks,
+        staked_height,
+        joined_height: snapshot["height"].as_u64().unwrap(),
         in_set_ms,
         synced_ms,
         first_counted_vote_ms,
@@ -252,12 +258,16 @@ async fn measure_time_from_staking_to_the_first_counted_vote() {
     for _ in 0..3 {
         runs.push(join(100).await);
     }
-    println!("| epoch blocks | stake final → in the set | → synced | → first counted vote |");
-    println!("|---:|---:|---:|---:|");
+    println!(
+        "| epoch blocks | stake final at height | joined at epoch start | stake final → in the set | → synced | → first counted vote |"
+    );
+    println!("|---:|---:|---:|---:|---:|---:|");
     for t in &runs {
         println!(
-            "| {} | {:.2} s | {:.2} s | {:.2} s |",
+            "| {} | {} | {} | {:.2} s | {:.2} s | {:.2} s |",
             t.epoch_blocks,
+            t.staked_height,
+            t.joined_height,
             t.in_set_ms as f64 / 1e3,
             t.synced_ms as f64 / 1e3,
             t.first_counted_vote_ms as f64 / 1e3
