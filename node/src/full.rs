@@ -95,7 +95,7 @@ pub async fn run(
     let answering = Arc::new(AtomicI64::new(0));
     let sampler = {
         let answering = answering.clone();
-        base.sample_gauges(move || answering.load(Ordering::Relaxed))
+        base.sample_gauges(move || (answering.load(Ordering::Relaxed), 0))
     };
     let forwarder = tokio::spawn(forward(forward_rx, peers.clone()));
 

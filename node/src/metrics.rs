@@ -18,6 +18,9 @@ pub struct Metrics {
     /// From the first sight of a proposal to its finalization, here.
     pub finalization_latency_seconds: Histogram,
     pub peers_connected: Gauge,
+    /// QUIC handshakes refused: unknown or unadmitted keys, bans, and
+    /// more at once from one address than `max_handshakes_per_ip`.
+    pub handshakes_refused: Gauge,
     pub mempool_transactions: Gauge,
     pub transactions_total: Counter,
     /// Finalized transactions per second over the last sampling interval.
@@ -55,6 +58,7 @@ impl Metrics {
             // 10 ms to about 80 s.
             finalization_latency_seconds: Histogram::new(exponential_buckets(0.01, 2.0, 14)),
             peers_connected: Gauge::default(),
+            handshakes_refused: Gauge::default(),
             mempool_transactions: Gauge::default(),
             transactions_total: Counter::default(),
             transactions_per_second: Gauge::default(),
@@ -95,6 +99,11 @@ impl Metrics {
                 "peers_connected",
                 "Validators this node has an open connection to",
                 metrics.peers_connected.clone(),
+            );
+            r.register(
+                "quic_handshakes_refused",
+                "QUIC handshakes refused since start: keys outside the validator set, banned peers, too many at once from one address",
+                metrics.handshakes_refused.clone(),
             );
             r.register(
                 "mempool_transactions",

@@ -135,7 +135,8 @@ impl Base {
     /// Samples the per-second gauges until aborted.
     pub(crate) fn sample_gauges(
         &self,
-        peers_connected: impl Fn() -> i64 + Send + 'static,
+        // (peers connected, handshakes refused so far)
+        network: impl Fn() -> (i64, i64) + Send + 'static,
     ) -> tokio::task::JoinHandle<()> {
         let metrics = self.metrics.clone();
         let chain_db = self.chain_db.clone();
@@ -144,7 +145,9 @@ impl Base {
             let mut tick = tokio::time::interval(Duration::from_secs(1));
             loop {
                 tick.tick().await;
-                metrics.peers_connected.set(peers_connected());
+                let (connected, refused) = network();
+                metrics.peers_connected.set(connected);
+                metrics.handshakes_refused.set(refused);
                 let total = metrics.transactions_total.get();
                 metrics
                     .transactions_per_second
@@ -361,8 +364,14 @@ pub async fn run(
         .serve_rpc(&config, &genesis, gossip, Some(peer_table))
         .await?;
     on_ready(rpc_address);
-    let sampler =
-        base.sample_gauges(move || quic_stats.peers_connected.load(Ordering::Relaxed) as i64);
+    let sampler = base.sample_gauges(move || {
+        let refused = quic_stats.connections_refused.load(Ordering::Relaxed)
+            + quic_stats.handshakes_over_limit.load(Ordering::Relaxed);
+        (
+            quic_stats.peers_connected.load(Ordering::Relaxed) as i64,
+            refused as i64,
+        )
+    });
 
     let result = tokio::select! {
         result = engine.run() => result.map_err(NodeError::from),

@@ -259,9 +259,16 @@ impl Gate {
 
     /// Remembers `connection` (direction 0: inbound, 1: outbound) so a ban
     /// or a change of set can close it.
-    pub(super) fn track(&self, peer: usize, direction: usize, connection: &quinn::Connection) {
-        if let Some(links) = self.links.lock().expect("gate lock").get_mut(peer) {
-            links[direction] = Some(connection.clone());
-        }
+    /// Returns the connection it replaces, if any.
+    pub(super) fn track(
+        &self,
+        peer: usize,
+        direction: usize,
+        connection: &quinn::Connection,
+    ) -> Option<quinn::Connection> {
+        let mut links = self.links.lock().expect("gate lock");
+        links
+            .get_mut(peer)
+            .and_then(|l| l[direction].replace(connection.clone()))
     }
 }

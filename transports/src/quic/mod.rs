@@ -55,6 +55,7 @@ const SERVER_NAME: &str = "ballast";
 const CLOSE_OVERSIZED: u32 = 1;
 const CLOSE_MALFORMED: u32 = 2;
 const CLOSE_BANNED: u32 = 3;
+const CLOSE_SUPERSEDED: u32 = 4;
 
 /// A validator's network identity and address (`None` until discovery
 /// learns it: see [`PeerAddresses`]).
@@ -82,6 +83,13 @@ pub struct QuicLimits {
     /// First reconnect delay; doubles up to `reconnect_max_ms`.
     pub reconnect_min_ms: u64,
     pub reconnect_max_ms: u64,
+    /// Handshakes in progress from one IP address; more are refused before
+    /// any TLS work. An honest host runs one node (a local test network a
+    /// few dozen), and each dials a peer once: a crowd of identities from
+    /// one address is a Sybil attempt, not a network.
+    pub max_handshakes_per_ip: usize,
+    /// Handshakes in progress from everyone together.
+    pub max_handshakes: usize,
 }
 
 impl Default for QuicLimits {
@@ -94,6 +102,8 @@ impl Default for QuicLimits {
             bytes_per_second: 64 << 20,
             reconnect_min_ms: 50,
             reconnect_max_ms: 2_000,
+            max_handshakes_per_ip: 32,
+            max_handshakes: 256,
         }
     }
 }
@@ -116,6 +126,14 @@ pub struct QuicStats {
     pub connections_closed_for_ban: AtomicU64,
     /// Connections closed because the peer left the validator set.
     pub connections_closed_for_set: AtomicU64,
+    /// Handshakes refused before TLS: too many at once from one address,
+    /// or from everyone.
+    pub handshakes_over_limit: AtomicU64,
+    /// A validator's older inbound connection, closed when it opened a
+    /// newer one: one inbound connection per peer, so a peer cannot
+    /// multiply its rate budget (which is per connection) by connecting
+    /// many times.
+    pub connections_superseded: AtomicU64,
 }
 
 #[derive(Debug, Error)]
@@ -896,14 +914,25 @@ async fn accept(
     limits: QuicLimits,
     stats: Arc<QuicStats>,
 ) {
+    let slots = Arc::new(HandshakeSlots::new(
+        limits.max_handshakes_per_ip,
+        limits.max_handshakes,
+    ));
     while let Some(incoming) = endpoint.accept().await {
+        let Some(slot) = slots.take(incoming.remote_address().ip()) else {
+            stats.handshakes_over_limit.fetch_add(1, Ordering::Relaxed);
+            incoming.refuse();
+            continue;
+        };
         let keys = keys.clone();
         let inlets = inlets.clone();
         let gate = gate.clone();
         let limits = limits.clone();
         let stats = stats.clone();
         tokio::spawn(async move {
-            let Ok(connection) = incoming.await else {
+            let handshake = incoming.await;
+            drop(slot);
+            let Ok(connection) = handshake else {
                 return; // refused at the handshake (counted by the verifier)
             };
             let inlet = peer_index(&connection, &keys).and_then(|index| {
@@ -914,13 +943,24 @@ async fn accept(
                 connection.close(CLOSE_MALFORMED.into(), b"no validator identity");
                 return;
             };
-            gate.track(index, 0, &connection);
-            restarted.notify_one();
             let mut buckets = (
                 Bucket::new(f64::from(limits.frames_per_second)),
                 Bucket::new(limits.bytes_per_second as f64),
             );
+            let mut first = true;
             while let Ok(mut stream) = connection.accept_uni().await {
+                // A link is a connection that carries frames: a probe (a
+                // handshake that hangs up) neither replaces the peer's
+                // link nor signals a restart.
+                if std::mem::take(&mut first) {
+                    if let Some(older) = gate.track(index, 0, &connection)
+                        && older.stable_id() != connection.stable_id()
+                    {
+                        stats.connections_superseded.fetch_add(1, Ordering::Relaxed);
+                        older.close(CLOSE_SUPERSEDED.into(), b"superseded by a newer connection");
+                    }
+                    restarted.notify_one();
+                }
                 match read_frames(&mut stream, &queue, &limits, &stats, &mut buckets).await {
                     Ok(()) => {}
                     Err(code) => {
@@ -934,6 +974,56 @@ async fn accept(
                 }
             }
         });
+    }
+}
+
+/// Counts handshakes in progress, per IP address and in all; a slot is
+/// given back when its [`HandshakeSlot`] drops.
+struct HandshakeSlots {
+    per_ip: usize,
+    total: usize,
+    held: std::sync::Mutex<std::collections::BTreeMap<std::net::IpAddr, usize>>,
+}
+
+impl HandshakeSlots {
+    fn new(per_ip: usize, total: usize) -> HandshakeSlots {
+        assert!(per_ip > 0 && total >= per_ip);
+        HandshakeSlots {
+            per_ip,
+            total,
+            held: std::sync::Mutex::new(std::collections::BTreeMap::new()),
+        }
+    }
+
+    fn take(self: &Arc<Self>, ip: std::net::IpAddr) -> Option<HandshakeSlot> {
+        let mut held = self.held.lock().expect("slots lock");
+        let in_flight: usize = held.values().sum();
+        let from_ip = held.get(&ip).copied().unwrap_or(0);
+        if in_flight >= self.total || from_ip >= self.per_ip {
+            return None;
+        }
+        *held.entry(ip).or_insert(0) += 1;
+        Some(HandshakeSlot {
+            slots: self.clone(),
+            ip,
+        })
+    }
+}
+
+struct HandshakeSlot {
+    slots: Arc<HandshakeSlots>,
+    ip: std::net::IpAddr,
+}
+
+impl Drop for HandshakeSlot {
+    fn drop(&mut self) {
+        let mut held = self.slots.held.lock().expect("slots lock");
+        if let Some(count) = held.get_mut(&self.ip) {
+            *count -= 1;
+            if *count == 0 {
+                held.remove(&self.ip);
+            }
+        }
     }
 }
 
@@ -989,5 +1079,26 @@ async fn read_frames(
         if queue.send(frame.into()).await.is_err() {
             return Ok(()); // the transport was dropped
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn handshake_slots_bound_each_address_and_everyone() {
+        let slots = Arc::new(HandshakeSlots::new(2, 3));
+        let (a, b) = ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap());
+        let first = slots.take(a).expect("room");
+        let _second = slots.take(a).expect("room");
+        assert!(slots.take(a).is_none(), "two per address");
+        let _third = slots.take(b).expect("room");
+        assert!(slots.take(b).is_none(), "three in all");
+        drop(first);
+        assert!(
+            slots.take(a).is_some(),
+            "a finished handshake frees its slot"
+        );
     }
 }
