@@ -243,6 +243,23 @@ impl PeerScores {
         }
     }
 
+    /// The same peers' standing under `config`: bans (and how many each
+    /// peer had) carry over; scores restart at the new maximum, or at zero
+    /// for a banned peer.
+    pub fn reconfigured(&self, config: ScoreConfig) -> PeerScores {
+        let mut scores = PeerScores::new(config, self.peers.len());
+        for (new, old) in scores.peers.iter_mut().zip(&self.peers) {
+            new.banned_until_ms = old.banned_until_ms;
+            new.bans = old.bans;
+            new.offences = old.offences;
+            new.updated_ms = old.updated_ms;
+            if old.banned_until_ms.is_some() {
+                new.score_milli = 0;
+            }
+        }
+        scores
+    }
+
     /// Whether `peer` is banned at `now_ms`.
     pub fn is_banned(&self, peer: ValidatorIndex, now_ms: u64) -> bool {
         self.peers
@@ -358,6 +375,25 @@ mod tests {
             ban_ms: 1_000,
             frames_per_second: 10,
         }
+    }
+
+    #[test]
+    fn reconfiguring_keeps_bans_and_takes_the_new_rules() {
+        let mut scores = PeerScores::new(config(), 3);
+        scores.restore_ban(1, 0, 5_000);
+        let stricter = ScoreConfig {
+            ban_ms: 60_000,
+            ..config()
+        };
+        let mut scores = scores.reconfigured(stricter);
+        assert!(scores.is_banned(1, 4_999));
+        assert!(!scores.is_banned(0, 0) && !scores.is_banned(2, 0));
+        // A new ban is as long as the new rules say (doubled for a repeat).
+        for _ in 0..4 {
+            scores.penalise(2, Offence::Malformed, 10);
+        }
+        assert!(scores.is_banned(2, 10 + 59_999));
+        assert!(!scores.is_banned(2, 10 + 60_000));
     }
 
     #[test]

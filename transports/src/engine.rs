@@ -280,6 +280,7 @@ where
             &clock,
             &mut app,
         )?;
+        disconnect_banned(&scores, &mut transport, clock.now_ms());
         Ok(Engine {
             replica,
             config,
@@ -446,16 +447,9 @@ where
     }
 
     /// Scores peers by `config` instead of the defaults (bans read back
-    /// from the store are kept).
+    /// from the store at recovery are kept, and not reported again).
     pub fn with_score_config(mut self, config: ScoreConfig) -> Result<Self, EngineError> {
-        self.scores = load_scores(
-            config,
-            &self.store,
-            self.validator_count,
-            &self.clock,
-            &mut self.app,
-        )?;
-        disconnect_banned(&self.scores, &mut self.transport, self.clock.now_ms());
+        self.scores = self.scores.reconfigured(config);
         Ok(self)
     }
 

@@ -252,6 +252,8 @@ pub enum Failure {
     Jailed,
     #[error("the validator registry is full")]
     TooManyCandidates,
+    #[error("the validator address is not an ed25519 public key")]
+    NotAValidatorKey,
     #[error("evidence refused: {0}")]
     BadEvidence(#[from] EvidenceError),
     #[error("the validator was already slashed")]

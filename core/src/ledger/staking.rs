@@ -189,6 +189,11 @@ impl EpochSet {
     }
 }
 
+/// Whether `address` is an ed25519 public key (a point on the curve).
+fn is_key(address: &Address) -> bool {
+    VerifyingKey::from_bytes(address).is_ok()
+}
+
 fn encode_powers<'a>(w: &mut Writer, powers: impl ExactSizeIterator<Item = &'a (Address, u64)>) {
     w.u16(powers.len() as u16);
     for (address, power) in powers {
@@ -228,6 +233,11 @@ impl Ledger {
     pub(super) fn add_power(&mut self, validator: &Address, amount: u64) -> Result<(), Failure> {
         if self.is_jailed(validator) {
             return Err(Failure::Jailed);
+        }
+        // A validator's address is its consensus key: bytes that are no key
+        // could never sign, and no scheme could take them into its roster.
+        if !is_key(validator) {
+            return Err(Failure::NotAValidatorKey);
         }
         let mut powers = self.powers();
         if !powers.contains_key(validator) && powers.len() >= MAX_CANDIDATES {
@@ -357,6 +367,8 @@ impl Ledger {
         ranked.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
         let roster = self.roster();
         let mut free_indexes = MAX_ROSTER - roster.len();
+        // Delegations check the key; this guards a registry from before.
+        ranked.retain(|(address, _)| is_key(address));
         ranked.retain(|(address, _)| {
             if roster.contains(address) {
                 return true;
@@ -595,6 +607,39 @@ mod tests {
         let l = l.execute(20, &PROPOSER, &[]).unwrap().ledger;
         assert_eq!(l.epoch_set().validators.len(), 3);
         assert_eq!(l.roster(), expected);
+    }
+
+    /// Found in review: a delegation names its validator by 32 arbitrary
+    /// bytes. Bytes that are no ed25519 key would enter the epoch set and
+    /// the roster, and every node's consensus would stop at that epoch
+    /// start (its scheme cannot take the key). Refused at the delegation,
+    /// and never chosen for a set.
+    #[test]
+    fn a_delegation_to_bytes_that_are_no_key_is_refused() {
+        let (l, keys) = genesis();
+        let not_a_key = (0u8..=255)
+            .map(|b| [b; 32])
+            .find(|bytes| VerifyingKey::from_bytes(bytes).is_err())
+            .expect("some byte pattern is not a curve point");
+        let delegate = Action::Delegate {
+            validator: not_a_key,
+            amount: 4_000,
+        };
+        let out = l
+            .execute(1, &PROPOSER, &[tx(&keys[3], 0, delegate)])
+            .unwrap();
+        assert_eq!(out.receipts[0].status, Err(Failure::NotAValidatorKey));
+        let l = out.ledger.execute(10, &PROPOSER, &[]).unwrap().ledger;
+        assert!(l.roster().iter().all(|k| *k != not_a_key));
+        // A registry written before the check: the set passes it over.
+        let mut l = l;
+        l.add_power(&not_a_key, 9_000).unwrap_err();
+        let mut powers = l.powers();
+        powers.insert(not_a_key, 9_000);
+        l.put_powers(&powers);
+        let l = l.execute(20, &PROPOSER, &[]).unwrap().ledger;
+        assert_eq!(l.epoch_set().validators.len(), 3);
+        assert!(l.roster().iter().all(|k| *k != not_a_key));
     }
 
     #[test]
