@@ -201,6 +201,16 @@ async fn join(epoch_blocks: u64) -> Timings {
     };
     let log = std::fs::read_to_string(network.log_path(1)).unwrap();
     assert!(log.contains("a validator joined the roster"), "{log}");
+    // Operators see it as a peer like any other.
+    let peers = watcher.call("ballast_peers", vec![]).await.unwrap();
+    let newcomer_row = peers
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|row| row["index"] == NEWCOMER)
+        .unwrap_or_else(|| panic!("ballast_peers lists the newcomer: {peers}"));
+    assert_eq!(newcomer_row["key"], newcomer_key);
+    assert!(newcomer_row["address"].is_string(), "{newcomer_row}");
 
     // Both kinds of validator restart from their disks: a genesis one
     // (its engine starts with the genesis keys and grows to the roster of
