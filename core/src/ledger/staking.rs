@@ -582,20 +582,19 @@ mod tests {
         }));
     }
 
+    /// `l` after a block at height 1 in which `key` bonds 2,000.
+    fn bond_at_height_1(l: Ledger, key: &SigningKey) -> Ledger {
+        let block = [tx(key, 0, Action::Stake { amount: 2_000 })];
+        l.execute(1, &PROPOSER, &block).unwrap().ledger
+    }
+
     #[test]
     fn the_roster_keeps_genesis_order_and_appends_newcomers_once() {
         let (l, keys) = genesis();
         let genesis_keys: Vec<Address> = keys[..3].iter().map(address).collect();
         assert_eq!(l.roster(), genesis_keys, "genesis order, not address order");
         let newcomer = &keys[3];
-        let l = l
-            .execute(
-                1,
-                &PROPOSER,
-                &[tx(newcomer, 0, Action::Stake { amount: 2_000 })],
-            )
-            .unwrap()
-            .ledger;
+        let l = bond_at_height_1(l, newcomer);
         assert_eq!(l.roster().len(), 3, "bonding alone assigns no index");
         let l = l.execute(10, &PROPOSER, &[]).unwrap().ledger;
         let mut expected = genesis_keys.clone();
@@ -658,14 +657,7 @@ mod tests {
         l.extend_roster(&set);
         assert_eq!(l.roster().len(), MAX_ROSTER);
         let newcomer = &keys[3];
-        let l = l
-            .execute(
-                1,
-                &PROPOSER,
-                &[tx(newcomer, 0, Action::Stake { amount: 2_000 })],
-            )
-            .unwrap()
-            .ledger;
+        let l = bond_at_height_1(l, newcomer);
         let l = l.execute(10, &PROPOSER, &[]).unwrap().ledger;
         let set = l.epoch_set();
         assert_eq!(set.validators.len(), 3, "no index left for the newcomer");
