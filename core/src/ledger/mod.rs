@@ -8,6 +8,7 @@ pub mod examples;
 pub mod execute;
 pub mod governance;
 pub mod mempool;
+pub mod outcome;
 mod signature;
 pub mod stack_meter;
 pub mod staking;
