@@ -446,11 +446,10 @@ impl NodeApp {
 
     /// After finalizing `block`, the last of the current epoch: the next
     /// epoch's set is the ledger's epoch set in the state after it, each
-    /// power at the index of that validator's consensus key (zero for a
-    /// genesis validator that left). Validators outside the genesis set
-    /// cannot be reached over QUIC yet, so their stake carries no consensus
-    /// weight. A set with no stake left keeps the previous one (the ledger
-    /// keeps its previous set too when no candidate has stake).
+    /// power at that validator's index in the roster (zero for one that
+    /// left), the roster's keys included: validators that joined by staking
+    /// count from here. A set with no stake left keeps the previous one (the
+    /// ledger keeps its previous set too when no candidate has stake).
     fn start_epoch_after(&mut self, block: &Block, state: &Ledger) -> EpochStart {
         let previous = self.current_epoch().clone();
         debug_assert_eq!(block.height, previous.plan.last_height);
