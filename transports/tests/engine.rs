@@ -346,3 +346,153 @@ async fn restart_reads_and_votes_held_do_not_grow_with_the_chain() {
         "{held_long} records held at 200 blocks"
     );
 }
+
+/// Epochs of five blocks; from epoch 1 a fifth key, which joined (as by
+/// staking), is a member with equal stake.
+#[derive(Clone)]
+struct Joining {
+    chain: Chain,
+    keys: Arc<Vec<[u8; 32]>>,
+}
+
+impl Application<Ed25519> for Joining {
+    fn propose(
+        &mut self,
+        view: View,
+        parent: Digest,
+        height: Height,
+        blocks: &dyn ballast_transports::engine::BlockLookup,
+    ) -> Result<Vec<u8>, Digest> {
+        self.chain.propose(view, parent, height, blocks)
+    }
+
+    fn finalized(
+        &mut self,
+        now_ms: u64,
+        blocks: &[Block],
+        certificate: &Certificate<Ed25519>,
+        stored: &dyn ballast_transports::engine::BlockLookup,
+    ) {
+        self.chain.finalized(now_ms, blocks, certificate, stored)
+    }
+
+    fn epoch(
+        &mut self,
+        epoch: u64,
+        _anchor: &Block,
+        _blocks: &dyn ballast_transports::engine::BlockLookup,
+    ) -> Option<ballast_transports::engine::EpochPlan> {
+        let count = if epoch == 0 { 4 } else { 5 };
+        Some(ballast_transports::engine::EpochPlan {
+            validators: Arc::new(ValidatorSet::equal(count)),
+            last_height: (epoch + 1) * EPOCH_BLOCKS,
+            members: Arc::new(self.keys[..count].to_vec()),
+        })
+    }
+}
+
+/// Four validators start with four keys; at epoch 1 a fifth joins the
+/// roster. Their engines grow their schemes there; the newcomer, started
+/// from epoch 1's start record (as state sync installs it) with five keys,
+/// votes; then one of the four stops, and the chain goes on only because
+/// the newcomer's votes count (4 of 5).
+#[tokio::test(start_paused = true)]
+async fn engines_grow_their_scheme_when_a_validator_joins() {
+    const SEED: u64 = 9;
+    let secrets: Vec<_> = (0..5)
+        .map(|i| Ed25519::deterministic_secret(SEED, i))
+        .collect();
+    let keys: Vec<_> = secrets.iter().map(|s| s.verifying_key()).collect();
+    let members = Arc::new(keys.iter().map(|k| k.to_bytes()).collect::<Vec<_>>());
+    let genesis_keys = Arc::new(keys[..4].to_vec());
+    let mut transports = MemoryTransport::network(5);
+    let newcomer_transport = transports.pop().expect("five");
+    let apps: Vec<Joining> = (0..5)
+        .map(|_| Joining {
+            chain: Chain::default(),
+            keys: members.clone(),
+        })
+        .collect();
+    let stores: Vec<MemStore> = (0..4).map(|_| MemStore::new()).collect();
+    let height = |app: &Joining| app.chain.0.lock().unwrap().len();
+    let local = tokio::task::LocalSet::new();
+    let mut running = Vec::new();
+    for (i, transport) in transports.into_iter().enumerate() {
+        let scheme = Ed25519::signer(genesis_keys.clone(), i as u16, secrets[i].clone());
+        let engine = Engine::recover(
+            Config::default(),
+            scheme,
+            Arc::new(ValidatorSet::equal(4)),
+            transport,
+            stores[i].clone(),
+            TokioClock::new(),
+            apps[i].clone(),
+        )
+        .unwrap();
+        running.push(local.spawn_local(engine.run()));
+    }
+    local
+        .run_until(async {
+            let mut polls = 0u64;
+            let tick = || async {
+                tokio::task::yield_now().await;
+                tokio::time::advance(std::time::Duration::from_millis(1)).await;
+            };
+            // Past the start of epoch 1 (height 5), whose record the
+            // newcomer starts from.
+            while height(&apps[0]) < 7 {
+                tick().await;
+                polls += 1;
+                assert!(polls < 1_000_000, "no progress");
+            }
+            let mut store = MemStore::new();
+            let epoch_record = stores[0]
+                .get(&ballast_core::consensus::Record::<Ed25519>::epoch_key(1))
+                .unwrap()
+                .expect("epoch 1 started");
+            store
+                .put(
+                    &ballast_core::consensus::Record::<Ed25519>::epoch_key(1),
+                    &epoch_record,
+                )
+                .unwrap();
+            // It holds the chain up to the epoch's anchor, as a synced node.
+            let synced: Vec<Digest> = apps[0].chain.0.lock().unwrap()[..5].to_vec();
+            *apps[4].chain.0.lock().unwrap() = synced;
+            let scheme = Ed25519::signer(Arc::new(keys.clone()), 4, secrets[4].clone());
+            let newcomer = Engine::recover(
+                Config::default(),
+                scheme,
+                Arc::new(ValidatorSet::equal(4)),
+                newcomer_transport,
+                store,
+                TokioClock::new(),
+                apps[4].clone(),
+            )
+            .unwrap();
+            tokio::task::spawn_local(newcomer.run());
+            let target = height(&apps[0]) + 5;
+            while height(&apps[4]) < target {
+                tick().await;
+                polls += 1;
+                assert!(polls < 2_000_000, "the newcomer never caught up");
+            }
+            // Three of the four genesis validators are not a quorum of five.
+            running[0].abort();
+            let target = height(&apps[1]) + 10;
+            while height(&apps[1]) < target || height(&apps[4]) < target {
+                tick().await;
+                polls += 1;
+                let heights: Vec<usize> = apps.iter().map(height).collect();
+                assert!(
+                    polls < 4_000_000,
+                    "no quorum without the newcomer's votes: {heights:?}"
+                );
+            }
+        })
+        .await;
+    let reference = apps[1].chain.0.lock().unwrap().clone();
+    let newcomer_chain = apps[4].chain.0.lock().unwrap().clone();
+    let common = reference.len().min(newcomer_chain.len());
+    assert_eq!(newcomer_chain[..common], reference[..common]);
+}

@@ -59,16 +59,20 @@ impl Ed25519 {
         &self.keys
     }
 
+    /// Validator `i`'s secret in [`Ed25519::deterministic_set`]`(seed, _)`.
+    /// Never use for a real network.
+    pub fn deterministic_secret(seed: u64, i: usize) -> SigningKey {
+        let mut material = b"ballast-ed25519-test-key".to_vec();
+        material.extend_from_slice(&seed.to_le_bytes());
+        material.extend_from_slice(&(i as u64).to_le_bytes());
+        SigningKey::from_bytes(&crate::types::Digest::of(&material).0)
+    }
+
     /// Deterministic keys for tests and the simulator: validator `i`'s secret
     /// is derived from `(seed, i)`. Never use for a real network.
     pub fn deterministic_set(seed: u64, count: usize) -> Vec<Ed25519> {
         let secrets: Vec<SigningKey> = (0..count)
-            .map(|i| {
-                let mut material = b"ballast-ed25519-test-key".to_vec();
-                material.extend_from_slice(&seed.to_le_bytes());
-                material.extend_from_slice(&(i as u64).to_le_bytes());
-                SigningKey::from_bytes(&crate::types::Digest::of(&material).0)
-            })
+            .map(|i| Ed25519::deterministic_secret(seed, i))
             .collect();
         let keys = Arc::new(
             secrets
