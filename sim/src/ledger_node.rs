@@ -114,10 +114,22 @@ pub struct Workload {
     accused: std::collections::BTreeMap<Address, Option<u64>>,
     /// Every transaction submitted so far, in order.
     pub submitted: Vec<SignedTransaction>,
+    /// Validators that join by staking: each signs one stake transaction
+    /// with its consensus key when it is due (then `None`).
+    joiners: Vec<Option<Stake>>,
+}
+
+/// A joiner's stake transaction, not yet submitted.
+pub struct Stake {
+    pub key: SigningKey,
+    pub at_us: u64,
+    pub amount: u64,
 }
 
 impl Workload {
-    pub fn new(seed: u64, tps: u32, validators: Vec<Address>) -> Workload {
+    /// `validators` are the genesis validators' staking accounts, which
+    /// clients delegate to; `joiners` the stakes that bring new validators.
+    pub fn new(seed: u64, tps: u32, validators: Vec<Address>, joiners: Vec<Stake>) -> Workload {
         assert!(tps > 0, "a workload submits something");
         let keys = (0..CLIENTS as u64)
             .map(|i| SigningKey::from_bytes(&Digest::of(&(seed ^ (i << 32)).to_le_bytes()).0))
@@ -134,6 +146,7 @@ impl Workload {
             delegated: std::collections::BTreeMap::new(),
             accused: std::collections::BTreeMap::new(),
             submitted: Vec::new(),
+            joiners: joiners.into_iter().map(Some).collect(),
         }
     }
 
@@ -222,6 +235,23 @@ impl Workload {
             self.sign(from, 1, Action::Evidence { evidence });
         }
         self.leave_accused(now_us);
+        for joiner in &mut self.joiners {
+            if let Some(stake) = joiner.take_if(|s| s.at_us <= now_us) {
+                let action = Action::Stake {
+                    amount: stake.amount,
+                };
+                let tx = Transaction {
+                    chain_id: CHAIN_ID,
+                    sender: stake.key.verifying_key().to_bytes(),
+                    nonce: 0,
+                    fee: action.min_fee().max(1),
+                    expiry_height: u64::MAX,
+                    action,
+                }
+                .sign(&stake.key);
+                self.submitted.push(tx);
+            }
+        }
         let [counter, token, endless] =
             workload_contracts(&self.keys[0].verifying_key().to_bytes());
         while self.next_at_us <= now_us {
@@ -369,7 +399,9 @@ pub struct LedgerNode {
 impl LedgerNode {
     /// `validator_keys` are the validators' ed25519 keys (empty when the
     /// run's scheme is not ed25519: then no one stakes at genesis and no
-    /// evidence can be proven on chain); `accusable` the non-honest ones.
+    /// evidence can be proven on chain): the genesis validators' (bonded at
+    /// genesis), then the joiners' (funded at genesis, they stake later);
+    /// `accusable` the non-honest ones.
     ///
     /// Resumes from the state stored in `store` if there is one (storing
     /// genesis if not); [`LedgerNode::catch_up`] then executes what was
@@ -383,9 +415,18 @@ impl LedgerNode {
         shelf: Option<Shelf>,
     ) -> LedgerNode {
         let mut addresses = workload.lock().expect("workload lock").addresses();
-        let balances: Vec<_> = addresses.iter().map(|a| (*a, CLIENT_BALANCE)).collect();
+        let mut balances: Vec<_> = addresses.iter().map(|a| (*a, CLIENT_BALANCE)).collect();
+        // The joiners' accounts are funded like the clients'; only the
+        // genesis validators are bonded at genesis.
+        balances.extend(
+            validator_keys
+                .iter()
+                .skip(validators.len())
+                .map(|key| (*key, CLIENT_BALANCE)),
+        );
         let stakes: Vec<(Address, u64)> = validator_keys
             .iter()
+            .take(validators.len())
             .enumerate()
             .map(|(i, key)| (*key, validators.stake(i as u16) * STAKE_UNIT))
             .collect();
@@ -415,7 +456,7 @@ impl LedgerNode {
         }
         addresses.extend(workload_contracts(&addresses[0]));
         addresses.extend(validator_keys.iter().copied());
-        addresses.extend((0..validators.len() as u16).map(fee_address));
+        addresses.extend((0..validators.len().max(validator_keys.len()) as u16).map(fee_address));
         addresses.extend((0..4).map(fee_address));
         addresses.sort_unstable();
         addresses.dedup();
@@ -752,21 +793,41 @@ impl LedgerNode {
     }
 }
 
-/// Epoch `epoch`'s plan from the state after its anchor at `anchor_height`:
-/// each validator's power in the ledger's epoch set, by the index of its
-/// consensus key (zero for one that left).
+/// Epoch `epoch`'s plan from the state after its anchor at `anchor_height`.
+///
+/// Consensus indices follow the ledger's roster, as on the node, but only
+/// over the keys that run a process here (`process_keys`: the genesis
+/// validators', then the joiners'): the workload's clients also stake, and
+/// a candidate that runs no validator must not hold consensus weight that
+/// no process can vote with. Genesis keys come first in the roster, so the
+/// genesis validators keep their indices; a joiner takes the next index
+/// when its key enters the set. Each member's power is its weight in the
+/// ledger's epoch set (zero for one that left). The scheme grows to the
+/// members only once a joiner is among them; before that, members stay
+/// empty (unchanged).
 pub fn plan_after(
     genesis_validators: &Arc<ValidatorSet>,
-    validator_keys: &[Address],
+    process_keys: &[Address],
     epoch: Epoch,
     anchor_height: Height,
     state: &Ledger,
 ) -> EpochPlan {
     let last_height = state.epoch_end_after(anchor_height);
     let powers = state.epoch_set().validators;
-    let stakes: Vec<u64> = (0..genesis_validators.len())
+    let genesis = genesis_validators.len();
+    let joined: Vec<Address> = state
+        .roster()
+        .into_iter()
+        .filter(|key| process_keys[genesis.min(process_keys.len())..].contains(key))
+        .collect();
+    let members: Vec<Address> = process_keys[..genesis.min(process_keys.len())]
+        .iter()
+        .copied()
+        .chain(joined.iter().copied())
+        .collect();
+    let stakes: Vec<u64> = (0..genesis.max(members.len()))
         .map(|i| {
-            let key = validator_keys.get(i);
+            let key = members.get(i);
             let power = powers.iter().find(|(a, _)| Some(a) == key);
             power.map_or(0, |(_, p)| *p)
         })
@@ -776,12 +837,13 @@ pub fn plan_after(
         Ok(set) if epoch > 0 => Arc::new(set),
         _ => genesis_validators.clone(),
     };
-    // The simulator's processes are the scenario's validators, so the
-    // scheme keeps their keys: members stay empty (unchanged), and a
-    // candidate that entered the ledger's roster runs no process yet.
     EpochPlan {
         validators,
         last_height,
-        members: Arc::new(Vec::new()),
+        members: Arc::new(if joined.is_empty() {
+            Vec::new()
+        } else {
+            members
+        }),
     }
 }

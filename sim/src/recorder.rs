@@ -163,7 +163,7 @@ pub struct Recorder {
     pub ledger_resumes: u64,
     /// Finalized blocks deleted from validators' stores (`retain_blocks`).
     pub blocks_pruned: u64,
-    /// Validators that lost their disk and joined again by state sync.
+    /// State syncs: validators that lost their disk, or joined by staking.
     pub state_syncs: u64,
     /// Peers a syncing validator dropped for serving what the trusted
     /// block does not commit to (only Byzantine ones may be).
@@ -174,11 +174,27 @@ pub struct Recorder {
     pub delegations_slashed: u64,
     /// Peer scoring as the engines ran it.
     pub bans: crate::ban_watch::BanWatch,
+    /// The consensus keys by index once a validator joined (see
+    /// [`Recorder::members_planned`]).
+    pub members: Vec<[u8; 32]>,
+    /// Validators whose process started after they joined by staking.
+    pub validators_joined: u64,
 }
 
 impl Recorder {
-    pub fn new(validators: ValidatorSet, byzantine: &[ValidatorIndex], timeline: bool) -> Recorder {
-        let n = validators.len();
+    /// `processes`: how many validators may run, the genesis set and the
+    /// validators that join later (their views and chains start empty).
+    pub fn new(
+        validators: ValidatorSet,
+        processes: usize,
+        byzantine: &[ValidatorIndex],
+        timeline: bool,
+    ) -> Recorder {
+        assert!(
+            processes >= validators.len(),
+            "every genesis validator runs"
+        );
+        let n = processes;
         Recorder {
             validators,
             epochs: BTreeMap::new(),
@@ -216,7 +232,30 @@ impl Recorder {
             validators_slashed: 0,
             delegations_slashed: 0,
             bans: crate::ban_watch::BanWatch::default(),
+            members: Vec::new(),
+            validators_joined: 0,
         }
+    }
+
+    /// An honest validator planned an epoch whose members are `members`
+    /// (empty: the genesis keys, unchanged). The longest list seen is the
+    /// roster so far: where a joiner finds its index.
+    pub fn members_planned(&mut self, validator: ValidatorIndex, members: &[[u8; 32]]) {
+        if !self.is_byzantine(validator) && members.len() > self.members.len() {
+            assert!(
+                members.starts_with(&self.members),
+                "the roster only grows at its end"
+            );
+            self.members = members.to_vec();
+        }
+    }
+
+    /// Whether an honest validator started an epoch whose set has a place
+    /// for `validator`.
+    pub fn set_includes(&self, validator: ValidatorIndex) -> bool {
+        self.epochs
+            .values()
+            .any(|(_, set)| usize::from(validator) < set.len())
     }
 
     /// A ledger report from `validator`'s application.

@@ -2,7 +2,7 @@
 
 use crate::byzantine::AdversaryTransport;
 use crate::byzantine::Role;
-use crate::ledger_node::{CHAIN_ID, LedgerNode, Workload};
+use crate::ledger_node::{CHAIN_ID, LedgerNode, STAKE_UNIT, Stake, Workload};
 use crate::network::SideChannel;
 use crate::network::{Network, NetworkStats, SendRecord};
 use crate::recorder::{DiagramLog, MarkKind, Recorder};
@@ -22,6 +22,7 @@ use ballast_transports::engine::{Application, Engine, EpochPlan, Observation};
 use ballast_transports::memory::MemStore;
 use ballast_transports::sim::{LinkModel, SimClock, SimTransport};
 use ballast_transports::{Store, Write};
+use ed25519_dalek::{SigningKey, VerifyingKey};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::collections::BTreeSet;
@@ -83,8 +84,8 @@ pub struct Outcome {
     pub ledger_resumes: u64,
     /// Finalized blocks deleted from validators' stores (`retain_blocks`).
     pub blocks_pruned: u64,
-    /// Validators that lost their disk and joined again by state sync, and
-    /// the lying peers their syncs dropped.
+    /// State syncs (validators that lost their disk, or joined by staking),
+    /// and the lying peers their syncs dropped.
     pub state_syncs: u64,
     pub sync_peers_dropped: u64,
     /// Bans honest validators imposed on Byzantine peers, and the longest
@@ -95,6 +96,8 @@ pub struct Outcome {
     pub validators_slashed: u64,
     /// Undelegations from slashed validators that burned its share.
     pub delegations_slashed: u64,
+    /// Validators whose process started after their stake entered the set.
+    pub validators_joined: u64,
     pub timeline: Option<Vec<(u64, ValidatorIndex, View, String)>>,
     /// What a space-time diagram draws, when recording a replay.
     pub diagram: Option<Diagram>,
@@ -137,14 +140,44 @@ pub fn run_concrete(scenario: &Scenario, seed: u64, options: RunOptions) -> Outc
     match scenario.scheme {
         SchemeKind::KeyedHash => {
             let schemes = KeyedHash::deterministic_set(seed, scenario.validators());
-            run_with(scenario, seed, options, schemes)
+            // `validate` refuses joins without ed25519 keys.
+            let joiners = Joiners {
+                secrets: Vec::new(),
+                scheme: |_, _, _| unreachable!("joins need ed25519 keys"),
+            };
+            run_with(scenario, seed, options, schemes, joiners)
         }
         SchemeKind::Ed25519 => {
-            let schemes = Ed25519::deterministic_set(seed, scenario.validators());
-            run_with(scenario, seed, options, schemes)
+            let n = scenario.validators();
+            let schemes = Ed25519::deterministic_set(seed, n);
+            let joiners = Joiners {
+                secrets: (n..scenario.processes())
+                    .map(|i| Ed25519::deterministic_secret(seed, i))
+                    .collect(),
+                scheme: |secret, me, members| {
+                    let keys = members
+                        .iter()
+                        .map(|k| VerifyingKey::from_bytes(k).expect("the roster holds keys"))
+                        .collect();
+                    Ed25519::signer(Arc::new(keys), me, secret.clone())
+                },
+            };
+            run_with(scenario, seed, options, schemes, joiners)
         }
     }
 }
+
+/// The validators that join by staking: each one's key (it signs its stake
+/// transaction and its votes with it), and how to build its scheme once the
+/// roster gives it an index among `members`.
+struct Joiners<S> {
+    secrets: Vec<SigningKey>,
+    scheme: fn(&SigningKey, ValidatorIndex, &[[u8; 32]]) -> S,
+}
+
+/// How often (simulated ms) the runner looks for joiners whose key entered
+/// the validator set, to start their processes.
+const JOIN_WATCH_MS: u64 = 20;
 
 fn validator_address(i: usize) -> SocketAddr {
     SocketAddr::new(
@@ -174,6 +207,7 @@ fn run_with<S: Scheme>(
     seed: u64,
     options: RunOptions,
     schemes: Vec<S>,
+    joiners: Joiners<S>,
 ) -> Outcome {
     let mut config = madsim::Config::default();
     // The link model draws every delay; madsim itself adds (almost) none.
@@ -183,7 +217,12 @@ fn run_with<S: Scheme>(
     let validators = ValidatorSet::new(scenario.stakes.clone(), Digest::of(&seed.to_le_bytes()))
         .expect("scenario stakes form a valid set");
     let byzantine: Vec<ValidatorIndex> = scenario.byzantine.iter().map(|(v, _)| *v).collect();
-    let mut recorder = Recorder::new(validators.clone(), &byzantine, options.timeline);
+    let mut recorder = Recorder::new(
+        validators.clone(),
+        scenario.processes(),
+        &byzantine,
+        options.timeline,
+    );
     recorder.bans = crate::ban_watch::BanWatch::new(
         scenario
             .byzantine
@@ -198,6 +237,7 @@ fn run_with<S: Scheme>(
             scenario.clone(),
             seed,
             schemes,
+            joiners,
             Arc::new(validators),
             recorder.clone(),
             network.clone(),
@@ -210,7 +250,7 @@ fn run_with<S: Scheme>(
             let mut guard = shared.lock().unwrap_or_else(|p| p.into_inner());
             std::mem::replace(
                 &mut *guard,
-                Recorder::new(ValidatorSet::equal(1), &[], false),
+                Recorder::new(ValidatorSet::equal(1), 1, &[], false),
             )
         });
     if let Err(panic) = result {
@@ -267,6 +307,7 @@ fn run_with<S: Scheme>(
         max_time_to_ban_ms: recorder.bans.time_to_ban_ms.iter().copied().max(),
         validators_slashed: recorder.validators_slashed,
         delegations_slashed: recorder.delegations_slashed,
+        validators_joined: recorder.validators_joined,
         timeline: recorder.timeline.take(),
         diagram,
     }
@@ -374,6 +415,7 @@ async fn simulate<S: Scheme>(
     scenario: Scenario,
     seed: u64,
     schemes: Vec<S>,
+    joiners: Joiners<S>,
     validators: Arc<ValidatorSet>,
     recorder: Arc<Mutex<Recorder>>,
     network: Arc<Network>,
@@ -383,6 +425,9 @@ async fn simulate<S: Scheme>(
     network.set_origin(origin);
     let model: Arc<dyn LinkModel> = network.clone();
     let n = scenario.validators();
+    // Genesis validators, then joiners: every address is known from the
+    // start, and a joiner's is used once its process runs.
+    let processes = scenario.processes();
     let twins: Vec<ValidatorIndex> = scenario
         .byzantine
         .iter()
@@ -392,9 +437,9 @@ async fn simulate<S: Scheme>(
     // Twins: honest validators on side A (even) reach each twin's first
     // replica, those on side B (odd) its second; each replica knows the
     // other twins' replicas on its own side.
-    let side_a: Arc<Vec<SocketAddr>> = Arc::new((0..n).map(validator_address).collect());
+    let side_a: Arc<Vec<SocketAddr>> = Arc::new((0..processes).map(validator_address).collect());
     let side_b: Arc<Vec<SocketAddr>> = Arc::new(
-        (0..n)
+        (0..processes)
             .map(|i| {
                 if twins.contains(&(i as ValidatorIndex)) {
                     twin_address(i)
@@ -405,8 +450,9 @@ async fn simulate<S: Scheme>(
             .collect(),
     );
     let stores: Vec<MemStore> = (0..n).map(|_| MemStore::new()).collect();
-    // Validators stake with their consensus keys (ed25519 runs only).
-    let validator_keys: Vec<[u8; 32]> = schemes
+    // Validators stake with their consensus keys (ed25519 runs only): the
+    // genesis validators', then the joiners'.
+    let genesis_keys: Vec<[u8; 32]> = schemes
         .first()
         .map(|s| {
             (0..n)
@@ -414,25 +460,44 @@ async fn simulate<S: Scheme>(
                 .collect()
         })
         .unwrap_or_default();
+    let validator_keys: Vec<[u8; 32]> = genesis_keys
+        .iter()
+        .copied()
+        .chain(joiners.secrets.iter().map(|s| s.verifying_key().to_bytes()))
+        .collect();
     let accusable: BTreeSet<[u8; 32]> = scenario
         .byzantine
         .iter()
         .filter_map(|(v, _)| validator_keys.get(usize::from(*v)).copied())
         .collect();
-    let workload = scenario
-        .ledger_tps
-        .map(|tps| Arc::new(Mutex::new(Workload::new(seed, tps, validator_keys.clone()))));
+    let stakes: Vec<Stake> = joiners
+        .secrets
+        .iter()
+        .zip(&scenario.joins)
+        .map(|(key, join)| Stake {
+            key: key.clone(),
+            at_us: join.stake_at_ms * 1000,
+            amount: join.stake * STAKE_UNIT,
+        })
+        .collect();
+    let workload = scenario.ledger_tps.map(|tps| {
+        let workload = Workload::new(seed, tps, genesis_keys.clone(), stakes);
+        Arc::new(Mutex::new(workload))
+    });
     let mut consensus_config = scenario.consensus.clone();
     if workload.is_some() {
         // Votes must be provable to this chain's ledger (evidence checks
         // signatures under the chain's consensus namespace).
         consensus_config.namespace = consensus_namespace(CHAIN_ID);
     }
-    // Validators whose disk is gone: they join again by state sync.
-    let sync_service = scenario.crashes.iter().any(|c| c.lose_disk);
-    let lost_disks: Vec<Arc<Mutex<bool>>> = (0..n).map(|_| Arc::default()).collect();
+    // Validators whose disk is gone: they join again by state sync, as
+    // joiners do the first time (their disk starts empty).
+    let sync_service = scenario.crashes.iter().any(|c| c.lose_disk) || !scenario.joins.is_empty();
+    let lost_disks: Vec<Arc<Mutex<bool>>> = (0..processes)
+        .map(|i| Arc::new(Mutex::new(i >= n)))
+        .collect();
     let sync_peers: Arc<Vec<SocketAddr>> = Arc::new(
-        (0..n)
+        (0..processes)
             .map(|i| state_sync::sync_address(validator_address(i)))
             .collect(),
     );
@@ -583,7 +648,7 @@ async fn simulate<S: Scheme>(
         handle: handle.clone(),
         nodes,
         stores,
-        lost_disks,
+        lost_disks: lost_disks.clone(),
         rng: ChaCha8Rng::seed_from_u64(seed ^ 0x6372_6173_6800),
     };
 
@@ -602,6 +667,8 @@ async fn simulate<S: Scheme>(
         /// Look for a pivotal validator that just moved on through a
         /// certificate (see [`CertificateCrashes`]).
         PivotalWatch,
+        /// Look for joiners whose key entered the set, to start them.
+        JoinWatch,
         Heal,
         End,
     }
@@ -632,11 +699,18 @@ async fn simulate<S: Scheme>(
         let last_ms = c.to_ms + c.down_ms + 1;
         schedule.extend((c.from_ms..=last_ms).map(|at| (at, 0, Fault::PivotalWatch)));
     }
+    if let Some(first_ms) = scenario.joins.iter().map(|j| j.stake_at_ms).min() {
+        let watch_ms = (first_ms..scenario.duration_ms).step_by(JOIN_WATCH_MS as usize);
+        schedule.extend(watch_ms.map(|at| (at, 0, Fault::JoinWatch)));
+    }
     schedule.push((scenario.heal_ms(), 3, Fault::Heal));
     schedule.push((scenario.duration_ms, 4, Fault::End));
     schedule.sort_by_key(|(at, order, _)| (*at, *order));
 
     let mut heal_state: Option<(u64, View, Vec<Height>)> = None;
+    // The joiners' processes, by joiner; those not yet started are `None`.
+    let mut joiner_nodes: Vec<Option<madsim::runtime::NodeHandle>> =
+        (0..scenario.joins.len()).map(|_| None).collect();
     // Validators the leader-crash watcher has down, with their restart time.
     let mut leaders_down: Vec<(u64, ValidatorIndex)> = Vec::new();
     // The validator the certificate-crash watcher has down, until when.
@@ -657,6 +731,8 @@ async fn simulate<S: Scheme>(
         madsim::time::sleep(wait).await;
         let at_us = now_us(origin);
         let mut restarts = Vec::new();
+        // Joiners to start now: (joiner, index, the members it knows).
+        let mut starts: Vec<(usize, ValidatorIndex, Vec<[u8; 32]>)> = Vec::new();
         let mut rec = recorder.lock().expect("recorder lock");
         match fault {
             Fault::PartitionStart(i) => {
@@ -754,6 +830,22 @@ async fn simulate<S: Scheme>(
                     }
                 }
             }
+            Fault::JoinWatch => {
+                for (k, join) in scenario.joins.iter().enumerate() {
+                    let key = validator_keys[n + k];
+                    let index = rec.members.iter().position(|m| *m == key);
+                    let Some(index) = index.map(|i| i as ValidatorIndex) else {
+                        continue;
+                    };
+                    if join.runs && joiner_nodes[k].is_none() && rec.set_includes(index) {
+                        starts.push((k, index, rec.members.clone()));
+                        rec.validators_joined += 1;
+                        let text = format!("v{index} joins: its stake entered the set");
+                        rec.mark(at_us, Some(index), MarkKind::Fault, || text.clone());
+                        rec.note(at_us, index, || format!("!! {text}"));
+                    }
+                }
+            }
             Fault::Heal => {
                 heal_state = Some((at_us, rec.max_view(), rec.finalized_heights()));
             }
@@ -774,17 +866,31 @@ async fn simulate<S: Scheme>(
                 for e in &scenario.expectations {
                     rec.check_expectation(e);
                 }
+                for (k, join) in scenario.joins.iter().enumerate() {
+                    if join.runs && joiner_nodes[k].is_none() {
+                        rec.violation(format!(
+                            "joiner {k} staked at {} ms and never started: its key did not enter the validator set",
+                            join.stake_at_ms
+                        ));
+                    }
+                }
             }
         }
         drop(rec);
         for v in restarts {
             crasher.restart(v);
         }
+        // Built once the recorder is free: the new node uses it.
+        for (k, index, members) in starts {
+            let scheme = (joiners.scheme)(&joiners.secrets[k], index, &members);
+            joiner_nodes[k] = Some(build(index, scheme, side_a.clone(), MemStore::new()));
+        }
     }
     // Kill every node so its tasks (and the stores, engines and recorder
     // clones they hold) are freed now: a madsim runtime dropped with live
     // node tasks leaked them, about 6 MB per run (1.2 GB over 200 seeds).
-    for node in crasher.nodes.iter().chain(&_twin_nodes) {
+    let joiner_nodes = joiner_nodes.iter().flatten();
+    for node in crasher.nodes.iter().chain(&_twin_nodes).chain(joiner_nodes) {
         handle.kill(node.id());
     }
 }
@@ -963,7 +1069,11 @@ impl<S: Scheme> Application<S> for SimApp<S> {
         self.epoch_anchor_height = anchor.height;
         let ledger = self.ledger.as_mut()?;
         match ledger.epoch(epoch, anchor, &|d| blocks.block(d)) {
-            Ok(plan) => Some(plan),
+            Ok(plan) => {
+                let mut rec = self.recorder.lock().expect("recorder lock");
+                rec.members_planned(self.me, &plan.members);
+                Some(plan)
+            }
             Err(error) => {
                 // The anchor is final: every honest validator can execute
                 // it, so one that cannot is a bug.

@@ -55,6 +55,20 @@ pub struct Crash {
     pub lose_disk: bool,
 }
 
+/// A validator that joins by staking (ledger runs with ed25519 only): its
+/// account, funded at genesis, bonds `stake` consensus units at
+/// `stake_at_ms`; once the ledger's epoch set takes its key in, a process
+/// starts for it at the index the roster gives it, syncs the state at that
+/// epoch's start from its peers' snapshots, and votes. With `runs = false`
+/// it stakes but no process ever starts: a validator that never shows up,
+/// whose stake the others must then do without.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Join {
+    pub stake_at_ms: u64,
+    pub stake: u64,
+    pub runs: bool,
+}
+
 /// A validator whose clock is offset by `offset_ms` and runs `rate_ppm`
 /// parts per million fast (or slow, if negative).
 #[derive(Clone, Debug, PartialEq)]
@@ -153,6 +167,9 @@ pub struct Scenario {
     /// Byzantine validators and what they do; their total stake must stay
     /// below a third.
     pub byzantine: Vec<(ValidatorIndex, Role)>,
+    /// Validators that join after genesis by staking, in key order: the
+    /// `k`th has the `validators() + k`th deterministic key.
+    pub joins: Vec<Join>,
     pub payload_bytes: usize,
     /// Each leader holds its payload request back until this long after its
     /// view began, as the node does (`consensus.min_block_interval_ms`,
@@ -182,8 +199,14 @@ pub struct Scenario {
 }
 
 impl Scenario {
+    /// The genesis validators.
     pub fn validators(&self) -> usize {
         self.stakes.len()
+    }
+
+    /// Every validator that may run a process: genesis's, then the joiners.
+    pub fn processes(&self) -> usize {
+        self.stakes.len() + self.joins.len()
     }
 
     /// When the last fault ends; liveness is judged from here.
@@ -351,12 +374,55 @@ impl Scenario {
                 "Byzantine stake {stake_byzantine} of {stake_total} is not below a third"
             ));
         }
+        self.validate_joins()?;
         if self.swarm {
             // A template: its seeds' scenarios are validated when drawn.
             return Ok(());
         }
         if self.heal_ms() >= self.duration_ms {
             return Err("the run must last beyond the last fault to check liveness".into());
+        }
+        Ok(())
+    }
+}
+
+impl Scenario {
+    /// Joiners need a ledger to stake in and keys the ledger can name
+    /// (ed25519); the faults that pick their victims by index among the
+    /// genesis set (twins, leader and certificate crashes) do not mix with
+    /// a set that grows.
+    fn validate_joins(&self) -> Result<(), String> {
+        if self.joins.is_empty() {
+            return Ok(());
+        }
+        if self.ledger_tps.is_none() || self.scheme != SchemeKind::Ed25519 {
+            return Err("joins need a ledger (ledger_tps) and the ed25519 scheme".into());
+        }
+        if self.processes() > ballast_core::scheme::MAX_VALIDATORS {
+            return Err(format!(
+                "{} validators with the joiners: at most {}",
+                self.processes(),
+                ballast_core::scheme::MAX_VALIDATORS
+            ));
+        }
+        let twins = self.byzantine.iter().any(|(_, r)| *r == Role::Twins);
+        if twins || self.leader_crashes.is_some() || self.certificate_crashes.is_some() {
+            return Err(
+                "joins do not mix with twins, leader crashes or certificate crashes".into(),
+            );
+        }
+        for j in &self.joins {
+            let bonded = j.stake.checked_mul(crate::ledger_node::STAKE_UNIT);
+            if j.stake == 0 || bonded.is_none_or(|b| b >= crate::ledger_node::CLIENT_BALANCE) {
+                return Err(format!(
+                    "join {j:?}: stake must be 1..{} units (its account holds {})",
+                    crate::ledger_node::CLIENT_BALANCE / crate::ledger_node::STAKE_UNIT,
+                    crate::ledger_node::CLIENT_BALANCE
+                ));
+            }
+            if j.stake_at_ms >= self.duration_ms {
+                return Err(format!("join {j:?} stakes after the run ends"));
+            }
         }
         Ok(())
     }
@@ -388,6 +454,7 @@ pub fn base(name: &str, description: &str, validators: usize) -> Scenario {
         leader_crashes: None,
         certificate_crashes: None,
         byzantine: Vec::new(),
+        joins: Vec::new(),
         payload_bytes: 64,
         min_block_interval_ms: 0,
         ledger_tps: None,

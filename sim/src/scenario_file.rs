@@ -4,8 +4,8 @@
 
 use crate::byzantine::Role;
 use crate::scenario::{
-    CertificateCrashes, ClockSkew, Crash, Expectation, Latency, LeaderCrashes, Partition, Pause,
-    Scenario, SchemeKind,
+    CertificateCrashes, ClockSkew, Crash, Expectation, Join, Latency, LeaderCrashes, Partition,
+    Pause, Scenario, SchemeKind,
 };
 use ballast_core::ValidatorIndex;
 use ballast_core::consensus::Config;
@@ -63,6 +63,8 @@ struct File {
     certificate_crashes: Option<Spanned<CrashWindowFile>>,
     #[serde(default)]
     expect: Vec<Spanned<ExpectFile>>,
+    #[serde(default)]
+    join: Vec<Spanned<JoinFile>>,
 }
 
 fn default_reorder_max_ms() -> f64 {
@@ -155,6 +157,15 @@ struct CrashFile {
     restart_ms: u64,
     #[serde(default)]
     lose_disk: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct JoinFile {
+    stake_at_ms: u64,
+    stake: u64,
+    #[serde(default = "default_true")]
+    runs: bool,
 }
 
 #[derive(Deserialize)]
@@ -463,6 +474,18 @@ pub fn parse(path: &str, text: &str) -> Result<Scenario, String> {
             finalizes: e.finalizes,
         });
     }
+    let joins = file
+        .join
+        .into_iter()
+        .map(|j| {
+            let j = j.into_inner();
+            Join {
+                stake_at_ms: j.stake_at_ms,
+                stake: j.stake,
+                runs: j.runs,
+            }
+        })
+        .collect();
     let mut consensus = Config::default();
     let mut min_block_interval_ms = 0;
     if let Some(c) = file.consensus {
@@ -501,6 +524,7 @@ pub fn parse(path: &str, text: &str) -> Result<Scenario, String> {
         leader_crashes,
         certificate_crashes,
         byzantine,
+        joins,
         payload_bytes: file.payload_bytes,
         min_block_interval_ms,
         ledger_tps: file.ledger_tps,
@@ -634,6 +658,13 @@ pub fn to_toml(scenario: &Scenario) -> String {
             t,
             "\n[[byzantine]]\nvalidator = {v}\nrole = \"{}\"",
             role.name()
+        );
+    }
+    for j in &scenario.joins {
+        let _ = writeln!(
+            t,
+            "\n[[join]]\nstake_at_ms = {}\nstake = {}\nruns = {}",
+            j.stake_at_ms, j.stake, j.runs
         );
     }
     for e in &scenario.expectations {

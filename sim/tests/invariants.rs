@@ -11,7 +11,7 @@ fn d(byte: u8) -> Digest {
 
 #[test]
 fn conflicting_honest_votes_are_caught() {
-    let mut r = Recorder::new(ValidatorSet::equal(4), &[], false);
+    let mut r = Recorder::new(ValidatorSet::equal(4), 4, &[], false);
     r.signed_vote(
         1,
         Subject::Notarize {
@@ -48,7 +48,7 @@ fn conflicting_honest_votes_are_caught() {
 
 #[test]
 fn certificates_short_of_quorum_are_caught() {
-    let mut r = Recorder::new(ValidatorSet::equal(4), &[], false);
+    let mut r = Recorder::new(ValidatorSet::equal(4), 4, &[], false);
     r.certificate(0, Subject::Nullify { view: 1 }, &[0, 1, 2]);
     assert!(r.violations.is_empty());
     r.certificate(0, Subject::Nullify { view: 1 }, &[0, 1]);
@@ -59,7 +59,7 @@ fn certificates_short_of_quorum_are_caught() {
 #[test]
 fn disagreement_and_broken_chains_are_caught() {
     let genesis = Block::genesis().digest();
-    let mut r = Recorder::new(ValidatorSet::equal(4), &[], false);
+    let mut r = Recorder::new(ValidatorSet::equal(4), 4, &[], false);
     r.finalized(0, 0, &[(1, 1, d(1), genesis), (2, 2, d(2), d(1))]);
     r.finalized(0, 1, &[(1, 1, d(1), genesis)]);
     assert!(r.violations.is_empty());
@@ -87,14 +87,14 @@ fn disagreement_and_broken_chains_are_caught() {
 
 #[test]
 fn missing_liveness_is_caught() {
-    let mut r = Recorder::new(ValidatorSet::equal(4), &[], false);
+    let mut r = Recorder::new(ValidatorSet::equal(4), 4, &[], false);
     r.check_liveness(1_000, 10, &[0, 0, 0, 0], 5);
     assert!(r.violations.iter().any(|v| v.contains("nothing finalized")));
 }
 
 #[test]
 fn evidence_may_accuse_only_byzantine_validators() {
-    let mut r = Recorder::new(ValidatorSet::equal(4), &[3], false);
+    let mut r = Recorder::new(ValidatorSet::equal(4), 4, &[3], false);
     r.evidence(0, 3, 5);
     assert!(r.violations.is_empty());
     assert_eq!(r.evidence_against_byzantine, 1);
