@@ -216,6 +216,51 @@ pub enum Inserted {
     Stale,
 }
 
+/// What [`AddressBook::absorb`] did with a received batch.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Absorbed {
+    /// Records the book took: new keys, or newer records of known ones.
+    pub learned: Vec<PeerRecord>,
+    /// Records refused: bad signature, key not admitted, crowded IP, full.
+    pub refused: usize,
+    /// Whether a refused record's signature did not check. A peer keeps
+    /// only records that checked, so this one is the sender's offence;
+    /// keys outside the set, stale records and a crowded IP are not (honest
+    /// books can disagree on those).
+    pub forged: bool,
+}
+
+/// When a node sends its whole book to every peer it can reach: the
+/// node's discovery task and the simulator's follow this one schedule, so
+/// the simulator's discovery times are the protocol's.
+pub mod gossip {
+    /// How often the book goes out once every address is known.
+    pub const INTERVAL_MS: u64 = 10_000;
+    /// How often while some address is still unknown (right after start).
+    pub const EARLY_INTERVAL_MS: u64 = 500;
+    /// Least time between two sends: news (a new or moved peer) goes out at
+    /// once, but a peer that keeps re-signing its record cannot make a node
+    /// broadcast faster than this.
+    pub const MIN_GAP_MS: u64 = 250;
+
+    /// When the next send is due after one at `sent_ms`: the next round,
+    /// or, when the book learned something at `news_ms`, as soon after it
+    /// as the least gap allows (a validator that just joined would
+    /// otherwise stay known to its bootstrap peer alone for a whole round).
+    pub fn next_send_ms(sent_ms: u64, everyone_known: bool, news_ms: Option<u64>) -> u64 {
+        let round_ms = if everyone_known {
+            INTERVAL_MS
+        } else {
+            EARLY_INTERVAL_MS
+        };
+        let round = sent_ms + round_ms;
+        match news_ms {
+            Some(at) => at.max(sent_ms + MIN_GAP_MS).min(round),
+            None => round,
+        }
+    }
+}
+
 /// Verified records by key.
 #[derive(Clone, Debug)]
 pub struct AddressBook {
@@ -292,6 +337,27 @@ impl AddressBook {
     /// Every record, by key.
     pub fn records(&self) -> impl ExactSizeIterator<Item = &PeerRecord> {
         self.records.values()
+    }
+
+    /// Inserts a received batch record by record (see
+    /// [`AddressBook::insert`]).
+    pub fn absorb(
+        &mut self,
+        records: Vec<PeerRecord>,
+        admitted: impl Fn(&[u8; 32]) -> bool,
+    ) -> Absorbed {
+        let mut absorbed = Absorbed::default();
+        for record in records {
+            match self.insert(record.clone(), &admitted) {
+                Ok(Inserted::New | Inserted::Replaced) => absorbed.learned.push(record),
+                Ok(Inserted::Stale) => {}
+                Err(error) => {
+                    absorbed.refused += 1;
+                    absorbed.forged |= error == RecordError::BadSignature;
+                }
+            }
+        }
+        absorbed
     }
 
     /// Drops records whose keys are no longer admitted (a validator that
@@ -425,5 +491,40 @@ mod tests {
         let mut v6 = encode_batch([record(1, 1, 1)].iter());
         v6[2 + 32 + 1] = 9; // the address tag
         assert!(decode_batch(&v6).is_err());
+    }
+
+    #[test]
+    fn a_batch_is_absorbed_record_by_record_and_only_forgeries_are_offences() {
+        let mut book = book(16, 4);
+        let mut forged = record(3, 7000, 1);
+        forged.sequence = 2; // signed for 1
+        let outsider = record(9, 7000, 1);
+        let absorbed = book.absorb(
+            vec![record(1, 7000, 1), record(2, 7000, 1), outsider.clone()],
+            |key| *key != outsider.key,
+        );
+        assert_eq!(absorbed.learned.len(), 2);
+        assert_eq!((absorbed.refused, absorbed.forged), (1, false));
+        // Stale records are neither learned nor refused; a forgery is both
+        // refused and the sender's offence.
+        let absorbed = book.absorb(vec![record(1, 7000, 1), forged], |_| true);
+        assert!(absorbed.learned.is_empty());
+        assert_eq!((absorbed.refused, absorbed.forged), (1, true));
+        assert_eq!(book.len(), 2);
+    }
+
+    #[test]
+    fn the_book_goes_out_each_round_and_news_at_once_but_never_faster_than_the_gap() {
+        use gossip::*;
+        assert_eq!(next_send_ms(1_000, false, None), 1_000 + EARLY_INTERVAL_MS);
+        assert_eq!(next_send_ms(1_000, true, None), 1_000 + INTERVAL_MS);
+        // News right after a send waits out the gap; later news goes at once.
+        assert_eq!(next_send_ms(1_000, true, Some(1_010)), 1_000 + MIN_GAP_MS);
+        assert_eq!(next_send_ms(1_000, true, Some(5_000)), 5_000);
+        // News never delays the round.
+        assert_eq!(
+            next_send_ms(1_000, false, Some(1_000 + EARLY_INTERVAL_MS + 1)),
+            1_000 + EARLY_INTERVAL_MS
+        );
     }
 }

@@ -5,7 +5,8 @@
 //! Each validator signs a record of its own listen address (sequence: its
 //! wall clock at start, so a restart's record replaces the old one) and
 //! sends its whole address book to every peer it can reach: at once, then
-//! every [`GOSSIP_INTERVAL_MS`]. A received book's records are checked one
+//! on the schedule of [`ballast_core::peer_record::gossip`] (which the
+//! simulator's discovery runs too). A received book's records are checked one
 //! by one (signature, key in the validator set, newer than what is held,
 //! the per-IP cap) and the good ones give the transport new addresses to
 //! dial. A `bootstrap` address in the config is probed (a QUIC handshake
@@ -20,7 +21,7 @@ use crate::metrics::Metrics;
 use crate::store::ChainDb;
 use ballast_core::ValidatorIndex;
 use ballast_core::codec::WIRE_VERSION;
-use ballast_core::peer_record::{AddressBook, Inserted, PeerRecord, RecordError, decode_batch};
+use ballast_core::peer_record::{AddressBook, PeerRecord, decode_batch, gossip};
 use ballast_core::peer_score::Offence;
 use ballast_transports::quic::{Members, PeerAddresses, Prober, QuicSender};
 use std::net::SocketAddr;
@@ -30,14 +31,6 @@ use std::time::Duration;
 /// First byte of a records frame.
 pub const RECORDS_TAG: u8 = 0xFD;
 const _: () = assert!(RECORDS_TAG != WIRE_VERSION && RECORDS_TAG != crate::gossip::GOSSIP_TAG);
-/// How often the book goes to every peer once the node has started.
-pub const GOSSIP_INTERVAL_MS: u64 = 10_000;
-/// How often, right after start, until every peer's address is known.
-pub const EARLY_GOSSIP_INTERVAL_MS: u64 = 500;
-/// Least time between two sends of the book: news (a new or moved peer)
-/// goes out at once, but a peer that keeps re-signing its record cannot
-/// make this node broadcast faster than this.
-pub const MIN_GOSSIP_GAP_MS: u64 = 250;
 
 /// The address book and what it updates.
 pub struct Discovery {
@@ -46,9 +39,7 @@ pub struct Discovery {
     members: Members,
     book: Mutex<AddressBook>,
     /// Signalled when the book learns something, so the news spreads now
-    /// rather than at the next tick (a validator that just joined would
-    /// otherwise stay known to its bootstrap peer alone for up to
-    /// [`GOSSIP_INTERVAL_MS`]).
+    /// rather than at the next round (see [`gossip::next_send_ms`]).
     news: tokio::sync::Notify,
     addresses: PeerAddresses,
     db: ChainDb,
@@ -132,38 +123,32 @@ impl Discovery {
                 return Err(Offence::Malformed);
             }
         };
-        let mut changed = false;
-        let mut forged = false;
         let keys = self.members.keys();
-        {
-            let mut book = self.book.lock().unwrap_or_else(|p| p.into_inner());
-            for record in records {
-                let index = keys.iter().position(|k| *k == record.key);
-                let address = record.address;
-                match book.insert(record, |key| keys.contains(key)) {
-                    Ok(Inserted::New | Inserted::Replaced) => {
-                        changed = true;
-                        if let Some(index) = index
-                            && index != usize::from(self.me)
-                            && self.addresses.set(index, address)
-                        {
-                            tracing::info!(peer = index, %address, "learned a peer's address");
-                        }
-                    }
-                    Ok(Inserted::Stale) => {}
-                    Err(error) => {
-                        forged |= error == RecordError::BadSignature;
-                        self.metrics.peer_records_rejected_total.inc();
-                        tracing::debug!(from, %error, "refused a peer record");
-                    }
-                }
+        let absorbed = self
+            .book
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .absorb(records, |key| keys.contains(key));
+        for record in &absorbed.learned {
+            let address = record.address;
+            if let Some(index) = keys.iter().position(|k| *k == record.key)
+                && index != usize::from(self.me)
+                && self.addresses.set(index, address)
+            {
+                tracing::info!(peer = index, %address, "learned a peer's address");
             }
         }
-        if changed {
+        if absorbed.refused > 0 {
+            self.metrics
+                .peer_records_rejected_total
+                .inc_by(absorbed.refused as u64);
+            tracing::debug!(from, refused = absorbed.refused, "refused peer records");
+        }
+        if !absorbed.learned.is_empty() {
             self.save();
             self.news.notify_one();
         }
-        if forged {
+        if absorbed.forged {
             Err(Offence::InvalidSignature)
         } else {
             Ok(())
@@ -214,21 +199,21 @@ impl Discovery {
                 if everyone {
                     pending.clear();
                 }
-                let wait_ms = if everyone && pending.is_empty() {
-                    GOSSIP_INTERVAL_MS
-                } else {
-                    EARLY_GOSSIP_INTERVAL_MS
-                };
+                // Times from this send on (ms), by the shared schedule.
+                let settled = everyone && pending.is_empty();
                 let sent = tokio::time::Instant::now();
+                let due = |news_ms| {
+                    let due_ms = gossip::next_send_ms(0, settled, news_ms);
+                    sent + Duration::from_millis(due_ms)
+                };
+                let news_ms = || sent.elapsed().as_millis() as u64;
                 tokio::select! {
-                    () = tokio::time::sleep(Duration::from_millis(wait_ms)) => {}
+                    () = tokio::time::sleep_until(due(None)) => {}
                     () = discovery.news.notified() => {
-                        let gap = Duration::from_millis(MIN_GOSSIP_GAP_MS);
-                        tokio::time::sleep_until(sent + gap).await;
+                        tokio::time::sleep_until(due(Some(news_ms()))).await;
                     }
                     Ok(()) = joined.changed() => {
-                        let gap = Duration::from_millis(MIN_GOSSIP_GAP_MS);
-                        tokio::time::sleep_until(sent + gap).await;
+                        tokio::time::sleep_until(due(Some(news_ms()))).await;
                     }
                 }
             }

@@ -7,6 +7,7 @@
 pub mod ban_watch;
 pub mod byzantine;
 pub mod diagram;
+pub mod discovery;
 pub mod ledger_node;
 pub mod network;
 pub mod parallel;

@@ -2,7 +2,7 @@
 
 use ballast_sim::parallel::{default_jobs, parallel, wall_now};
 use ballast_sim::runner::{self, Outcome, RunOptions, replay_command};
-use ballast_sim::scenario::{self, Scenario};
+use ballast_sim::scenario::{self, Latency, Scenario};
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::process::ExitCode;
@@ -112,6 +112,23 @@ enum Command {
         #[arg(long, default_value_t = 1_000_000)]
         accounts: u64,
     },
+    /// Measure discovery: validators that know one bootstrap address
+    /// gossip signed peer records (the node's rules) until each knows every
+    /// address; prints when each seed's last validator got there.
+    Discovery {
+        #[arg(long, default_value_t = 16)]
+        validators: usize,
+        #[arg(long, default_value_t = 20)]
+        seeds: u64,
+        /// Link latency, uniform between these two (ms).
+        #[arg(long, default_value_t = 1.0)]
+        min_latency_ms: f64,
+        #[arg(long, default_value_t = 10.0)]
+        max_latency_ms: f64,
+        /// Probability that a message is lost.
+        #[arg(long, default_value_t = 0.0)]
+        loss: f64,
+    },
     /// List the built-in scenarios.
     List,
     /// Print the scenario a seed runs as a scenario file (for a swarm
@@ -180,6 +197,13 @@ fn main() -> ExitCode {
         } => check_determinism(&scenario, seeds, from, jobs),
         Command::Bench { out, seeds } => bench::run(&out, seeds),
         Command::BenchLedger { out, accounts } => bench_ledger::run(&out, accounts),
+        Command::Discovery {
+            validators,
+            seeds,
+            min_latency_ms,
+            max_latency_ms,
+            loss,
+        } => discovery(validators, seeds, (min_latency_ms, max_latency_ms), loss),
         Command::List => {
             for s in scenario::builtin() {
                 println!("{:<24} {}", s.name, s.description);
@@ -212,6 +236,61 @@ fn main() -> ExitCode {
     }
 }
 
+/// Runs `seeds` discovery runs and prints each one's time to everyone
+/// knowing everyone, and their spread.
+fn discovery(
+    validators: usize,
+    seeds: u64,
+    (min_ms, max_ms): (f64, f64),
+    loss: f64,
+) -> Result<bool, String> {
+    if !(2..=ballast_core::scheme::MAX_VALIDATORS).contains(&validators) {
+        return Err(format!("--validators {validators}: need 2..=1024"));
+    }
+    let latency_ok = 0.0 <= min_ms && min_ms <= max_ms;
+    if !(0.0..1.0).contains(&loss) || !latency_ok {
+        return Err("--loss must be in 0..1 and the latencies 0 <= min <= max".into());
+    }
+    println!(
+        "discovery: {validators} validators from one bootstrap address, latency {min_ms}-{max_ms} ms, loss {loss}"
+    );
+    let mut times = Vec::new();
+    let mut never = 0;
+    for seed in 0..seeds {
+        let latency = Latency::Uniform { min_ms, max_ms };
+        let run = ballast_sim::discovery::run(validators, seed, latency, loss);
+        let mut per_node: Vec<u64> = run.known_all_ms.iter().flatten().copied().collect();
+        per_node.sort_unstable();
+        match run.everyone_ms() {
+            Some(ms) => {
+                times.push(ms);
+                println!(
+                    "seed {seed}: every validator knew every address after {ms} ms (first {} ms; {} books sent)",
+                    per_node[0], run.books_sent
+                );
+            }
+            None => {
+                never += 1;
+                println!(
+                    "seed {seed}: {} of {validators} validators never knew every address in {} ms",
+                    validators - per_node.len(),
+                    ballast_sim::discovery::HORIZON_MS
+                );
+            }
+        }
+    }
+    times.sort_unstable();
+    if let (Some(first), Some(last)) = (times.first(), times.last()) {
+        let mean = times.iter().sum::<u64>() as f64 / times.len() as f64;
+        println!(
+            "{} runs: mean {mean:.0} ms, median {} ms, range {first}-{last} ms",
+            times.len(),
+            times[times.len() / 2]
+        );
+    }
+    Ok(never == 0)
+}
+
 fn progress(len: u64) -> ProgressBar {
     let bar = ProgressBar::new(len);
     bar.set_style(
@@ -238,6 +317,10 @@ struct Summary {
     pruned: u64,
     state_syncs: u64,
     sync_peers_dropped: u64,
+    joined: u64,
+    /// Per joiner: from its stake to its process start, and to its first
+    /// counted vote (ms).
+    join_ms: Vec<(u64, Option<u64>)>,
     slashed: u64,
     delegations_slashed: u64,
     /// Consensus epochs started, summed over seeds.
@@ -292,6 +375,12 @@ fn run(name: &str, seeds: u64, from: u64, jobs: usize) -> Result<bool, String> {
             summary.pruned += outcome.blocks_pruned;
             summary.state_syncs += outcome.state_syncs;
             summary.sync_peers_dropped += outcome.sync_peers_dropped;
+            summary.joined += outcome.validators_joined;
+            for (k, start, vote) in &outcome.join_times_ms {
+                let stake_at_ms = scenarios[s].joins[*k].stake_at_ms;
+                let since = |t: u64| t.saturating_sub(stake_at_ms);
+                summary.join_ms.push((since(*start), vote.map(since)));
+            }
             summary.slashed += outcome.validators_slashed;
             summary.delegations_slashed += outcome.delegations_slashed;
             summary.epochs += outcome.epoch_stakes.len() as u64;
@@ -362,10 +451,25 @@ fn run(name: &str, seeds: u64, from: u64, jobs: usize) -> Result<bool, String> {
                 s.epochs as f64 / s.seeds.max(1) as f64
             );
         }
+        if !s.join_ms.is_empty() {
+            let mean = |v: &[u64]| v.iter().sum::<u64>() as f64 / v.len().max(1) as f64;
+            let starts: Vec<u64> = s.join_ms.iter().map(|(start, _)| *start).collect();
+            let votes: Vec<u64> = s.join_ms.iter().filter_map(|(_, vote)| *vote).collect();
+            println!(
+                "{}: {} validators joined by staking; from the stake's submission, their process started after {:.0} ms on average ({}-{} ms) and a finalization certificate first counted their vote after {:.0} ms ({} of them)",
+                scenario.name,
+                s.join_ms.len(),
+                mean(&starts),
+                starts.iter().min().unwrap_or(&0),
+                starts.iter().max().unwrap_or(&0),
+                mean(&votes),
+                votes.len()
+            );
+        }
         if s.state_syncs > 0 {
             println!(
-                "{}: {} validators joined again by state sync after losing their disk; {} lying peers dropped by their syncs",
-                scenario.name, s.state_syncs, s.sync_peers_dropped
+                "{}: {} state syncs ({} by validators that joined by staking, the rest after a lost disk); {} lying peers dropped by their syncs",
+                scenario.name, s.state_syncs, s.joined, s.sync_peers_dropped
             );
         }
     }

@@ -179,6 +179,10 @@ pub struct Recorder {
     pub members: Vec<[u8; 32]>,
     /// Validators whose process started after they joined by staking.
     pub validators_joined: u64,
+    /// For each validator that joined, by index: which joiner of the
+    /// scenario it is, when its process started, and when a finalization
+    /// certificate first counted its vote (simulated µs).
+    pub joined_at_us: BTreeMap<ValidatorIndex, (usize, u64, Option<u64>)>,
 }
 
 impl Recorder {
@@ -234,6 +238,7 @@ impl Recorder {
             bans: crate::ban_watch::BanWatch::default(),
             members: Vec::new(),
             validators_joined: 0,
+            joined_at_us: BTreeMap::new(),
         }
     }
 
@@ -636,6 +641,13 @@ impl Recorder {
         let mut distinct = signers.to_vec();
         distinct.sort_unstable();
         distinct.dedup();
+        if matches!(subject, Subject::Finalize { .. }) {
+            for signer in &distinct {
+                if let Some((_, _, first_vote)) = self.joined_at_us.get_mut(signer) {
+                    first_vote.get_or_insert(self.last_us);
+                }
+            }
+        }
         let validators = self
             .epochs
             .get(&epoch_of(subject.view()))

@@ -98,6 +98,10 @@ pub struct Outcome {
     pub delegations_slashed: u64,
     /// Validators whose process started after their stake entered the set.
     pub validators_joined: u64,
+    /// For each joiner that started: which of the scenario's joins it is,
+    /// when it started (simulated ms), and when a finalization certificate
+    /// first counted its vote.
+    pub join_times_ms: Vec<(usize, u64, Option<u64>)>,
     pub timeline: Option<Vec<(u64, ValidatorIndex, View, String)>>,
     /// What a space-time diagram draws, when recording a replay.
     pub diagram: Option<Diagram>,
@@ -308,6 +312,11 @@ fn run_with<S: Scheme>(
         validators_slashed: recorder.validators_slashed,
         delegations_slashed: recorder.delegations_slashed,
         validators_joined: recorder.validators_joined,
+        join_times_ms: recorder
+            .joined_at_us
+            .values()
+            .map(|(k, start, vote)| (*k, start / 1000, vote.map(|v| v / 1000)))
+            .collect(),
         timeline: recorder.timeline.take(),
         diagram,
     }
@@ -840,6 +849,7 @@ async fn simulate<S: Scheme>(
                     if join.runs && joiner_nodes[k].is_none() && rec.set_includes(index) {
                         starts.push((k, index, rec.members.clone()));
                         rec.validators_joined += 1;
+                        rec.joined_at_us.insert(index, (k, at_us, None));
                         let text = format!("v{index} joins: its stake entered the set");
                         rec.mark(at_us, Some(index), MarkKind::Fault, || text.clone());
                         rec.note(at_us, index, || format!("!! {text}"));
