@@ -456,13 +456,15 @@ fn run(name: &str, seeds: u64, from: u64, jobs: usize) -> Result<bool, String> {
             let starts: Vec<u64> = s.join_ms.iter().map(|(start, _)| *start).collect();
             let votes: Vec<u64> = s.join_ms.iter().filter_map(|(_, vote)| *vote).collect();
             println!(
-                "{}: {} validators joined by staking; from the stake's submission, their process started after {:.0} ms on average ({}-{} ms) and a finalization certificate first counted their vote after {:.0} ms ({} of them)",
+                "{}: {} validators joined by staking; from the stake's submission, their process started after {:.0} ms on average ({}-{} ms) and a finalization certificate first counted their vote after {:.0} ms ({}-{} ms; {} of them)",
                 scenario.name,
                 s.join_ms.len(),
                 mean(&starts),
                 starts.iter().min().unwrap_or(&0),
                 starts.iter().max().unwrap_or(&0),
                 mean(&votes),
+                votes.iter().min().unwrap_or(&0),
+                votes.iter().max().unwrap_or(&0),
                 votes.len()
             );
         }
