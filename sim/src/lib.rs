@@ -16,6 +16,7 @@ pub mod runner;
 pub mod scenario;
 pub mod scenario_file;
 pub mod shrink;
+mod sim_app;
 pub mod state_sync;
 pub mod swarm;
 pub mod timeline;

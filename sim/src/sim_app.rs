@@ -1,0 +1,400 @@
+//! The application each simulated validator runs (see [`SimApp`]): the
+//! ledger or opaque payloads, pruning, and every step reported to the
+//! run's recorder.
+
+use crate::ledger_node::LedgerNode;
+use crate::recorder::{MarkKind, Recorder};
+use crate::runner::now_us;
+use ballast_core::consensus::Epoch;
+use ballast_core::consensus::{Certificate, Effect, Message, Record, Verdict, ViewReason};
+use ballast_core::ledger::chain::ChainError;
+use ballast_core::scheme::Scheme;
+use ballast_core::{Block, Digest, Height, ValidatorIndex, View};
+use ballast_transports::engine::{Application, EpochPlan, Observation};
+use ballast_transports::memory::MemStore;
+use ballast_transports::{Store, Write};
+use std::sync::{Arc, Mutex};
+
+/// The application each simulated validator runs: deterministic payloads,
+/// and every step reported to the shared recorder.
+pub(crate) struct SimApp<S: Scheme> {
+    pub(crate) me: ValidatorIndex,
+    pub(crate) scheme: S,
+    pub(crate) recorder: Arc<Mutex<Recorder>>,
+    pub(crate) origin: madsim::time::Instant,
+    pub(crate) payload_bytes: usize,
+    /// The ledger, when the scenario runs a transaction workload; opaque
+    /// payloads otherwise.
+    pub(crate) ledger: Option<LedgerNode>,
+    /// The validator's store, and how many finalized blocks it keeps there
+    /// (`None`: all).
+    pub(crate) store: MemStore,
+    pub(crate) retain_blocks: Option<u64>,
+    /// The height of the current epoch's anchor: a restart whose finalized
+    /// record was torn falls back to it, and needs every block above it.
+    pub(crate) epoch_anchor_height: Height,
+}
+
+impl<S: Scheme> SimApp<S> {
+    /// Deletes the stored finalized blocks more than `retain_blocks` below
+    /// `newest` and below the current epoch's anchor: every stored ancestor
+    /// under that edge, down to the first already gone (so blocks left
+    /// behind by a crash are caught up on too). Returns how many were
+    /// deleted.
+    ///
+    /// Why the anchor too (found by ledger-crash-loop, seeds 4 and 10, when
+    /// only the window counted): a crash that tears the finalized record
+    /// sends the engine back to its epoch's anchor, and it must then find
+    /// every block above the anchor, in its own store if its peers pruned
+    /// them.
+    ///
+    /// And the oldest snapshot it serves: a validator that state-syncs to
+    /// it must replay every block above it (found by ledger-disk-loss: a
+    /// sync that crossed an epoch end left the syncing validator needing
+    /// the blocks of an epoch its peers had pruned).
+    fn prune(&mut self, newest: &Block) -> u64 {
+        let Some(retain) = self.retain_blocks else {
+            return 0;
+        };
+        let served = self
+            .ledger
+            .as_ref()
+            .and_then(LedgerNode::oldest_snapshot_height)
+            .unwrap_or(Height::MAX);
+        let keep_from = (newest.height + 1)
+            .saturating_sub(retain)
+            .min(self.epoch_anchor_height)
+            .min(served);
+        let read = |digest: &Digest| -> Option<Block> {
+            let bytes = self.store.get(&Record::<S>::block_key(digest)).ok()??;
+            match Record::<S>::decode(&bytes) {
+                Ok(Record::Block(block)) => Some(block),
+                _ => None,
+            }
+        };
+        if keep_from <= 1 {
+            // Nothing is stored below height 1 (genesis is implied).
+            return 0;
+        }
+        let mut cursor = newest.parent;
+        let mut height = newest.height - 1;
+        // Walk down past the lowest block kept (those above it are stored:
+        // they are final and recent).
+        while height >= keep_from {
+            let Some(block) = read(&cursor) else {
+                return 0;
+            };
+            cursor = block.parent;
+            height -= 1;
+        }
+        let mut doomed = Vec::new();
+        while let Some(block) = read(&cursor) {
+            doomed.push(Write::Delete(Record::<S>::block_key(&cursor)));
+            cursor = block.parent;
+        }
+        let pruned = doomed.len() as u64;
+        if pruned > 0 {
+            self.store
+                .write(doomed)
+                .expect("an in-memory store cannot fail");
+        }
+        pruned
+    }
+}
+
+impl<S: Scheme> Application<S> for SimApp<S> {
+    fn propose(
+        &mut self,
+        view: View,
+        parent: Digest,
+        height: Height,
+        blocks: &dyn ballast_transports::engine::BlockLookup,
+    ) -> Result<Vec<u8>, Digest> {
+        if let Some(ledger) = &mut self.ledger {
+            let at_us = now_us(self.origin);
+            return ledger.propose(at_us, view, parent, height, &|d| blocks.block(d));
+        }
+        let mut payload =
+            format!("v{} view {view} height {height} on {parent:?} ", self.me).into_bytes();
+        payload.resize(self.payload_bytes.max(payload.len()), b'.');
+        Ok(payload)
+    }
+
+    fn verify(
+        &mut self,
+        block: &Block,
+        blocks: &dyn ballast_transports::engine::BlockLookup,
+    ) -> Verdict {
+        let Some(ledger) = &mut self.ledger else {
+            return Verdict::Valid;
+        };
+        let at_us = now_us(self.origin);
+        match ledger.verify(at_us, block, &|d| blocks.block(d)) {
+            Ok(()) => Verdict::Valid,
+            Err(ChainError::UnknownBlock(missing)) => Verdict::MissingBlock(missing),
+            Err(error) => {
+                let mut rec = self.recorder.lock().expect("recorder lock");
+                rec.ledger_rejected(self.me, block.view, &error.to_string());
+                Verdict::Invalid
+            }
+        }
+    }
+
+    fn finalized(
+        &mut self,
+        _now_ms: u64,
+        blocks: &[Block],
+        certificate: &Certificate<S>,
+        stored: &dyn ballast_transports::engine::BlockLookup,
+    ) {
+        let at_us = now_us(self.origin);
+        if let Some(ledger) = &mut self.ledger {
+            let events = ledger.finalized(blocks, &|d| stored.block(d));
+            let mut rec = self.recorder.lock().expect("recorder lock");
+            for event in events {
+                rec.ledger(self.me, event);
+            }
+        }
+        let pruned = blocks.last().map_or(0, |newest| self.prune(newest));
+        let signers = self.scheme.signers(&certificate.certificate);
+        let summary: Vec<_> = blocks
+            .iter()
+            .map(|b| (b.height, b.view, b.digest(), b.parent))
+            .collect();
+        let mut rec = self.recorder.lock().expect("recorder lock");
+        rec.blocks_pruned += pruned;
+        rec.certificate(self.me, certificate.subject, &signers);
+        rec.finalized(at_us, self.me, &summary);
+        let me = self.me;
+        rec.mark(at_us, Some(me), MarkKind::Finalized, || {
+            format!("h{}", blocks.last().map_or(0, |b| b.height))
+        });
+        rec.note(at_us, me, || {
+            let last = blocks.last().expect("finalized at least one block");
+            format!(
+                "v{me} FINALIZED up to height {} ({:?}, view {})",
+                last.height,
+                last.digest(),
+                last.view
+            )
+        });
+    }
+
+    fn epoch(
+        &mut self,
+        epoch: Epoch,
+        anchor: &Block,
+        blocks: &dyn ballast_transports::engine::BlockLookup,
+    ) -> Option<EpochPlan> {
+        self.epoch_anchor_height = anchor.height;
+        let ledger = self.ledger.as_mut()?;
+        match ledger.epoch(epoch, anchor, &|d| blocks.block(d)) {
+            Ok(plan) => {
+                let mut rec = self.recorder.lock().expect("recorder lock");
+                rec.members_planned(self.me, &plan.members);
+                Some(plan)
+            }
+            Err(error) => {
+                // The anchor is final: every honest validator can execute
+                // it, so one that cannot is a bug.
+                let mut rec = self.recorder.lock().expect("recorder lock");
+                rec.violation(format!(
+                    "validator {} cannot execute the anchor of epoch {epoch}: {error}",
+                    self.me
+                ));
+                None
+            }
+        }
+    }
+
+    fn observe(&mut self, _now_ms: u64, event: Observation<'_, S>) {
+        let at_us = now_us(self.origin);
+        let me = self.me;
+        let mut rec = self.recorder.lock().expect("recorder lock");
+        match event {
+            Observation::Received {
+                from,
+                bytes,
+                message,
+            } => {
+                rec.heard(at_us, me, from);
+                rec.delivered(at_us, me, from, bytes);
+                rec.diagram_delivery(at_us, me, from, bytes, || describe(message));
+                if matches!(
+                    message,
+                    Message::BlockRequest { .. }
+                        | Message::CertificateRequest { .. }
+                        | Message::BlockResponse(_)
+                ) {
+                    rec.note(at_us, me, || {
+                        format!("v{me} <- v{from} {}", describe(message))
+                    });
+                }
+            }
+            Observation::Rejected { from, error } => {
+                rec.messages_rejected += 1;
+                // A message from an honest validator must always be
+                // acceptable: rejecting one is a bug in someone.
+                if !rec.is_byzantine(from) {
+                    rec.violation(format!(
+                        "validator {me} rejected input from honest validator {from}: {error}"
+                    ));
+                }
+                rec.note(at_us, me, || {
+                    format!("v{me} rejected input from v{from}: {error}")
+                });
+            }
+            Observation::TimerFired(timer) => {
+                rec.mark(at_us, Some(me), MarkKind::Timeout, || {
+                    format!("{:?}", timer.kind)
+                });
+                rec.note(at_us, me, || {
+                    format!("v{me} timer {:?} fired in view {}", timer.kind, timer.view)
+                });
+            }
+            Observation::State { view, digest } => rec.state(me, view, digest),
+            Observation::EpochStarted {
+                epoch,
+                anchor,
+                validators,
+                last_height,
+            } => {
+                let digest = anchor.digest();
+                rec.epoch_started(me, epoch, digest, validators);
+                rec.mark(at_us, Some(me), MarkKind::View, || format!("epoch {epoch}"));
+                rec.note(at_us, me, || {
+                    format!(
+                        "v{me} starts epoch {epoch} from height {} ({digest:?}) to height {last_height}, stakes {:?}",
+                        anchor.height,
+                        (0..validators.len() as ValidatorIndex)
+                            .map(|v| validators.stake(v))
+                            .collect::<Vec<_>>()
+                    )
+                });
+            }
+            Observation::Penalised {
+                peer, offence, ban, ..
+            } => rec.penalised(at_us, me, peer, offence, ban.map(|b| b.until_ms)),
+            Observation::BanRestored { peer, until_ms } => rec.bans.restored(me, peer, until_ms),
+            Observation::BanEnded { peer } => rec.bans.ended(me, peer),
+            Observation::TornRecords(count) => {
+                rec.torn_records += count as u64;
+                rec.note(at_us, me, || {
+                    format!("v{me} skipped {count} torn records on recovery")
+                });
+            }
+            Observation::Effect(effect) => match effect {
+                Effect::Broadcast(message) | Effect::Send { message, .. } => {
+                    match message {
+                        Message::Vote(vote) if vote.signer == me => {
+                            rec.signed_vote(me, vote.subject)
+                        }
+                        Message::Proposal(p) => {
+                            let digest = p.block.digest();
+                            rec.signed_vote(
+                                me,
+                                ballast_core::consensus::Subject::Notarize {
+                                    view: p.block.view,
+                                    digest,
+                                },
+                            );
+                            rec.proposed_at_us.entry(digest).or_insert(at_us);
+                        }
+                        Message::Certificate(c) => {
+                            let signers = self.scheme.signers(&c.certificate);
+                            rec.certificate(me, c.subject, &signers);
+                            rec.mark(at_us, Some(me), MarkKind::Certificate, || {
+                                format!(
+                                    "{} certificate view {} by {signers:?}",
+                                    c.subject.kind(),
+                                    c.subject.view()
+                                )
+                            });
+                        }
+                        _ => {}
+                    }
+                    if rec.timeline.is_some() {
+                        let to = match effect {
+                            Effect::Send { to, .. } => format!("v{to}"),
+                            _ => "all".to_string(),
+                        };
+                        rec.note(at_us, me, || {
+                            format!("v{me} -> {to}: {}", describe(message))
+                        });
+                    }
+                }
+                Effect::Evidence(evidence) => {
+                    rec.evidence(me, evidence.first.signer, evidence.first.subject.view());
+                    if let Some(ledger) = &self.ledger {
+                        ledger.report(&self.scheme, evidence);
+                    }
+                }
+                Effect::EnteredView {
+                    view,
+                    leader,
+                    reason,
+                } => {
+                    if *reason != ViewReason::Start {
+                        rec.certified_entry_us[usize::from(me)] = Some(at_us);
+                    }
+                    rec.mark(at_us, Some(me), MarkKind::View, || format!("view {view}"));
+                    rec.note(at_us, me, || {
+                        format!("v{me} entered view {view} ({reason:?}; leader v{leader})")
+                    });
+                }
+                _ => {}
+            },
+        }
+    }
+}
+
+/// One line per message for timelines.
+fn describe<S: Scheme>(message: &Message<S>) -> String {
+    match message {
+        Message::Proposal(p) => format!(
+            "PROPOSE view {} height {} {:?} on {:?} (view {})",
+            p.block.view,
+            p.block.height,
+            p.block.digest(),
+            p.block.parent,
+            p.block.parent_view
+        ),
+        Message::Vote(v) => match v.subject.digest() {
+            Some(d) => format!(
+                "vote {} view {} {d:?} by v{}",
+                v.subject.kind(),
+                v.subject.view(),
+                v.signer
+            ),
+            None => format!(
+                "vote {} view {} by v{}",
+                v.subject.kind(),
+                v.subject.view(),
+                v.signer
+            ),
+        },
+        Message::Certificate(c) => match c.subject.digest() {
+            Some(d) => format!(
+                "{} certificate view {} {d:?}",
+                c.subject.kind(),
+                c.subject.view()
+            ),
+            None => format!("{} certificate view {}", c.subject.kind(), c.subject.view()),
+        },
+        Message::BlockRequest { digest, ancestors } => {
+            format!("block request {digest:?} (+{ancestors} ancestors)")
+        }
+        Message::BlockResponse(blocks) => {
+            let first = &blocks[0];
+            format!(
+                "{} blocks from {:?} height {} down",
+                blocks.len(),
+                first.digest(),
+                first.height
+            )
+        }
+        Message::CertificateRequest { from, to } => {
+            format!("certificate request views {from}..={to}")
+        }
+    }
+}
