@@ -2,17 +2,21 @@
 //!
 //! A scheme signs votes and turns a quorum of votes into a certificate. Every
 //! scheme keeps each vote attributable to its signer, which is what makes
-//! equivocation provable. Two schemes exist today:
+//! equivocation provable. Three schemes exist today:
 //! - [`ed25519::Ed25519`]: real signatures; a certificate lists every signer's
 //!   signature.
+//! - [`bls12381::Bls12381`]: BLS12-381 multisignatures (blst); a
+//!   certificate is one aggregate signature and a signer bitmap. Not yet
+//!   run by the engine, the simulator or the node.
 //! - [`keyed_hash::KeyedHash`]: a simulation-only scheme whose "signature" is a
 //!   SHA-256 keyed by a per-validator secret. Only the simulator, which holds
 //!   the key registry, can check it. It is ~100x cheaper than ed25519, which is
 //!   what makes large seed sweeps fast.
 //!
-//! The trait leaves the certificate type to the scheme so that BLS12-381 can
-//! later use one aggregate signature plus a signer bitmap.
+//! The trait leaves the certificate type to the scheme, so that BLS12-381
+//! can use one aggregate signature plus a signer bitmap.
 
+pub mod bls12381;
 pub mod ed25519;
 pub mod keyed_hash;
 
@@ -36,6 +40,8 @@ pub enum CertificateError {
     UnsortedSigners(ValidatorIndex),
     #[error("signature of signer {0} is invalid")]
     BadSignature(ValidatorIndex),
+    #[error("the aggregate signature does not check against its signers' keys")]
+    BadAggregate,
 }
 
 /// A signature scheme as consensus sees it.
