@@ -18,6 +18,7 @@
 //! `results/network.md` has both.
 
 use crate::network::Network;
+use crate::runner::{now_us, simulated_now, validator_address as address};
 use crate::scenario::{self, Latency, Scenario};
 use ballast_core::ValidatorIndex;
 use ballast_core::peer_record::{
@@ -28,7 +29,7 @@ use ballast_transports::Transport;
 use ballast_transports::sim::{LinkModel, SimTransport};
 use futures::future::{Either, select};
 use std::collections::BTreeSet;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::pin::pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -62,25 +63,9 @@ impl DiscoveryRun {
     }
 }
 
-fn address(i: usize) -> SocketAddr {
-    SocketAddr::new(
-        IpAddr::V4(Ipv4Addr::new(10, 0, (i / 250) as u8, (i % 250 + 1) as u8)),
-        7000,
-    )
-}
-
-/// Simulated time since `origin`; asserts a madsim runtime runs (outside
-/// one, `Instant` would be the wall clock).
-#[allow(clippy::disallowed_methods)]
-fn elapsed_ms(origin: std::time::Instant) -> u64 {
-    assert!(madsim::runtime::Handle::try_current().is_ok());
-    origin.elapsed().as_millis() as u64
-}
-
-#[allow(clippy::disallowed_methods)]
-fn simulated_now() -> std::time::Instant {
-    assert!(madsim::runtime::Handle::try_current().is_ok());
-    std::time::Instant::now()
+/// Simulated ms since `origin`.
+fn elapsed_ms(origin: madsim::time::Instant) -> u64 {
+    now_us(origin) / 1000
 }
 
 /// Runs discovery among `validators` validators started together, on
@@ -160,7 +145,7 @@ struct Validator {
     secret: ed25519_dalek::SigningKey,
     keys: Arc<Vec<[u8; 32]>>,
     addresses: Arc<Vec<SocketAddr>>,
-    origin: std::time::Instant,
+    origin: madsim::time::Instant,
     known_all_ms: Arc<Mutex<Vec<Option<u64>>>>,
     books_sent: Arc<Mutex<u64>>,
 }

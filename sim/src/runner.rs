@@ -180,7 +180,7 @@ struct Joiners<S> {
 /// the validator set, to start their processes.
 const JOIN_WATCH_MS: u64 = 20;
 
-fn validator_address(i: usize) -> SocketAddr {
+pub(crate) fn validator_address(i: usize) -> SocketAddr {
     SocketAddr::new(
         IpAddr::V4(Ipv4Addr::new(10, 0, (i / 250) as u8, (i % 250 + 1) as u8)),
         7000,
@@ -191,7 +191,7 @@ fn validator_address(i: usize) -> SocketAddr {
 /// clock madsim virtualises inside a runtime; outside one it would be the wall
 /// clock, so this asserts that a runtime is running.
 #[allow(clippy::disallowed_methods)]
-fn simulated_now() -> madsim::time::Instant {
+pub(crate) fn simulated_now() -> madsim::time::Instant {
     assert!(
         madsim::runtime::Handle::try_current().is_ok(),
         "simulated time outside a simulation"
