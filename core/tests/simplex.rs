@@ -743,3 +743,65 @@ fn a_payload_built_on_a_parent_that_moved_is_dropped_and_asked_again() {
     let proposed = proposed.expect("the leader proposes once the payload fits");
     assert_eq!((proposed.parent, proposed.height), (block_one.digest(), 2));
 }
+
+/// Votes that arrive together are checked as one BLS batch: an invalid
+/// vote among them is refused (and blamed on the peer that sent it) while
+/// every honest vote still counts, here enough of them to nullify a view.
+#[test]
+fn a_vote_batch_counts_every_honest_vote_despite_a_bad_one() {
+    use ballast_core::scheme::bls12381::Bls12381;
+    let schemes = Bls12381::deterministic_set(9, 7);
+    let validators = Arc::new(ValidatorSet::equal(7));
+    let config = Config::default();
+    let mut replica = Simplex::new(config.clone(), schemes[0].clone(), validators);
+    replica.handle(0, Input::Start).unwrap();
+    let subject = Subject::Nullify { view: 1 };
+    let message = subject.signing_bytes(&config.namespace);
+    let mut votes: Vec<(ValidatorIndex, Vote<Bls12381>)> = (1..7)
+        .map(|i| {
+            let vote = Vote {
+                subject,
+                signer: i as ValidatorIndex,
+                signature: schemes[i].sign(&message),
+            };
+            (i as ValidatorIndex, vote)
+        })
+        .collect();
+    // Validator 6 sends validator 5's signature as its own.
+    votes[5].1.signature = votes[4].1.signature;
+    let effects = replica.handle(0, Input::Votes(votes)).unwrap();
+    let rejected: Vec<_> = effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Rejected { from, error } => Some((*from, error.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        rejected,
+        vec![(
+            6,
+            InputError::BadSignature {
+                signer: 6,
+                kind: "nullify",
+                view: 1
+            }
+        )]
+    );
+    // The five honest votes are a quorum of seven: the view is nullified.
+    let certificate = effects.iter().find_map(|e| match e {
+        Effect::Broadcast(Message::Certificate(c)) => Some(c.clone()),
+        _ => None,
+    });
+    let certificate = certificate.expect("a nullification certificate");
+    assert_eq!(certificate.subject, subject);
+    assert_eq!(
+        schemes[3].signers(&certificate.certificate),
+        vec![1, 2, 3, 4, 5]
+    );
+    assert_eq!(
+        schemes[3].verify_certificate(&message, &certificate.certificate),
+        Ok(())
+    );
+    assert_eq!(replica.view(), 2);
+}

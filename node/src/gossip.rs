@@ -285,6 +285,30 @@ async fn verify_and_admit(
     }
 }
 
+impl<T: Transport> GossipTransport<T> {
+    /// Handles the frames this layer owns (transaction gossip, peer
+    /// records); gives back the rest, which are consensus messages.
+    fn take_own(
+        &mut self,
+        from: ValidatorIndex,
+        bytes: Arc<[u8]>,
+    ) -> Option<(ValidatorIndex, Arc<[u8]>)> {
+        if bytes.first() == Some(&GOSSIP_TAG) {
+            self.admit(from, bytes);
+            return None;
+        }
+        if bytes.first() == Some(&crate::discovery::RECORDS_TAG) {
+            if let Some(discovery) = &self.discovery
+                && let Err(offence) = discovery.receive(from, &bytes)
+            {
+                self.offences.push(from, offence);
+            }
+            return None;
+        }
+        Some((from, bytes))
+    }
+}
+
 impl<T: Transport> Transport for GossipTransport<T> {
     fn send(&mut self, to: ValidatorIndex, bytes: Arc<[u8]>) {
         self.inner.send(to, bytes);
@@ -294,21 +318,21 @@ impl<T: Transport> Transport for GossipTransport<T> {
         // Cancel-safe, as the inner transport's recv is.
         loop {
             let (from, bytes) = self.inner.recv().await?;
-            if bytes.first() == Some(&GOSSIP_TAG) {
-                self.admit(from, bytes);
-                continue;
+            if let Some(consensus) = self.take_own(from, bytes) {
+                return Some(consensus);
             }
-            if bytes.first() == Some(&crate::discovery::RECORDS_TAG) {
-                if let Some(discovery) = &self.discovery
-                    && let Err(offence) = discovery.receive(from, &bytes)
-                {
-                    self.offences.push(from, offence);
-                }
-                continue;
-            }
-            return Some((from, bytes));
         }
     }
+
+    fn try_recv(&mut self) -> Option<(ValidatorIndex, Arc<[u8]>)> {
+        loop {
+            let (from, bytes) = self.inner.try_recv()?;
+            if let Some(consensus) = self.take_own(from, bytes) {
+                return Some(consensus);
+            }
+        }
+    }
+
     fn disconnect(&mut self, peer: ValidatorIndex, for_ms: u64) {
         self.inner.disconnect(peer, for_ms);
     }

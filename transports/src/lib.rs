@@ -40,6 +40,13 @@ pub trait Transport {
     /// before it completes loses no message.
     fn recv(&mut self) -> impl Future<Output = Option<(ValidatorIndex, Arc<[u8]>)>>;
 
+    /// A message that has already arrived, without waiting: lets the
+    /// engine gather the votes waiting together into one batch. `None` when
+    /// nothing is waiting (always, for a transport that does not say).
+    fn try_recv(&mut self) -> Option<(ValidatorIndex, Arc<[u8]>)> {
+        None
+    }
+
     /// The engine banned `peer` for `for_ms`: a transport that holds
     /// connections closes the peer's and refuses new ones until then. The
     /// engine already drops the peer's frames and sends it nothing, so

@@ -53,6 +53,11 @@ impl Transport for MemoryTransport {
     async fn recv(&mut self) -> Option<(ValidatorIndex, Arc<[u8]>)> {
         self.inbox.next().await
     }
+
+    fn try_recv(&mut self) -> Option<(ValidatorIndex, Arc<[u8]>)> {
+        // `Err`: nothing waiting, or closed (which `recv` reports).
+        self.inbox.try_recv().ok()
+    }
 }
 
 impl Write {

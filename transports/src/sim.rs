@@ -121,6 +121,11 @@ impl Transport for SimTransport {
     async fn recv(&mut self) -> Option<(ValidatorIndex, Arc<[u8]>)> {
         self.inbox.next().await
     }
+
+    fn try_recv(&mut self) -> Option<(ValidatorIndex, Arc<[u8]>)> {
+        // `Err`: nothing waiting, or closed (which `recv` reports).
+        self.inbox.try_recv().ok()
+    }
 }
 
 /// Simulated time, optionally skewed: a validator with a skewed clock sees

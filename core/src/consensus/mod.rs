@@ -103,6 +103,11 @@ pub enum Input<S: Scheme> {
         from: ValidatorIndex,
         message: Message<S>,
     },
+    /// Votes that arrived together, each with the peer that sent it,
+    /// checked as one batch ([`Scheme::verify_batch`]) and then counted in
+    /// order. At most [`MAX_VOTE_BATCH`]. A vote that fails comes back as
+    /// [`Effect::Rejected`], since the rest of the batch still counts.
+    Votes(Vec<(ValidatorIndex, Vote<S>)>),
     /// A timer set earlier fired.
     Timer(Timer),
     /// The payload asked for by [`Effect::RequestPayload`], built on
@@ -183,6 +188,13 @@ pub enum Effect<S: Scheme> {
     },
     /// Proof that a validator signed two conflicting votes.
     Evidence(Evidence<S>),
+    /// A vote of an [`Input::Votes`] batch was refused: what an `Err` from
+    /// `handle` says of a single input, for one vote of a batch. `from`
+    /// sent it; the engine charges it as it would the `Err`.
+    Rejected {
+        from: ValidatorIndex,
+        error: InputError,
+    },
     EnteredView {
         view: View,
         leader: ValidatorIndex,
@@ -195,6 +207,11 @@ pub enum Effect<S: Scheme> {
         ancestors: u16,
     },
 }
+
+/// The most votes one [`Input::Votes`] carries: bounds the work of one
+/// input (a batch of votes is one pairing product plus a scalar
+/// multiplication per vote), so timers are never starved for long.
+pub const MAX_VOTE_BATCH: usize = 256;
 
 /// Two votes by one signer that no honest replica would both sign: two
 /// notarize or two finalize votes for different blocks in one view, or a

@@ -491,6 +491,21 @@ impl Transport for QuicTransport {
         .await
     }
 
+    /// The next waiting frame, taken round-robin across peers as `recv`
+    /// does, so one busy peer cannot fill a batch alone.
+    fn try_recv(&mut self) -> Option<(ValidatorIndex, Arc<[u8]>)> {
+        let count = self.inbound.len();
+        for offset in 0..count {
+            let index = (self.next_peer + offset) % count;
+            if let Ok(bytes) = self.inbound[index].try_recv() {
+                self.next_peer = (index + 1) % count;
+                let from = ValidatorIndex::try_from(index).expect("few validators");
+                return Some((from, bytes));
+            }
+        }
+        None
+    }
+
     /// Closes both links to `peer` and refuses its handshakes (and does
     /// not dial it) for `for_ms`.
     fn disconnect(&mut self, peer: ValidatorIndex, for_ms: u64) {

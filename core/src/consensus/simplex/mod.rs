@@ -398,6 +398,7 @@ impl<S: Scheme> Simplex<S> {
                 }
             }
             Input::Message { from, message } => self.on_message(now_ms, from, message, &mut out)?,
+            Input::Votes(votes) => self.on_votes(votes, &mut out),
         }
         self.progress(now_ms, &mut out)?;
         Ok(out)
@@ -561,6 +562,44 @@ impl<S: Scheme> Simplex<S> {
         }
         self.add_vote(vote, out);
         Ok(())
+    }
+
+    /// [`Input::Votes`]: the checks of [`Self::on_vote`], with every
+    /// signature of the batch checked at once.
+    fn on_votes(&mut self, votes: Vec<(ValidatorIndex, Vote<S>)>, out: &mut Vec<Effect<S>>) {
+        assert!(
+            votes.len() <= super::MAX_VOTE_BATCH,
+            "a vote batch of {} exceeds the limit",
+            votes.len()
+        );
+        let mut wanted = Vec::with_capacity(votes.len());
+        for (from, vote) in votes {
+            if usize::from(vote.signer) >= self.validators.len() {
+                let error = InputError::UnknownSigner(vote.signer);
+                out.push(Effect::Rejected { from, error });
+            } else if self.in_vote_window(vote.subject.view()) {
+                let message = vote.subject.signing_bytes(&self.config.namespace);
+                wanted.push((from, vote, message));
+            }
+        }
+        let items: Vec<_> = wanted
+            .iter()
+            .map(|(_, vote, message)| (vote.signer, message.as_slice(), &vote.signature))
+            .collect();
+        let verdicts = self.scheme.verify_batch(&items);
+        assert_eq!(verdicts.len(), wanted.len(), "one verdict per vote");
+        for ((from, vote, _), valid) in wanted.into_iter().zip(verdicts) {
+            if valid {
+                self.add_vote(vote, out);
+            } else {
+                let error = InputError::BadSignature {
+                    signer: vote.signer,
+                    kind: vote.subject.kind(),
+                    view: vote.subject.view(),
+                };
+                out.push(Effect::Rejected { from, error });
+            }
+        }
     }
 
     fn on_certificate(
