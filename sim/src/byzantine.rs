@@ -5,8 +5,8 @@
 //! `core` free of test hooks: the attacker signs with its own key whatever
 //! the role calls for, exactly as a real malicious validator could.
 
+use crate::forge::Forge;
 use ballast_core::consensus::{Config, Message, Proposal, Subject, Vote};
-use ballast_core::scheme::Scheme;
 use ballast_core::{Digest, ValidatorIndex};
 use ballast_transports::Transport;
 use ballast_transports::sim::SimTransport;
@@ -43,8 +43,10 @@ pub enum Role {
     /// Also notarize-votes, in every view it votes in, for a block nobody
     /// proposed.
     VotesForUnknownBlocks,
-    /// Sends every certificate with one signer dropped (too few signers) or
-    /// with its signers relabelled (a wrong signer set).
+    /// Sends every certificate forged in a shape its scheme can express
+    /// (see [`crate::forge`]): with a list scheme, one signer dropped or
+    /// every signer relabelled; with BLS, a bitmap naming a non-signer or
+    /// missing a signer, a vote counted twice, or another subject.
     ForgedCertificates,
     /// Sends each message many times and adds garbage frames.
     Flood,
@@ -127,12 +129,12 @@ impl Role {
 
 /// A validator's transport in the simulator: the plain simulated transport,
 /// or, for a Byzantine validator, that transport behind its role.
-pub struct AdversaryTransport<S: Scheme> {
+pub struct AdversaryTransport<S: Forge> {
     inner: SimTransport,
     attack: Option<Attack<S>>,
 }
 
-struct Attack<S: Scheme> {
+struct Attack<S: Forge> {
     role: Role,
     scheme: S,
     namespace: Vec<u8>,
@@ -140,7 +142,7 @@ struct Attack<S: Scheme> {
     history: VecDeque<Arc<[u8]>>,
 }
 
-impl<S: Scheme> AdversaryTransport<S> {
+impl<S: Forge> AdversaryTransport<S> {
     pub fn honest(inner: SimTransport) -> Self {
         AdversaryTransport {
             inner,
@@ -170,7 +172,7 @@ impl<S: Scheme> AdversaryTransport<S> {
     }
 }
 
-impl<S: Scheme> Attack<S> {
+impl<S: Forge> Attack<S> {
     fn vote(&self, subject: Subject) -> Message<S> {
         let signature = self.scheme.sign(&subject.signing_bytes(&self.namespace));
         Message::Vote(Vote {
@@ -260,25 +262,11 @@ impl<S: Scheme> Attack<S> {
                 };
                 vec![bytes, encode(self.vote(unknown))]
             }
-            (Role::ForgedCertificates, Message::Certificate(mut c)) => {
-                let Some(mut votes) = self.scheme.votes(&c.certificate) else {
-                    return vec![bytes];
-                };
-                if self.rng.gen_bool(0.5) {
-                    votes.remove(self.rng.gen_range(0..votes.len()));
-                } else {
-                    // Relabel every signer: the signatures no longer match.
-                    let n = self.scheme.validator_count() as ValidatorIndex;
-                    for (signer, _) in votes.iter_mut() {
-                        *signer = (*signer + 1) % n;
-                    }
-                    votes.sort_by_key(|(signer, _)| *signer);
+            (Role::ForgedCertificates, Message::Certificate(c)) => {
+                match self.scheme.forge(c, &self.namespace, &mut self.rng) {
+                    Some(forged) => vec![encode(Message::Certificate(forged))],
+                    None => vec![],
                 }
-                if votes.is_empty() {
-                    return vec![];
-                }
-                c.certificate = self.scheme.assemble(&votes);
-                vec![encode(Message::Certificate(c))]
             }
             (Role::Flood, _) => {
                 let mut out = vec![bytes; FLOOD_COPIES];
@@ -293,7 +281,7 @@ impl<S: Scheme> Attack<S> {
     }
 }
 
-impl<S: Scheme> Transport for AdversaryTransport<S> {
+impl<S: Forge> Transport for AdversaryTransport<S> {
     fn add_peers(&mut self, first: ValidatorIndex, keys: &[[u8; 32]]) {
         self.inner.add_peers(first, keys);
     }
@@ -311,5 +299,9 @@ impl<S: Scheme> Transport for AdversaryTransport<S> {
 
     async fn recv(&mut self) -> Option<(ValidatorIndex, Arc<[u8]>)> {
         self.inner.recv().await
+    }
+
+    fn try_recv(&mut self) -> Option<(ValidatorIndex, Arc<[u8]>)> {
+        self.inner.try_recv()
     }
 }

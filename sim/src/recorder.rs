@@ -631,13 +631,22 @@ impl Recorder {
     }
 
     /// A certificate was formed or used for finality: its distinct signers
-    /// must hold a quorum of stake.
+    /// must hold a quorum of stake, and its signatures (`signed`, checked by
+    /// the caller, who holds the keys) must be valid.
     pub fn certificate(
         &mut self,
         validator: ValidatorIndex,
         subject: Subject,
         signers: &[ValidatorIndex],
+        signed: bool,
     ) {
+        if !signed {
+            self.violation(format!(
+                "validator {validator} used a {} certificate for view {} whose signatures do not check",
+                subject.kind(),
+                subject.view(),
+            ));
+        }
         let mut distinct = signers.to_vec();
         distinct.sort_unstable();
         distinct.dedup();

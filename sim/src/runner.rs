@@ -2,6 +2,7 @@
 
 use crate::byzantine::AdversaryTransport;
 use crate::byzantine::Role;
+use crate::forge::Forge;
 use crate::ledger_node::{CHAIN_ID, LedgerNode, STAKE_UNIT, Stake, Workload};
 use crate::network::SideChannel;
 use crate::network::{Network, NetworkStats, SendRecord};
@@ -9,9 +10,10 @@ use crate::recorder::{DiagramLog, MarkKind, Recorder};
 use crate::scenario::{Scenario, SchemeKind};
 use crate::sim_app::SimApp;
 use crate::state_sync::{self, Joiner, Shelf};
+use crate::verify_cache::{Cached, Verdicts};
 use ballast_core::ledger::staking::consensus_namespace;
 use ballast_core::peer_score::ScoreConfig;
-use ballast_core::scheme::Scheme;
+use ballast_core::scheme::bls12381::Bls12381;
 use ballast_core::scheme::ed25519::Ed25519;
 use ballast_core::scheme::keyed_hash::KeyedHash;
 use ballast_core::validators::ValidatorSet;
@@ -165,6 +167,19 @@ pub fn run_concrete(scenario: &Scenario, seed: u64, options: RunOptions) -> Outc
             };
             run_with(scenario, seed, options, schemes, joiners)
         }
+        SchemeKind::Bls12381 => {
+            // Real BLS, each distinct signature checked once per run.
+            let verdicts = Arc::new(Mutex::new(Verdicts::default()));
+            let schemes = Cached::network(
+                Bls12381::deterministic_set(seed, scenario.validators()),
+                verdicts,
+            );
+            let joiners = Joiners {
+                secrets: Vec::new(),
+                scheme: |_, _, _| unreachable!("joins need ed25519 keys"),
+            };
+            run_with(scenario, seed, options, schemes, joiners)
+        }
     }
 }
 
@@ -203,7 +218,7 @@ pub(crate) fn now_us(origin: madsim::time::Instant) -> u64 {
     origin.elapsed().as_micros() as u64
 }
 
-fn run_with<S: Scheme>(
+fn run_with<S: Forge>(
     scenario: &Scenario,
     seed: u64,
     options: RunOptions,
@@ -417,7 +432,7 @@ impl Crasher {
     }
 }
 
-async fn simulate<S: Scheme>(
+async fn simulate<S: Forge>(
     scenario: Scenario,
     seed: u64,
     schemes: Vec<S>,
@@ -556,12 +571,14 @@ async fn simulate<S: Scheme>(
                 let (network, lost_disk, sync_peers) =
                     (network.clone(), lost_disk.clone(), sync_peers.clone());
                 let make_app = {
+                    let namespace = consensus.namespace.clone();
                     let (recorder, store, shelf) = (recorder.clone(), store.clone(), shelf.clone());
                     let (validators, scheme) = (validators.clone(), scheme.clone());
                     let (validator_keys, workload) = (validator_keys.clone(), workload.clone());
                     move || SimApp {
                         me,
                         scheme: scheme.clone(),
+                        namespace: namespace.clone(),
                         recorder: recorder.clone(),
                         origin,
                         payload_bytes,

@@ -270,11 +270,14 @@ pub fn parse(path: &str, text: &str) -> Result<Scenario, String> {
         Some(s) => match s.get_ref().as_str() {
             "keyed-hash" => SchemeKind::KeyedHash,
             "ed25519" => SchemeKind::Ed25519,
+            "bls12381" => SchemeKind::Bls12381,
             other => {
                 return Err(at(
                     s.span(),
                     "scheme",
-                    format!("unknown scheme {other:?}; use \"keyed-hash\" or \"ed25519\""),
+                    format!(
+                        "unknown scheme {other:?}; use \"keyed-hash\", \"ed25519\" or \"bls12381\""
+                    ),
                 ));
             }
         },
@@ -562,6 +565,7 @@ pub fn to_toml(scenario: &Scenario) -> String {
     let scheme = match scenario.scheme {
         SchemeKind::KeyedHash => "keyed-hash",
         SchemeKind::Ed25519 => "ed25519",
+        SchemeKind::Bls12381 => "bls12381",
     };
     let _ = writeln!(t, "scheme = \"{scheme}\"");
     let _ = writeln!(t, "duration_ms = {}", scenario.duration_ms);

@@ -20,6 +20,8 @@ use std::sync::{Arc, Mutex};
 pub(crate) struct SimApp<S: Scheme> {
     pub(crate) me: ValidatorIndex,
     pub(crate) scheme: S,
+    /// What votes are signed under: certificates are checked against it.
+    pub(crate) namespace: Vec<u8>,
     pub(crate) recorder: Arc<Mutex<Recorder>>,
     pub(crate) origin: madsim::time::Instant,
     pub(crate) payload_bytes: usize,
@@ -36,6 +38,24 @@ pub(crate) struct SimApp<S: Scheme> {
 }
 
 impl<S: Scheme> SimApp<S> {
+    /// Whether `certificate`'s signatures check, independently of the
+    /// replica that used it: a forged certificate an honest replica
+    /// accepted is a violation even when its signers would make a quorum.
+    /// Signers this validator has no key for yet (a newcomer, before the
+    /// epoch that brings it reaches this process) are not judged.
+    fn signatures_check(&self, certificate: &Certificate<S>, signers: &[ValidatorIndex]) -> bool {
+        if signers
+            .iter()
+            .any(|s| usize::from(*s) >= self.scheme.validator_count())
+        {
+            return true;
+        }
+        let message = certificate.subject.signing_bytes(&self.namespace);
+        self.scheme
+            .verify_certificate(&message, &certificate.certificate)
+            .is_ok()
+    }
+
     /// Deletes the stored finalized blocks more than `retain_blocks` below
     /// `newest` and below the current epoch's anchor: every stored ancestor
     /// under that edge, down to the first already gone (so blocks left
@@ -157,13 +177,14 @@ impl<S: Scheme> Application<S> for SimApp<S> {
         }
         let pruned = blocks.last().map_or(0, |newest| self.prune(newest));
         let signers = self.scheme.signers(&certificate.certificate);
+        let signed = self.signatures_check(certificate, &signers);
         let summary: Vec<_> = blocks
             .iter()
             .map(|b| (b.height, b.view, b.digest(), b.parent))
             .collect();
         let mut rec = self.recorder.lock().expect("recorder lock");
         rec.blocks_pruned += pruned;
-        rec.certificate(self.me, certificate.subject, &signers);
+        rec.certificate(self.me, certificate.subject, &signers, signed);
         rec.finalized(at_us, self.me, &summary);
         let me = self.me;
         rec.mark(at_us, Some(me), MarkKind::Finalized, || {
@@ -190,6 +211,13 @@ impl<S: Scheme> Application<S> for SimApp<S> {
         let ledger = self.ledger.as_mut()?;
         match ledger.epoch(epoch, anchor, &|d| blocks.block(d)) {
             Ok(plan) => {
+                // Newcomers' votes are checked like everyone's (as the
+                // engine grows its scheme at this epoch start).
+                if plan.members.len() > self.scheme.validator_count()
+                    && let Some(grown) = self.scheme.with_members(&plan.members)
+                {
+                    self.scheme = grown;
+                }
                 let mut rec = self.recorder.lock().expect("recorder lock");
                 rec.members_planned(self.me, &plan.members);
                 Some(plan)
@@ -302,7 +330,8 @@ impl<S: Scheme> Application<S> for SimApp<S> {
                         }
                         Message::Certificate(c) => {
                             let signers = self.scheme.signers(&c.certificate);
-                            rec.certificate(me, c.subject, &signers);
+                            let signed = self.signatures_check(c, &signers);
+                            rec.certificate(me, c.subject, &signers, signed);
                             rec.mark(at_us, Some(me), MarkKind::Certificate, || {
                                 format!(
                                     "{} certificate view {} by {signers:?}",

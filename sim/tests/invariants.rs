@@ -49,11 +49,19 @@ fn conflicting_honest_votes_are_caught() {
 #[test]
 fn certificates_short_of_quorum_are_caught() {
     let mut r = Recorder::new(ValidatorSet::equal(4), 4, &[], false);
-    r.certificate(0, Subject::Nullify { view: 1 }, &[0, 1, 2]);
+    r.certificate(0, Subject::Nullify { view: 1 }, &[0, 1, 2], true);
     assert!(r.violations.is_empty());
-    r.certificate(0, Subject::Nullify { view: 1 }, &[0, 1]);
-    r.certificate(0, Subject::Nullify { view: 1 }, &[0, 1, 1]);
+    r.certificate(0, Subject::Nullify { view: 1 }, &[0, 1], true);
+    r.certificate(0, Subject::Nullify { view: 1 }, &[0, 1, 1], true);
     assert_eq!(r.violations.len(), 2);
+}
+
+#[test]
+fn certificates_whose_signatures_fail_are_caught() {
+    // A quorum of signers does not excuse a forged aggregate.
+    let mut r = Recorder::new(ValidatorSet::equal(4), 4, &[], false);
+    r.certificate(0, Subject::Nullify { view: 1 }, &[0, 1, 2], false);
+    assert_eq!(r.violations.len(), 1);
 }
 
 #[test]
