@@ -13,6 +13,7 @@
 pub mod codec;
 pub mod consensus;
 pub mod ledger;
+pub mod light;
 pub mod peer_record;
 pub mod peer_score;
 pub mod planted;

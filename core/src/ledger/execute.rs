@@ -82,7 +82,7 @@ impl Params {
         w.into_vec()
     }
 
-    fn decode(bytes: &[u8]) -> Result<Params, DecodeError> {
+    pub fn decode(bytes: &[u8]) -> Result<Params, DecodeError> {
         let mut r = Reader::new(bytes);
         let params = Params {
             chain_id: r.u64()?,
@@ -129,7 +129,7 @@ impl Account {
         w.into_vec()
     }
 
-    fn decode(bytes: &[u8]) -> Result<Account, DecodeError> {
+    pub fn decode(bytes: &[u8]) -> Result<Account, DecodeError> {
         let mut r = Reader::new(bytes);
         let mut account = Account {
             balance: r.u64()?,
@@ -215,7 +215,7 @@ fn bonded_key() -> Key {
 }
 
 /// State-tree key of the chain parameters.
-fn params_key() -> Key {
+pub fn params_key() -> Key {
     Digest::of(b"params").0
 }
 

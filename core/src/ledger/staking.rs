@@ -66,11 +66,13 @@ fn powers_key() -> Key {
     Digest::of(b"validator-powers").0
 }
 
-fn epoch_key() -> Key {
+/// State-tree key of the current epoch's set (a light client proves it).
+pub fn epoch_key() -> Key {
     Digest::of(b"epoch-set").0
 }
 
-fn roster_key() -> Key {
+/// State-tree key of the roster (a light client proves it).
+pub fn roster_key() -> Key {
     Digest::of(b"validator-roster").0
 }
 
@@ -176,7 +178,7 @@ impl EpochSet {
         w.into_vec()
     }
 
-    fn decode(bytes: &[u8]) -> Result<EpochSet, DecodeError> {
+    pub fn decode(bytes: &[u8]) -> Result<EpochSet, DecodeError> {
         let mut r = Reader::new(bytes);
         let epoch = r.u64()?;
         let validators = decode_powers(&mut r, MAX_EPOCH_VALIDATORS)?;
@@ -187,6 +189,16 @@ impl EpochSet {
     pub fn power_total(&self) -> u64 {
         self.validators.iter().map(|(_, p)| p).sum()
     }
+}
+
+/// The roster record's keys, in index order.
+pub fn decode_roster(bytes: &[u8]) -> Result<Vec<Address>, DecodeError> {
+    let mut r = Reader::new(bytes);
+    let keys = (0..r.count(MAX_ROSTER)?)
+        .map(|_| r.array())
+        .collect::<Result<Vec<Address>, DecodeError>>()?;
+    r.finish()?;
+    Ok(keys)
 }
 
 /// Whether `address` is an ed25519 public key (a point on the curve).
@@ -308,13 +320,7 @@ impl Ledger {
         let Some(bytes) = self.tree.get(&roster_key()) else {
             return Vec::new();
         };
-        let mut r = Reader::new(bytes);
-        let count = r.count(MAX_ROSTER).expect("the ledger wrote it");
-        let keys = (0..count)
-            .map(|_| r.array().expect("the ledger wrote it"))
-            .collect();
-        r.finish().expect("the ledger wrote it");
-        keys
+        decode_roster(bytes).expect("the ledger wrote it")
     }
 
     /// Appends the members of `set` the roster does not hold yet, in

@@ -1,0 +1,485 @@
+//! The light client against a real ledger: a chain of 25 executed blocks
+//! over three epochs (a fourth validator bonds in epoch 0 and joins the set
+//! in epoch 1), honest answers, and every lie a peer can tell.
+
+use ballast_core::consensus::{Subject, first_view};
+use ballast_core::ledger::chain::Payload;
+use ballast_core::ledger::execute::{Ledger, Params, account_key, params_key};
+use ballast_core::ledger::staking::{consensus_namespace, epoch_key, roster_key};
+use ballast_core::ledger::tx::{Action, Address, SignedTransaction, Transaction};
+use ballast_core::light::{
+    EpochChange, FinalizedBlock, LightClient, LightError, ProvenRecord, Trusted,
+};
+use ballast_core::scheme::ed25519::Ed25519;
+use ballast_core::scheme::{CertificateError, Scheme};
+use ballast_core::state::smt::{Key, ProofError};
+use ballast_core::types::{Block, Digest, Height, ValidatorIndex};
+use ed25519_dalek::SigningKey;
+use std::sync::Arc;
+
+const CHAIN: u64 = 7;
+const EPOCH_BLOCKS: u64 = 10;
+
+fn key(i: u8) -> SigningKey {
+    SigningKey::from_bytes(&Digest::of(&[i, 9, 9]).0)
+}
+
+fn address(k: &SigningKey) -> Address {
+    k.verifying_key().to_bytes()
+}
+
+fn params() -> Params {
+    Params {
+        chain_id: CHAIN,
+        reward_per_block: 0,
+        unbonding_blocks: 5,
+        voting_period_blocks: 5,
+        timelock_blocks: 5,
+        quorum_percent: 33,
+        pass_percent: 50,
+        epoch_blocks: EPOCH_BLOCKS,
+        slash_percent: 10,
+    }
+}
+
+fn tx(k: &SigningKey, nonce: u64, action: Action) -> SignedTransaction {
+    Transaction {
+        chain_id: CHAIN,
+        sender: address(k),
+        nonce,
+        fee: 1,
+        expiry_height: 1_000,
+        action,
+    }
+    .sign(k)
+}
+
+/// A chain as a full node holds it: each height's block, the state after
+/// it, and the keys that sign for its epoch.
+struct Chain {
+    keys: Vec<SigningKey>,
+    genesis: Ledger,
+    blocks: Vec<Block>,
+    states: Vec<Ledger>,
+    /// Roster (index order) of the epoch each block belongs to.
+    rosters: Vec<Vec<Address>>,
+}
+
+impl Chain {
+    fn new() -> Chain {
+        let keys: Vec<SigningKey> = (0..5).map(key).collect();
+        let validators: Vec<(Address, u64)> =
+            keys[..3].iter().map(|k| (address(k), 1_000)).collect();
+        let balances = [(address(&keys[3]), 5_000), (address(&keys[4]), 700)];
+        let genesis = Ledger::genesis_with_validators(params(), &balances, &validators);
+        let mut chain = Chain {
+            keys,
+            genesis: genesis.clone(),
+            blocks: Vec::new(),
+            states: vec![genesis.clone()],
+            rosters: vec![genesis.roster()],
+        };
+        let mut state = genesis;
+        let mut parent = Block::genesis();
+        for height in 1..=25 {
+            let txs = match height {
+                1 => vec![tx(&chain.keys[3], 0, Action::Stake { amount: 2_000 })],
+                12 => vec![tx(
+                    &chain.keys[4],
+                    0,
+                    Action::Transfer {
+                        to: address(&chain.keys[0]),
+                        amount: 300,
+                    },
+                )],
+                _ => Vec::new(),
+            };
+            // The set that signs this block: the one the previous state fixed.
+            let roster = state.roster();
+            let epoch = (height - 1) / EPOCH_BLOCKS;
+            let proposer = address(&chain.keys[0]);
+            let out = state
+                .execute(height, &proposer, &txs)
+                .expect("block executes");
+            let payload = Payload {
+                proposer,
+                state_root: out.state_root,
+                txs,
+            };
+            let view = first_view(epoch) + height;
+            let block = Block {
+                view,
+                height,
+                parent_view: parent.view,
+                parent: parent.digest(),
+                payload: payload.encode(),
+            };
+            parent = block.clone();
+            chain.blocks.push(block);
+            chain.rosters.push(roster);
+            state = out.ledger;
+            chain.states.push(state.clone());
+        }
+        chain
+    }
+
+    fn block(&self, height: Height) -> &Block {
+        &self.blocks[height as usize - 1]
+    }
+
+    fn state(&self, height: Height) -> &Ledger {
+        &self.states[height as usize]
+    }
+
+    /// A finalization certificate of `block` signed by `signers` (indexes
+    /// into the roster of the block at `height`).
+    fn certify(
+        &self,
+        height: Height,
+        block: &Block,
+        signers: &[ValidatorIndex],
+    ) -> FinalizedBlock<Ed25519> {
+        let roster = &self.rosters[height as usize];
+        let keys: Vec<_> = roster
+            .iter()
+            .map(|a| ed25519_dalek::VerifyingKey::from_bytes(a).unwrap())
+            .collect();
+        let keys = Arc::new(keys);
+        let message = Subject::Finalize {
+            view: block.view,
+            digest: block.digest(),
+        }
+        .signing_bytes(&consensus_namespace(CHAIN));
+        let votes: Vec<_> = signers
+            .iter()
+            .map(|i| {
+                let secret = self
+                    .keys
+                    .iter()
+                    .find(|k| address(k) == roster[usize::from(*i)])
+                    .unwrap()
+                    .clone();
+                (*i, Ed25519::signer(keys.clone(), *i, secret).sign(&message))
+            })
+            .collect();
+        FinalizedBlock::direct(block.clone(), Ed25519::verifier(keys).assemble(&votes))
+    }
+
+    /// The block at `height`, certified by every validator of its epoch.
+    fn finalized(&self, height: Height) -> FinalizedBlock<Ed25519> {
+        let count = self.rosters[height as usize].len() as ValidatorIndex;
+        let signers: Vec<ValidatorIndex> = (0..count).collect();
+        self.certify(height, self.block(height), &signers)
+    }
+
+    fn record(&self, height: Height, key: &Key) -> ProvenRecord {
+        let tree = &self.state(height).tree;
+        ProvenRecord {
+            value: tree.get(key).map(<[u8]>::to_vec),
+            proof: tree.prove(key),
+        }
+    }
+
+    /// The honest epoch change at the block of `height`.
+    fn change(&self, height: Height) -> EpochChange<Ed25519> {
+        EpochChange {
+            last: self.finalized(height),
+            epoch_set: self.record(height, &epoch_key()),
+            roster: self.record(height, &roster_key()),
+            params: self.record(height, &params_key()),
+        }
+    }
+
+    fn client(&self) -> LightClient<Ed25519> {
+        LightClient::from_genesis(consensus_namespace(CHAIN), &self.genesis).unwrap()
+    }
+}
+
+#[test]
+fn follows_epochs_by_certificates_and_proves_a_balance() {
+    let chain = Chain::new();
+    let mut client = chain.client();
+    assert_eq!(client.trusted().epoch, 0);
+    assert_eq!(client.trusted().roster.len(), 3);
+    client.advance(&chain.change(10)).unwrap();
+    assert_eq!(client.trusted().epoch, 1);
+    assert_eq!(client.trusted().last_height, 20);
+    assert_eq!(
+        client.trusted().roster.len(),
+        4,
+        "the bonded newcomer joined"
+    );
+    // Epoch 1's blocks are signed by four validators, the newcomer among them.
+    let paid = address(&chain.keys[0]);
+    let account = client
+        .account(
+            &chain.finalized(15),
+            &paid,
+            &chain.record(15, &account_key(&paid)),
+        )
+        .unwrap()
+        .expect("the account exists");
+    assert_eq!(
+        account.balance,
+        chain.state(15).account(&paid).unwrap().balance
+    );
+    assert!(
+        account.balance >= 300,
+        "the transfer at height 12 is proven"
+    );
+    // A key that never held anything is proven absent.
+    let nobody = [0x55; 32];
+    assert_eq!(
+        client.account(
+            &chain.finalized(16),
+            &nobody,
+            &chain.record(16, &account_key(&nobody))
+        ),
+        Ok(None)
+    );
+    let transfer = Payload::decode(&chain.block(12).payload).unwrap().txs[0].hash();
+    assert_eq!(
+        client.transaction_included(&chain.finalized(12), &transfer),
+        Ok(12)
+    );
+    assert_eq!(
+        client.transaction_included(&chain.finalized(13), &transfer),
+        Err(LightError::NotIncluded)
+    );
+    client.advance(&chain.change(20)).unwrap();
+    assert_eq!(client.trusted().epoch, 2);
+    assert_eq!(client.newest_height(), 20);
+    // Epoch 1's blocks are behind the client now.
+    assert!(matches!(
+        client.transaction_included(&chain.finalized(12), &transfer),
+        Err(LightError::WrongEpoch {
+            expected: 2,
+            got: 1
+        })
+    ));
+}
+
+#[test]
+fn a_certificate_without_a_quorum_is_refused() {
+    let chain = Chain::new();
+    let mut client = chain.client();
+    // Two of three equal validators are not more than two thirds.
+    let weak = chain.certify(5, chain.block(5), &[0]);
+    assert!(matches!(
+        client.check_finalized(&weak, 0),
+        Err(LightError::NoQuorum {
+            stake: 1_000,
+            total: 3_000
+        })
+    ));
+}
+
+#[test]
+fn a_certificate_of_another_block_is_refused() {
+    let chain = Chain::new();
+    let mut client = chain.client();
+    // Votes for block 5 presented with block 6.
+    let mut forged = chain.finalized(5);
+    forged.block = chain.block(6).clone();
+    assert!(matches!(
+        client.check_finalized(&forged, 0),
+        Err(LightError::Certificate(CertificateError::BadSignature(_)))
+    ));
+    // A block the validators never signed, with a made-up state root.
+    let mut made_up = chain.block(5).clone();
+    let mut payload = Payload::decode(&made_up.payload).unwrap();
+    payload.state_root = Digest::of(b"a root the liar likes");
+    made_up.payload = payload.encode();
+    let mut lie = chain.finalized(5);
+    lie.block = made_up;
+    assert!(matches!(
+        client.check_finalized(&lie, 0),
+        Err(LightError::Certificate(_))
+    ));
+}
+
+#[test]
+fn a_wrong_validator_set_is_refused_and_the_client_is_unchanged() {
+    let chain = Chain::new();
+    let mut client = chain.client();
+    let before = client.trusted().clone();
+    // The next set from a later state (proof under another root).
+    let mut other_root = chain.change(10);
+    other_root.epoch_set = chain.record(20, &epoch_key());
+    assert!(matches!(
+        client.advance(&other_root),
+        Err(LightError::Proof {
+            record: "epoch set",
+            error: ProofError::WrongRoot
+        })
+    ));
+    // The honest proof with a set the liar wrote.
+    let mut rewritten = chain.change(10);
+    let mut value = rewritten.epoch_set.value.clone().unwrap();
+    let last = value.len() - 1;
+    value[last] ^= 1;
+    rewritten.epoch_set.value = Some(value);
+    assert_eq!(
+        client.advance(&rewritten),
+        Err(LightError::ValueMismatch {
+            record: "epoch set"
+        })
+    );
+    // The set proven absent where it is present.
+    let mut absent = chain.change(10);
+    absent.roster.value = None;
+    assert_eq!(
+        client.advance(&absent),
+        Err(LightError::ValueMismatch { record: "roster" })
+    );
+    // The epoch's set signed by the previous epoch's validators is fine;
+    // one certified by the wrong (next) epoch's keys is not.
+    let mut wrong_signers = chain.change(10);
+    wrong_signers.last = chain.certify(11, chain.block(10), &[0, 1, 2, 3]);
+    assert!(client.advance(&wrong_signers).is_err());
+    assert_eq!(client.trusted(), &before);
+    client.advance(&chain.change(10)).unwrap();
+}
+
+#[test]
+fn a_block_that_does_not_end_the_epoch_cannot_change_it() {
+    let chain = Chain::new();
+    let mut client = chain.client();
+    let mut early = chain.change(9);
+    early.last = chain.finalized(9);
+    assert_eq!(
+        client.advance(&early),
+        Err(LightError::NotEpochEnd {
+            epoch: 0,
+            height: 9,
+            last_height: 10
+        })
+    );
+    // A block of epoch 1 while the client is in epoch 0.
+    assert!(matches!(
+        client.check_finalized(&chain.finalized(12), 0),
+        Err(LightError::WrongEpoch {
+            expected: 0,
+            got: 1
+        })
+    ));
+}
+
+#[test]
+fn proofs_for_other_roots_and_stale_answers_are_refused() {
+    let chain = Chain::new();
+    let mut client = chain.client();
+    client.advance(&chain.change(10)).unwrap();
+    let paid = address(&chain.keys[0]);
+    // A true account record of height 11 presented with block 15.
+    assert!(matches!(
+        client.account(
+            &chain.finalized(15),
+            &paid,
+            &chain.record(11, &account_key(&paid))
+        ),
+        Err(LightError::Proof {
+            record: "account",
+            error: ProofError::WrongRoot
+        })
+    ));
+    // Height 15 was checked (above, its certificate was good); a peer that
+    // answers from height 13 is behind.
+    assert_eq!(
+        client.account(
+            &chain.finalized(13),
+            &paid,
+            &chain.record(13, &account_key(&paid))
+        ),
+        Err(LightError::Stale {
+            height: 13,
+            min_height: 15
+        })
+    );
+    // Another account's proof offered for this one.
+    let other = address(&chain.keys[4]);
+    assert!(
+        client
+            .account(
+                &chain.finalized(16),
+                &paid,
+                &chain.record(16, &account_key(&other))
+            )
+            .is_err()
+    );
+}
+
+#[test]
+fn a_checkpoint_is_trusted_as_given() {
+    let chain = Chain::new();
+    let state = chain.state(10);
+    let mut client: LightClient<Ed25519> = LightClient::new(
+        consensus_namespace(CHAIN),
+        Trusted {
+            epoch: 1,
+            last_height: 20,
+            roster: state.roster(),
+            powers: state.epoch_set().validators,
+        },
+    )
+    .unwrap();
+    client.advance(&chain.change(20)).unwrap();
+    assert_eq!(client.trusted().epoch, 2);
+}
+
+#[test]
+fn a_descendant_certificate_finalizes_through_linked_blocks() {
+    let chain = Chain::new();
+    let mut client = chain.client();
+    // Block 5 finalized by the certificate of block 7, linked by 6 and 7.
+    let certified = chain.finalized(7);
+    let through = FinalizedBlock {
+        block: chain.block(5).clone(),
+        links: vec![chain.block(6).clone(), chain.block(7).clone()],
+        certificate: certified.certificate.clone(),
+    };
+    assert_eq!(
+        client.check_finalized(&through, 0).unwrap().state_root,
+        chain.state(5).tree.root()
+    );
+    // A gap in the links (6 left out) breaks the chain.
+    let gap = FinalizedBlock {
+        links: vec![chain.block(7).clone()],
+        ..through.clone()
+    };
+    assert_eq!(
+        client.check_finalized(&gap, 0).unwrap_err(),
+        LightError::BrokenLink { height: 7 }
+    );
+    // The epoch's last block, finalized through a child in the next epoch,
+    // is certified by a set the client does not trust yet.
+    let across = FinalizedBlock {
+        block: chain.block(10).clone(),
+        links: vec![chain.block(11).clone()],
+        certificate: chain.finalized(11).certificate,
+    };
+    assert!(matches!(
+        client.check_finalized(&across, 0),
+        Err(LightError::WrongEpoch {
+            expected: 0,
+            got: 1
+        })
+    ));
+}
+
+#[test]
+fn an_epoch_change_round_trips_and_truncations_are_refused() {
+    let chain = Chain::new();
+    let change = chain.change(10);
+    let bytes = change.encode();
+    let decoded = EpochChange::<Ed25519>::decode(&bytes).unwrap();
+    assert_eq!(decoded.encode(), bytes);
+    let mut client = chain.client();
+    client.advance(&decoded).unwrap();
+    for cut in [1, bytes.len() / 2, bytes.len() - 1] {
+        assert!(EpochChange::<Ed25519>::decode(&bytes[..cut]).is_err());
+    }
+    let mut longer = bytes.clone();
+    longer.push(0);
+    assert!(EpochChange::<Ed25519>::decode(&longer).is_err());
+}
