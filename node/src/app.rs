@@ -664,6 +664,17 @@ impl NodeApp {
         self.maybe_snapshot(block.height, digest, &state.tree);
         if let Some(start) = &epoch_start {
             self.keep_epoch_snapshot(start.epoch, block.height, digest, &state.tree);
+            let find = |d: &Digest| with_block(d).or_else(|| self.db.block(&d.0).ok().flatten());
+            // Light clients lose only this epoch's proofs if this fails;
+            // consensus and the ledger go on.
+            match crate::light_serve::epoch_change(block, certificate, &find, &state.tree) {
+                Ok(change) => self
+                    .db
+                    .put_epoch_change(start.epoch.saturating_sub(1), &change.encode())?,
+                Err(e) => {
+                    tracing::warn!(epoch = start.epoch.saturating_sub(1), error = %e, "cannot keep the epoch change for light clients")
+                }
+            }
         }
         // Only below the stored state: a restart executes the blocks above
         // it, so those must stay. And only below the current epoch's

@@ -17,6 +17,8 @@ pub mod genesis;
 pub mod gossip;
 pub mod init;
 pub mod json;
+pub mod light_client;
+pub mod light_serve;
 pub mod metrics;
 pub mod node;
 pub mod peers;

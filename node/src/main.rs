@@ -9,7 +9,7 @@ use ballast_node::bench::{BenchOptions, bench};
 use ballast_node::client::{Client, signed};
 use ballast_node::config::{NodeConfig, Timeouts, read_key, write_key};
 use ballast_node::devnet::{Control, DevnetOptions, control, devnet};
-use ballast_node::genesis::parse_hex32;
+use ballast_node::genesis::{Genesis, parse_hex32};
 use ballast_node::init::{InitOptions, init};
 use clap::{Parser, Subcommand};
 use std::net::IpAddr;
@@ -48,6 +48,16 @@ enum DevnetAction {
 }
 
 /// Snapshot files (see node/README.md, "Joining by state sync").
+#[derive(Subcommand)]
+enum LightQuery {
+    /// An account's balance, nonce and stake at the newest height a peer
+    /// can prove.
+    Account {
+        /// The account's address (hex).
+        address: String,
+    },
+}
+
 #[derive(Subcommand)]
 enum SnapshotAction {
     /// Writes a stopped node's state at a recent finalized height to a
@@ -202,6 +212,20 @@ enum Command {
         /// Only print the signed transaction (hex).
         #[arg(long)]
         print: bool,
+    },
+    /// A light client: proves an account's balance from the genesis file,
+    /// finalization certificates and state proofs alone, trusting no node.
+    /// It follows every epoch's validator set from genesis, asks every
+    /// peer, and names the check each lying peer failed.
+    Light {
+        /// The chain's genesis file (what the validators run).
+        #[arg(long)]
+        genesis: PathBuf,
+        /// Peers' RPC URLs, comma-separated; none is trusted.
+        #[arg(long, value_delimiter = ',', default_value = "http://127.0.0.1:8545")]
+        rpc: Vec<String>,
+        #[command(subcommand)]
+        query: LightQuery,
     },
     /// Exports a node's state to a file, or imports one into a new full
     /// node (instead of executing the chain from genesis).
@@ -368,6 +392,35 @@ async fn main_async(cli: Cli) -> Result<(), String> {
             print,
         } => {
             submit(&rpc, &key, Action::Stake { amount }, print).await?;
+        }
+        Command::Light {
+            genesis,
+            rpc,
+            query: LightQuery::Account { address },
+        } => {
+            let genesis = Genesis::load(&genesis).map_err(|e| e.to_string())?;
+            let address = parse_hex32(&address)?;
+            let proven = ballast_node::light_client::prove_account(&genesis, &rpc, address)
+                .await
+                .map_err(|e| e.to_string())?;
+            for (peer, why) in &proven.refused {
+                eprintln!("refused {peer}: {why}");
+            }
+            match &proven.account {
+                Some(account) => println!(
+                    "balance {}  nonce {}  staked {}",
+                    account.balance, account.nonce, account.staked
+                ),
+                None => println!("balance 0  (no account: proven absent)"),
+            }
+            println!(
+                "proven at height {} (epoch {}, {} epoch changes followed from genesis, {} bytes) from {}",
+                proven.height,
+                proven.epoch,
+                proven.epochs_followed,
+                proven.change_bytes,
+                proven.peer
+            );
         }
         Command::Snapshot { action } => {
             let config_path = match &action {

@@ -17,6 +17,7 @@
 //! | `ballast_validators`        | —                     | index, key, power of each roster key |
 //! | `ballast_peers`             | —                     | each peer's index, key, role, address, score, ban and offences by reason (validators; a full node has no peers and answers `[]`) |
 //! | `ballast_getFinalizedBlocks`| from, count (≤ 64)    | raw finalized blocks from `from`, a finalization certificate, and links to it past an epoch's end (what full nodes sync from) |
+//! | `ballast_getEpochChange`    | epoch                 | what moves a light client past `epoch`: the block ending it, its finalization certificate and links, proofs of the next set, roster and parameters (one hex blob, `core::light::EpochChange`), or null |
 //! | `ballast_subscribeFinalized`| — (WebSocket)         | a `ballast_finalized` notification per finalized block |
 //!
 //! Errors use the standard codes (-32700 parse, -32600 invalid request,
@@ -477,6 +478,14 @@ pub fn module(context: RpcContext) -> RpcModule<RpcContext> {
         let height: Option<u64> = seq.optional_next()?;
         let address = parse_hex32(&address).map_err(invalid_params)?;
         ctx.account(address, height)
+    });
+    method!("ballast_getEpochChange", |params, ctx| {
+        let (epoch,): (u64,) = params.parse()?;
+        let change = ctx.db.epoch_change(epoch).map_err(internal)?;
+        Ok(change.map_or(
+            Value::Null,
+            |bytes| json!({"epoch": epoch, "change": hex::encode(bytes)}),
+        ))
     });
     method!("ballast_sendTransaction", |params, ctx| {
         let (raw,): (String,) = params.parse()?;

@@ -9,7 +9,7 @@
 //! | `certificates` | the highest finalized block and its certificate;   | engine     |
 //! |                | each finalized height's certificate                | node       |
 //! | `indexes`      | height → digest, digest → height, tx → location,   | node       |
-//! |                | receipts per height                                |            |
+//! |                | receipts per height, each epoch's change proofs    |            |
 //! | `state`        | the last height the indexes cover; the address     | node       |
 //! |                | book (`discovery`)                                 |            |
 //! | `ledger`       | the ledger's state at the last stored finalized    | node       |
@@ -234,6 +234,7 @@ mod key {
     pub const DIGEST: u8 = b'd';
     pub const TX: u8 = b't';
     pub const RECEIPTS: u8 = b'r';
+    pub const EPOCH_CHANGE: u8 = b'e';
     pub const INDEXED_HEIGHT: &[u8] = b"indexed-height";
     pub const PRUNED_THROUGH: &[u8] = b"pruned-through";
     pub const PEER_RECORDS: &[u8] = b"peer-records";
@@ -304,6 +305,30 @@ impl ChainDb {
         );
         batch.put_cf(family(&self.db, STATE), key::INDEXED_HEIGHT, height);
         self.db.write(batch).map_err(failure)
+    }
+
+    /// Keeps what moves a light client past `epoch` (an encoded
+    /// `ballast_core::light::EpochChange`). One per epoch, a few KiB, never
+    /// pruned: like block headers, the chain of epoch changes is what a
+    /// client that starts at genesis needs, however old.
+    pub fn put_epoch_change(&self, epoch: u64, encoded: &[u8]) -> Result<(), StoreError> {
+        self.db
+            .put_cf(
+                family(&self.db, INDEXES),
+                key::with(key::EPOCH_CHANGE, &epoch.to_be_bytes()),
+                encoded,
+            )
+            .map_err(failure)
+    }
+
+    /// The stored change past `epoch`, if this node saw that epoch end.
+    pub fn epoch_change(&self, epoch: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        self.db
+            .get_cf(
+                family(&self.db, INDEXES),
+                key::with(key::EPOCH_CHANGE, &epoch.to_be_bytes()),
+            )
+            .map_err(failure)
     }
 
     /// The highest height whose block, certificate, receipts and indexes

@@ -1,0 +1,173 @@
+//! `ballast light` against real processes: four validators run several
+//! epochs; the light client, starting from the genesis file, is given two
+//! lying peers before the honest one. One liar forges what it serves (an
+//! epoch change with a rewritten validator set, an account with an
+//! inflated balance); the other is honest but stale (it answers from an
+//! older height). The client must prove the true balance from the honest
+//! node and name the check each liar failed.
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
+
+mod common;
+
+use ballast_core::ledger::tx::Action;
+use ballast_core::light::EpochChange;
+use ballast_core::scheme::ed25519::Ed25519;
+use ballast_node::client::Client;
+use common::{Network, receipt};
+use jsonrpsee::server::{RpcModule, Server};
+use jsonrpsee::types::ErrorObjectOwned;
+use serde_json::{Value, json};
+use std::time::Duration;
+
+const EPOCH_BLOCKS: u64 = 8;
+
+/// How a lying peer bends the honest node's answers.
+#[derive(Clone, Copy)]
+enum Lie {
+    /// Flips a byte in the epoch-set record and in account values.
+    Forge,
+    /// Answers account queries from `lag` blocks back.
+    Stale { lag: u64 },
+}
+
+/// A JSON-RPC server in front of `upstream` that lies as `lie` says.
+async fn liar(upstream: String, lie: Lie) -> (String, jsonrpsee::server::ServerHandle) {
+    let mut module = RpcModule::new((Client::new(&upstream).unwrap(), lie));
+    let forward = |method: &'static str| {
+        move |params: jsonrpsee::types::Params<'static>,
+              ctx: std::sync::Arc<(Client, Lie)>,
+              _: jsonrpsee::Extensions| async move {
+            let params: Vec<Value> = params.parse().unwrap_or_default();
+            let (client, lie) = &*ctx;
+            let mut params = params;
+            if let (Lie::Stale { lag }, "ballast_getAccount") = (lie, method) {
+                let height = client.height().await.unwrap_or(0);
+                params.push(json!(height.saturating_sub(*lag)));
+            }
+            let mut answer = client
+                .call(method, params)
+                .await
+                .map_err(|e| ErrorObjectOwned::owned(-32000, e.to_string(), None::<()>))?;
+            if let Lie::Forge = lie {
+                match method {
+                    "ballast_getAccount" => {
+                        if let Some(v) = answer["value"].as_str() {
+                            // The balance is the record's first 8 bytes.
+                            let mut bytes = hex::decode(v).unwrap();
+                            bytes[3] ^= 0x10;
+                            answer["value"] = json!(hex::encode(bytes));
+                        }
+                    }
+                    "ballast_getEpochChange" => {
+                        if let Some(c) = answer["change"].as_str() {
+                            // A set in which the last validator holds far
+                            // more power, under the honest proof.
+                            let mut change =
+                                EpochChange::<Ed25519>::decode(&hex::decode(c).unwrap()).unwrap();
+                            let set = change.epoch_set.value.as_mut().unwrap();
+                            let last = set.len() - 1;
+                            set[last] ^= 0x40;
+                            answer["change"] = json!(hex::encode(change.encode()));
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            Ok::<Value, ErrorObjectOwned>(answer)
+        }
+    };
+    for method in [
+        "ballast_getAccount",
+        "ballast_getEpochChange",
+        "ballast_getFinalizedBlocks",
+        "ballast_head",
+    ] {
+        module
+            .register_async_method(method, forward(method))
+            .unwrap();
+    }
+    let server = Server::builder().build("127.0.0.1:0").await.unwrap();
+    let address = server.local_addr().unwrap();
+    (format!("http://{address}"), server.start(module))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_light_client_proves_a_balance_past_lying_peers() {
+    let mut network = Network::new(4);
+    network.edit_genesis(|genesis| genesis.params.epoch_blocks = EPOCH_BLOCKS);
+    network.start_all();
+    let client = network.client(0);
+
+    // A transfer, so the proven balance is not just the genesis one.
+    let sender = network.account_key(1);
+    let recipient = network.account_key(2).verifying_key().to_bytes();
+    network.wait_height(0, 2, Duration::from_secs(60)).await;
+    let chain_id = client.chain_id().await.unwrap();
+    let height = client.height().await.unwrap();
+    let transfer = common::transaction(
+        &sender,
+        chain_id,
+        0,
+        height,
+        Action::Transfer {
+            to: recipient,
+            amount: 12_345,
+        },
+    );
+    let hash = client.send(&transfer).await.unwrap();
+    assert_eq!(receipt(&client, &hash).await["success"], json!(true));
+    // Three epoch ends behind the head.
+    network
+        .wait_height(0, 3 * EPOCH_BLOCKS + 2, Duration::from_secs(120))
+        .await;
+    let truth = client.account(&recipient).await.unwrap();
+    let balance = truth["account"]["balance"].as_u64().unwrap();
+
+    let (forger, _forger_handle) = liar(network.rpc_url(1), Lie::Forge).await;
+    let (stale, _stale_handle) = liar(network.rpc_url(2), Lie::Stale { lag: 4 }).await;
+    let genesis = network.dir.path().join("genesis.toml");
+    let rpc = format!("{forger},{stale},{}", network.rpc_url(3));
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_ballast"))
+            .arg("light")
+            .arg("--genesis")
+            .arg(&genesis)
+            .arg("--rpc")
+            .arg(&rpc)
+            .arg("account")
+            .arg(hex::encode(recipient))
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    // Shown with --nocapture: what a user sees.
+    eprintln!("{stderr}{stdout}");
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains(&format!("balance {balance} ")),
+        "expected balance {balance}:\n{stdout}\n{stderr}"
+    );
+    assert!(
+        stdout.contains(&network.rpc_url(3)),
+        "the honest node proved it:\n{stdout}"
+    );
+    assert!(
+        stderr.contains(&format!(
+            "refused {forger}: epoch 0 change refused: the epoch set proof proves a different value"
+        )),
+        "the forged set is named:\n{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!(
+            "refused {forger}: the account proof proves a different value"
+        )),
+        "the forged balance is named:\n{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("refused {stale}: behind")),
+        "the stale peer is named:\n{stderr}"
+    );
+}
