@@ -8,6 +8,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use std::process::ExitCode;
 
 mod bench;
+mod bench_certificates;
 mod bench_ledger;
 
 #[derive(Parser)]
@@ -112,6 +113,16 @@ enum Command {
         #[arg(long, default_value_t = 1_000_000)]
         accounts: u64,
     },
+    /// Measure certificates under each consensus scheme (size and check
+    /// time for 4-256 validators, BLS vote batching, simulator speed);
+    /// write a markdown report and an SVG plot beside it.
+    BenchCertificates {
+        #[arg(long, default_value = "results/certificates.md")]
+        out: String,
+        /// Seeds per simulator row.
+        #[arg(long, default_value_t = 1)]
+        seeds: u64,
+    },
     /// Measure discovery: validators that know one bootstrap address
     /// gossip signed peer records (the node's rules) until each knows every
     /// address; prints when each seed's last validator got there.
@@ -197,6 +208,7 @@ fn main() -> ExitCode {
         } => check_determinism(&scenario, seeds, from, jobs),
         Command::Bench { out, seeds } => bench::run(&out, seeds),
         Command::BenchLedger { out, accounts } => bench_ledger::run(&out, accounts),
+        Command::BenchCertificates { out, seeds } => bench_certificates::run(&out, seeds),
         Command::Discovery {
             validators,
             seeds,
