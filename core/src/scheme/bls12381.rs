@@ -26,7 +26,7 @@ use std::fmt;
 use std::sync::Arc;
 
 /// The signature domain of votes (hash-to-G2, proof-of-possession suite).
-pub(super) const VOTE_DST: &[u8] = b"BLS_SIG_BLS12381G2_XMD:SHA-256_SSWU_RO_POP_";
+pub const VOTE_DST: &[u8] = b"BLS_SIG_BLS12381G2_XMD:SHA-256_SSWU_RO_POP_";
 /// The domain of proofs of possession: never a vote's.
 const POP_DST: &[u8] = b"BLS_POP_BLS12381G2_XMD:SHA-256_SSWU_RO_POP_";
 
