@@ -8,7 +8,7 @@
 //! move to the next epoch it takes the block that ends the current one,
 //! a finalization certificate of it from the current set, and Merkle proofs
 //! of three records under that block's certified state root: the next
-//! epoch's set, the roster, and the parameters (whose `epoch_blocks` say
+//! epoch's set, the roster (with, on a BLS chain, the vote keys), and the parameters (whose `epoch_blocks` say
 //! where the next epoch ends). A query (an account's balance) is answered
 //! by a certified block of the current epoch and a proof under its root.
 //!
@@ -25,7 +25,10 @@ use crate::codec::{DecodeError, Reader, Writer};
 use crate::consensus::{Epoch, Subject, epoch_of};
 use crate::ledger::chain::Payload;
 use crate::ledger::execute::{Account, Params, account_key, params_key};
-use crate::ledger::staking::{EpochSet, decode_roster, epoch_key, roster_key};
+use crate::ledger::staking::{
+    EpochSet, NO_VOTE_KEY, decode_roster, decode_vote_roster, epoch_key, roster_key,
+    vote_roster_key,
+};
 use crate::ledger::tx::Address;
 use crate::scheme::{CertificateError, Scheme};
 use crate::state::smt::{KEY_BITS, Key, Proof, ProofError, Terminal};
@@ -38,14 +41,34 @@ use std::sync::Arc;
 /// 1,024 keys of 32 bytes, is the largest).
 pub const MAX_RECORD_BYTES: usize = 64 * 1024;
 
-/// A scheme a light client can build from the roster's consensus keys.
+/// A scheme a light client can build from the roster's keys.
 pub trait FromRoster: Scheme + Sized {
-    /// A verifier (no secret) over `roster`, in index order.
-    fn from_roster(roster: &[Address]) -> Result<Self, LightError>;
+    /// A verifier (no secret) over `roster` (ed25519 identities) and
+    /// `vote_roster` (BLS vote keys, index for index; empty on a chain
+    /// where none was registered), in index order.
+    fn from_roster(roster: &[Address], vote_roster: &[[u8; 48]]) -> Result<Self, LightError>;
+}
+
+impl FromRoster for crate::scheme::bls12381::Bls12381 {
+    fn from_roster(roster: &[Address], vote_roster: &[[u8; 48]]) -> Result<Self, LightError> {
+        if vote_roster.len() != roster.len() {
+            return Err(LightError::VoteRosterLength {
+                roster: roster.len(),
+                vote_roster: vote_roster.len(),
+            });
+        }
+        if let Some(index) = vote_roster.iter().position(|k| *k == NO_VOTE_KEY) {
+            return Err(LightError::NoVoteKey(index));
+        }
+        // The ledger checked each key's proof of possession when it was
+        // registered, and the record is proven under a certified root.
+        crate::scheme::bls12381::Bls12381::with_registered_keys(vote_roster)
+            .map_err(|e| LightError::VoteKey(e.to_string()))
+    }
 }
 
 impl FromRoster for crate::scheme::ed25519::Ed25519 {
-    fn from_roster(roster: &[Address]) -> Result<Self, LightError> {
+    fn from_roster(roster: &[Address], _vote_roster: &[[u8; 48]]) -> Result<Self, LightError> {
         if roster.len() > crate::scheme::MAX_VALIDATORS {
             return Err(LightError::Set(ValidatorSetError::TooMany(roster.len())));
         }
@@ -109,6 +132,14 @@ pub enum LightError {
     Set(ValidatorSetError),
     #[error("roster key {0} is no consensus key")]
     RosterKey(usize),
+    #[error("the vote roster has {vote_roster} keys for a roster of {roster}")]
+    VoteRosterLength { roster: usize, vote_roster: usize },
+    #[error("roster member {0} has no BLS vote key")]
+    NoVoteKey(usize),
+    #[error("a BLS vote key is unusable: {0}")]
+    VoteKey(String),
+    #[error("the proven vote roster changes a key an index already had")]
+    VoteRosterRewritten,
     #[error("the proven roster drops or reorders keys of the previous one")]
     RosterRewritten,
     #[error("epoch {epoch} would end at height {last_height}, not after {after}")]
@@ -164,6 +195,9 @@ pub struct EpochChange<S: Scheme> {
     pub last: FinalizedBlock<S>,
     pub epoch_set: ProvenRecord,
     pub roster: ProvenRecord,
+    /// The BLS vote keys in roster order (proven absent on a chain
+    /// without them).
+    pub vote_roster: ProvenRecord,
     pub params: ProvenRecord,
 }
 
@@ -177,7 +211,12 @@ impl<S: Scheme> EpochChange<S> {
             link.encode(&mut w);
         }
         S::encode_certificate(&self.last.certificate, &mut w);
-        for record in [&self.epoch_set, &self.roster, &self.params] {
+        for record in [
+            &self.epoch_set,
+            &self.roster,
+            &self.vote_roster,
+            &self.params,
+        ] {
             record.encode(&mut w);
         }
         w.into_vec()
@@ -193,6 +232,7 @@ impl<S: Scheme> EpochChange<S> {
         let certificate = S::decode_certificate(&mut r)?;
         let epoch_set = ProvenRecord::decode(&mut r)?;
         let roster = ProvenRecord::decode(&mut r)?;
+        let vote_roster = ProvenRecord::decode(&mut r)?;
         let params = ProvenRecord::decode(&mut r)?;
         r.finish()?;
         Ok(EpochChange {
@@ -203,6 +243,7 @@ impl<S: Scheme> EpochChange<S> {
             },
             epoch_set,
             roster,
+            vote_roster,
             params,
         })
     }
@@ -282,6 +323,8 @@ pub struct Trusted {
     /// Height of the block that ends `epoch`.
     pub last_height: Height,
     pub roster: Vec<Address>,
+    /// BLS vote keys, index for index with `roster` (empty without them).
+    pub vote_roster: Vec<[u8; 48]>,
     /// Power per member of `epoch`'s set (members only, address order).
     pub powers: Vec<(Address, u64)>,
 }
@@ -302,7 +345,7 @@ impl<S: FromRoster> LightClient<S> {
     /// A client trusting `trusted`, for votes signed under `namespace`
     /// ([`crate::ledger::staking::consensus_namespace`]).
     pub fn new(namespace: Vec<u8>, trusted: Trusted) -> Result<LightClient<S>, LightError> {
-        let scheme = S::from_roster(&trusted.roster)?;
+        let scheme = S::from_roster(&trusted.roster, &trusted.vote_roster)?;
         let set = consensus_set(&trusted)?;
         Ok(LightClient {
             namespace,
@@ -324,6 +367,7 @@ impl<S: FromRoster> LightClient<S> {
                 epoch: 0,
                 last_height: genesis.epoch_end_after(0),
                 roster: genesis.roster(),
+                vote_roster: genesis.vote_roster(),
                 powers: genesis.epoch_set().validators,
             },
         )
@@ -424,6 +468,12 @@ impl<S: FromRoster> LightClient<S> {
         let root = self.check_finalized(&change.last, 0)?.state_root;
         let set_bytes = proven(&root, &epoch_key(), &change.epoch_set, "epoch set")?;
         let roster_bytes = proven(&root, &roster_key(), &change.roster, "roster")?;
+        let vote_roster_bytes = proven_or_absent(
+            &root,
+            &vote_roster_key(),
+            &change.vote_roster,
+            "vote roster",
+        )?;
         let params_bytes = proven(&root, &params_key(), &change.params, "parameters")?;
         let set = EpochSet::decode(&set_bytes).map_err(|error| LightError::Record {
             record: "epoch set",
@@ -444,6 +494,23 @@ impl<S: FromRoster> LightClient<S> {
         if !roster.starts_with(&self.trusted.roster) {
             return Err(LightError::RosterRewritten);
         }
+        let vote_roster = match vote_roster_bytes {
+            None => Vec::new(),
+            Some(bytes) => decode_vote_roster(&bytes).map_err(|error| LightError::Record {
+                record: "vote roster",
+                error,
+            })?,
+        };
+        // A key an index held stays: certificates already signed use it.
+        let kept = self
+            .trusted
+            .vote_roster
+            .iter()
+            .zip(&vote_roster)
+            .all(|(old, new)| *old == NO_VOTE_KEY || old == new);
+        if !kept || vote_roster.len() < self.trusted.vote_roster.len() {
+            return Err(LightError::VoteRosterRewritten);
+        }
         let params = Params::decode(&params_bytes).map_err(|error| LightError::Record {
             record: "parameters",
             error,
@@ -461,9 +528,18 @@ impl<S: FromRoster> LightClient<S> {
             epoch: next,
             last_height,
             roster,
+            vote_roster,
             powers: set.validators,
         };
-        let scheme = S::from_roster(&trusted.roster)?;
+        // Building a verifier decompresses and checks every key (for BLS,
+        // most of an epoch change's cost): only when the keys changed.
+        let scheme = if trusted.roster == self.trusted.roster
+            && trusted.vote_roster == self.trusted.vote_roster
+        {
+            self.scheme.clone()
+        } else {
+            S::from_roster(&trusted.roster, &trusted.vote_roster)?
+        };
         let consensus = consensus_set(&trusted)?;
         self.trusted = trusted;
         self.scheme = scheme;

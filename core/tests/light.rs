@@ -5,11 +5,13 @@
 use ballast_core::consensus::{Subject, first_view};
 use ballast_core::ledger::chain::Payload;
 use ballast_core::ledger::execute::{Ledger, Params, account_key, params_key};
-use ballast_core::ledger::staking::{consensus_namespace, epoch_key, roster_key};
+use ballast_core::ledger::staking::{consensus_namespace, epoch_key, roster_key, vote_roster_key};
+use ballast_core::ledger::tx::REGISTER_VOTE_KEY_FEE;
 use ballast_core::ledger::tx::{Action, Address, SignedTransaction, Transaction};
 use ballast_core::light::{
     EpochChange, FinalizedBlock, LightClient, LightError, ProvenRecord, Trusted,
 };
+use ballast_core::scheme::bls12381::{Bls12381, prove_possession};
 use ballast_core::scheme::ed25519::Ed25519;
 use ballast_core::scheme::{CertificateError, Scheme};
 use ballast_core::state::smt::{Key, ProofError};
@@ -65,13 +67,37 @@ struct Chain {
     rosters: Vec<Vec<Address>>,
 }
 
+/// Validator `i`'s BLS vote secret, its key and proof of possession.
+fn bls(i: usize) -> (blst::min_pk::SecretKey, [u8; 48], [u8; 96]) {
+    let secret = Bls12381::deterministic_secret(21, i);
+    let key = secret.sk_to_pk().to_bytes();
+    let proof = prove_possession(&secret);
+    (secret, key, proof)
+}
+
 impl Chain {
     fn new() -> Chain {
+        Chain::build(false)
+    }
+
+    /// With `vote_keys`, every validator (the genesis three and the
+    /// newcomer) registers a BLS vote key: a chain that votes with BLS.
+    fn build(vote_keys: bool) -> Chain {
         let keys: Vec<SigningKey> = (0..5).map(key).collect();
         let validators: Vec<(Address, u64)> =
             keys[..3].iter().map(|k| (address(k), 1_000)).collect();
         let balances = [(address(&keys[3]), 5_000), (address(&keys[4]), 700)];
-        let genesis = Ledger::genesis_with_validators(params(), &balances, &validators);
+        let genesis = if vote_keys {
+            let registered: Vec<_> = (0..3)
+                .map(|i| {
+                    let (_, key, proof) = bls(i);
+                    (address(&keys[i]), key, proof)
+                })
+                .collect();
+            Ledger::genesis_with_vote_keys(params(), &balances, &validators, &registered).unwrap()
+        } else {
+            Ledger::genesis_with_validators(params(), &balances, &validators)
+        };
         let mut chain = Chain {
             keys,
             genesis: genesis.clone(),
@@ -83,6 +109,19 @@ impl Chain {
         let mut parent = Block::genesis();
         for height in 1..=25 {
             let txs = match height {
+                1 if vote_keys => {
+                    let (_, key, proof) = bls(3);
+                    let register = Transaction {
+                        chain_id: CHAIN,
+                        sender: address(&chain.keys[3]),
+                        nonce: 1,
+                        fee: REGISTER_VOTE_KEY_FEE,
+                        expiry_height: 1_000,
+                        action: Action::RegisterVoteKey { key, proof },
+                    };
+                    let stake = tx(&chain.keys[3], 0, Action::Stake { amount: 2_000 });
+                    vec![stake, register.sign(&chain.keys[3])]
+                }
                 1 => vec![tx(&chain.keys[3], 0, Action::Stake { amount: 2_000 })],
                 12 => vec![tx(
                     &chain.keys[4],
@@ -172,6 +211,47 @@ impl Chain {
         self.certify(height, self.block(height), &signers)
     }
 
+    /// A BLS finalization certificate of `block` by `signers`, each
+    /// signing with its registered vote key.
+    fn certify_bls(
+        &self,
+        height: Height,
+        block: &Block,
+        signers: &[ValidatorIndex],
+    ) -> FinalizedBlock<Bls12381> {
+        let signing_state = self.state(height - 1);
+        let roster = signing_state.roster();
+        let verifier = Bls12381::with_registered_keys(&signing_state.vote_roster()).unwrap();
+        let message = Subject::Finalize {
+            view: block.view,
+            digest: block.digest(),
+        }
+        .signing_bytes(&consensus_namespace(CHAIN));
+        let votes: Vec<_> = signers
+            .iter()
+            .map(|i| {
+                let which = self
+                    .keys
+                    .iter()
+                    .position(|k| address(k) == roster[usize::from(*i)])
+                    .unwrap();
+                let (secret, _, _) = bls(which);
+                (*i, verifier.signing_as(*i, secret).sign(&message))
+            })
+            .collect();
+        FinalizedBlock::direct(block.clone(), verifier.assemble(&votes))
+    }
+
+    fn bls_change(&self, height: Height, signers: &[ValidatorIndex]) -> EpochChange<Bls12381> {
+        EpochChange {
+            last: self.certify_bls(height, self.block(height), signers),
+            epoch_set: self.record(height, &epoch_key()),
+            roster: self.record(height, &roster_key()),
+            vote_roster: self.record(height, &vote_roster_key()),
+            params: self.record(height, &params_key()),
+        }
+    }
+
     fn record(&self, height: Height, key: &Key) -> ProvenRecord {
         let tree = &self.state(height).tree;
         ProvenRecord {
@@ -186,6 +266,7 @@ impl Chain {
             last: self.finalized(height),
             epoch_set: self.record(height, &epoch_key()),
             roster: self.record(height, &roster_key()),
+            vote_roster: self.record(height, &vote_roster_key()),
             params: self.record(height, &params_key()),
         }
     }
@@ -419,6 +500,7 @@ fn a_checkpoint_is_trusted_as_given() {
             epoch: 1,
             last_height: 20,
             roster: state.roster(),
+            vote_roster: state.vote_roster(),
             powers: state.epoch_set().validators,
         },
     )
@@ -482,4 +564,70 @@ fn an_epoch_change_round_trips_and_truncations_are_refused() {
     let mut longer = bytes.clone();
     longer.push(0);
     assert!(EpochChange::<Ed25519>::decode(&longer).is_err());
+}
+
+#[test]
+fn a_bls_chain_is_followed_by_aggregate_certificates_and_registered_keys() {
+    let chain = Chain::build(true);
+    let mut client: LightClient<Bls12381> =
+        LightClient::from_genesis(consensus_namespace(CHAIN), &chain.genesis).unwrap();
+    assert_eq!(client.trusted().vote_roster.len(), 3);
+    // Two of three signers hold exactly two thirds: no quorum.
+    assert!(matches!(
+        client.advance(&chain.bls_change(10, &[0, 1])),
+        Err(LightError::NoQuorum { .. })
+    ));
+    // A vote roster the liar rewrote under the honest proof.
+    let mut rewritten = chain.bls_change(10, &[0, 1, 2]);
+    let mut value = rewritten.vote_roster.value.clone().unwrap();
+    value[5] ^= 1;
+    rewritten.vote_roster.value = Some(value);
+    assert_eq!(
+        client.advance(&rewritten),
+        Err(LightError::ValueMismatch {
+            record: "vote roster"
+        })
+    );
+    // An ed25519-style answer (vote roster claimed absent) for a BLS chain.
+    let mut absent = chain.bls_change(10, &[0, 1, 2]);
+    absent.vote_roster.value = None;
+    assert!(client.advance(&absent).is_err());
+    client.advance(&chain.bls_change(10, &[0, 1, 2])).unwrap();
+    assert_eq!(
+        client.trusted().vote_roster.len(),
+        4,
+        "the newcomer's key joined"
+    );
+    // Epoch 1 is signed by four BLS keys, the newcomer's among them.
+    let paid = address(&chain.keys[0]);
+    let account = client
+        .account(
+            &chain.certify_bls(15, chain.block(15), &[1, 2, 3]),
+            &paid,
+            &chain.record(15, &account_key(&paid)),
+        )
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        account.balance,
+        chain.state(15).account(&paid).unwrap().balance
+    );
+    // The encoding round-trips for BLS certificates too.
+    let change = chain.bls_change(20, &[0, 1, 2, 3]);
+    let decoded = EpochChange::<Bls12381>::decode(&change.encode()).unwrap();
+    client.advance(&decoded).unwrap();
+    assert_eq!(client.trusted().epoch, 2);
+}
+
+#[test]
+fn a_bls_client_refuses_a_chain_without_vote_keys() {
+    let chain = Chain::new();
+    let refused = LightClient::<Bls12381>::from_genesis(consensus_namespace(CHAIN), &chain.genesis);
+    assert!(matches!(
+        refused,
+        Err(LightError::VoteRosterLength {
+            roster: 3,
+            vote_roster: 0
+        })
+    ));
 }

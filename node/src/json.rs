@@ -94,6 +94,9 @@ pub fn action(action: &Action) -> Value {
         Action::GovernanceVote { proposal, approve } => {
             json!({"kind": "governance_vote", "proposal": proposal, "approve": approve})
         }
+        Action::RegisterVoteKey { key, .. } => {
+            json!({"kind": "register_vote_key", "key": hex::encode(key)})
+        }
     }
 }
 

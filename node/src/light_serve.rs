@@ -7,7 +7,7 @@
 
 use ballast_core::consensus::{Message, Subject};
 use ballast_core::ledger::execute::params_key;
-use ballast_core::ledger::staking::{epoch_key, roster_key};
+use ballast_core::ledger::staking::{epoch_key, roster_key, vote_roster_key};
 use ballast_core::light::{EpochChange, FinalizedBlock, ProvenRecord};
 use ballast_core::scheme::ed25519::Ed25519;
 use ballast_core::state::smt::{Key, Tree};
@@ -63,6 +63,7 @@ pub fn epoch_change(
         },
         epoch_set: record(epoch_key()),
         roster: record(roster_key()),
+        vote_roster: record(vote_roster_key()),
         params: record(params_key()),
     })
 }

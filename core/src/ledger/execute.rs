@@ -751,6 +751,7 @@ impl Ledger {
             Action::GovernanceVote { proposal, approve } => {
                 self.vote(from, *proposal, *approve, height, &mut outcome.events)?;
             }
+            Action::RegisterVoteKey { key, proof } => self.register_vote_key(from, key, proof)?,
         }
         Ok(())
     }

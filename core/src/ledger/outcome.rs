@@ -50,6 +50,10 @@ pub enum Failure {
     AlreadySlashed,
     #[error("the accused holds no stake")]
     NotSlashable,
+    #[error("the vote key is not a valid BLS12-381 key, or its proof of possession fails")]
+    NoProofOfPossession,
+    #[error("this address already has a vote key")]
+    VoteKeyAlreadySet,
 }
 
 /// What happened, for receipts and clients.

@@ -76,6 +76,21 @@ pub fn roster_key() -> Key {
     Digest::of(b"validator-roster").0
 }
 
+/// State-tree key of the vote keys in roster order (a light client of a
+/// BLS chain proves it beside the roster).
+pub fn vote_roster_key() -> Key {
+    Digest::of(b"vote-roster").0
+}
+
+fn vote_key_key(validator: &Address) -> Key {
+    let mut material = b"vote-key".to_vec();
+    material.extend_from_slice(validator);
+    Digest::of(&material).0
+}
+
+/// A roster member with no registered vote key, in the vote roster.
+pub const NO_VOTE_KEY: [u8; 48] = [0; 48];
+
 fn burned_key() -> Key {
     Digest::of(b"burned").0
 }
@@ -197,6 +212,16 @@ pub fn decode_roster(bytes: &[u8]) -> Result<Vec<Address>, DecodeError> {
     let keys = (0..r.count(MAX_ROSTER)?)
         .map(|_| r.array())
         .collect::<Result<Vec<Address>, DecodeError>>()?;
+    r.finish()?;
+    Ok(keys)
+}
+
+/// The vote roster record's keys, in index order.
+pub fn decode_vote_roster(bytes: &[u8]) -> Result<Vec<[u8; 48]>, DecodeError> {
+    let mut r = Reader::new(bytes);
+    let keys = (0..r.count(MAX_ROSTER)?)
+        .map(|_| r.array())
+        .collect::<Result<Vec<[u8; 48]>, DecodeError>>()?;
     r.finish()?;
     Ok(keys)
 }
@@ -323,9 +348,70 @@ impl Ledger {
         decode_roster(bytes).expect("the ledger wrote it")
     }
 
+    /// The BLS vote key `validator` registered, if any.
+    pub fn vote_key(&self, validator: &Address) -> Option<[u8; 48]> {
+        self.tree
+            .get(&vote_key_key(validator))
+            .map(|b| b.try_into().expect("the ledger wrote 48 bytes"))
+    }
+
+    /// Binds a BLS vote key to `validator` once, its proof of possession
+    /// checked first (the rogue-key defence: certificates sum these keys).
+    pub(super) fn register_vote_key(
+        &mut self,
+        validator: &Address,
+        key: &[u8; 48],
+        proof: &[u8; 96],
+    ) -> Result<(), Failure> {
+        if self.vote_key(validator).is_some() {
+            return Err(Failure::VoteKeyAlreadySet);
+        }
+        if *key == NO_VOTE_KEY || !crate::scheme::bls12381::check_possession(key, proof) {
+            return Err(Failure::NoProofOfPossession);
+        }
+        self.tree = self.tree.insert(vote_key_key(validator), key);
+        Ok(())
+    }
+
+    /// The vote keys of the roster's members, index for index
+    /// ([`NO_VOTE_KEY`] for a member that registered none when the roster
+    /// was last extended). Empty until some member registers one.
+    pub fn vote_roster(&self) -> Vec<[u8; 48]> {
+        self.tree
+            .get(&vote_roster_key())
+            .map(|b| decode_vote_roster(b).expect("the ledger wrote it"))
+            .unwrap_or_default()
+    }
+
+    /// Rewrites the vote roster from the roster and the registered keys.
+    /// A key, once registered, never changes, so an index's entry only
+    /// ever goes from [`NO_VOTE_KEY`] to a key.
+    fn write_vote_roster(&mut self) {
+        let keys: Vec<[u8; 48]> = self
+            .roster()
+            .iter()
+            .map(|a| self.vote_key(a).unwrap_or(NO_VOTE_KEY))
+            .collect();
+        if keys.iter().all(|k| *k == NO_VOTE_KEY) {
+            return;
+        }
+        let mut w = Writer::new();
+        w.u16(keys.len() as u16);
+        for key in &keys {
+            w.raw(key);
+        }
+        self.tree = self.tree.insert(vote_roster_key(), &w.into_vec());
+    }
+
     /// Appends the members of `set` the roster does not hold yet, in
-    /// address order (the set is ordered by address).
+    /// address order (the set is ordered by address), and brings the vote
+    /// roster up to date with keys registered since.
     fn extend_roster(&mut self, set: &EpochSet) {
+        self.extend_address_roster(set);
+        self.write_vote_roster();
+    }
+
+    fn extend_address_roster(&mut self, set: &EpochSet) {
         let mut roster = self.roster();
         let before = roster.len();
         for (address, _) in &set.validators {
@@ -420,6 +506,25 @@ impl Ledger {
         let set = ledger.select_set(0);
         ledger.tree = ledger.tree.insert(epoch_key(), &set.encode());
         ledger
+    }
+
+    /// Genesis as [`Ledger::genesis_with_validators`], with BLS vote keys
+    /// registered (each `(validator, key, proof of possession)`) before the
+    /// roster is written, so the genesis set's vote roster is complete.
+    pub fn genesis_with_vote_keys(
+        params: Params,
+        balances: &[(Address, u64)],
+        validators: &[(Address, u64)],
+        vote_keys: &[(Address, [u8; 48], [u8; 96])],
+    ) -> Result<Ledger, (Address, Failure)> {
+        let mut ledger = Ledger::genesis_with_validators(params, balances, validators);
+        for (validator, key, proof) in vote_keys {
+            ledger
+                .register_vote_key(validator, key, proof)
+                .map_err(|e| (*validator, e))?;
+        }
+        ledger.write_vote_roster();
+        Ok(ledger)
     }
 
     /// At an epoch's first block, fixes its set from the registry. If every
@@ -809,5 +914,120 @@ mod tests {
             &namespace,
         );
         assert!(nullify_finalize.verify(&namespace).is_ok());
+    }
+
+    fn bls(i: usize) -> ([u8; 48], [u8; 96]) {
+        use crate::scheme::bls12381::{Bls12381, prove_possession};
+        let secret = Bls12381::deterministic_secret(4, i);
+        (secret.sk_to_pk().to_bytes(), prove_possession(&secret))
+    }
+
+    fn register(k: &SigningKey, nonce: u64, key: [u8; 48], proof: [u8; 96]) -> SignedTransaction {
+        Transaction {
+            chain_id: CHAIN,
+            sender: address(k),
+            nonce,
+            fee: crate::ledger::tx::REGISTER_VOTE_KEY_FEE,
+            expiry_height: 1_000,
+            action: Action::RegisterVoteKey { key, proof },
+        }
+        .sign(k)
+    }
+
+    #[test]
+    fn a_vote_key_needs_its_proof_of_possession_and_is_set_once() {
+        let (l, keys) = genesis();
+        let newcomer = &keys[3];
+        let (key, proof) = bls(0);
+        let (other_key, other_proof) = bls(1);
+        let block = [
+            // Another key's proof: the rogue-key attack's precondition.
+            register(newcomer, 0, key, other_proof),
+            register(newcomer, 1, [0; 48], proof),
+            register(newcomer, 2, key, proof),
+            register(newcomer, 3, other_key, other_proof),
+        ];
+        let out = l.execute(1, &PROPOSER, &block).unwrap();
+        let statuses: Vec<_> = out.receipts.iter().map(|r| r.status.clone()).collect();
+        assert_eq!(
+            statuses,
+            vec![
+                Err(Failure::NoProofOfPossession),
+                Err(Failure::NoProofOfPossession),
+                Ok(()),
+                Err(Failure::VoteKeyAlreadySet),
+            ]
+        );
+        assert_eq!(out.ledger.vote_key(&address(newcomer)), Some(key));
+    }
+
+    #[test]
+    fn a_fee_below_the_proof_check_cost_is_refused() {
+        let (l, keys) = genesis();
+        let (key, proof) = bls(0);
+        let cheap = tx(&keys[3], 0, Action::RegisterVoteKey { key, proof });
+        assert!(l.execute(1, &PROPOSER, &[cheap]).is_err());
+    }
+
+    #[test]
+    fn the_vote_roster_follows_the_roster_index_for_index() {
+        let (l, keys) = genesis();
+        assert!(l.vote_roster().is_empty(), "no key registered: no record");
+        let newcomer = &keys[3];
+        let (key, proof) = bls(0);
+        let block = [
+            tx(newcomer, 0, Action::Stake { amount: 2_000 }),
+            register(newcomer, 1, key, proof),
+        ];
+        let l = l.execute(1, &PROPOSER, &block).unwrap().ledger;
+        assert!(l.vote_roster().is_empty(), "written when the roster is");
+        let l = l.execute(10, &PROPOSER, &[]).unwrap().ledger;
+        let roster = l.roster();
+        let votes = l.vote_roster();
+        assert_eq!(votes.len(), roster.len());
+        let index = roster.iter().position(|a| *a == address(newcomer)).unwrap();
+        assert_eq!(votes[index], key);
+        assert!(
+            (0..3).all(|i| votes[i] == NO_VOTE_KEY),
+            "genesis members registered none"
+        );
+        // The record decodes as a light client reads it.
+        let bytes = l.tree.get(&vote_roster_key()).unwrap();
+        assert_eq!(decode_vote_roster(bytes).unwrap(), votes);
+    }
+
+    #[test]
+    fn a_genesis_with_vote_keys_gives_a_scheme_its_proven_keys() {
+        use crate::scheme::Scheme;
+        use crate::scheme::bls12381::Bls12381;
+        let keys = [key(0), key(1), key(2)];
+        let validators: Vec<(Address, u64)> = keys.iter().map(|k| (address(k), 1_000)).collect();
+        let vote_keys: Vec<_> = keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| {
+                let (key, proof) = bls(i);
+                (address(k), key, proof)
+            })
+            .collect();
+        let l = Ledger::genesis_with_vote_keys(params(), &[], &validators, &vote_keys).unwrap();
+        let proven: Vec<_> = l
+            .vote_roster()
+            .into_iter()
+            .zip(vote_keys.iter().map(|(_, _, p)| *p))
+            .collect();
+        assert_eq!(
+            Bls12381::with_proven_keys(&proven)
+                .unwrap()
+                .validator_count(),
+            3
+        );
+        // A forged proof in the genesis is refused, naming the validator.
+        let mut forged = vote_keys.clone();
+        forged[1].2 = forged[0].2;
+        assert_eq!(
+            Ledger::genesis_with_vote_keys(params(), &[], &validators, &forged).err(),
+            Some((address(&keys[1]), Failure::NoProofOfPossession))
+        );
     }
 }

@@ -22,6 +22,8 @@ pub const MAX_TRANSACTION_BYTES: usize = MAX_CODE_BYTES + 1024;
 
 /// Gas every native action (transfer, staking, governance, evidence) costs.
 pub const NATIVE_GAS: u64 = 1_000;
+/// The smallest fee of [`Action::RegisterVoteKey`].
+pub const REGISTER_VOTE_KEY_FEE: u64 = 25;
 /// Most gas one transaction may ask for (about 10 ms of WASM).
 pub const MAX_TX_GAS: u64 = 10_000_000;
 /// Most gas the transactions of one block may ask for in total, so a block
@@ -78,6 +80,14 @@ pub enum Action {
         parameter: u16,
         value: u64,
     },
+    /// Binds a BLS12-381 vote key (compressed G1) to the sender, with its
+    /// proof of possession, for chains that vote with BLS certificates
+    /// (`crate::scheme::bls12381`). Once per address: an index's key must
+    /// never change under certificates already signed.
+    RegisterVoteKey {
+        key: [u8; 48],
+        proof: [u8; 96],
+    },
     GovernanceVote {
         proposal: u64,
         approve: bool,
@@ -102,6 +112,10 @@ impl Action {
             Action::Deploy { .. } | Action::Call { .. } => {
                 self.gas_limit().div_ceil(GAS_PER_FEE_UNIT)
             }
+            // Its proof-of-possession check costs two pairings (~1 ms, the
+            // work of about 25 transfers' signatures): a fee, so a block
+            // full of them is paid for.
+            Action::RegisterVoteKey { .. } => REGISTER_VOTE_KEY_FEE,
             _ => 0,
         }
     }
@@ -118,6 +132,7 @@ impl Action {
             Action::Evidence { .. } => 8,
             Action::GovernancePropose { .. } => 9,
             Action::GovernanceVote { .. } => 10,
+            Action::RegisterVoteKey { .. } => 11,
         }
     }
 
@@ -156,6 +171,10 @@ impl Action {
             Action::GovernanceVote { proposal, approve } => {
                 w.u64(*proposal);
                 w.u8(u8::from(*approve));
+            }
+            Action::RegisterVoteKey { key, proof } => {
+                w.raw(key);
+                w.raw(proof);
             }
         }
     }
@@ -200,6 +219,10 @@ impl Action {
                     1 => true,
                     _ => return Err(DecodeError::Invalid("approve must be 0 or 1")),
                 },
+            },
+            11 => Action::RegisterVoteKey {
+                key: r.array()?,
+                proof: r.array()?,
             },
             tag => {
                 return Err(DecodeError::UnknownTag {
@@ -489,6 +512,10 @@ mod tests {
             Action::GovernanceVote {
                 proposal: 1,
                 approve: true,
+            },
+            Action::RegisterVoteKey {
+                key: [7; 48],
+                proof: [9; 96],
             },
         ];
         let k = key(1);

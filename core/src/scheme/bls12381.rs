@@ -145,6 +145,25 @@ impl Bls12381 {
         })
     }
 
+    /// A verifier over keys whose proofs of possession were already
+    /// checked where they were registered (the ledger's
+    /// `RegisterVoteKey`), read back from a state the caller proved. Each
+    /// key is still checked to be a valid point in the subgroup.
+    pub fn with_registered_keys(keys: &[[u8; PUBLIC_KEY_BYTES]]) -> Result<Bls12381, KeyError> {
+        if keys.len() > MAX_VALIDATORS {
+            return Err(KeyError::TooMany(keys.len()));
+        }
+        let checked = keys
+            .iter()
+            .enumerate()
+            .map(|(i, key)| PublicKey::key_validate(key).map_err(|_| KeyError::Invalid(i)))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Bls12381 {
+            keys: Arc::new(checked),
+            me: None,
+        })
+    }
+
     /// This participant signing as validator `me` with `secret`, which must
     /// match key `me`.
     pub fn signing_as(&self, me: ValidatorIndex, secret: SecretKey) -> Bls12381 {
