@@ -160,12 +160,14 @@ impl<S: Scheme> Follower<S> {
     /// Moves on to the next epoch, whose set the application read from the
     /// state after the block that ended this one. `members` are the
     /// identity keys of its indexes (the ledger's roster): longer than the
-    /// scheme's list when validators joined by staking (empty: unchanged).
+    /// scheme's list when validators joined by staking (empty: unchanged);
+    /// `vote_keys` their BLS vote keys on a chain that votes with BLS.
     pub fn start_epoch(
         &mut self,
         validators: Arc<ValidatorSet>,
         bounds: EpochBounds,
         members: &[[u8; 32]],
+        vote_keys: &[[u8; 48]],
     ) {
         assert!(self.epoch_ended(), "the epoch has not ended");
         assert_eq!(bounds.epoch, self.bounds.epoch + 1, "epochs go one by one");
@@ -174,7 +176,7 @@ impl<S: Scheme> Follower<S> {
         if members.len() > self.scheme.validator_count() {
             self.scheme = self
                 .scheme
-                .with_members(members)
+                .with_members(members, vote_keys)
                 .expect("the roster extends the keys this follower knows");
         }
         assert_eq!(
@@ -666,6 +668,7 @@ mod tests {
                 epoch: 1,
                 last_height: 10,
             },
+            &[],
             &[],
         );
         assert_eq!(f.request(), (5, 6));

@@ -10,12 +10,12 @@ use crate::genesis::Genesis;
 use crate::json;
 use crate::metrics::Metrics;
 use crate::store::{ChainDb, FinalizedEntry};
-use ballast_core::consensus::{Certificate, Epoch, Message, Record, Verdict};
+use ballast_core::consensus::{Certificate, Epoch, Message, Record, Verdict, decode_stored_block};
 use ballast_core::ledger::chain::{Chain, ChainError, MAX_BLOCK_TRANSACTIONS, Payload, Source};
 use ballast_core::ledger::execute::Ledger;
 use ballast_core::ledger::mempool::{Limits, Mempool, Rejection};
 use ballast_core::ledger::tx::{Address, SignedTransaction};
-use ballast_core::scheme::ed25519::Ed25519;
+use ballast_core::scheme::Scheme;
 use ballast_core::state::snapshot::Manifest;
 use ballast_core::validators::{ValidatorSet, ValidatorSetError};
 use ballast_core::{Block, Digest, Height, View};
@@ -195,6 +195,9 @@ pub struct NodeApp {
     /// The current epoch's set: who leads (and so is paid) in each view.
     validators: Arc<ValidatorSet>,
     genesis_validators: Arc<ValidatorSet>,
+    /// What this chain's certificates are signed with (they are stored
+    /// encoded; light-client proofs decode them).
+    consensus_scheme: crate::genesis::ConsensusScheme,
     /// The latest epoch starts, oldest first; never empty.
     epochs: VecDeque<EpochStart>,
     finalized_tx: broadcast::Sender<FinalizedBlock>,
@@ -208,6 +211,8 @@ pub struct NodeApp {
 
 /// Consensus keys by index: an epoch's roster.
 type Members = Arc<Vec<Address>>;
+/// BLS vote keys by index (empty on an ed25519 chain).
+type VoteKeys = Arc<Vec<[u8; 48]>>;
 
 impl NodeApp {
     /// A node at genesis; [`NodeApp::recover`] then resumes it from what
@@ -254,6 +259,7 @@ impl NodeApp {
                 validators: genesis_validators.clone(),
                 last_height: state.epoch_end_after(0),
                 members: Arc::new(genesis.validator_keys()),
+                vote_keys: Arc::new(genesis.vote_keys()),
             },
         };
         let app = NodeApp {
@@ -267,6 +273,7 @@ impl NodeApp {
             validator_keys: Arc::new(genesis.validator_keys()),
             validators: genesis_validators.clone(),
             genesis_validators,
+            consensus_scheme: genesis.consensus_scheme,
             epochs: VecDeque::from([first]),
             finalized_tx: finalized_tx.clone(),
             metrics,
@@ -348,7 +355,7 @@ impl NodeApp {
     fn consensus_set(
         &self,
         state: &Ledger,
-    ) -> Result<(ValidatorSet, Members), (ValidatorSetError, Vec<u64>)> {
+    ) -> Result<(ValidatorSet, Members, VoteKeys), (ValidatorSetError, Vec<u64>)> {
         let powers = state.epoch_set().validators;
         let roster = state.roster();
         // A node's genesis always bonds its validators, so the roster is
@@ -367,8 +374,21 @@ impl NodeApp {
                     .map_or(0, |(_, power)| *power)
             })
             .collect();
+        // On a chain that votes with BLS the vote roster is indexed like the
+        // roster (every member was selected with a key); elsewhere empty.
+        let vote_keys = if state.vote_keys_required() {
+            let keys = state.vote_roster();
+            assert_eq!(
+                keys.len(),
+                members.len(),
+                "the vote roster follows the roster"
+            );
+            keys
+        } else {
+            Vec::new()
+        };
         ValidatorSet::with_observers(stakes.clone(), self.genesis_validators.leader_seed())
-            .map(|set| (set, members))
+            .map(|set| (set, members, Arc::new(vote_keys)))
             .map_err(|e| (e, stakes))
     }
 
@@ -380,7 +400,7 @@ impl NodeApp {
     pub fn epoch_after(&self, block: &Block, state: &Ledger) -> Result<EpochStart, String> {
         let ends_epoch = state.epoch_end_after(block.height.saturating_sub(1)) == block.height;
         let epoch = ballast_core::consensus::epoch_of(block.view) + u64::from(ends_epoch);
-        let (validators, members) = self
+        let (validators, members, vote_keys) = self
             .consensus_set(state)
             .map_err(|(e, stakes)| format!("the state's epoch set {stakes:?} is unusable: {e}"))?;
         Ok(EpochStart {
@@ -390,6 +410,7 @@ impl NodeApp {
                 validators: Arc::new(validators),
                 last_height: state.epoch_end_after(block.height),
                 members,
+                vote_keys,
             },
         })
     }
@@ -426,6 +447,12 @@ impl NodeApp {
         }
     }
 
+    /// The BLS vote keys by index as of the current epoch (empty on an
+    /// ed25519 chain), aligned with [`NodeApp::members`].
+    pub fn vote_keys(&self) -> Arc<Vec<[u8; 48]>> {
+        self.current_epoch().plan.vote_keys.clone()
+    }
+
     /// The consensus keys by index as of the current epoch: the genesis
     /// validators, then those that joined by staking.
     pub fn members(&self) -> Arc<Vec<Address>> {
@@ -453,10 +480,10 @@ impl NodeApp {
     fn start_epoch_after(&mut self, block: &Block, state: &Ledger) -> EpochStart {
         let previous = self.current_epoch().clone();
         debug_assert_eq!(block.height, previous.plan.last_height);
-        let (validators, members, stakes) = match self.consensus_set(state) {
-            Ok((set, members)) => {
+        let (validators, members, vote_keys, stakes) = match self.consensus_set(state) {
+            Ok((set, members, vote_keys)) => {
                 let stakes = (0..set.len() as u16).map(|i| set.stake(i)).collect();
-                (Arc::new(set), members, stakes)
+                (Arc::new(set), members, vote_keys, stakes)
             }
             Err((e, stakes)) => {
                 tracing::error!(error = %e, ?stakes, "the next epoch's set is unusable; keeping the current one");
@@ -464,6 +491,7 @@ impl NodeApp {
                 (
                     previous_plan.validators.clone(),
                     previous_plan.members.clone(),
+                    previous_plan.vote_keys.clone(),
                     stakes,
                 )
             }
@@ -475,6 +503,7 @@ impl NodeApp {
                 validators,
                 last_height: state.epoch_end_after(block.height),
                 members,
+                vote_keys,
             },
         };
         tracing::info!(
@@ -498,7 +527,7 @@ impl NodeApp {
     /// recorded above it (none or a few: those finalized just before a
     /// crash) and indexes any a crash left unindexed. Nothing here grows
     /// with the age of the chain.
-    pub fn recover<St: Store>(&mut self, store: &St) -> Result<Recovered, StoreError> {
+    pub fn recover<S: Scheme, St: Store>(&mut self, store: &St) -> Result<Recovered, StoreError> {
         let unusable = |e: StateError| {
             StoreError(format!(
                 "{e}; the node cannot resume from this database (move its data directory \
@@ -513,18 +542,15 @@ impl NodeApp {
             }
         }
         let (blocks, certificate) =
-            state_store::blocks_above::<Ed25519>(store, &self.stored_head).map_err(unusable)?;
+            state_store::blocks_above::<S>(store, &self.stored_head).map_err(unusable)?;
         let lookup = |digest: &Digest| -> Option<Block> {
-            let bytes = store.get(&Record::<Ed25519>::block_key(digest)).ok()??;
-            match Record::<Ed25519>::decode(&bytes) {
-                Ok(Record::Block(block)) => Some(block),
-                _ => None,
-            }
+            let bytes = store.get(&Record::<S>::block_key(digest)).ok()??;
+            decode_stored_block(&bytes).ok()
         };
         let resumed_at = self.stored_head.height;
         let indexed = self.db.indexed_height()?;
         if let Some(certificate) = certificate {
-            let certificate_bytes = Message::<Ed25519>::Certificate(certificate).encode();
+            let certificate_bytes = Message::<S>::Certificate(certificate).encode();
             for block in &blocks {
                 self.finalize_block(block, &certificate_bytes, &lookup, block.height > indexed)?;
             }
@@ -577,12 +603,12 @@ impl NodeApp {
     /// Executes, indexes and publishes blocks a follower found final
     /// (a full node's path; validators get theirs from the engine). Their
     /// parents are already executed, so no lookup is needed.
-    pub fn apply_finalized(
+    pub fn apply_finalized<S: Scheme>(
         &mut self,
         blocks: &[Block],
-        certificate: &Certificate<Ed25519>,
+        certificate: &Certificate<S>,
     ) -> Result<(), StoreError> {
-        let certificate = Message::<Ed25519>::Certificate(certificate.clone()).encode();
+        let certificate = Message::<S>::Certificate(certificate.clone()).encode();
         for block in blocks {
             self.finalize_block(block, &certificate, &|_| None, true)?;
             self.shared.lock().view = block.view;
@@ -667,10 +693,13 @@ impl NodeApp {
             let find = |d: &Digest| with_block(d).or_else(|| self.db.block(&d.0).ok().flatten());
             // Light clients lose only this epoch's proofs if this fails;
             // consensus and the ledger go on.
-            match crate::light_serve::epoch_change(block, certificate, &find, &state.tree) {
+            match crate::with_scheme!(
+                self.consensus_scheme,
+                crate::light_serve::encoded_epoch_change(block, certificate, &find, &state.tree)
+            ) {
                 Ok(change) => self
                     .db
-                    .put_epoch_change(start.epoch.saturating_sub(1), &change.encode())?,
+                    .put_epoch_change(start.epoch.saturating_sub(1), &change)?,
                 Err(e) => {
                     tracing::warn!(epoch = start.epoch.saturating_sub(1), error = %e, "cannot keep the epoch change for light clients")
                 }
@@ -741,7 +770,7 @@ impl NodeApp {
     }
 }
 
-impl Application<Ed25519> for NodeApp {
+impl<S: Scheme> Application<S> for NodeApp {
     fn propose(
         &mut self,
         view: View,
@@ -807,10 +836,10 @@ impl Application<Ed25519> for NodeApp {
         &mut self,
         _now_ms: u64,
         blocks: &[Block],
-        certificate: &Certificate<Ed25519>,
+        certificate: &Certificate<S>,
         stored: &dyn BlockLookup,
     ) {
-        let certificate = Message::<Ed25519>::Certificate(certificate.clone()).encode();
+        let certificate = Message::<S>::Certificate(certificate.clone()).encode();
         let lookup = |d: &Digest| stored.block(d);
         for block in blocks {
             if block.height <= self.stored_head.height {
@@ -859,7 +888,7 @@ impl Application<Ed25519> for NodeApp {
         Some(plan)
     }
 
-    fn observe(&mut self, now_ms: u64, event: Observation<'_, Ed25519>) {
+    fn observe(&mut self, now_ms: u64, event: Observation<'_, S>) {
         match event {
             Observation::State { view, .. } => {
                 self.metrics.view.set(view as i64);

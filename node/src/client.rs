@@ -119,7 +119,8 @@ pub fn transfer(
 }
 
 /// `action` from `key`'s account at `nonce`, valid for [`EXPIRY_BLOCKS`]
-/// after `height`, with the transfer fee.
+/// after `height`, with the transfer fee (or the action's own minimum, if
+/// higher).
 pub fn signed(
     key: &SigningKey,
     chain_id: u64,
@@ -131,7 +132,7 @@ pub fn signed(
         chain_id,
         sender: key.verifying_key().to_bytes(),
         nonce,
-        fee: TRANSFER_FEE,
+        fee: TRANSFER_FEE.max(action.min_fee()),
         expiry_height: height + EXPIRY_BLOCKS,
         action,
     }

@@ -22,6 +22,8 @@ pub struct DevnetOptions {
     /// Restart a node that died, from its data, this long after it died
     /// (`None`: leave it down until `ballast devnet restart N`).
     pub restart_crashed_secs: Option<u64>,
+    /// What a fresh devnet's validators vote with.
+    pub scheme: crate::genesis::ConsensusScheme,
 }
 
 /// What `ballast devnet kill N` / `restart N` do to a running devnet.
@@ -245,6 +247,7 @@ pub async fn devnet(options: DevnetOptions) -> Result<(), DevnetError> {
             p2p_port: options.p2p_port,
             rpc_port: options.rpc_port,
             timeouts: Timeouts::default(),
+            scheme: options.scheme,
         })?;
     }
     println!(

@@ -20,12 +20,12 @@ use crate::client::Client;
 use crate::config::NodeConfig;
 use crate::genesis::Genesis;
 use crate::node::{Base, NodeError};
+use crate::scheme::NodeScheme;
 use crate::store::RocksStore;
 use ballast_core::consensus::{Record, record_prefix};
 use ballast_core::ledger::staking::consensus_namespace;
 use ballast_core::ledger::tx::SignedTransaction;
 use ballast_core::scheme::Scheme;
-use ballast_core::scheme::ed25519::Ed25519;
 use ballast_core::sync::{
     Answer, Finalized, Follower, MAX_BLOCKS_PER_FETCH, MAX_LINK_BLOCKS, SyncError, decode_answer,
 };
@@ -47,7 +47,7 @@ const MAX_BACKOFF_MS: u64 = 2_000;
 const FORWARD_QUEUE: usize = 16_384;
 
 /// Runs a full node until `shutdown` completes or its chain cannot go on.
-pub async fn run(
+pub async fn run<S: NodeScheme>(
     config: NodeConfig,
     genesis: Genesis,
     shutdown: impl Future<Output = ()>,
@@ -70,7 +70,7 @@ pub async fn run(
         peers = peers.len(),
         "starting a full node"
     );
-    let (base, mut app) = Base::open(&config, &genesis)?;
+    let (base, mut app) = Base::open::<S>(&config, &genesis)?;
     let mut store = RocksStore::new(base.db.clone());
     if let Some(trusted) = &config.state_sync {
         // Only into an empty node: one that holds a state already goes on
@@ -78,7 +78,7 @@ pub async fn run(
         if base.shared.lock().head.height == 0 {
             let hash = crate::genesis::parse_hex32(&trusted.block_hash).expect("validated");
             tracing::info!(height = trusted.height, "state sync: starting");
-            crate::state_sync::sync(
+            crate::state_sync::sync::<S>(
                 &peers,
                 (trusted.height, ballast_core::Digest(hash)),
                 &mut store,
@@ -103,10 +103,8 @@ pub async fn run(
     let epoch = app.current_epoch().clone();
     // The keys of the epoch it resumes in: validators that joined by
     // staking since genesis included.
-    let genesis_scheme = Ed25519::verifier(Arc::new(genesis.verifying_keys()));
-    let scheme = genesis_scheme
-        .with_members(&epoch.plan.members)
-        .unwrap_or(genesis_scheme);
+    let scheme = S::from_roster(&app.members(), &app.vote_keys())
+        .map_err(|e| NodeError::Scheme(format!("the resumed epoch's keys: {e}")))?;
     let mut follower = Follower::new(
         scheme,
         epoch.plan.validators.clone(),
@@ -125,7 +123,7 @@ pub async fn run(
             let (url, client) = &peers[peer];
             turn += 1;
             let (from, count) = follower.request();
-            let answer = fetch(client, from, count).await;
+            let answer = fetch::<S>(client, from, count).await;
             let mut links = Vec::new();
             let outcome = answer.and_then(|answer| {
                 let empty = answer.blocks.is_empty();
@@ -151,7 +149,7 @@ pub async fn run(
                     backoff_ms = POLL_MS;
                     // Links too: this node may answer other full nodes.
                     for block in blocks.iter().chain(&links) {
-                        let record = Record::<Ed25519>::Block(block.clone());
+                        let record = Record::<S>::Block(block.clone());
                         store.put(&record.key(), &record.encode())?;
                     }
                     app.apply_finalized(&blocks, &certificate)?;
@@ -162,6 +160,7 @@ pub async fn run(
                             next.plan.validators.clone(),
                             next.bounds(),
                             &next.plan.members,
+                            &next.plan.vote_keys,
                         );
                     }
                     let last = blocks.last().expect("a finalization holds a block").clone();
@@ -204,7 +203,7 @@ pub async fn run(
 }
 
 /// One request: `count` blocks from `from` and a certificate, decoded.
-async fn fetch(client: &Client, from: u64, count: u64) -> Result<Answer<Ed25519>, String> {
+async fn fetch<S: Scheme>(client: &Client, from: u64, count: u64) -> Result<Answer<S>, String> {
     let answer = client
         .call(
             "ballast_getFinalizedBlocks",
@@ -217,7 +216,7 @@ async fn fetch(client: &Client, from: u64, count: u64) -> Result<Answer<Ed25519>
 
 /// Turns the JSON answer into blocks, a certificate and links (absent
 /// links: none).
-pub fn parse_answer(answer: &Value) -> Result<Answer<Ed25519>, SyncError> {
+pub fn parse_answer<S: Scheme>(answer: &Value) -> Result<Answer<S>, SyncError> {
     let malformed = |what: &str| SyncError::Malformed(what.to_string());
     let list = answer["blocks"]
         .as_array()
@@ -245,7 +244,7 @@ pub fn parse_answer(answer: &Value) -> Result<Answer<Ed25519>, SyncError> {
         Value::String(h) => Some(hex::decode(h).map_err(|_| malformed("certificate is not hex"))?),
         _ => return Err(malformed("certificate is not a string")),
     };
-    decode_answer::<Ed25519>(&hex_list(list)?, certificate.as_deref(), &hex_list(links)?)
+    decode_answer::<S>(&hex_list(list)?, certificate.as_deref(), &hex_list(links)?)
 }
 
 /// Forwards submitted transactions to the peers in batches, trying the next
@@ -279,6 +278,11 @@ async fn forward(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ballast_core::scheme::ed25519::Ed25519;
+
+    fn parse_answer(answer: &Value) -> Result<Answer<Ed25519>, SyncError> {
+        super::parse_answer::<Ed25519>(answer)
+    }
 
     #[test]
     fn hostile_json_answers_are_typed_errors() {

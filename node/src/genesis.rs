@@ -18,6 +18,11 @@ pub const STAKE_UNIT: u64 = 1_000_000;
 #[serde(deny_unknown_fields)]
 pub struct Genesis {
     pub chain_id: u64,
+    /// What validators sign votes with. A file without the field is an
+    /// ed25519 chain (as every file was before BLS); `ballast init` writes
+    /// `bls12381`.
+    #[serde(default)]
+    pub consensus_scheme: ConsensusScheme,
     pub validators: Vec<GenesisValidator>,
     #[serde(default)]
     pub accounts: Vec<GenesisAccount>,
@@ -33,6 +38,92 @@ pub struct GenesisValidator {
     pub key: String,
     /// Consensus stake in units of [`STAKE_UNIT`].
     pub stake: u64,
+    /// BLS12-381 vote key, hex (48 bytes), on a `bls12381` chain: derived
+    /// from the validator's key file (`ballast keygen` prints it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vote_key: Option<String>,
+    /// Proof of possession of `vote_key`, hex (96 bytes): checked at load,
+    /// so no one can list a key whose secret they do not hold.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vote_key_proof: Option<String>,
+}
+
+/// The signature scheme of a chain's consensus votes and certificates.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum ConsensusScheme {
+    /// Each vote an ed25519 signature; a certificate lists them (64 bytes
+    /// per signer, checked one by one).
+    #[default]
+    Ed25519,
+    /// Each vote a BLS signature; a certificate is one aggregate and a
+    /// signer bitmap (~100 bytes and one pairing check, whatever the set's
+    /// size). Needs a vote key per validator.
+    Bls12381,
+}
+
+impl std::fmt::Display for ConsensusScheme {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ConsensusScheme::Ed25519 => "ed25519",
+            ConsensusScheme::Bls12381 => "bls12381",
+        })
+    }
+}
+
+impl GenesisValidator {
+    /// A validator entry for the identity key `secret`, with the vote key
+    /// derived from it when `scheme` needs one.
+    pub fn new(secret: &ed25519_dalek::SigningKey, stake: u64, scheme: ConsensusScheme) -> Self {
+        let (vote_key, vote_key_proof) = match scheme {
+            ConsensusScheme::Ed25519 => (None, None),
+            ConsensusScheme::Bls12381 => {
+                let (key, proof) =
+                    ballast_core::scheme::bls12381::derive_vote_key(secret.as_bytes());
+                (Some(hex::encode(key)), Some(hex::encode(proof)))
+            }
+        };
+        GenesisValidator {
+            key: hex::encode(secret.verifying_key().as_bytes()),
+            stake,
+            vote_key,
+            vote_key_proof,
+        }
+    }
+
+    /// The vote key and its proof, checked (`None` when the entry has
+    /// none).
+    fn proven_vote_key(&self) -> Result<Option<ProvenVoteKey>, String> {
+        let (Some(key), Some(proof)) = (&self.vote_key, &self.vote_key_proof) else {
+            if self.vote_key.is_some() || self.vote_key_proof.is_some() {
+                return Err(format!(
+                    "validator {} gives vote_key and vote_key_proof only together",
+                    self.key
+                ));
+            }
+            return Ok(None);
+        };
+        let key: [u8; 48] = parse_hex(key)?;
+        let proof: [u8; 96] = parse_hex(proof)?;
+        if !ballast_core::scheme::bls12381::check_possession(&key, &proof) {
+            return Err(format!(
+                "validator {}: vote_key_proof does not prove possession of vote_key",
+                self.key
+            ));
+        }
+        Ok(Some((key, proof)))
+    }
+}
+
+/// A BLS vote key and its proof of possession.
+type ProvenVoteKey = ([u8; 48], [u8; 96]);
+
+/// Parses hex into exactly `N` bytes.
+fn parse_hex<const N: usize>(text: &str) -> Result<[u8; N], String> {
+    let bytes = hex::decode(text.trim_start_matches("0x")).map_err(|e| format!("{text:?}: {e}"))?;
+    bytes
+        .try_into()
+        .map_err(|_| format!("{text:?}: expected {N} bytes"))
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -90,10 +181,7 @@ pub enum GenesisError {
 
 /// Parses a 32-byte hex string (an address or a public key).
 pub fn parse_hex32(text: &str) -> Result<[u8; 32], String> {
-    let bytes = hex::decode(text.trim_start_matches("0x")).map_err(|e| format!("{text:?}: {e}"))?;
-    bytes
-        .try_into()
-        .map_err(|_| format!("{text:?}: expected 32 bytes"))
+    parse_hex(text)
 }
 
 impl Genesis {
@@ -133,6 +221,22 @@ impl Genesis {
             if v.stake == 0 || v.stake.checked_mul(STAKE_UNIT).is_none() {
                 return invalid(format!("validator {} has stake {}", v.key, v.stake));
             }
+            let vote_key = v.proven_vote_key().map_err(GenesisError::Invalid)?;
+            match (self.consensus_scheme, vote_key) {
+                (ConsensusScheme::Bls12381, None) => {
+                    return invalid(format!(
+                        "validator {} has no vote_key, which a bls12381 chain needs (ballast                          keygen prints it)",
+                        v.key
+                    ));
+                }
+                (ConsensusScheme::Ed25519, Some(_)) => {
+                    return invalid(format!(
+                        "validator {} has a vote_key, but consensus_scheme is ed25519 (set                          consensus_scheme = \"bls12381\" or drop the key)",
+                        v.key
+                    ));
+                }
+                _ => {}
+            }
             keys.push(key);
         }
         keys.sort_unstable();
@@ -159,6 +263,21 @@ impl Genesis {
         self.validators
             .iter()
             .map(|v| parse_hex32(&v.key).expect("validated at load"))
+            .collect()
+    }
+
+    /// The validators' BLS vote keys, in order (empty on an ed25519 chain).
+    pub fn vote_keys(&self) -> Vec<[u8; 48]> {
+        self.proven_vote_keys()
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect()
+    }
+
+    fn proven_vote_keys(&self) -> Vec<ProvenVoteKey> {
+        self.validators
+            .iter()
+            .filter_map(|v| v.proven_vote_key().expect("validated at load"))
             .collect()
     }
 
@@ -208,7 +327,20 @@ impl Genesis {
                 )
             })
             .collect();
-        Ledger::genesis_with_validators(self.params(), &balances, &stakes)
+        match self.consensus_scheme {
+            ConsensusScheme::Ed25519 => {
+                Ledger::genesis_with_validators(self.params(), &balances, &stakes)
+            }
+            ConsensusScheme::Bls12381 => {
+                let vote_keys: Vec<_> = stakes
+                    .iter()
+                    .zip(self.proven_vote_keys())
+                    .map(|((address, _), (key, proof))| (*address, key, proof))
+                    .collect();
+                Ledger::genesis_with_vote_keys(self.params(), &balances, &stakes, &vote_keys)
+                    .expect("vote keys validated at load")
+            }
+        }
     }
 }
 
@@ -219,14 +351,12 @@ mod tests {
     fn sample() -> Genesis {
         Genesis {
             chain_id: 7,
-            validators: vec![GenesisValidator {
-                key: hex::encode(
-                    ed25519_dalek::SigningKey::from_bytes(&[1; 32])
-                        .verifying_key()
-                        .as_bytes(),
-                ),
-                stake: 1,
-            }],
+            consensus_scheme: ConsensusScheme::Ed25519,
+            validators: vec![GenesisValidator::new(
+                &ed25519_dalek::SigningKey::from_bytes(&[1; 32]),
+                1,
+                ConsensusScheme::Ed25519,
+            )],
             accounts: vec![GenesisAccount {
                 address: hex::encode([9u8; 32]),
                 balance: 10,
@@ -259,5 +389,48 @@ mod tests {
         let mut g = sample();
         g.validators[0].stake = 0;
         assert!(g.validate().is_err());
+    }
+
+    #[test]
+    fn a_bls_chain_needs_every_vote_key_proven() {
+        let secret = ed25519_dalek::SigningKey::from_bytes(&[1; 32]);
+        let mut g = sample();
+        g.consensus_scheme = ConsensusScheme::Bls12381;
+        g.validators = vec![GenesisValidator::new(&secret, 1, ConsensusScheme::Bls12381)];
+        let text = toml::to_string(&g).unwrap();
+        assert!(text.contains("consensus_scheme = \"bls12381\""), "{text}");
+        let parsed: Genesis = toml::from_str(&text).unwrap();
+        parsed.validate().unwrap();
+        assert_eq!(parsed.vote_keys().len(), 1);
+        assert!(parsed.ledger().vote_keys_required());
+        let expect = |g: &Genesis, words: &str| {
+            let error = g.validate().unwrap_err().to_string();
+            assert!(error.contains(words), "{error}");
+        };
+        let mut forged = g.clone();
+        let other = GenesisValidator::new(
+            &ed25519_dalek::SigningKey::from_bytes(&[2; 32]),
+            1,
+            ConsensusScheme::Bls12381,
+        );
+        forged.validators[0].vote_key_proof = other.vote_key_proof.clone();
+        expect(&forged, "does not prove possession");
+        let mut missing = g.clone();
+        missing.validators[0].vote_key = None;
+        expect(&missing, "only together");
+        missing.validators[0].vote_key_proof = None;
+        expect(&missing, "no vote_key");
+        let mut short = g.clone();
+        short.validators[0].vote_key = Some("abcd".into());
+        expect(&short, "expected 48 bytes");
+        let mut plain = g.clone();
+        plain.consensus_scheme = ConsensusScheme::Ed25519;
+        expect(&plain, "consensus_scheme is ed25519");
+        // A file from before the field is an ed25519 chain.
+        let old = toml::to_string(&sample())
+            .unwrap()
+            .replace("consensus_scheme = \"ed25519\"\n", "");
+        let parsed: Genesis = toml::from_str(&old).unwrap();
+        assert_eq!(parsed.consensus_scheme, ConsensusScheme::Ed25519);
     }
 }

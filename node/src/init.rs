@@ -13,7 +13,7 @@
 //! ```
 
 use crate::config::{NodeConfig, PeerConfig, Timeouts, write_key};
-use crate::genesis::{Genesis, GenesisAccount, GenesisParams, GenesisValidator};
+use crate::genesis::{ConsensusScheme, Genesis, GenesisAccount, GenesisParams, GenesisValidator};
 use ed25519_dalek::SigningKey;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -35,6 +35,8 @@ pub struct InitOptions {
     pub p2p_port: u16,
     pub rpc_port: u16,
     pub timeouts: Timeouts,
+    /// What the validators vote with (BLS unless asked otherwise).
+    pub scheme: ConsensusScheme,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -110,12 +112,10 @@ pub fn init(options: &InitOptions) -> Result<Vec<PathBuf>, InitError> {
     }
     let genesis = Genesis {
         chain_id: options.chain_id,
-        validators: peers
+        consensus_scheme: options.scheme,
+        validators: keys
             .iter()
-            .map(|p| GenesisValidator {
-                key: p.key.clone(),
-                stake: 1,
-            })
+            .map(|key| GenesisValidator::new(key, 1, options.scheme))
             .collect(),
         accounts,
         params: GenesisParams::default(),
@@ -214,6 +214,7 @@ mod tests {
             p2p_port: 17_000,
             rpc_port: 18_000,
             timeouts: Timeouts::default(),
+            scheme: ConsensusScheme::Bls12381,
         };
         let configs = init(&options).unwrap();
         assert_eq!(configs.len(), 4);
@@ -225,6 +226,12 @@ mod tests {
         assert_eq!(config.peers.len(), 2);
         let genesis = Genesis::load(&config.genesis_file).unwrap();
         assert_eq!(genesis.validators.len(), 3);
+        assert_eq!(genesis.consensus_scheme, ConsensusScheme::Bls12381);
+        assert_eq!(
+            genesis.vote_keys().len(),
+            3,
+            "every validator has a proven vote key"
+        );
         assert_eq!(genesis.accounts.len(), 2);
         let key = crate::config::read_key(config.key_file.as_ref().unwrap()).unwrap();
         assert_eq!(

@@ -23,6 +23,7 @@ pub mod metrics;
 pub mod node;
 pub mod peers;
 pub mod rpc;
+pub mod scheme;
 pub mod snapshot_file;
 pub mod state_sync;
 pub mod store;

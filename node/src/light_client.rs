@@ -11,8 +11,9 @@ use ballast_core::consensus::{Message, Subject};
 use ballast_core::ledger::execute::Account;
 use ballast_core::ledger::staking::consensus_namespace;
 use ballast_core::ledger::tx::Address;
-use ballast_core::light::{EpochChange, FinalizedBlock, LightClient, LightError, ProvenRecord};
-use ballast_core::scheme::ed25519::Ed25519;
+use ballast_core::light::{
+    EpochChange, FinalizedBlock, FromRoster, LightClient, LightError, ProvenRecord,
+};
 use ballast_core::{Block, Digest, Height};
 use serde_json::{Value, json};
 
@@ -56,8 +57,20 @@ pub async fn prove_account(
     urls: &[String],
     address: Address,
 ) -> Result<Proven, LightClientError> {
+    crate::with_scheme!(
+        genesis.consensus_scheme,
+        async prove_account_under(genesis, urls, address)
+    )
+}
+
+/// [`prove_account`] on a chain whose certificates are `S`'s.
+async fn prove_account_under<S: FromRoster>(
+    genesis: &Genesis,
+    urls: &[String],
+    address: Address,
+) -> Result<Proven, LightClientError> {
     let ledger = genesis.ledger();
-    let mut light: LightClient<Ed25519> =
+    let mut light: LightClient<S> =
         LightClient::from_genesis(consensus_namespace(genesis.chain_id), &ledger)
             .map_err(|e| LightClientError::Setup(format!("the genesis file's set: {e}")))?;
     let peers: Vec<Peer> = urls
@@ -109,8 +122,8 @@ pub async fn prove_account(
 }
 
 /// Moves `light` to the newest epoch some peer can prove the way to.
-async fn follow_epochs(
-    light: &mut LightClient<Ed25519>,
+async fn follow_epochs<S: FromRoster>(
+    light: &mut LightClient<S>,
     peers: &[Peer],
     refused: &mut Vec<(String, String)>,
     change_bytes: &mut usize,
@@ -139,7 +152,7 @@ async fn follow_epochs(
                 }
             };
             *change_bytes += bytes.len();
-            let outcome = EpochChange::<Ed25519>::decode(&bytes)
+            let outcome = EpochChange::<S>::decode(&bytes)
                 .map_err(|e| format!("epoch {epoch} change does not decode: {e}"))
                 .and_then(|change| {
                     light
@@ -178,8 +191,8 @@ struct Claim<'a> {
 /// Asks every peer for the account, checks the highest claims first, and
 /// returns the first proven one; older valid answers are then refused as
 /// stale.
-async fn query(
-    light: &mut LightClient<Ed25519>,
+async fn query<S: FromRoster>(
+    light: &mut LightClient<S>,
     peers: &[Peer],
     address: &Address,
     refused: &mut Vec<(String, String)>,
@@ -274,13 +287,16 @@ async fn finalized_blocks(
 /// The block at `height` with the certificate that finalized it (signed
 /// by the set of its own epoch) and the blocks linking the two, from one
 /// peer; unchecked (the light client checks).
-async fn finalized_at(client: &Client, height: Height) -> Result<FinalizedBlock<Ed25519>, String> {
+async fn finalized_at<S: FromRoster>(
+    client: &Client,
+    height: Height,
+) -> Result<FinalizedBlock<S>, String> {
     let (blocks, certificate) = finalized_blocks(client, height, 1).await?;
     let certificate = certificate
         .as_str()
         .and_then(|h| hex::decode(h).ok())
         .ok_or("no certificate")?;
-    let certificate = match Message::<Ed25519>::decode(&certificate) {
+    let certificate = match Message::<S>::decode(&certificate) {
         Ok(Message::Certificate(c)) => c,
         _ => return Err("the certificate does not decode".into()),
     };

@@ -9,7 +9,7 @@ use ballast_core::consensus::{Message, Subject};
 use ballast_core::ledger::execute::params_key;
 use ballast_core::ledger::staking::{epoch_key, roster_key, vote_roster_key};
 use ballast_core::light::{EpochChange, FinalizedBlock, ProvenRecord};
-use ballast_core::scheme::ed25519::Ed25519;
+use ballast_core::scheme::Scheme;
 use ballast_core::state::smt::{Key, Tree};
 use ballast_core::sync::MAX_LINK_BLOCKS;
 use ballast_core::{Block, Digest};
@@ -17,13 +17,13 @@ use ballast_core::{Block, Digest};
 /// The change past the epoch `block` ends, from the finalization
 /// certificate `certificate` (a `Message::Certificate`, as stored per
 /// height), blocks found by `find`, and the state `tree` after `block`.
-pub fn epoch_change(
+pub fn epoch_change<S: Scheme>(
     block: &Block,
     certificate: &[u8],
     find: &dyn Fn(&Digest) -> Option<Block>,
     tree: &Tree,
-) -> Result<EpochChange<Ed25519>, String> {
-    let certificate = match Message::<Ed25519>::decode(certificate) {
+) -> Result<EpochChange<S>, String> {
+    let certificate = match Message::<S>::decode(certificate) {
         Ok(Message::Certificate(c)) => c,
         Ok(_) => return Err("the stored certificate is another message".into()),
         Err(e) => return Err(format!("the stored certificate does not decode: {e}")),
@@ -66,4 +66,14 @@ pub fn epoch_change(
         vote_roster: record(vote_roster_key()),
         params: record(params_key()),
     })
+}
+
+/// [`epoch_change`], encoded as `ballast_getEpochChange` serves it.
+pub fn encoded_epoch_change<S: Scheme>(
+    block: &Block,
+    certificate: &[u8],
+    find: &dyn Fn(&Digest) -> Option<Block>,
+    tree: &Tree,
+) -> Result<Vec<u8>, String> {
+    epoch_change::<S>(block, certificate, find, tree).map(|change| change.encode())
 }

@@ -9,7 +9,7 @@ use ballast_node::bench::{BenchOptions, bench};
 use ballast_node::client::{Client, signed};
 use ballast_node::config::{NodeConfig, Timeouts, read_key, write_key};
 use ballast_node::devnet::{Control, DevnetOptions, control, devnet};
-use ballast_node::genesis::{Genesis, parse_hex32};
+use ballast_node::genesis::{ConsensusScheme, Genesis, parse_hex32};
 use ballast_node::init::{InitOptions, init};
 use clap::{Parser, Subcommand};
 use std::net::IpAddr;
@@ -93,11 +93,28 @@ enum SnapshotAction {
 #[derive(Subcommand)]
 enum Command {
     /// Writes a new ed25519 secret key (hex, mode 0600) and prints its
-    /// public key, which is the validator's identity and account address.
+    /// public key, which is the validator's identity and account address;
+    /// on stderr, the BLS vote key derived from it and that key's proof of
+    /// possession (what a bls12381 genesis lists as `vote_key` and
+    /// `vote_key_proof`).
     Keygen {
         /// File to create; never overwritten.
         #[arg(long)]
         out: PathBuf,
+    },
+    /// Registers the BLS vote key derived from a validator's key file, so
+    /// that its stake can enter the set of a chain that votes with BLS
+    /// (once per key; stakers without one are passed over at epoch
+    /// starts). Fee: 25.
+    RegisterVoteKey {
+        #[arg(long, default_value = "http://127.0.0.1:8545")]
+        rpc: String,
+        /// The validator's secret key file (its account pays).
+        #[arg(long)]
+        key: PathBuf,
+        /// Only print the signed transaction (hex).
+        #[arg(long)]
+        print: bool,
     },
     /// Makes a network: genesis, validator keys, node configs, funded
     /// accounts. Then start each validator with `ballast run`.
@@ -125,6 +142,11 @@ enum Command {
         /// Validator i serves JSON-RPC on RPC_PORT + i.
         #[arg(long, default_value_t = 8545)]
         rpc_port: u16,
+        /// What votes are signed with: bls12381 (a certificate is one
+        /// ~100-byte aggregate) or ed25519 (a list of signatures; votes can
+        /// be proven on chain as slashing evidence).
+        #[arg(long, value_enum, default_value_t = ConsensusScheme::Bls12381)]
+        consensus_scheme: ConsensusScheme,
     },
     /// Runs a validator, or a full node if the config has `sync_from`.
     /// Stops cleanly on SIGINT or SIGTERM; after any stop
@@ -176,6 +198,9 @@ enum Command {
         /// (default: it stays down until `ballast devnet restart N`).
         #[arg(long, value_name = "SECS")]
         restart_crashed: Option<u64>,
+        /// What a fresh devnet's votes are signed with (see `init`).
+        #[arg(long, value_enum, default_value_t = ConsensusScheme::Bls12381)]
+        consensus_scheme: ConsensusScheme,
     },
     /// Signs a transfer and submits it (or prints it, for curl).
     Transfer {
@@ -288,6 +313,22 @@ async fn main_async(cli: Cli) -> Result<(), String> {
             let key = ballast_node::init::fresh_key();
             write_key(&out, &key).map_err(|e| format!("{}: {e}", out.display()))?;
             println!("{}", hex::encode(key.verifying_key().as_bytes()));
+            let (vote_key, proof) = ballast_core::scheme::bls12381::derive_vote_key(key.as_bytes());
+            // Stdout stays the key alone (scripts take it as the address);
+            // the genesis lines of a bls12381 chain go to stderr.
+            eprintln!("# for a bls12381 genesis, under this [[validators]] key:");
+            eprintln!("vote_key = \"{}\"", hex::encode(vote_key));
+            eprintln!("vote_key_proof = \"{}\"", hex::encode(proof));
+        }
+        Command::RegisterVoteKey { rpc, key, print } => {
+            let secret = read_key(&key).map_err(|e| e.to_string())?;
+            let (key_bytes, proof) =
+                ballast_core::scheme::bls12381::derive_vote_key(secret.as_bytes());
+            let action = Action::RegisterVoteKey {
+                key: key_bytes,
+                proof,
+            };
+            submit(&rpc, &key, action, print).await?;
         }
         Command::Init {
             dir,
@@ -298,6 +339,7 @@ async fn main_async(cli: Cli) -> Result<(), String> {
             host,
             p2p_port,
             rpc_port,
+            consensus_scheme,
         } => {
             let configs = init(&InitOptions {
                 dir: dir.clone(),
@@ -310,9 +352,13 @@ async fn main_async(cli: Cli) -> Result<(), String> {
                 p2p_port,
                 rpc_port,
                 timeouts: Timeouts::default(),
+                scheme: consensus_scheme,
             })
             .map_err(|e| e.to_string())?;
-            println!("wrote {}/genesis.toml and:", dir.display());
+            println!(
+                "wrote {}/genesis.toml ({consensus_scheme} votes) and:",
+                dir.display()
+            );
             for config in configs {
                 println!("  ballast run --config {}", config.display());
             }
@@ -363,6 +409,7 @@ async fn main_async(cli: Cli) -> Result<(), String> {
             accounts,
             until_height,
             restart_crashed,
+            consensus_scheme,
         } => devnet(DevnetOptions {
             validators,
             full_nodes,
@@ -372,6 +419,7 @@ async fn main_async(cli: Cli) -> Result<(), String> {
             accounts,
             until_height,
             restart_crashed_secs: restart_crashed,
+            scheme: consensus_scheme,
         })
         .await
         .map_err(|e| e.to_string())?,
@@ -444,11 +492,14 @@ async fn main_async(cli: Cli) -> Result<(), String> {
                     file, block_hash, ..
                 } => {
                     let hash = parse_hex32(&block_hash)?;
-                    let summary = ballast_node::snapshot_file::import(
-                        &config,
-                        &genesis,
-                        &file,
-                        ballast_core::Digest(hash),
+                    let summary = ballast_node::with_scheme!(
+                        genesis.consensus_scheme,
+                        ballast_node::snapshot_file::import(
+                            &config,
+                            &genesis,
+                            &file,
+                            ballast_core::Digest(hash),
+                        )
                     )
                     .map_err(|e| e.to_string())?;
                     println!("imported {}", file.display());

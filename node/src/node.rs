@@ -7,9 +7,10 @@ use crate::genesis::{Genesis, parse_hex32};
 use crate::gossip::GossipTransport;
 use crate::metrics::Metrics;
 use crate::rpc::{self, RpcContext};
+use crate::scheme::NodeScheme;
 use crate::store::{self, ChainDb, RocksStore};
+use crate::with_scheme;
 use ballast_core::ledger::staking::consensus_namespace;
-use ballast_core::scheme::ed25519::Ed25519;
 use ballast_transports::engine::Engine;
 use ballast_transports::memory::TokioClock;
 use ballast_transports::quic::{Peer, QuicLimits, QuicTransport};
@@ -54,6 +55,8 @@ pub enum NodeError {
     Engine(#[from] ballast_transports::engine::EngineError),
     #[error("state sync: {0}")]
     StateSync(String),
+    #[error("consensus keys: {0}")]
+    Scheme(String),
 }
 
 /// What validators and full nodes both run: the database, the ledger
@@ -67,7 +70,7 @@ pub(crate) struct Base {
 }
 
 impl Base {
-    pub(crate) fn open(
+    pub(crate) fn open<S: NodeScheme>(
         config: &NodeConfig,
         genesis: &Genesis,
     ) -> Result<(Base, NodeApp), NodeError> {
@@ -85,7 +88,7 @@ impl Base {
         );
         app.set_retain_blocks(config.retain_blocks);
         app.set_snapshot_interval(config.snapshot_interval);
-        let recovered = app.recover(&RocksStore::new(db.clone()))?;
+        let recovered = app.recover::<S, _>(&RocksStore::new(db.clone()))?;
         if recovered.height > 0 {
             tracing::info!(
                 height = recovered.height,
@@ -167,7 +170,7 @@ impl Base {
 /// A validator with an empty database joins from a snapshot at the start of
 /// an epoch (see `state_sync::prepare_validator`): its engine starts there,
 /// muted until the epoch after the network's current one.
-async fn join_by_state_sync(
+async fn join_by_state_sync<S: NodeScheme>(
     trusted: &crate::config::StateSync,
     base: &Base,
     app: &mut NodeApp,
@@ -188,9 +191,14 @@ async fn join_by_state_sync(
     let hash = ballast_core::Digest(parse_hex32(&trusted.block_hash).expect("validated"));
     tracing::info!(height = trusted.height, "state sync: starting");
     let mut store = RocksStore::new(base.db.clone());
-    crate::state_sync::prepare_validator(&peers, (trusted.height, hash), &mut store, &base.metrics)
-        .await?;
-    crate::state_sync::sync(
+    crate::state_sync::prepare_validator::<S>(
+        &peers,
+        (trusted.height, hash),
+        &mut store,
+        &base.metrics,
+    )
+    .await?;
+    crate::state_sync::sync::<S>(
         &peers,
         (trusted.height, hash),
         &mut store,
@@ -250,9 +258,26 @@ pub async fn run(
     on_ready: impl FnOnce(SocketAddr),
 ) -> Result<(), NodeError> {
     let genesis = Genesis::load(&config.genesis_file)?;
+    tracing::info!(scheme = %genesis.consensus_scheme, "consensus votes signed with");
     if !config.sync_from.is_empty() {
-        return crate::full::run(config, genesis, shutdown, on_ready).await;
+        return with_scheme!(
+            genesis.consensus_scheme,
+            async crate::full::run(config, genesis, shutdown, on_ready)
+        );
     }
+    with_scheme!(
+        genesis.consensus_scheme,
+        async run_validator(config, genesis, shutdown, on_ready)
+    )
+}
+
+/// [`run`] for a validator of a chain that votes with `S`.
+async fn run_validator<S: NodeScheme>(
+    config: NodeConfig,
+    genesis: Genesis,
+    shutdown: impl Future<Output = ()>,
+    on_ready: impl FnOnce(SocketAddr),
+) -> Result<(), NodeError> {
     let (Some(key_file), Some(listen)) = (&config.key_file, config.listen) else {
         return Err(NodeError::Config(crate::config::ConfigError::Invalid(
             "a validator needs key_file and listen".into(),
@@ -260,12 +285,12 @@ pub async fn run(
     };
     let secret = read_key(key_file)?;
     let me_key = hex::encode(secret.verifying_key().as_bytes());
-    let (base, mut app) = Base::open(&config, &genesis)?;
+    let (base, mut app) = Base::open::<S>(&config, &genesis)?;
     if let Some(trusted) = &config.state_sync {
         // Only into an empty node: one that holds a state already goes on
         // from it (a restart after the sync included).
         if base.shared.lock().head.height == 0 {
-            join_by_state_sync(trusted, &base, &mut app).await?;
+            join_by_state_sync::<S>(trusted, &base, &mut app).await?;
         }
     }
     // Consensus indexes validators by the ledger's roster: the genesis
@@ -345,7 +370,14 @@ pub async fn run(
         metrics.clone(),
     );
     let transport = transport.with_discovery(discovery.0);
-    let scheme = Ed25519::signer(Arc::new(keys), index, secret);
+    let vote_keys = app.vote_keys();
+    let scheme = S::signer(
+        &roster[..known],
+        &vote_keys[..known.min(vote_keys.len())],
+        index,
+        &secret,
+    )
+    .map_err(NodeError::Scheme)?;
     let engine = Engine::recover(
         config
             .consensus

@@ -110,6 +110,14 @@ fn hash_param(params: &jsonrpsee::types::Params<'_>) -> Result<[u8; 32], ErrorOb
     parse_hex32(&text).map_err(invalid_params)
 }
 
+/// The block a stored finalization certificate names, if it decodes.
+fn certified<S: ballast_core::scheme::Scheme>(bytes: &[u8]) -> Option<ballast_core::Digest> {
+    match ballast_core::consensus::Message::<S>::decode(bytes) {
+        Ok(ballast_core::consensus::Message::Certificate(c)) => c.subject.digest(),
+        _ => None,
+    }
+}
+
 impl RpcContext {
     /// An error if `height` was pruned here, naming the oldest height held.
     fn not_pruned(&self, height: u64) -> Result<(), ErrorObjectOwned> {
@@ -273,8 +281,6 @@ impl RpcContext {
     /// certificate of its last block, which finalizes a later one.
     fn finalized_blocks(&self, from: u64, count: u64) -> RpcResult {
         use ballast_core::codec::Writer;
-        use ballast_core::consensus::Message;
-        use ballast_core::scheme::ed25519::Ed25519;
         if from == 0 {
             return Err(invalid_params("heights start at 1 (genesis is implied)"));
         }
@@ -308,10 +314,7 @@ impl RpcContext {
             let Some(bytes) = self.db.certificate_at(*height).map_err(internal)? else {
                 continue;
             };
-            let names = match Message::<Ed25519>::decode(&bytes) {
-                Ok(Message::Certificate(c)) => c.subject.digest(),
-                _ => None,
-            };
+            let names = crate::with_scheme!(self.genesis.consensus_scheme, certified(&bytes));
             let ends_stretch = names == Some(ballast_core::Digest(*digest));
             if ends_stretch || certificate.is_none() {
                 certificate = Some(hex::encode(bytes));

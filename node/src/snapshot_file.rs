@@ -16,9 +16,9 @@ use crate::metrics::Metrics;
 use crate::node::NodeError;
 use crate::store::{ChainDb, RocksStore, open};
 use ballast_core::codec::{Reader, Writer};
-use ballast_core::consensus::Record;
+use ballast_core::consensus::{block_key, decode_stored_block};
 use ballast_core::ledger::chain::Payload;
-use ballast_core::scheme::ed25519::Ed25519;
+use ballast_core::scheme::Scheme;
 use ballast_core::state::snapshot::{Chunk, MAX_CHUNK_BYTES, Manifest, assemble};
 use ballast_core::{Block, Digest, Height};
 use ballast_transports::{Store, state_store};
@@ -119,11 +119,8 @@ pub fn export(
         ));
     }
     let block = store
-        .get(&Record::<Ed25519>::block_key(&head.block))?
-        .and_then(|bytes| match Record::<Ed25519>::decode(&bytes) {
-            Ok(Record::Block(block)) => Some(block),
-            _ => None,
-        })
+        .get(&block_key(&head.block))?
+        .and_then(|bytes| decode_stored_block(&bytes).ok())
         .ok_or_else(|| failed(format!("the block at height {} is not stored", head.height)))?;
     let manifest = Manifest::of(&tree, head.height, head.block);
     let partial = out.with_extension("partial");
@@ -160,7 +157,7 @@ pub fn export(
 /// Makes the snapshot in `file` the starting state of the empty full node
 /// of `config`, after checking it against `trusted_block` (the hash of the
 /// block at the snapshot's height, from a source the operator trusts).
-pub fn import(
+pub fn import<S: Scheme>(
     config: &NodeConfig,
     genesis: &Genesis,
     file: &Path,
@@ -173,7 +170,7 @@ pub fn import(
         ));
     }
     let (mut app, mut store, chain_db) = open_node(config, genesis)?;
-    let recovered = app.recover(&store)?;
+    let recovered = app.recover::<S, _>(&store)?;
     if recovered.height > 0 {
         return Err(failed(format!(
             "the node already holds a state at height {}: import needs an empty data directory",
@@ -242,6 +239,6 @@ pub fn import(
         entries: tree.len(),
         chunks: manifest.chunks(),
     };
-    crate::state_sync::install(&mut store, &chain_db, &mut app, block, &tree)?;
+    crate::state_sync::install::<S>(&mut store, &chain_db, &mut app, block, &tree)?;
     Ok(summary)
 }

@@ -26,7 +26,7 @@ use crate::store::{ChainDb, RocksStore};
 use ballast_core::consensus::{Epoch, Record, Subject};
 use ballast_core::ledger::chain::Payload;
 use ballast_core::ledger::execute::Ledger;
-use ballast_core::scheme::ed25519::Ed25519;
+use ballast_core::scheme::Scheme;
 use ballast_core::state::snapshot::{Chunk, Manifest, assemble};
 use ballast_core::{Block, Digest, Height, View};
 use ballast_transports::Store;
@@ -77,7 +77,7 @@ impl Peers<'_> {
 
 /// Syncs the state at the trusted block (`height`, `block`) into an empty
 /// node, and resumes `app` from it.
-pub async fn sync(
+pub async fn sync<S: Scheme>(
     peers: &[(String, Client)],
     (height, block_hash): (Height, Digest),
     store: &mut RocksStore,
@@ -91,7 +91,7 @@ pub async fn sync(
         metrics,
     };
     // The trusted block first: everything else is checked against it.
-    let block = fetch_block(&peers, height, block_hash).await?;
+    let block = fetch_block::<S>(&peers, height, block_hash).await?;
     let root = Payload::decode(&block.payload)
         .map_err(|e| NodeError::StateSync(format!("the trusted block's payload: {e}")))?
         .state_root;
@@ -133,7 +133,7 @@ pub async fn sync(
     drop(arrivals);
     let tree = assemble(&manifest, chunks.into_values().collect())
         .map_err(|e| NodeError::StateSync(format!("assembling the snapshot: {e}")))?;
-    install(store, chain_db, app, block, &tree)?;
+    install::<S>(store, chain_db, app, block, &tree)?;
     Ok(())
 }
 
@@ -141,7 +141,7 @@ pub async fn sync(
 /// empty node's state: the state, the block and the epoch after it in one
 /// batch, heights up to the block marked as not held, and `app` resumed
 /// from it. Shared by state sync and `ballast snapshot import`.
-pub fn install(
+pub fn install<S: Scheme>(
     store: &mut RocksStore,
     chain_db: &ChainDb,
     app: &mut NodeApp,
@@ -159,13 +159,13 @@ pub fn install(
     let epoch = app
         .epoch_after(&block, &state)
         .map_err(NodeError::StateSync)?;
-    let record = Record::<Ed25519>::Block(block);
+    let record = Record::<S>::Block(block);
     store.put(&record.key(), &record.encode())?;
     state_store::store_synced(store, &head, tree, &epoch)
         .map_err(|e| NodeError::StateSync(e.to_string()))?;
     chain_db.mark_synced(height)?;
     store.sync()?;
-    let recovered = app.recover(store)?;
+    let recovered = app.recover::<S, _>(store)?;
     tracing::info!(
         height = recovered.height,
         entries = tree.len(),
@@ -208,10 +208,14 @@ async fn from_some_peer<T>(
 }
 
 /// The trusted block, from whichever peer serves it.
-async fn fetch_block(peers: &Peers<'_>, height: Height, hash: Digest) -> Result<Block, NodeError> {
+async fn fetch_block<S: Scheme>(
+    peers: &Peers<'_>,
+    height: Height,
+    hash: Digest,
+) -> Result<Block, NodeError> {
     let request = ("ballast_getFinalizedBlocks", vec![json!(height), json!(1)]);
     let found = from_some_peer(peers, request, "the trusted block", |answer| {
-        let blocks = match crate::full::parse_answer(&answer) {
+        let blocks = match crate::full::parse_answer::<S>(&answer) {
             Ok(answer) => answer.blocks,
             Err(_) => return Ok(None),
         };
@@ -267,7 +271,7 @@ async fn fetch_manifest(
 /// certificate (which ended the epoch before) cannot be checked without
 /// that epoch's set, which a node without history lacks; the engine only
 /// passes it on to peers still in that epoch, who check it.
-async fn fetch_epoch_start(
+async fn fetch_epoch_start<S: Scheme>(
     peers: &Peers<'_>,
     height: Height,
     hash: Digest,
@@ -278,7 +282,7 @@ async fn fetch_epoch_start(
             .as_str()
             .and_then(|h| hex::decode(h).ok())
             .ok_or("the epoch record is not hex")?;
-        match Record::<Ed25519>::decode(&bytes) {
+        match Record::<S>::decode(&bytes) {
             Ok(Record::Epoch {
                 epoch,
                 anchor,
@@ -321,7 +325,7 @@ async fn peers_max_view(peers: &Peers<'_>) -> Option<View> {
 /// own vote records are gone (see `Simplex::mute_through` for why that
 /// bound holds). Written before the state, so a crash in between syncs
 /// again over them. Returns the view it is muted through.
-pub async fn prepare_validator(
+pub async fn prepare_validator<S: Scheme>(
     peers: &[(String, Client)],
     (height, hash): (Height, Digest),
     store: &mut RocksStore,
@@ -332,8 +336,8 @@ pub async fn prepare_validator(
         dropped: Mutex::new(BTreeSet::new()),
         metrics,
     };
-    let block = fetch_block(&peers, height, hash).await?;
-    let (epoch, record) = fetch_epoch_start(&peers, height, hash).await?;
+    let block = fetch_block::<S>(&peers, height, hash).await?;
+    let (epoch, record) = fetch_epoch_start::<S>(&peers, height, hash).await?;
     let peers_view = peers_max_view(&peers).await.ok_or_else(|| {
         NodeError::StateSync(
             "no peer says which view it is in (ballast_head): a validator that lost its votes \
@@ -342,9 +346,9 @@ pub async fn prepare_validator(
         )
     })?;
     let muted_through = peers_view + 1;
-    let block = Record::<Ed25519>::Block(block);
+    let block = Record::<S>::Block(block);
     store.put(&block.key(), &block.encode())?;
-    store.put(&Record::<Ed25519>::epoch_key(epoch), &record)?;
+    store.put(&Record::<S>::epoch_key(epoch), &record)?;
     ballast_transports::engine::mute_through(store, muted_through)?;
     tracing::info!(
         epoch,

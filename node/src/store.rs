@@ -26,10 +26,9 @@
 //! derived data: after a crash it rebuilds what is missing by re-executing
 //! finalized blocks (see `app::NodeApp::recover`).
 
-use ballast_core::consensus::Record;
 use ballast_core::consensus::record_prefix as prefix;
+use ballast_core::consensus::{block_key, decode_stored_block, stored_epoch_anchor};
 use ballast_core::ledger::chain::Payload;
-use ballast_core::scheme::ed25519::Ed25519;
 use ballast_core::{Block, Digest};
 use ballast_transports::state_store::prefix as state_prefix;
 use ballast_transports::{KeyValue, Store, StoreError, Write};
@@ -274,8 +273,8 @@ impl ChainDb {
         let records = RocksStore::new(self.db.clone()).last(&[prefix::EPOCH], 4)?;
         Ok(records
             .into_iter()
-            .find_map(|(_, bytes)| match Record::<Ed25519>::decode(&bytes) {
-                Ok(Record::Epoch { anchor, .. }) if anchor.height == height => Some(bytes),
+            .find_map(|(_, bytes)| match stored_epoch_anchor(&bytes) {
+                Some((_, anchor)) if anchor.height == height => Some(bytes),
                 _ => None,
             }))
     }
@@ -365,10 +364,7 @@ impl ChainDb {
                         }
                     }
                 }
-                batch.delete_cf(
-                    family(&self.db, BLOCKS),
-                    Record::<Ed25519>::block_key(&Digest(digest)),
-                );
+                batch.delete_cf(family(&self.db, BLOCKS), block_key(&Digest(digest)));
                 batch.delete_cf(indexes, key::with(key::DIGEST, &digest));
             }
             batch.delete_cf(indexes, key::with(key::HEIGHT, &height_bytes));
@@ -465,7 +461,7 @@ impl ChainDb {
 
     /// A block the engine stored (finalized or not).
     pub fn block(&self, digest: &[u8; 32]) -> Result<Option<Block>, StoreError> {
-        let key = Record::<Ed25519>::block_key(&Digest(*digest));
+        let key = block_key(&Digest(*digest));
         let Some(bytes) = self
             .db
             .get_cf(family(&self.db, BLOCKS), key)
@@ -473,9 +469,9 @@ impl ChainDb {
         else {
             return Ok(None);
         };
-        match Record::<Ed25519>::decode(&bytes) {
-            Ok(Record::Block(block)) => Ok(Some(block)),
-            _ => Err(StoreError(format!(
+        match decode_stored_block(&bytes) {
+            Ok(block) => Ok(Some(block)),
+            Err(_) => Err(StoreError(format!(
                 "block record {} does not decode",
                 hex::encode(digest)
             ))),

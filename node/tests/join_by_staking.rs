@@ -13,7 +13,7 @@
 mod common;
 
 use ballast_core::consensus::Message;
-use ballast_core::scheme::ed25519::Ed25519;
+use ballast_core::scheme::bls12381::Bls12381;
 use ballast_node::config::{NodeConfig, StateSync};
 use common::{Network, receipt};
 use serde_json::{Value, json};
@@ -44,12 +44,11 @@ fn signers(block: &Value) -> Vec<u16> {
     let Some(hex_text) = block["certificate"].as_str() else {
         return Vec::new();
     };
-    match Message::<Ed25519>::decode(&hex::decode(hex_text).unwrap()) {
-        Ok(Message::Certificate(certificate)) => certificate
-            .certificate
-            .votes
-            .iter()
-            .map(|(signer, _)| *signer)
+    match Message::<Bls12381>::decode(&hex::decode(hex_text).unwrap()) {
+        // A signer bitmap: bit i (of byte i / 8, lowest first) is signer i.
+        Ok(Message::Certificate(certificate)) => (0..certificate.certificate.signers.len() * 8)
+            .filter(|i| certificate.certificate.signers[i / 8] & (1 << (i % 8)) != 0)
+            .map(|i| i as u16)
             .collect(),
         other => panic!("a block's certificate decodes as one: {other:?}"),
     }
@@ -119,6 +118,20 @@ async fn join(epoch_blocks: u64) -> Timings {
         "{funding}"
     );
     let key_file = network.dir.path().join("newcomer.key");
+    // The chain votes with BLS: the newcomer's vote key first, or its
+    // stake is passed over at the epoch start.
+    let registered = ballast(&[
+        "register-vote-key",
+        "--rpc",
+        &rpc,
+        "--key",
+        key_file.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        receipt(&validator, &registered).await["success"],
+        true,
+        "{registered}"
+    );
     let stake = ballast(&[
         "stake",
         "--rpc",

@@ -27,7 +27,9 @@ use ballast_core::scheme::ed25519::Ed25519;
 use ballast_core::{Block, Digest};
 use ballast_node::app::{NodeApp, RECENT_STATES, Recovered};
 use ballast_node::client::transfer;
-use ballast_node::genesis::{Genesis, GenesisAccount, GenesisParams, GenesisValidator};
+use ballast_node::genesis::{
+    ConsensusScheme, Genesis, GenesisAccount, GenesisParams, GenesisValidator,
+};
 use ballast_node::metrics::Metrics;
 use ballast_node::store::{ChainDb, RocksStore, open};
 use ballast_transports::state_store::prefix as state_prefix;
@@ -46,12 +48,17 @@ fn sender(i: u8) -> SigningKey {
 
 fn genesis() -> Genesis {
     let hex_key = |k: &SigningKey| hex::encode(k.verifying_key().to_bytes());
+    // Certificates here are made by hand with the ed25519 test keys.
     Genesis {
         chain_id: CHAIN_ID,
+        consensus_scheme: ConsensusScheme::Ed25519,
         validators: (0..4)
-            .map(|i| GenesisValidator {
-                key: hex_key(&SigningKey::from_bytes(&[i + 1; 32])),
-                stake: 10,
+            .map(|i| {
+                GenesisValidator::new(
+                    &SigningKey::from_bytes(&[i + 1; 32]),
+                    10,
+                    ConsensusScheme::Ed25519,
+                )
             })
             .collect(),
         accounts: (0..SENDERS)
@@ -168,7 +175,7 @@ fn app(path: &Path, genesis: &Genesis) -> (NodeApp, ballast_node::app::SharedHan
 fn apply(path: &Path, genesis: &Genesis, blocks: &[Block], retain_blocks: u64) {
     let (mut app, _, mut store) = app(path, genesis);
     app.set_retain_blocks(retain_blocks);
-    app.recover(&store).unwrap();
+    app.recover::<Ed25519, _>(&store).unwrap();
     for chunk in blocks.chunks(100) {
         for block in chunk {
             let record = Record::<Ed25519>::Block(block.clone());
@@ -195,7 +202,7 @@ fn restart(path: &Path, genesis: &Genesis) -> (Recovered, (f64, f64), Digest, Ve
     let (mut app, shared, store) = app(path, genesis);
     let before_kb = reset_peak_memory();
     let start = Instant::now();
-    let recovered = app.recover(&store).unwrap();
+    let recovered = app.recover::<Ed25519, _>(&store).unwrap();
     let elapsed_ms = start.elapsed().as_secs_f64() * 1e3;
     let peak_mb = status_kb("VmHWM:").saturating_sub(before_kb) as f64 / 1024.0;
     let shared = shared.lock();
@@ -454,20 +461,20 @@ fn a_snapshot_file_moves_a_state_to_a_new_full_node() {
     // the node is left as it was.
     let target = tempfile::tempdir().unwrap();
     let config = full_node_config(target.path());
-    let wrong = import(&config, &genesis, &file, blocks[148].digest());
+    let wrong = import::<Ed25519>(&config, &genesis, &file, blocks[148].digest());
     assert!(wrong.unwrap_err().to_string().contains("not the trusted"));
     let mut bytes = std::fs::read(&file).unwrap();
     let last = bytes.len() - 3;
     bytes[last] ^= 1;
     let corrupt = target.path().join("corrupt.snapshot");
     std::fs::write(&corrupt, &bytes).unwrap();
-    let refused = import(&config, &genesis, &corrupt, exported.block);
+    let refused = import::<Ed25519>(&config, &genesis, &corrupt, exported.block);
     assert!(
         refused.unwrap_err().to_string().contains("chunk"),
         "a chunk does not check"
     );
 
-    let imported = import(&config, &genesis, &file, exported.block).unwrap();
+    let imported = import::<Ed25519>(&config, &genesis, &file, exported.block).unwrap();
     assert_eq!((imported.height, imported.entries), (150, exported.entries));
     let (recovered, _, root, _) = restart(&target.path().join("db"), &genesis);
     assert_eq!((recovered.height, recovered.executed), (150, 0));
@@ -475,7 +482,7 @@ fn a_snapshot_file_moves_a_state_to_a_new_full_node() {
         root,
         Payload::decode(&blocks[149].payload).unwrap().state_root
     );
-    let again = import(&config, &genesis, &file, exported.block);
+    let again = import::<Ed25519>(&config, &genesis, &file, exported.block);
     assert!(
         again
             .unwrap_err()
@@ -614,7 +621,7 @@ async fn measure_joining_by_state_sync_versus_replay() {
     // State sync: the serving node offers its state at the last height.
     let (mut server, shared, server_store, server_db) = open_node(served.path(), &genesis);
     server.set_snapshot_interval(length);
-    server.recover(&server_store).unwrap();
+    server.recover::<Ed25519, _>(&server_store).unwrap();
     let (handle, address) = serve(
         "127.0.0.1:0".parse().unwrap(),
         RpcContext {
@@ -639,9 +646,9 @@ async fn measure_joining_by_state_sync_versus_replay() {
     let start = Instant::now();
     // What a new node does: open, build and store genesis, then sync.
     let (mut joiner, joined, mut store, chain_db) = open_node(synced.path(), &genesis);
-    joiner.recover(&store).unwrap();
+    joiner.recover::<Ed25519, _>(&store).unwrap();
     let genesis_s = start.elapsed().as_secs_f64();
-    ballast_node::state_sync::sync(
+    ballast_node::state_sync::sync::<Ed25519>(
         &peers,
         (length, head),
         &mut store,

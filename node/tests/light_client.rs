@@ -11,7 +11,7 @@ mod common;
 
 use ballast_core::ledger::tx::Action;
 use ballast_core::light::EpochChange;
-use ballast_core::scheme::ed25519::Ed25519;
+use ballast_core::scheme::bls12381::Bls12381;
 use ballast_node::client::Client;
 use common::{Network, receipt};
 use jsonrpsee::server::{RpcModule, Server};
@@ -63,7 +63,7 @@ async fn liar(upstream: String, lie: Lie) -> (String, jsonrpsee::server::ServerH
                             // A set in which the last validator holds far
                             // more power, under the honest proof.
                             let mut change =
-                                EpochChange::<Ed25519>::decode(&hex::decode(c).unwrap()).unwrap();
+                                EpochChange::<Bls12381>::decode(&hex::decode(c).unwrap()).unwrap();
                             let set = change.epoch_set.value.as_mut().unwrap();
                             let last = set.len() - 1;
                             set[last] ^= 0x40;

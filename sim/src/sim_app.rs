@@ -214,7 +214,7 @@ impl<S: Scheme> Application<S> for SimApp<S> {
                 // Newcomers' votes are checked like everyone's (as the
                 // engine grows its scheme at this epoch start).
                 if plan.members.len() > self.scheme.validator_count()
-                    && let Some(grown) = self.scheme.with_members(&plan.members)
+                    && let Some(grown) = self.scheme.with_members(&plan.members, &plan.vote_keys)
                 {
                     self.scheme = grown;
                 }

@@ -208,8 +208,8 @@ impl<S: Scheme> Scheme for Cached<S> {
         verdict
     }
 
-    fn with_members(&self, members: &[[u8; 32]]) -> Option<Self> {
-        let grown = self.inner.with_members(members)?;
+    fn with_members(&self, members: &[[u8; 32]], vote_keys: &[[u8; 48]]) -> Option<Self> {
+        let grown = self.inner.with_members(members, vote_keys)?;
         Some(Cached::new(grown, self.verdicts.clone()))
     }
 

@@ -88,6 +88,10 @@ pub struct EpochPlan {
     /// tells the transport. Empty when the keys never change (the
     /// simulation scheme's runs).
     pub members: Arc<Vec<[u8; 32]>>,
+    /// The BLS vote key of every index (the ledger's vote roster) on a
+    /// chain that votes with BLS; empty otherwise. The scheme grows by
+    /// these, the transport by `members`.
+    pub vote_keys: Arc<Vec<[u8; 48]>>,
 }
 
 /// Blocks a validator has stored: proposals it saw, blocks it fetched, and
@@ -238,12 +242,12 @@ where
         // Bounded reads (see `recovery`): the latest epoch start, then what
         // the views above the finalized block need.
         let (epoch, anchor, torn_epochs) = recovery::latest_epoch::<S>(&store)?;
-        let (plan_validators, bounds, members) =
-            Self::plan(&mut app, &store, &validators, epoch, &anchor);
+        let (bounds, plan) = Self::plan(&mut app, &store, &validators, epoch, &anchor);
+        let plan_validators = plan.validators;
         let (mut scheme, mut transport) = (scheme, transport);
-        if let Some(grown) = grown_scheme(&scheme, &members) {
+        if let Some(grown) = grown_scheme(&scheme, &plan.members, &plan.vote_keys) {
             let first = scheme.validator_count();
-            transport.add_peers(first as ValidatorIndex, &members[first..]);
+            transport.add_peers(first as ValidatorIndex, &plan.members[first..]);
             scheme = grown;
         }
         let (records, torn) = recovery::needed_records::<S>(&store, &anchor, bounds.last_height)?;
@@ -311,7 +315,7 @@ where
         genesis: &Arc<ValidatorSet>,
         epoch: Epoch,
         anchor: &Block,
-    ) -> (Arc<ValidatorSet>, EpochBounds, Arc<Vec<[u8; 32]>>) {
+    ) -> (EpochBounds, EpochPlan) {
         let blocks = StoredBlocks::<St, S> {
             store,
             scheme: std::marker::PhantomData,
@@ -332,15 +336,19 @@ where
                     epoch,
                     last_height: plan.last_height,
                 };
-                (plan.validators, bounds, plan.members)
+                (bounds, plan)
             }
             None => (
-                genesis.clone(),
                 EpochBounds {
                     epoch,
                     ..EpochBounds::FOREVER
                 },
-                Arc::new(Vec::new()),
+                EpochPlan {
+                    validators: genesis.clone(),
+                    last_height: EpochBounds::FOREVER.last_height,
+                    members: Arc::default(),
+                    vote_keys: Arc::default(),
+                },
             ),
         }
     }
@@ -364,17 +372,18 @@ where
         self.store.sync()?;
         self.stats.syncs += 1;
         self.unsynced_vote = false;
-        let (validators, bounds, members) = Self::plan(
+        let (bounds, plan) = Self::plan(
             &mut self.app,
             &self.store,
             &self.genesis_validators,
             epoch,
             &anchor,
         );
-        if let Some(grown) = grown_scheme(&self.scheme, &members) {
+        let validators = plan.validators;
+        if let Some(grown) = grown_scheme(&self.scheme, &plan.members, &plan.vote_keys) {
             let first = self.scheme.validator_count();
             self.transport
-                .add_peers(first as ValidatorIndex, &members[first..]);
+                .add_peers(first as ValidatorIndex, &plan.members[first..]);
             self.scheme = grown;
             self.validator_count = self.scheme.validator_count();
             self.scores.grow(self.validator_count);
@@ -951,11 +960,11 @@ fn ban_key_end(peer: ValidatorIndex) -> Vec<u8> {
 /// `scheme` grown to `members` when validators joined the roster by
 /// staking (`None` when no one did). Every replica grows its scheme at the
 /// same epoch start, from the same finalized state.
-fn grown_scheme<S: Scheme>(scheme: &S, members: &[[u8; 32]]) -> Option<S> {
+fn grown_scheme<S: Scheme>(scheme: &S, members: &[[u8; 32]], vote_keys: &[[u8; 48]]) -> Option<S> {
     if members.len() <= scheme.validator_count() {
         return None;
     }
-    let grown = scheme.with_members(members).unwrap_or_else(|| {
+    let grown = scheme.with_members(members, vote_keys).unwrap_or_else(|| {
         // Running on without the newcomers' keys would refuse their votes
         // while counting their stake: the application and the scheme
         // disagree, which is a bug, not an input.

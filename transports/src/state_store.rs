@@ -131,6 +131,10 @@ impl EpochStart {
         for key in self.plan.members.iter() {
             w.raw(key);
         }
+        w.u16(self.plan.vote_keys.len() as u16);
+        for key in self.plan.vote_keys.iter() {
+            w.raw(key);
+        }
         w.into_vec()
     }
 
@@ -146,9 +150,21 @@ impl EpochStart {
         let members = (0..member_count)
             .map(|_| r.array())
             .collect::<Result<Vec<[u8; 32]>, _>>()?;
+        // Records written before chains voted with BLS end here.
+        let vote_key_count = if r.remaining() == 0 {
+            0
+        } else {
+            r.count(ballast_core::scheme::MAX_VALIDATORS)?
+        };
+        let vote_keys = (0..vote_key_count)
+            .map(|_| r.array())
+            .collect::<Result<Vec<[u8; 48]>, _>>()?;
         r.finish()?;
         if !members.is_empty() && members.len() != count {
             return Err(DecodeError::Invalid("an epoch's members"));
+        }
+        if !vote_keys.is_empty() && vote_keys.len() != count {
+            return Err(DecodeError::Invalid("an epoch's vote keys"));
         }
         let validators = ValidatorSet::with_observers(stakes, seed)
             .map_err(|_| DecodeError::Invalid("an epoch's validator set"))?;
@@ -159,6 +175,7 @@ impl EpochStart {
                 validators: Arc::new(validators),
                 last_height,
                 members: Arc::new(members),
+                vote_keys: Arc::new(vote_keys),
             },
         })
     }
@@ -681,6 +698,7 @@ mod tests {
                     ),
                     last_height: head.height + 1,
                     members: Arc::new(vec![[1; 32], [2; 32], [3; 32]]),
+                    vote_keys: Arc::new(vec![[4; 48], [5; 48], [6; 48]]),
                 },
             };
             store_next(
@@ -700,6 +718,7 @@ mod tests {
         assert_eq!(last.plan.validators.stake(2), 3);
         assert_eq!(last.plan.validators.stake(1), 0);
         assert_eq!(last.plan.members[2], [3; 32], "members are kept");
+        assert_eq!(last.plan.vote_keys[2], [6; 48], "vote keys are kept");
     }
 
     /// A sync killed midway resumes with the chunks that reached the disk
@@ -736,6 +755,7 @@ mod tests {
                 validators: Arc::new(ValidatorSet::equal(4)),
                 last_height: 60,
                 members: Arc::new(Vec::new()),
+                vote_keys: Arc::default(),
             },
         };
         store_synced(&mut store, &head, &synced, &epoch).unwrap();

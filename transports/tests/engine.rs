@@ -131,6 +131,7 @@ impl Application<Ed25519> for Epochs {
             validators: Arc::new(ValidatorSet::new(stakes, Digest::default()).unwrap()),
             last_height: (epoch + 1) * EPOCH_BLOCKS,
             members: Arc::new(Vec::new()),
+            vote_keys: Arc::default(),
         })
     }
 }
@@ -387,6 +388,7 @@ impl Application<Ed25519> for Joining {
             validators: Arc::new(ValidatorSet::equal(count)),
             last_height: (epoch + 1) * EPOCH_BLOCKS,
             members: Arc::new(self.keys[..count].to_vec()),
+            vote_keys: Arc::default(),
         })
     }
 }

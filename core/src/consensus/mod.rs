@@ -23,7 +23,9 @@ pub use epoch::{Epoch, EpochBounds, epoch_of, first_view, last_view};
 pub use messages::{
     Certificate, MAX_BLOCKS_PER_REQUEST, MAX_VIEWS_PER_REQUEST, Message, Proposal, Subject, Vote,
 };
-pub use record::{Record, prefix as record_prefix};
+pub use record::{
+    Record, block_key, decode_stored_block, prefix as record_prefix, stored_epoch_anchor,
+};
 pub use simplex::Simplex;
 
 use crate::codec::DecodeError;

@@ -72,6 +72,43 @@ fn subject_key(prefix: u8, subject: &Subject) -> Vec<u8> {
     key
 }
 
+/// The key of the stored block with `digest`, whatever the scheme.
+pub fn block_key(digest: &crate::types::Digest) -> Vec<u8> {
+    let mut key = vec![prefix::BLOCK];
+    key.extend_from_slice(&digest.0);
+    key
+}
+
+/// The block of a stored [`Record::Block`], whatever the scheme: a block
+/// carries no signature, so a reader that does not know the chain's scheme
+/// (the node's indexes, its RPC) can still read it.
+pub fn decode_stored_block(bytes: &[u8]) -> Result<Block, DecodeError> {
+    let mut r = Reader::new(bytes);
+    let _scheme = r.u8()?;
+    match r.u8()? {
+        1 => {
+            let block = Block::decode(&mut r)?;
+            r.finish()?;
+            Ok(block)
+        }
+        tag => Err(DecodeError::UnknownTag {
+            what: "block record",
+            tag,
+        }),
+    }
+}
+
+/// The epoch and anchor of a stored [`Record::Epoch`], whatever the scheme
+/// (the certificate after them is left unread); `None` for another record.
+pub fn stored_epoch_anchor(bytes: &[u8]) -> Option<(Epoch, Block)> {
+    let mut r = Reader::new(bytes);
+    let _scheme = r.u8().ok()?;
+    if r.u8().ok()? != 3 {
+        return None;
+    }
+    Some((r.u64().ok()?, Block::decode(&mut r).ok()?))
+}
+
 impl<S: Scheme> Record<S> {
     /// Store key. Vote and certificate keys sort by view, so old ones can be
     /// pruned by range.
@@ -118,9 +155,7 @@ impl<S: Scheme> Record<S> {
 
     /// The key of the stored block with `digest`.
     pub fn block_key(digest: &crate::types::Digest) -> Vec<u8> {
-        let mut key = vec![prefix::BLOCK];
-        key.extend_from_slice(&digest.0);
-        key
+        block_key(digest)
     }
 
     /// Whether this record must be synced before the next message is sent.

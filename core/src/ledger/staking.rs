@@ -91,6 +91,13 @@ fn vote_key_key(validator: &Address) -> Key {
 /// A roster member with no registered vote key, in the vote roster.
 pub const NO_VOTE_KEY: [u8; 48] = [0; 48];
 
+/// State-tree key of the mark a BLS chain's genesis sets: from then on only
+/// validators with a registered vote key can enter an epoch's set (one
+/// without could not sign a vote its chain counts).
+fn vote_keys_required_key() -> Key {
+    Digest::of(b"vote-keys-required").0
+}
+
 fn burned_key() -> Key {
     Digest::of(b"burned").0
 }
@@ -383,6 +390,13 @@ impl Ledger {
             .unwrap_or_default()
     }
 
+    /// Whether this chain votes with BLS keys, so that a validator needs a
+    /// registered vote key to be selected (set by
+    /// [`Ledger::genesis_with_vote_keys`]).
+    pub fn vote_keys_required(&self) -> bool {
+        self.tree.get(&vote_keys_required_key()).is_some()
+    }
+
     /// Rewrites the vote roster from the roster and the registered keys.
     /// A key, once registered, never changes, so an index's entry only
     /// ever goes from [`NO_VOTE_KEY`] to a key.
@@ -461,6 +475,9 @@ impl Ledger {
         let mut free_indexes = MAX_ROSTER - roster.len();
         // Delegations check the key; this guards a registry from before.
         ranked.retain(|(address, _)| is_key(address));
+        if self.vote_keys_required() {
+            ranked.retain(|(address, _)| self.vote_key(address).is_some());
+        }
         ranked.retain(|(address, _)| {
             if roster.contains(address) {
                 return true;
@@ -508,9 +525,12 @@ impl Ledger {
         ledger
     }
 
-    /// Genesis as [`Ledger::genesis_with_validators`], with BLS vote keys
-    /// registered (each `(validator, key, proof of possession)`) before the
-    /// roster is written, so the genesis set's vote roster is complete.
+    /// Genesis of a chain that votes with BLS: as
+    /// [`Ledger::genesis_with_validators`], with vote keys registered (each
+    /// `(validator, key, proof of possession)`), the vote roster written,
+    /// and vote keys required of every later validator. Every genesis
+    /// validator must bring a key (a validator without one is refused as
+    /// [`Failure::NoProofOfPossession`]).
     pub fn genesis_with_vote_keys(
         params: Params,
         balances: &[(Address, u64)],
@@ -523,6 +543,13 @@ impl Ledger {
                 .register_vote_key(validator, key, proof)
                 .map_err(|e| (*validator, e))?;
         }
+        if let Some((missing, _)) = validators
+            .iter()
+            .find(|(v, _)| ledger.vote_key(v).is_none())
+        {
+            return Err((*missing, Failure::NoProofOfPossession));
+        }
+        ledger.tree = ledger.tree.insert(vote_keys_required_key(), &[1]);
         ledger.write_vote_roster();
         Ok(ledger)
     }
@@ -1029,5 +1056,62 @@ mod tests {
             Ledger::genesis_with_vote_keys(params(), &[], &validators, &forged).err(),
             Some((address(&keys[1]), Failure::NoProofOfPossession))
         );
+    }
+
+    #[test]
+    fn a_bls_chain_selects_only_validators_with_a_vote_key() {
+        let (_, keys) = genesis();
+        let validators: Vec<(Address, u64)> =
+            keys[..3].iter().map(|k| (address(k), 1_000)).collect();
+        let vote_keys: Vec<_> = keys[..3]
+            .iter()
+            .enumerate()
+            .map(|(i, k)| {
+                let (key, proof) = bls(i);
+                (address(k), key, proof)
+            })
+            .collect();
+        let balances = [(address(&keys[3]), 1_000_000)];
+        assert_eq!(
+            Ledger::genesis_with_vote_keys(params(), &balances, &validators, &vote_keys[..2]).err(),
+            Some((address(&keys[2]), Failure::NoProofOfPossession)),
+            "every genesis validator brings a key"
+        );
+        let l =
+            Ledger::genesis_with_vote_keys(params(), &balances, &validators, &vote_keys).unwrap();
+        assert!(l.vote_keys_required());
+        let newcomer = &keys[3];
+        let l = l
+            .execute(
+                1,
+                &PROPOSER,
+                &[tx(newcomer, 0, Action::Stake { amount: 2_000 })],
+            )
+            .unwrap()
+            .ledger;
+        let l = l.execute(10, &PROPOSER, &[]).unwrap().ledger;
+        let member = |l: &Ledger| {
+            l.epoch_set()
+                .validators
+                .iter()
+                .any(|(a, _)| *a == address(newcomer))
+        };
+        assert!(!member(&l), "no vote key: passed over, whatever its stake");
+        let (key, proof) = bls(3);
+        let l = l
+            .execute(11, &PROPOSER, &[register(newcomer, 1, key, proof)])
+            .unwrap()
+            .ledger;
+        let l = l.execute(20, &PROPOSER, &[]).unwrap().ledger;
+        assert!(member(&l), "selected once its key is registered");
+        let index = l
+            .roster()
+            .iter()
+            .position(|a| *a == address(newcomer))
+            .unwrap();
+        assert_eq!(l.vote_roster()[index], key);
+        // An ed25519 chain never asks for vote keys.
+        let (plain, _) = genesis();
+        assert!(!plain.vote_keys_required());
     }
 }

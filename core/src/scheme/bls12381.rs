@@ -77,6 +77,29 @@ pub enum KeyError {
     NoPossession(usize),
     #[error("{0} keys: at most {MAX_VALIDATORS}")]
     TooMany(usize),
+    #[error("this validator's vote key is not key {0} of the set (another identity key file?)")]
+    NotMine(ValidatorIndex),
+}
+
+/// Domain of the vote secret's derivation from the identity secret.
+const VOTE_KEY_INFO: &[u8] = b"ballast-bls12381-vote-key/v1";
+
+/// The BLS vote secret of the validator whose identity (ed25519) secret is
+/// `identity_secret`. Derived rather than generated so that an operator
+/// keeps one secret file, as before, and loses nothing by restoring it;
+/// the derivation is the standard HKDF-based `KeyGen` with its own domain,
+/// one-way, so the vote key reveals nothing of the identity key.
+pub fn derive_vote_secret(identity_secret: &[u8; 32]) -> SecretKey {
+    SecretKey::key_gen(identity_secret, VOTE_KEY_INFO).expect("32 bytes of key material")
+}
+
+/// The vote key derived from `identity_secret` and its proof of
+/// possession: what a genesis file lists and `RegisterVoteKey` carries.
+pub fn derive_vote_key(
+    identity_secret: &[u8; 32],
+) -> ([u8; PUBLIC_KEY_BYTES], [u8; SIGNATURE_BYTES]) {
+    let secret = derive_vote_secret(identity_secret);
+    (secret.sk_to_pk().to_bytes(), prove_possession(&secret))
 }
 
 /// A participant of the BLS scheme: every validator's public key, and for a
@@ -176,6 +199,20 @@ impl Bls12381 {
             keys: self.keys.clone(),
             me: Some((me, Arc::new(secret))),
         }
+    }
+
+    /// This participant signing as validator `me` with the vote secret
+    /// derived from `identity_secret`; refuses when key `me` is another.
+    pub fn signing_with_identity(
+        &self,
+        me: ValidatorIndex,
+        identity_secret: &[u8; 32],
+    ) -> Result<Bls12381, KeyError> {
+        let secret = derive_vote_secret(identity_secret);
+        if self.keys.get(usize::from(me)) != Some(&secret.sk_to_pk()) {
+            return Err(KeyError::NotMine(me));
+        }
+        Ok(self.signing_as(me, secret))
     }
 
     /// Validator `i`'s secret in [`Bls12381::deterministic_set`]`(seed, _)`.
@@ -312,6 +349,31 @@ impl Scheme for Bls12381 {
             BLST_ERROR::BLST_SUCCESS => Ok(()),
             _ => Err(CertificateError::BadAggregate),
         }
+    }
+
+    /// Grows by the vote keys of validators that joined by staking. Their
+    /// proofs of possession were checked when they registered the keys
+    /// (`RegisterVoteKey`); each new key is still checked to be a point of
+    /// the subgroup. A known index never changes key.
+    fn with_members(&self, members: &[[u8; 32]], vote_keys: &[[u8; 48]]) -> Option<Self> {
+        if vote_keys.len() > MAX_VALIDATORS
+            || vote_keys.len() < self.keys.len()
+            || (!members.is_empty() && members.len() != vote_keys.len())
+        {
+            return None;
+        }
+        let known = self.keys.iter().zip(vote_keys);
+        if !known.into_iter().all(|(key, vote)| key.to_bytes() == *vote) {
+            return None;
+        }
+        let mut keys = self.keys.as_ref().clone();
+        for vote in &vote_keys[self.keys.len()..] {
+            keys.push(PublicKey::key_validate(vote).ok()?);
+        }
+        Some(Bls12381 {
+            keys: Arc::new(keys),
+            me: self.me.clone(),
+        })
     }
 
     fn encode_signature(signature: &BlsSignature, w: &mut Writer) {
@@ -498,6 +560,33 @@ mod tests {
         assert_eq!(
             Bls12381::with_proven_keys(&proven),
             Err(KeyError::Invalid(2))
+        );
+    }
+
+    #[test]
+    fn grows_by_registered_vote_keys_and_never_rekeys_an_index() {
+        let set = Bls12381::deterministic_set(3, 5);
+        let keys: Vec<[u8; 48]> = (0..5)
+            .map(|i| Bls12381::deterministic_secret(3, i).sk_to_pk().to_bytes())
+            .collect();
+        let four = Bls12381::with_registered_keys(&keys[..4])
+            .unwrap()
+            .signing_as(1, Bls12381::deterministic_secret(3, 1));
+        let grown = four.with_members(&[], &keys).expect("extends");
+        assert_eq!(grown.validator_count(), 5);
+        assert_eq!(grown.me(), Some(1));
+        let vote = set[4].sign(b"m");
+        assert!(grown.verify(4, b"m", &vote), "the newcomer's votes count");
+        let mut rekeyed = keys.clone();
+        rekeyed.swap(0, 1);
+        assert!(four.with_members(&[], &rekeyed).is_none());
+        assert!(four.with_members(&[], &keys[..3]).is_none());
+        let mut garbage = keys.clone();
+        garbage[4] = [7; 48];
+        assert!(four.with_members(&[], &garbage).is_none(), "not a point");
+        assert!(
+            four.with_members(&[[0; 32]; 3], &keys).is_none(),
+            "identities and vote keys index alike"
         );
     }
 

@@ -101,7 +101,7 @@ impl Scheme for Ed25519 {
         self.me.as_ref().map(|m| m.0)
     }
 
-    fn with_members(&self, members: &[[u8; 32]]) -> Option<Self> {
+    fn with_members(&self, members: &[[u8; 32]], _vote_keys: &[[u8; 48]]) -> Option<Self> {
         if members.len() > super::MAX_VALIDATORS || members.len() < self.keys.len() {
             return None;
         }
@@ -207,7 +207,7 @@ mod tests {
             1,
             SigningKey::from_bytes(&set[1].me.as_ref().unwrap().1.to_bytes()),
         );
-        let grown = four.with_members(&bytes).expect("extends");
+        let grown = four.with_members(&bytes, &[]).expect("extends");
         assert_eq!(grown.validator_count(), 5);
         assert_eq!(grown.me(), Some(1));
         // The newcomer's vote now checks; its index means its key.
@@ -217,7 +217,7 @@ mod tests {
         // Not an extension: a known index would change its key.
         let mut reordered = bytes.clone();
         reordered.swap(0, 1);
-        assert!(four.with_members(&reordered).is_none());
-        assert!(four.with_members(&bytes[..3]).is_none());
+        assert!(four.with_members(&reordered, &[]).is_none());
+        assert!(four.with_members(&bytes[..3], &[]).is_none());
     }
 }

@@ -6,8 +6,8 @@
 //! - [`ed25519::Ed25519`]: real signatures; a certificate lists every signer's
 //!   signature.
 //! - [`bls12381::Bls12381`]: BLS12-381 multisignatures (blst); a
-//!   certificate is one aggregate signature and a signer bitmap. Not yet
-//!   run by the engine, the simulator or the node.
+//!   certificate is one aggregate signature and a signer bitmap; the
+//!   node's default, and a simulator option (`scheme = "bls12381"`).
 //! - [`keyed_hash::KeyedHash`]: a simulation-only scheme whose "signature" is a
 //!   SHA-256 keyed by a per-validator secret. Only the simulator, which holds
 //!   the key registry, can check it. It is ~100x cheaper than ed25519, which is
@@ -113,12 +113,13 @@ pub trait Scheme: Clone + Debug + PartialEq + Eq + Send + Sync + 'static {
     ) -> Result<(), CertificateError>;
 
     /// This participant with the key list grown to `members` (network
-    /// identity keys, indexed like the validators): validators that joined
-    /// the roster by staking. `members` must begin with the keys already
-    /// known, so every index keeps its key. `None` when the scheme cannot
-    /// take new keys (the simulation scheme, whose keys the simulator
-    /// fixes), or when `members` does not extend what it knows.
-    fn with_members(&self, _members: &[[u8; 32]]) -> Option<Self> {
+    /// identity keys, indexed like the validators) and `vote_keys` (their
+    /// BLS vote keys, index for index; empty on an ed25519 chain):
+    /// validators that joined the roster by staking. Both must begin with
+    /// the keys already known, so every index keeps its key. `None` when
+    /// the scheme cannot take new keys (the simulation scheme, whose keys
+    /// the simulator fixes), or when the lists do not extend what it knows.
+    fn with_members(&self, _members: &[[u8; 32]], _vote_keys: &[[u8; 48]]) -> Option<Self> {
         None
     }
 

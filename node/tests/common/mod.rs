@@ -66,6 +66,8 @@ impl Network {
                 min_block_interval_ms: 50,
                 ..Timeouts::default()
             },
+            // The node's default: every real-process test votes with BLS.
+            scheme: ballast_node::genesis::ConsensusScheme::Bls12381,
         })
         .unwrap();
         Network {
