@@ -14,6 +14,7 @@ pub mod codec;
 pub mod consensus;
 pub mod ledger;
 pub mod light;
+pub mod merkle;
 pub mod peer_record;
 pub mod peer_score;
 pub mod planted;

@@ -16,20 +16,22 @@
 //! refusal is a [`LightError`] naming the check that failed, so a client
 //! can tell the user which peer lied and how.
 //!
-//! Receipts are not committed to by a block (a payload names its state
-//! root, not a receipts root), so a transaction is proven *included* in a
-//! finalized block ([`LightClient::transaction_included`]); its effect is
-//! proven through the accounts it touched.
+//! A transaction's outcome is proven by its receipt: a block's payload
+//! carries a receipts root beside its state root, and
+//! [`LightClient::receipt`] checks a receipt's Merkle proof under it (with
+//! the transaction at the same position of the certified block).
 
 use crate::codec::{DecodeError, Reader, Writer};
 use crate::consensus::{Epoch, Subject, epoch_of};
 use crate::ledger::chain::Payload;
 use crate::ledger::execute::{Account, Params, account_key, params_key};
+use crate::ledger::receipts::{MAX_RECEIPT_BYTES, ReceiptProof, ReceiptRecord};
 use crate::ledger::staking::{
     EpochSet, NO_VOTE_KEY, decode_roster, decode_vote_roster, epoch_key, roster_key,
     vote_roster_key,
 };
 use crate::ledger::tx::Address;
+use crate::merkle::{self, MerkleError};
 use crate::scheme::{CertificateError, Scheme};
 use crate::state::smt::{KEY_BITS, Key, Proof, ProofError, Terminal};
 use crate::sync::MAX_LINK_BLOCKS;
@@ -152,8 +154,12 @@ pub enum LightError {
     TooManyLinks(usize),
     #[error("link block at height {height} is not the child of the block before it")]
     BrokenLink { height: Height },
-    #[error("the transaction is not in the block")]
-    NotIncluded,
+    #[error("the transaction is not at position {index} of the block")]
+    NotIncluded { index: usize },
+    #[error("the receipt is not under the certified receipts root: {0}")]
+    ReceiptProof(MerkleError),
+    #[error("the receipt is {len} bytes; at most {MAX_RECEIPT_BYTES}")]
+    ReceiptTooLarge { len: usize },
 }
 
 /// A block and a finalization certificate of it, or of a descendant
@@ -570,18 +576,45 @@ impl<S: FromRoster> LightClient<S> {
         }
     }
 
-    /// Checks that the transaction with hash `tx_hash` is in `finalized`.
-    pub fn transaction_included(
+    /// The outcome of the transaction `tx_hash` in `finalized` (a block of
+    /// the current epoch, however old): `proof` must show its receipt at
+    /// the transaction's position under the block's certified receipts
+    /// root.
+    pub fn receipt(
         &mut self,
         finalized: &FinalizedBlock<S>,
         tx_hash: &Digest,
-    ) -> Result<Height, LightError> {
+        proof: &ReceiptProof,
+    ) -> Result<ReceiptRecord, LightError> {
         let payload = self.check_finalized(finalized, 0)?;
-        if payload.txs.iter().any(|tx| tx.hash() == *tx_hash) {
-            Ok(finalized.block.height)
-        } else {
-            Err(LightError::NotIncluded)
+        let index = proof.index;
+        match payload.txs.get(index) {
+            Some(tx) if tx.hash() == *tx_hash => {}
+            _ => return Err(LightError::NotIncluded { index }),
         }
+        if proof.record.len() > MAX_RECEIPT_BYTES {
+            return Err(LightError::ReceiptTooLarge {
+                len: proof.record.len(),
+            });
+        }
+        merkle::verify(
+            &payload.receipts_root,
+            payload.txs.len(),
+            index,
+            &merkle::leaf(&proof.record),
+            &proof.siblings,
+        )
+        .map_err(LightError::ReceiptProof)?;
+        let record = ReceiptRecord::decode(&proof.record).map_err(|error| LightError::Record {
+            record: "receipt",
+            error,
+        })?;
+        // A leader that committed a receipt naming another transaction
+        // would have been refused by every validator; check it anyway.
+        if record.tx != *tx_hash {
+            return Err(LightError::ValueMismatch { record: "receipt" });
+        }
+        Ok(record)
     }
 }
 

@@ -4,7 +4,8 @@
 
 use ballast_core::consensus::{Subject, first_view};
 use ballast_core::ledger::chain::Payload;
-use ballast_core::ledger::execute::{Ledger, Params, account_key, params_key};
+use ballast_core::ledger::execute::{Ledger, Params, Receipt, account_key, params_key};
+use ballast_core::ledger::receipts::{ReceiptProof, encode_block_receipts, prove_receipt};
 use ballast_core::ledger::staking::{consensus_namespace, epoch_key, roster_key, vote_roster_key};
 use ballast_core::ledger::tx::REGISTER_VOTE_KEY_FEE;
 use ballast_core::ledger::tx::{Action, Address, SignedTransaction, Transaction};
@@ -65,6 +66,8 @@ struct Chain {
     states: Vec<Ledger>,
     /// Roster (index order) of the epoch each block belongs to.
     rosters: Vec<Vec<Address>>,
+    /// Each block's receipts, as a node stores them for proofs.
+    receipts: Vec<Vec<u8>>,
 }
 
 /// Validator `i`'s BLS vote secret, its key and proof of possession.
@@ -104,6 +107,7 @@ impl Chain {
             blocks: Vec::new(),
             states: vec![genesis.clone()],
             rosters: vec![genesis.roster()],
+            receipts: Vec::new(),
         };
         let mut state = genesis;
         let mut parent = Block::genesis();
@@ -123,14 +127,26 @@ impl Chain {
                     vec![stake, register.sign(&chain.keys[3])]
                 }
                 1 => vec![tx(&chain.keys[3], 0, Action::Stake { amount: 2_000 })],
-                12 => vec![tx(
-                    &chain.keys[4],
-                    0,
-                    Action::Transfer {
-                        to: address(&chain.keys[0]),
-                        amount: 300,
-                    },
-                )],
+                // A transfer that succeeds, and one its sender cannot
+                // cover (included: it pays its fee, and fails).
+                12 => vec![
+                    tx(
+                        &chain.keys[4],
+                        0,
+                        Action::Transfer {
+                            to: address(&chain.keys[0]),
+                            amount: 300,
+                        },
+                    ),
+                    tx(
+                        &chain.keys[4],
+                        1,
+                        Action::Transfer {
+                            to: address(&chain.keys[0]),
+                            amount: 1_000,
+                        },
+                    ),
+                ],
                 _ => Vec::new(),
             };
             // The set that signs this block: the one the previous state fixed.
@@ -143,8 +159,10 @@ impl Chain {
             let payload = Payload {
                 proposer,
                 state_root: out.state_root,
+                receipts_root: out.receipts_root,
                 txs,
             };
+            chain.receipts.push(encode_block_receipts(&out.receipts));
             let view = first_view(epoch) + height;
             let block = Block {
                 view,
@@ -164,6 +182,13 @@ impl Chain {
 
     fn block(&self, height: Height) -> &Block {
         &self.blocks[height as usize - 1]
+    }
+
+    /// The proof of the receipt at `index` of the block at `height`.
+    fn receipt(&self, height: Height, index: usize) -> ReceiptProof {
+        prove_receipt(&self.receipts[height as usize - 1], index)
+            .unwrap()
+            .unwrap()
     }
 
     fn state(&self, height: Height) -> &Ledger {
@@ -318,26 +343,93 @@ fn follows_epochs_by_certificates_and_proves_a_balance() {
         ),
         Ok(None)
     );
-    let transfer = Payload::decode(&chain.block(12).payload).unwrap().txs[0].hash();
+    let txs = Payload::decode(&chain.block(12).payload).unwrap().txs;
+    let (transfer, overdraft) = (txs[0].hash(), txs[1].hash());
+    let proven = client
+        .receipt(&chain.finalized(12), &transfer, &chain.receipt(12, 0))
+        .unwrap();
+    assert_eq!(proven.tx, transfer);
+    assert_eq!(proven.failure, None, "the transfer succeeded");
+    let failed = client
+        .receipt(&chain.finalized(12), &overdraft, &chain.receipt(12, 1))
+        .unwrap();
     assert_eq!(
-        client.transaction_included(&chain.finalized(12), &transfer),
-        Ok(12)
+        failed
+            .failure
+            .map(ballast_core::ledger::receipts::failure_name),
+        Some("insufficient balance")
     );
-    assert_eq!(
-        client.transaction_included(&chain.finalized(13), &transfer),
-        Err(LightError::NotIncluded)
-    );
+    assert_eq!(failed.fee_paid, 1, "a failed transaction pays its fee");
     client.advance(&chain.change(20)).unwrap();
     assert_eq!(client.trusted().epoch, 2);
     assert_eq!(client.newest_height(), 20);
     // Epoch 1's blocks are behind the client now.
     assert!(matches!(
-        client.transaction_included(&chain.finalized(12), &transfer),
+        client.receipt(&chain.finalized(12), &transfer, &chain.receipt(12, 0)),
         Err(LightError::WrongEpoch {
             expected: 2,
             got: 1
         })
     ));
+}
+
+#[test]
+fn a_lying_receipt_is_refused_with_the_check_it_failed() {
+    let chain = Chain::new();
+    let mut client = chain.client();
+    client.advance(&chain.change(10)).unwrap();
+    let txs = Payload::decode(&chain.block(12).payload).unwrap().txs;
+    let (transfer, overdraft) = (txs[0].hash(), txs[1].hash());
+    let finalized = chain.finalized(12);
+    // The failed transfer's receipt, its status flipped to success.
+    let mut flipped = chain.receipt(12, 1);
+    let decoded = Receipt {
+        tx: overdraft,
+        status: Ok(()),
+        gas_used: 0,
+        fee_paid: 1,
+        events: Vec::new(),
+        output: Vec::new(),
+    };
+    flipped.record = decoded.encode();
+    assert!(matches!(
+        client.receipt(&finalized, &overdraft, &flipped),
+        Err(LightError::ReceiptProof(_))
+    ));
+    // One transaction's honest receipt offered for the other.
+    assert_eq!(
+        client.receipt(&finalized, &overdraft, &chain.receipt(12, 0)),
+        Err(LightError::NotIncluded { index: 0 })
+    );
+    let mut moved = chain.receipt(12, 0);
+    moved.index = 1;
+    assert!(matches!(
+        client.receipt(&finalized, &overdraft, &moved),
+        Err(LightError::ReceiptProof(_))
+    ));
+    // A receipt of a block that does not hold the transaction.
+    assert_eq!(
+        client.receipt(&chain.finalized(13), &transfer, &chain.receipt(12, 0)),
+        Err(LightError::NotIncluded { index: 0 })
+    );
+    // A proof with a sibling missing, and one for another block's root.
+    let mut short = chain.receipt(12, 0);
+    short.siblings.pop();
+    assert!(matches!(
+        client.receipt(&finalized, &transfer, &short),
+        Err(LightError::ReceiptProof(_))
+    ));
+    // Block 15 holds no transactions at all.
+    assert_eq!(
+        client.receipt(&chain.finalized(15), &transfer, &chain.receipt(12, 0)),
+        Err(LightError::NotIncluded { index: 0 })
+    );
+    // The honest answers still prove after every refusal.
+    assert!(
+        client
+            .receipt(&finalized, &transfer, &chain.receipt(12, 0))
+            .is_ok()
+    );
 }
 
 #[test]

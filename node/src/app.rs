@@ -14,6 +14,7 @@ use ballast_core::consensus::{Certificate, Epoch, Message, Record, Verdict, deco
 use ballast_core::ledger::chain::{Chain, ChainError, MAX_BLOCK_TRANSACTIONS, Payload, Source};
 use ballast_core::ledger::execute::Ledger;
 use ballast_core::ledger::mempool::{Limits, Mempool, Rejection};
+use ballast_core::ledger::receipts::encode_block_receipts;
 use ballast_core::ledger::tx::{Address, SignedTransaction};
 use ballast_core::scheme::Scheme;
 use ballast_core::state::snapshot::Manifest;
@@ -659,12 +660,14 @@ impl NodeApp {
         if index {
             let hashes: Vec<[u8; 32]> = executed.tx_hashes.iter().map(|d| d.0).collect();
             let receipts = serde_json::to_vec(&json::receipts(&executed)).expect("JSON encodes");
+            let records = encode_block_receipts(&executed.receipts);
             self.db.index(&FinalizedEntry {
                 height: block.height,
                 digest: digest.0,
                 certificate,
                 tx_hashes: &hashes,
                 receipts_json: &receipts,
+                receipt_records: &records,
             })?;
         }
         self.chain.finalize(digest, block.height);
@@ -803,6 +806,7 @@ impl<S: Scheme> Application<S> for NodeApp {
                 Ok(Payload {
                     proposer,
                     state_root: Digest([0; 32]),
+                    receipts_root: Digest([0; 32]),
                     txs: Vec::new(),
                 }
                 .encode())

@@ -1,5 +1,6 @@
-//! `ballast light`: a balance proven from the genesis file, finalization
-//! certificates and state proofs alone (`core::light` judges; this module
+//! `ballast light`: a balance or a transaction's outcome proven from the
+//! genesis file, finalization certificates and state or receipt proofs
+//! alone (`core::light` judges; this module
 //! fetches over JSON-RPC). It asks every peer, believes none, and says
 //! which check each lying peer failed.
 
@@ -9,6 +10,7 @@ use crate::json::parse_proof;
 use ballast_core::codec::Reader;
 use ballast_core::consensus::{Message, Subject};
 use ballast_core::ledger::execute::Account;
+use ballast_core::ledger::receipts::{ReceiptProof, ReceiptRecord};
 use ballast_core::ledger::staking::consensus_namespace;
 use ballast_core::ledger::tx::Address;
 use ballast_core::light::{
@@ -22,9 +24,9 @@ use serde_json::{Value, json};
 pub const MAX_EPOCHS_PER_RUN: u64 = 100_000;
 
 /// A proven answer and what the client learned on the way.
-pub struct Proven {
-    pub address: Address,
-    pub account: Option<Account>,
+pub struct Proven<T> {
+    pub answer: T,
+    /// The height of the certified block the answer was proven under.
     pub height: Height,
     pub epoch: u64,
     pub epochs_followed: u64,
@@ -50,13 +52,140 @@ struct Peer {
     client: Client,
 }
 
+/// One run of the client: what it trusts, whom it asks, and what it has
+/// refused so far.
+struct Session<S: FromRoster> {
+    light: LightClient<S>,
+    peers: Vec<Peer>,
+    refused: Vec<(String, String)>,
+    change_bytes: usize,
+    epochs_followed: u64,
+}
+
+impl<S: FromRoster> Session<S> {
+    /// A client trusting `genesis`'s set, asking `urls`.
+    fn start(genesis: &Genesis, urls: &[String]) -> Result<Session<S>, LightClientError> {
+        let light =
+            LightClient::from_genesis(consensus_namespace(genesis.chain_id), &genesis.ledger())
+                .map_err(|e| LightClientError::Setup(format!("the genesis file's set: {e}")))?;
+        let peers = urls
+            .iter()
+            .map(|url| {
+                Client::new(url)
+                    .map(|client| Peer {
+                        url: url.clone(),
+                        client,
+                    })
+                    .map_err(|e| LightClientError::Setup(format!("{url}: {e}")))
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Session {
+            light,
+            peers,
+            refused: Vec::new(),
+            change_bytes: 0,
+            epochs_followed: 0,
+        })
+    }
+
+    fn refuse(&mut self, peer: &str, why: impl Into<String>) {
+        self.refused.push((peer.to_string(), why.into()));
+    }
+
+    /// `answer`, proven from `peer` at `height`.
+    fn proven<T>(self, answer: T, height: Height, peer: String) -> Proven<T> {
+        Proven {
+            answer,
+            height,
+            epoch: self.light.trusted().epoch,
+            epochs_followed: self.epochs_followed,
+            peer,
+            refused: self.refused,
+            change_bytes: self.change_bytes,
+        }
+    }
+
+    /// Nothing proven: every refusal, for the user.
+    fn nothing_proven(&self) -> LightClientError {
+        let why: Vec<String> = self
+            .refused
+            .iter()
+            .map(|(peer, why)| format!("{peer}: {why}"))
+            .collect();
+        LightClientError::NoProof(why.join("; "))
+    }
+
+    /// Moves the client to the newest epoch some peer can prove the way
+    /// to, or only as far as the epoch that holds `until`.
+    async fn follow_epochs(&mut self, until: Option<Height>) {
+        for _ in 0..MAX_EPOCHS_PER_RUN {
+            if until.is_some_and(|height| height <= self.light.trusted().last_height) {
+                return;
+            }
+            if !self.advance_one().await {
+                return;
+            }
+        }
+    }
+
+    /// Moves the client past its current epoch by the first peer whose
+    /// change checks; whether one did.
+    async fn advance_one(&mut self) -> bool {
+        let epoch = self.light.trusted().epoch;
+        for index in 0..self.peers.len() {
+            let url = self.peers[index].url.clone();
+            let answer = self.peers[index]
+                .client
+                .call("ballast_getEpochChange", vec![json!(epoch)])
+                .await;
+            let bytes = match answer {
+                Ok(Value::Null) => continue, // this peer has not seen it end
+                Ok(value) => match value["change"].as_str().and_then(|h| hex::decode(h).ok()) {
+                    Some(bytes) => bytes,
+                    None => {
+                        self.refuse(&url, "epoch change is not hex");
+                        continue;
+                    }
+                },
+                Err(e) => {
+                    self.refuse(&url, format!("unreachable: {e}"));
+                    continue;
+                }
+            };
+            self.change_bytes += bytes.len();
+            let outcome = EpochChange::<S>::decode(&bytes)
+                .map_err(|e| format!("epoch {epoch} change does not decode: {e}"))
+                .and_then(|change| {
+                    self.light
+                        .advance(&change)
+                        .map_err(|e| format!("epoch {epoch} change refused: {e}"))
+                });
+            match outcome {
+                Ok(()) => {
+                    self.epochs_followed += 1;
+                    eprintln!(
+                        "epoch {} -> {}: set of {} proven by {}",
+                        epoch,
+                        self.light.trusted().epoch,
+                        self.light.trusted().powers.len(),
+                        url
+                    );
+                    return true;
+                }
+                Err(why) => self.refuse(&url, why),
+            }
+        }
+        false
+    }
+}
+
 /// Follows the chain from `genesis` through the epochs the peers know,
 /// then proves `address`'s account at the newest height a peer can prove.
 pub async fn prove_account(
     genesis: &Genesis,
     urls: &[String],
     address: Address,
-) -> Result<Proven, LightClientError> {
+) -> Result<Proven<Option<Account>>, LightClientError> {
     crate::with_scheme!(
         genesis.consensus_scheme,
         async prove_account_under(genesis, urls, address)
@@ -68,122 +197,132 @@ async fn prove_account_under<S: FromRoster>(
     genesis: &Genesis,
     urls: &[String],
     address: Address,
-) -> Result<Proven, LightClientError> {
-    let ledger = genesis.ledger();
-    let mut light: LightClient<S> =
-        LightClient::from_genesis(consensus_namespace(genesis.chain_id), &ledger)
-            .map_err(|e| LightClientError::Setup(format!("the genesis file's set: {e}")))?;
-    let peers: Vec<Peer> = urls
-        .iter()
-        .map(|url| {
-            Client::new(url)
-                .map(|client| Peer {
-                    url: url.clone(),
-                    client,
-                })
-                .map_err(|e| LightClientError::Setup(format!("{url}: {e}")))
-        })
-        .collect::<Result<_, _>>()?;
-    let mut refused = Vec::new();
-    let mut change_bytes = 0;
-    let mut epochs_followed = 0;
+) -> Result<Proven<Option<Account>>, LightClientError> {
+    let mut session = Session::<S>::start(genesis, urls)?;
     // Twice at most: a head that moved into a new epoch while we asked
     // sends the client back to follow it.
     for _ in 0..2 {
-        follow_epochs(
-            &mut light,
-            &peers,
-            &mut refused,
-            &mut change_bytes,
-            &mut epochs_followed,
-        )
-        .await;
-        match query(&mut light, &peers, &address, &mut refused).await {
-            Some((peer, height, account)) => {
-                return Ok(Proven {
-                    address,
-                    account,
-                    height,
-                    epoch: light.trusted().epoch,
-                    epochs_followed,
-                    peer,
-                    refused,
-                    change_bytes,
-                });
-            }
-            None => continue,
+        session.follow_epochs(None).await;
+        if let Some((peer, height, account)) = query(&mut session, &address).await {
+            return Ok(session.proven(account, height, peer));
         }
     }
-    let why: Vec<String> = refused
-        .iter()
-        .map(|(peer, why)| format!("{peer}: {why}"))
-        .collect();
-    Err(LightClientError::NoProof(why.join("; ")))
+    Err(session.nothing_proven())
 }
 
-/// Moves `light` to the newest epoch some peer can prove the way to.
-async fn follow_epochs<S: FromRoster>(
-    light: &mut LightClient<S>,
-    peers: &[Peer],
-    refused: &mut Vec<(String, String)>,
-    change_bytes: &mut usize,
-    epochs_followed: &mut u64,
-) {
-    for _ in 0..MAX_EPOCHS_PER_RUN {
-        let epoch = light.trusted().epoch;
-        let mut advanced = false;
-        for peer in peers {
-            let answer = peer
-                .client
-                .call("ballast_getEpochChange", vec![json!(epoch)])
-                .await;
-            let bytes = match answer {
-                Ok(Value::Null) => continue, // this peer has not seen it end
-                Ok(value) => match value["change"].as_str().and_then(|h| hex::decode(h).ok()) {
-                    Some(bytes) => bytes,
-                    None => {
-                        refused.push((peer.url.clone(), "epoch change is not hex".into()));
-                        continue;
-                    }
-                },
-                Err(e) => {
-                    refused.push((peer.url.clone(), format!("unreachable: {e}")));
-                    continue;
-                }
-            };
-            *change_bytes += bytes.len();
-            let outcome = EpochChange::<S>::decode(&bytes)
-                .map_err(|e| format!("epoch {epoch} change does not decode: {e}"))
-                .and_then(|change| {
-                    light
-                        .advance(&change)
-                        .map_err(|e| format!("epoch {epoch} change refused: {e}"))
-                });
-            match outcome {
-                Ok(()) => {
-                    *epochs_followed += 1;
-                    eprintln!(
-                        "epoch {} -> {}: set of {} proven by {}",
-                        epoch,
-                        light.trusted().epoch,
-                        light.trusted().powers.len(),
-                        peer.url
-                    );
-                    advanced = true;
-                    break;
-                }
-                Err(why) => refused.push((peer.url.clone(), why)),
-            }
-        }
-        if !advanced {
-            return;
+/// Proves the outcome of the finalized transaction `tx_hash` (success or
+/// failure, gas, fee, events, output) by its receipt under the receipts
+/// root of its certified block, following epochs from `genesis` only as
+/// far as that block.
+pub async fn prove_receipt(
+    genesis: &Genesis,
+    urls: &[String],
+    tx_hash: Digest,
+) -> Result<Proven<ReceiptRecord>, LightClientError> {
+    crate::with_scheme!(
+        genesis.consensus_scheme,
+        async prove_receipt_under(genesis, urls, tx_hash)
+    )
+}
+
+/// One peer's claim about a receipt, before any check.
+struct ReceiptClaim {
+    peer: usize,
+    height: Height,
+    proof: ReceiptProof,
+}
+
+/// [`prove_receipt`] on a chain whose certificates are `S`'s.
+async fn prove_receipt_under<S: FromRoster>(
+    genesis: &Genesis,
+    urls: &[String],
+    tx_hash: Digest,
+) -> Result<Proven<ReceiptRecord>, LightClientError> {
+    let mut session = Session::<S>::start(genesis, urls)?;
+    let mut claims = Vec::new();
+    for (peer, p) in session.peers.iter().enumerate() {
+        match p
+            .client
+            .call(
+                "ballast_getReceiptProof",
+                vec![json!(hex::encode(tx_hash.0))],
+            )
+            .await
+        {
+            Ok(Value::Null) => {}
+            Ok(answer) => match parse_receipt_claim(&answer) {
+                Some((height, proof)) => claims.push(ReceiptClaim {
+                    peer,
+                    height,
+                    proof,
+                }),
+                None => session
+                    .refused
+                    .push((p.url.clone(), "receipt answer is malformed".into())),
+            },
+            Err(e) => session
+                .refused
+                .push((p.url.clone(), format!("unreachable: {e}"))),
         }
     }
+    if claims.is_empty() && session.refused.is_empty() {
+        return Err(LightClientError::NoProof(
+            "no peer knows a finalized transaction with this hash (pending, pruned, or never sent)"
+                .into(),
+        ));
+    }
+    // Lowest first: the client only moves forward through epochs, and the
+    // transaction is in exactly one finalized block, so a false claim
+    // below the true one is refused before the client passes it.
+    claims.sort_by_key(|c| c.height);
+    for claim in claims {
+        session.follow_epochs(Some(claim.height)).await;
+        let url = session.peers[claim.peer].url.clone();
+        let outcome = match finalized_at(&session.peers[claim.peer].client, claim.height).await {
+            Ok(finalized) => session.light.receipt(&finalized, &tx_hash, &claim.proof),
+            Err(e) => {
+                session.refuse(&url, e);
+                continue;
+            }
+        };
+        match outcome {
+            Ok(record) => return Ok(session.proven(record, claim.height, url)),
+            Err(LightError::WrongEpoch { expected, got }) if got > expected => session.refuse(
+                &url,
+                format!("no peer proved the way to epoch {got}, where it claims the block is"),
+            ),
+            Err(e) => session.refuse(&url, e.to_string()),
+        }
+    }
+    Err(session.nothing_proven())
+}
+
+fn parse_receipt_claim(answer: &Value) -> Option<(Height, ReceiptProof)> {
+    let height = answer["height"].as_u64()?;
+    let index = usize::try_from(answer["index"].as_u64()?).ok()?;
+    let record = hex::decode(answer["record"].as_str()?).ok()?;
+    let siblings = answer["proof"]
+        .as_array()?
+        .iter()
+        .take(ballast_core::merkle::MAX_PROOF_DEPTH + 1)
+        .map(|v| {
+            let bytes: [u8; 32] = hex::decode(v.as_str()?).ok()?.try_into().ok()?;
+            Some(Digest(bytes))
+        })
+        .collect::<Option<Vec<_>>>()?;
+    Some((
+        height,
+        ReceiptProof {
+            index,
+            record,
+            siblings,
+        },
+    ))
 }
 
 /// One peer's claim about an account, before any check.
-struct Claim<'a> {
-    peer: &'a Peer,
+struct Claim {
+    peer: usize,
     height: Height,
     record: ProvenRecord,
 }
@@ -192,38 +331,41 @@ struct Claim<'a> {
 /// returns the first proven one; older valid answers are then refused as
 /// stale.
 async fn query<S: FromRoster>(
-    light: &mut LightClient<S>,
-    peers: &[Peer],
+    session: &mut Session<S>,
     address: &Address,
-    refused: &mut Vec<(String, String)>,
 ) -> Option<(String, Height, Option<Account>)> {
     let mut claims = Vec::new();
-    for peer in peers {
-        match peer.client.account(address).await {
+    for (peer, p) in session.peers.iter().enumerate() {
+        match p.client.account(address).await {
             Ok(answer) => match parse_claim(&answer) {
                 Some((height, record)) => claims.push(Claim {
                     peer,
                     height,
                     record,
                 }),
-                None => refused.push((peer.url.clone(), "account answer is malformed".into())),
+                None => session
+                    .refused
+                    .push((p.url.clone(), "account answer is malformed".into())),
             },
-            Err(e) => refused.push((peer.url.clone(), format!("unreachable: {e}"))),
+            Err(e) => session
+                .refused
+                .push((p.url.clone(), format!("unreachable: {e}"))),
         }
     }
     claims.sort_by_key(|c| std::cmp::Reverse(c.height));
     let mut proven = None;
     for claim in claims {
-        let outcome = match finalized_at(&claim.peer.client, claim.height).await {
-            Ok(finalized) => light.account(&finalized, address, &claim.record),
+        let url = session.peers[claim.peer].url.clone();
+        let outcome = match finalized_at(&session.peers[claim.peer].client, claim.height).await {
+            Ok(finalized) => session.light.account(&finalized, address, &claim.record),
             Err(e) => {
-                refused.push((claim.peer.url.clone(), e));
+                session.refuse(&url, e);
                 continue;
             }
         };
         match outcome {
             Ok(account) if proven.is_none() => {
-                proven = Some((claim.peer.url.clone(), claim.height, account));
+                proven = Some((url, claim.height, account));
             }
             Ok(_) => {}
             // A head in an epoch the client has not followed yet is no
@@ -231,9 +373,9 @@ async fn query<S: FromRoster>(
             Err(LightError::WrongEpoch { expected, got }) if got > expected => {}
             Err(LightError::PastEpochEnd { .. }) => {}
             Err(e @ (LightError::Stale { .. } | LightError::WrongEpoch { .. })) => {
-                refused.push((claim.peer.url.clone(), format!("behind: {e}")))
+                session.refuse(&url, format!("behind: {e}"))
             }
-            Err(e) => refused.push((claim.peer.url.clone(), e.to_string())),
+            Err(e) => session.refuse(&url, e.to_string()),
         }
     }
     proven

@@ -4,6 +4,7 @@
 // held to determinism.
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
+use ballast_core::Digest;
 use ballast_core::ledger::tx::Action;
 use ballast_node::bench::{BenchOptions, bench};
 use ballast_node::client::{Client, signed};
@@ -55,6 +56,13 @@ enum LightQuery {
     Account {
         /// The account's address (hex).
         address: String,
+    },
+    /// A finalized transaction's outcome: success or the failure's name,
+    /// gas used, fee paid and events, proven by its receipt under its
+    /// block's certified receipts root.
+    Receipt {
+        /// The transaction's hash (hex), as `ballast transfer` prints it.
+        hash: String,
     },
 }
 
@@ -238,8 +246,9 @@ enum Command {
         #[arg(long)]
         print: bool,
     },
-    /// A light client: proves an account's balance from the genesis file,
-    /// finalization certificates and state proofs alone, trusting no node.
+    /// A light client: proves an account's balance or a transaction's
+    /// outcome from the genesis file, finalization certificates and state
+    /// or receipt proofs alone, trusting no node.
     /// It follows every epoch's validator set from genesis, asks every
     /// peer, and names the check each lying peer failed.
     Light {
@@ -295,6 +304,14 @@ fn init_logging(format: &str, filter: &str) {
     } else {
         builder.init();
     }
+}
+
+/// The last line of a `ballast light` answer: where it was proven.
+fn proven_summary<T>(proven: &ballast_node::light_client::Proven<T>) -> String {
+    format!(
+        "proven at height {} (epoch {}, {} epoch changes followed from genesis, {} bytes) from {}",
+        proven.height, proven.epoch, proven.epochs_followed, proven.change_bytes, proven.peer
+    )
 }
 
 /// Completes on SIGINT or SIGTERM.
@@ -444,31 +461,56 @@ async fn main_async(cli: Cli) -> Result<(), String> {
         Command::Light {
             genesis,
             rpc,
-            query: LightQuery::Account { address },
+            query,
         } => {
             let genesis = Genesis::load(&genesis).map_err(|e| e.to_string())?;
-            let address = parse_hex32(&address)?;
-            let proven = ballast_node::light_client::prove_account(&genesis, &rpc, address)
-                .await
-                .map_err(|e| e.to_string())?;
-            for (peer, why) in &proven.refused {
+            let (refused, summary) = match query {
+                LightQuery::Account { address } => {
+                    let address = parse_hex32(&address)?;
+                    let proven = ballast_node::light_client::prove_account(&genesis, &rpc, address)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    match &proven.answer {
+                        Some(account) => println!(
+                            "balance {}  nonce {}  staked {}",
+                            account.balance, account.nonce, account.staked
+                        ),
+                        None => println!("balance 0  (no account: proven absent)"),
+                    }
+                    (proven.refused.clone(), proven_summary(&proven))
+                }
+                LightQuery::Receipt { hash } => {
+                    let hash = Digest(parse_hex32(&hash)?);
+                    let proven = ballast_node::light_client::prove_receipt(&genesis, &rpc, hash)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    let record = &proven.answer;
+                    let outcome = match record.failure {
+                        None => "success".to_string(),
+                        Some(code) => format!(
+                            "failed: {} (code {code})",
+                            ballast_core::ledger::receipts::failure_name(code)
+                        ),
+                    };
+                    println!(
+                        "{outcome}  gas_used {}  fee_paid {}  events {}",
+                        record.gas_used,
+                        record.fee_paid,
+                        record.events.len(),
+                    );
+                    if !record.output.is_empty() {
+                        println!("output {}", hex::encode(&record.output));
+                    }
+                    for event in &record.events {
+                        println!("event {}", ballast_node::json::event(event));
+                    }
+                    (proven.refused.clone(), proven_summary(&proven))
+                }
+            };
+            for (peer, why) in &refused {
                 eprintln!("refused {peer}: {why}");
             }
-            match &proven.account {
-                Some(account) => println!(
-                    "balance {}  nonce {}  staked {}",
-                    account.balance, account.nonce, account.staked
-                ),
-                None => println!("balance 0  (no account: proven absent)"),
-            }
-            println!(
-                "proven at height {} (epoch {}, {} epoch changes followed from genesis, {} bytes) from {}",
-                proven.height,
-                proven.epoch,
-                proven.epochs_followed,
-                proven.change_bytes,
-                proven.peer
-            );
+            println!("{summary}");
         }
         Command::Snapshot { action } => {
             let config_path = match &action {

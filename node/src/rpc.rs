@@ -34,6 +34,7 @@ use ballast_core::Digest;
 use ballast_core::ledger::chain::Payload;
 use ballast_core::ledger::execute::account_key;
 use ballast_core::ledger::mempool::Rejection;
+use ballast_core::ledger::receipts::prove_receipt;
 use ballast_core::ledger::tx::{SignedTransaction, verify_batch};
 use ballast_core::sync::MAX_BLOCKS_PER_FETCH;
 use jsonrpsee::server::{HttpBody, HttpRequest, HttpResponse, RpcModule, Server, ServerHandle};
@@ -222,6 +223,29 @@ impl RpcContext {
         receipt["height"] = json!(location.height);
         receipt["index"] = json!(location.index);
         Ok(receipt)
+    }
+
+    /// A finalized transaction's receipt as its block commits to it, with
+    /// the Merkle proof under the block's receipts root (what `ballast
+    /// light receipt` checks); null if this node holds no such receipt.
+    fn receipt_proof(&self, hash: [u8; 32]) -> RpcResult {
+        let Some(location) = self.db.location_of(&hash).map_err(internal)? else {
+            return Ok(Value::Null);
+        };
+        let stored = self
+            .db
+            .receipt_records(location.height)
+            .map_err(internal)?
+            .ok_or_else(|| internal("receipts missing for an indexed height"))?;
+        let proof = prove_receipt(&stored, location.index as usize)
+            .map_err(internal)?
+            .ok_or_else(|| internal("receipt index out of range"))?;
+        Ok(json!({
+            "height": location.height,
+            "index": location.index,
+            "record": hex::encode(&proof.record),
+            "proof": proof.siblings.iter().map(|d| hex::encode(d.0)).collect::<Vec<_>>(),
+        }))
     }
 
     fn account(&self, address: [u8; 32], height: Option<u64>) -> RpcResult {
@@ -475,6 +499,8 @@ pub fn module(context: RpcContext) -> RpcModule<RpcContext> {
         .transaction(hash_param(&params)?));
     method!("ballast_getReceipt", |params, ctx| ctx
         .receipt(hash_param(&params)?));
+    method!("ballast_getReceiptProof", |params, ctx| ctx
+        .receipt_proof(hash_param(&params)?));
     method!("ballast_getAccount", |params, ctx| {
         let mut seq = params.sequence();
         let address: String = seq.next()?;

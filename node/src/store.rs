@@ -226,6 +226,9 @@ pub struct FinalizedEntry<'a> {
     pub tx_hashes: &'a [[u8; 32]],
     /// Receipts as JSON, as the RPC serves them.
     pub receipts_json: &'a [u8],
+    /// Receipts as the block's receipts root commits to them
+    /// (`ballast_core::ledger::receipts::encode_block_receipts`), for proofs.
+    pub receipt_records: &'a [u8],
 }
 
 mod key {
@@ -233,6 +236,7 @@ mod key {
     pub const DIGEST: u8 = b'd';
     pub const TX: u8 = b't';
     pub const RECEIPTS: u8 = b'r';
+    pub const RECEIPT_RECORDS: u8 = b'c';
     pub const EPOCH_CHANGE: u8 = b'e';
     pub const INDEXED_HEIGHT: &[u8] = b"indexed-height";
     pub const PRUNED_THROUGH: &[u8] = b"pruned-through";
@@ -296,6 +300,11 @@ impl ChainDb {
             indexes,
             key::with(key::RECEIPTS, &height),
             entry.receipts_json,
+        );
+        batch.put_cf(
+            indexes,
+            key::with(key::RECEIPT_RECORDS, &height),
+            entry.receipt_records,
         );
         batch.put_cf(
             family(&self.db, CERTIFICATES),
@@ -369,6 +378,7 @@ impl ChainDb {
             }
             batch.delete_cf(indexes, key::with(key::HEIGHT, &height_bytes));
             batch.delete_cf(indexes, key::with(key::RECEIPTS, &height_bytes));
+            batch.delete_cf(indexes, key::with(key::RECEIPT_RECORDS, &height_bytes));
             batch.delete_cf(
                 family(&self.db, CERTIFICATES),
                 key::with(b'h', &height_bytes),
@@ -446,6 +456,16 @@ impl ChainDb {
             .get_cf(
                 family(&self.db, INDEXES),
                 key::with(key::RECEIPTS, &height.to_be_bytes()),
+            )
+            .map_err(failure)
+    }
+
+    /// A block's receipts as committed (see [`FinalizedEntry::receipt_records`]).
+    pub fn receipt_records(&self, height: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        self.db
+            .get_cf(
+                family(&self.db, INDEXES),
+                key::with(key::RECEIPT_RECORDS, &height.to_be_bytes()),
             )
             .map_err(failure)
     }
@@ -580,6 +600,7 @@ mod tests {
                 certificate: b"cert",
                 tx_hashes: &[[1; 32], [2; 32]],
                 receipts_json: b"[]",
+                receipt_records: b"\0\0",
             })
             .unwrap();
         assert_eq!(chain.indexed_height().unwrap(), 7);
@@ -594,5 +615,7 @@ mod tests {
         );
         assert_eq!(chain.location_of(&[3; 32]).unwrap(), None);
         assert_eq!(chain.certificate_at(7).unwrap(), Some(b"cert".to_vec()));
+        assert_eq!(chain.receipt_records(7).unwrap(), Some(b"\0\0".to_vec()));
+        assert_eq!(chain.receipt_records(8).unwrap(), None);
     }
 }

@@ -116,6 +116,7 @@ fn build_chain(genesis: &Genesis, length: u64, transfers: u64, to: Recipients) -
             payload: Payload {
                 proposer,
                 state_root: executed.state_root,
+                receipts_root: executed.receipts_root,
                 txs,
             }
             .encode(),
@@ -353,6 +354,8 @@ async fn pruning_keeps_the_latest_blocks_and_names_the_oldest() {
     assert_eq!(db.digest_at(300).unwrap(), None);
     assert_eq!(db.certificate_at(300).unwrap(), None);
     assert_eq!(db.receipts_json(300).unwrap(), None);
+    assert_eq!(db.receipt_records(300).unwrap(), None);
+    assert!(db.receipt_records(301).unwrap().is_some());
     assert!(db.block(&blocks[299].digest().0).unwrap().is_none());
     assert!(db.block(&blocks[300].digest().0).unwrap().is_some());
     let tx_in = |height: usize| {

@@ -2,9 +2,10 @@
 //! epochs; the light client, starting from the genesis file, is given two
 //! lying peers before the honest one. One liar forges what it serves (an
 //! epoch change with a rewritten validator set, an account with an
-//! inflated balance); the other is honest but stale (it answers from an
-//! older height). The client must prove the true balance from the honest
-//! node and name the check each liar failed.
+//! inflated balance, a receipt with its status flipped); the other is
+//! honest but stale (it answers from an older height). The client must
+//! prove the true balance and the transfer's success from the honest node
+//! and name the check each liar failed.
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
 mod common;
@@ -58,6 +59,16 @@ async fn liar(upstream: String, lie: Lie) -> (String, jsonrpsee::server::ServerH
                             answer["value"] = json!(hex::encode(bytes));
                         }
                     }
+                    "ballast_getReceiptProof" => {
+                        if let Some(r) = answer["record"].as_str() {
+                            // The receipt's byte after the transaction
+                            // hash is its status: a failure turned success
+                            // or the other way round.
+                            let mut bytes = hex::decode(r).unwrap();
+                            bytes[32] ^= 1;
+                            answer["record"] = json!(hex::encode(bytes));
+                        }
+                    }
                     "ballast_getEpochChange" => {
                         if let Some(c) = answer["change"].as_str() {
                             // A set in which the last validator holds far
@@ -79,6 +90,7 @@ async fn liar(upstream: String, lie: Lie) -> (String, jsonrpsee::server::ServerH
     for method in [
         "ballast_getAccount",
         "ballast_getEpochChange",
+        "ballast_getReceiptProof",
         "ballast_getFinalizedBlocks",
         "ballast_head",
     ] {
@@ -127,25 +139,28 @@ async fn the_light_client_proves_a_balance_past_lying_peers() {
     let (stale, _stale_handle) = liar(network.rpc_url(2), Lie::Stale { lag: 4 }).await;
     let genesis = network.dir.path().join("genesis.toml");
     let rpc = format!("{forger},{stale},{}", network.rpc_url(3));
-    let output = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_ballast"))
-            .arg("light")
-            .arg("--genesis")
-            .arg(&genesis)
-            .arg("--rpc")
-            .arg(&rpc)
-            .arg("account")
-            .arg(hex::encode(recipient))
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    // Shown with --nocapture: what a user sees.
-    eprintln!("{stderr}{stdout}");
-    assert!(output.status.success(), "{stdout}\n{stderr}");
+    let light = |query: &'static str, argument: String| {
+        let (genesis, rpc) = (genesis.clone(), rpc.clone());
+        tokio::task::spawn_blocking(move || {
+            let output = std::process::Command::new(env!("CARGO_BIN_EXE_ballast"))
+                .arg("light")
+                .arg("--genesis")
+                .arg(&genesis)
+                .arg("--rpc")
+                .arg(&rpc)
+                .arg(query)
+                .arg(argument)
+                .output()
+                .unwrap();
+            let stdout = String::from_utf8_lossy(&output.stdout).to_string();
+            let stderr = String::from_utf8_lossy(&output.stderr).to_string();
+            // Shown with --nocapture: what a user sees.
+            eprintln!("{stderr}{stdout}");
+            assert!(output.status.success(), "{stdout}\n{stderr}");
+            (stdout, stderr)
+        })
+    };
+    let (stdout, stderr) = light("account", hex::encode(recipient)).await.unwrap();
     assert!(
         stdout.contains(&format!("balance {balance} ")),
         "expected balance {balance}:\n{stdout}\n{stderr}"
@@ -169,5 +184,23 @@ async fn the_light_client_proves_a_balance_past_lying_peers() {
     assert!(
         stderr.contains(&format!("refused {stale}: behind")),
         "the stale peer is named:\n{stderr}"
+    );
+
+    // The transfer's outcome, proven by its receipt: the forger's flipped
+    // status is refused, the honest receipt says success.
+    let (stdout, stderr) = light("receipt", hash.clone()).await.unwrap();
+    assert!(
+        stdout.starts_with("success  gas_used "),
+        "the transfer succeeded:\n{stdout}"
+    );
+    assert!(
+        stdout.contains(r#"event {"amount":12345"#),
+        "its transfer event is shown:\n{stdout}"
+    );
+    assert!(
+        stderr.contains(&format!(
+            "refused {forger}: the receipt is not under the certified receipts root"
+        )),
+        "the forged receipt is named:\n{stderr}"
     );
 }

@@ -543,6 +543,7 @@ impl LightChain {
                 payload: Payload {
                     proposer: keys[0],
                     state_root: out.state_root,
+                    receipts_root: out.receipts_root,
                     txs: Vec::new(),
                 }
                 .encode(),

@@ -687,6 +687,7 @@ impl LedgerNode {
             Err(_) => Ok(Payload {
                 proposer,
                 state_root: Digest([0; 32]),
+                receipts_root: Digest([0; 32]),
                 txs: Vec::new(),
             }
             .encode()),

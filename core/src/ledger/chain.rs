@@ -31,6 +31,9 @@ pub struct Payload {
     pub proposer: Address,
     /// The state root after executing this block.
     pub state_root: Digest,
+    /// The root of this block's receipts, in transaction order
+    /// ([`super::receipts`]): what lets a light client prove an outcome.
+    pub receipts_root: Digest,
     pub txs: Vec<SignedTransaction>,
 }
 
@@ -39,6 +42,7 @@ impl Payload {
         let mut w = Writer::new();
         w.raw(&self.proposer);
         w.digest(&self.state_root);
+        w.digest(&self.receipts_root);
         w.u16(self.txs.len() as u16);
         for tx in &self.txs {
             w.bytes(&tx.encode());
@@ -56,6 +60,7 @@ impl Payload {
         let mut r = Reader::new(bytes);
         let proposer = r.array()?;
         let state_root = r.digest()?;
+        let receipts_root = r.digest()?;
         let count = r.count(MAX_BLOCK_TRANSACTIONS)?;
         let mut txs = Vec::with_capacity(count);
         for _ in 0..count {
@@ -66,6 +71,7 @@ impl Payload {
         Ok(Payload {
             proposer,
             state_root,
+            receipts_root,
             txs,
         })
     }
@@ -86,6 +92,8 @@ pub enum ChainError {
     WrongProposer { claimed: Digest, leader: Digest },
     #[error("state root {computed:?} differs from the block's {claimed:?}")]
     WrongRoot { claimed: Digest, computed: Digest },
+    #[error("receipts root {computed:?} differs from the block's {claimed:?}")]
+    WrongReceiptsRoot { claimed: Digest, computed: Digest },
 }
 
 /// One block's execution, for reports and invariants.
@@ -219,13 +227,27 @@ impl Chain {
         let Executed {
             ledger,
             state_root,
+            receipts_root,
             receipts,
             block_events,
         } = outcome;
+        // One receipt per transaction: the receipts root's length is the
+        // block's transaction count (what a light client checks against).
+        assert_eq!(
+            receipts.len(),
+            payload.txs.len(),
+            "a receipt per transaction"
+        );
         if state_root != payload.state_root {
             return Err(ChainError::WrongRoot {
                 claimed: payload.state_root,
                 computed: state_root,
+            });
+        }
+        if receipts_root != payload.receipts_root {
+            return Err(ChainError::WrongReceiptsRoot {
+                claimed: payload.receipts_root,
+                computed: receipts_root,
             });
         }
         let digest = block.digest();
@@ -318,6 +340,7 @@ impl Chain {
         let payload = Payload {
             proposer,
             state_root: out.state_root,
+            receipts_root: out.receipts_root,
             txs,
         };
         if self.built.len() == MAX_REMEMBERED_BUILDS {
@@ -492,5 +515,36 @@ mod tests {
             Err(ChainError::WrongRoot { .. })
         ));
         assert_eq!(chain.built.len(), 1, "still waiting for its own block");
+    }
+
+    #[test]
+    fn a_block_whose_receipts_root_is_not_reproduced_is_refused() {
+        let (genesis, mempool) = setup();
+        let none = |_: &Digest| None;
+        let vouched = |tx: &SignedTransaction| mempool.verified(tx);
+        let source = Source {
+            block: &none,
+            verified: &vouched,
+        };
+        let payload = Chain::new(genesis.clone())
+            .build(
+                (Block::genesis().digest(), 1, LEADER),
+                &mempool,
+                100,
+                &source,
+            )
+            .unwrap();
+        assert!(!payload.txs.is_empty());
+        // Another validator, which did not build it, executes it.
+        let mut chain = Chain::new(genesis);
+        let mut lying = payload.clone();
+        lying.receipts_root = Digest::of(b"all of them succeeded");
+        assert!(matches!(
+            chain.verify(&block_with(&lying, 1), &LEADER, &source),
+            Err(ChainError::WrongReceiptsRoot { .. })
+        ));
+        chain
+            .verify(&block_with(&payload, 1), &LEADER, &source)
+            .expect("the honest payload executes to both roots");
     }
 }

@@ -280,11 +280,13 @@ impl BlockInProgress {
         let supply = ledger.supply().saturating_add(reward);
         ledger.tree = ledger.tree.insert(supply_key(), &supply.to_le_bytes());
         let state_root = ledger.tree.root();
+        let receipts_root = super::receipts::receipts_root(&receipts);
         Ok(Executed {
             ledger,
             receipts,
             block_events,
             state_root,
+            receipts_root,
         })
     }
 }
@@ -297,6 +299,8 @@ pub struct Executed {
     /// What the block did outside its transactions (governance).
     pub block_events: Vec<Event>,
     pub state_root: Digest,
+    /// See [`super::receipts`].
+    pub receipts_root: Digest,
 }
 
 impl Ledger {

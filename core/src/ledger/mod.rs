@@ -9,6 +9,7 @@ pub mod execute;
 pub mod governance;
 pub mod mempool;
 pub mod outcome;
+pub mod receipts;
 mod signature;
 pub mod stack_meter;
 pub mod staking;

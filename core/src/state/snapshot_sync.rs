@@ -548,6 +548,7 @@ mod tests {
         let payload = Payload {
             proposer: [7; 32],
             state_root: tree.root(),
+            receipts_root: Digest::default(),
             txs: Vec::new(),
         };
         Block {
