@@ -1,13 +1,17 @@
 //! `ballast-sim bench-ledger`: single-core speed of the ledger's parts
-//! (signed transactions, contract calls, the mempool, the state tree and its
-//! proofs). Writes a markdown report.
+//! (signed transactions, receipts roots and proofs, contract calls, the
+//! mempool, the state tree and its proofs). Writes a markdown report.
 
 use ballast_core::Digest;
 use ballast_core::ledger::examples::{self, counter, token};
-use ballast_core::ledger::execute::{Ledger, Params};
+use ballast_core::ledger::execute::{Ledger, Params, Receipt};
 use ballast_core::ledger::mempool::{Limits, Mempool};
+use ballast_core::ledger::receipts::{
+    ReceiptRecord, encode_block_receipts, prove_receipt, receipts_root,
+};
 use ballast_core::ledger::tx::{Action, SignedTransaction, Transaction, verify_batch};
 use ballast_core::ledger::wasm::Vm;
+use ballast_core::merkle;
 use ballast_core::state::smt::{Key, Terminal, Tree};
 use ballast_sim::parallel::wall_now;
 use ed25519_dalek::{Signature, SigningKey, VerifyingKey};
@@ -116,6 +120,7 @@ pub fn run(out: &str, accounts: u64) -> Result<bool, String> {
     let params = params_for_bench();
     let mut ledger = Ledger::genesis(params.clone(), &funded);
     let proposer = [0xAB; 32];
+    let mut block_receipts = Vec::with_capacity(blocks);
     let executed = rate(blocks * block_txs, || {
         for (height, block) in all.chunks(block_txs).enumerate() {
             let out = ledger
@@ -123,8 +128,10 @@ pub fn run(out: &str, accounts: u64) -> Result<bool, String> {
                 .expect("valid block");
             assert!(out.receipts.iter().all(|r| r.status.is_ok()));
             ledger = out.ledger;
+            block_receipts.push(out.receipts);
         }
     });
+    let receipts = receipts_section(&block_receipts, executed);
     let _ = writeln!(report, "## Signed transfers\n");
     let _ = writeln!(report, "| what | per second | ratio to raw batch |");
     let _ = writeln!(report, "|---|---:|---:|");
@@ -150,6 +157,8 @@ pub fn run(out: &str, accounts: u64) -> Result<bool, String> {
 of the signature check (and decompressing the sender's key, which the raw batch was given \
 ready). Execution updates two accounts and the proposer in the state tree per transfer.\n"
     );
+
+    report.push_str(&receipts);
 
     // ----- contracts -------------------------------------------------------
     eprintln!("contracts...");
@@ -275,6 +284,73 @@ ready). Execution updates two accounts and the proposer in the state tree per tr
     print!("{report}");
     println!("report written to {out}");
     Ok(true)
+}
+
+/// What the receipts root costs beside execution (which computes it once
+/// per block, so `executed` includes it), and what a proof of one receipt
+/// weighs and costs to check: over the receipts of the executed blocks.
+fn receipts_section(block_receipts: &[Vec<Receipt>], executed: f64) -> String {
+    let count: usize = block_receipts.iter().map(Vec::len).sum();
+    let mut roots = Vec::with_capacity(block_receipts.len());
+    let root_rate = rate(count, || {
+        for receipts in block_receipts {
+            roots.push(receipts_root(receipts));
+        }
+    });
+    let receipts = &block_receipts[0];
+    let stored = encode_block_receipts(receipts);
+    let index = receipts.len() / 2;
+    let proof = prove_receipt(&stored, index)
+        .expect("stored receipts decode")
+        .expect("index in range");
+    let proof_bytes = proof.record.len() + 32 * proof.siblings.len();
+    let checks = 20_000;
+    let check_rate = rate(checks, || {
+        for _ in 0..checks {
+            let leaf = merkle::leaf(&proof.record);
+            merkle::verify(&roots[0], receipts.len(), index, &leaf, &proof.siblings)
+                .expect("the proof checks");
+            assert!(ReceiptRecord::decode(&proof.record).is_ok());
+        }
+    });
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "## Receipts root (blocks of {} transfers)
+",
+        receipts.len()
+    );
+    let _ = writeln!(
+        out,
+        "| what | value |
+|---|---:|"
+    );
+    let _ = writeln!(
+        out,
+        "| receipts rooted per second (encode + SHA-256 each, list root) | {root_rate:.0} |"
+    );
+    let _ = writeln!(
+        out,
+        "| share of executing a block (transfers executed per second ÷ receipts rooted per second) | {:.3} |",
+        executed / root_rate
+    );
+    let _ = writeln!(
+        out,
+        "| one receipt's proof: record + {} siblings, bytes | {proof_bytes} |",
+        proof.siblings.len()
+    );
+    let _ = writeln!(
+        out,
+        "| proof checked and record decoded, µs | {:.2} |",
+        1e6 / check_rate
+    );
+    let _ = writeln!(
+        out,
+        "\nEvery block's payload carries the root of its receipts (`core/src/ledger/receipts.rs`); \
+a light client proves a transaction's outcome with one receipt and its siblings under a \
+certified block (`ballast light receipt`).\n"
+    );
+    out
 }
 
 fn params_for_bench() -> Params {
