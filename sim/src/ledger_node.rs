@@ -26,7 +26,7 @@ use ballast_core::ledger::chain::{Chain, ChainError, Payload, Source, nothing_ve
 use ballast_core::ledger::examples::{self, counter, token};
 use ballast_core::ledger::execute::{Event, Failure, Ledger, Params, Receipt, contract_address};
 use ballast_core::ledger::mempool::{Limits, Mempool};
-use ballast_core::ledger::staking::VoteEvidence;
+use ballast_core::ledger::staking::{VoteEvidence, VoteSignature};
 use ballast_core::ledger::tx::{Action, Address, SignedTransaction, Transaction};
 use ballast_core::ledger::wasm::ContractError;
 use ballast_core::scheme::Scheme;
@@ -523,7 +523,9 @@ impl LedgerNode {
     }
 
     /// Hands evidence an honest validator found to the clients, who submit
-    /// it (only ed25519 votes can be proven on chain).
+    /// it. The simulator's ledger runs sign votes with ed25519 (its BLS
+    /// runs carry no ledger); the ledger also takes BLS evidence, checked
+    /// with the accused's vote key (`core/src/ledger/evidence.rs`).
     pub fn report<S: Scheme>(&self, scheme: &S, evidence: &Evidence<S>) {
         let (first, second) = (&evidence.first, &evidence.second);
         let (Some((signer, first_sig)), Some((_, second_sig))) = (
@@ -534,8 +536,8 @@ impl LedgerNode {
         };
         let evidence = VoteEvidence {
             signer,
-            first: (first.subject, first_sig),
-            second: (second.subject, second_sig),
+            first: (first.subject, VoteSignature::Ed25519(first_sig)),
+            second: (second.subject, VoteSignature::Ed25519(second_sig)),
         };
         self.workload
             .lock()

@@ -4,6 +4,7 @@
 //! contracts.
 
 pub mod chain;
+pub mod evidence;
 pub mod examples;
 pub mod execute;
 pub mod governance;

@@ -23,7 +23,9 @@
 //! Slashing: an evidence transaction carries two conflicting consensus
 //! votes signed by one validator (the same conflicts consensus itself
 //! detects). If both signatures check under this chain's consensus
-//! namespace, [`Params::slash_percent`] of the validator's own stake is
+//! namespace (with the validator's identity key on an ed25519 chain, with
+//! the vote key bound to it on a BLS chain: [`super::evidence`]),
+//! [`Params::slash_percent`] of the validator's own stake is
 //! burned (supply falls by as much), it is jailed for good, and it leaves the
 //! registry, so it is absent from every later epoch. Delegations to it lose
 //! the same share: the jail record keeps the percentage, and since the only
@@ -35,14 +37,13 @@
 
 use std::collections::BTreeMap;
 
-use ed25519_dalek::{Signature, VerifyingKey};
-
+pub use super::evidence::{EvidenceError, VoteEvidence, VoteKey, VoteSignature};
 use super::execute::{Event, Failure, Ledger, Params};
 use super::tx::Address;
 use crate::codec::{DecodeError, Reader, Writer};
-use crate::consensus::Subject;
 use crate::state::smt::Key;
 use crate::types::{Digest, Height};
+use ed25519_dalek::VerifyingKey;
 
 /// Most accounts that may hold voting power at once. Bounds the registry
 /// record (and the work of an epoch change).
@@ -106,83 +107,6 @@ fn jailed_key(validator: &Address) -> Key {
     let mut material = b"jailed".to_vec();
     material.extend_from_slice(validator);
     Digest::of(&material).0
-}
-
-/// Why evidence was refused.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum EvidenceError {
-    #[error("malformed evidence: {0}")]
-    Decode(DecodeError),
-    #[error("the two votes do not conflict")]
-    NoConflict,
-    #[error("a signature does not check")]
-    BadSignature,
-}
-
-/// Two votes one validator signed that no honest validator signs both of:
-/// what an evidence transaction carries.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct VoteEvidence {
-    pub signer: Address,
-    pub first: (Subject, [u8; 64]),
-    pub second: (Subject, [u8; 64]),
-}
-
-impl VoteEvidence {
-    pub fn encode(&self) -> Vec<u8> {
-        let mut w = Writer::new();
-        w.raw(&self.signer);
-        for (subject, signature) in [&self.first, &self.second] {
-            subject.encode(&mut w);
-            w.raw(signature);
-        }
-        w.into_vec()
-    }
-
-    pub fn decode(bytes: &[u8]) -> Result<VoteEvidence, DecodeError> {
-        let mut r = Reader::new(bytes);
-        let signer = r.array()?;
-        let first = (Subject::decode(&mut r)?, r.array()?);
-        let second = (Subject::decode(&mut r)?, r.array()?);
-        r.finish()?;
-        Ok(VoteEvidence {
-            signer,
-            first,
-            second,
-        })
-    }
-
-    /// The conflicts consensus reports: two notarize or two finalize votes
-    /// for different blocks in one view, or a nullify and a finalize vote
-    /// in one view.
-    pub fn conflicting(&self) -> bool {
-        use Subject::*;
-        let (a, b) = (self.first.0, self.second.0);
-        if a.view() != b.view() {
-            return false;
-        }
-        match (a, b) {
-            (Notarize { digest: x, .. }, Notarize { digest: y, .. })
-            | (Finalize { digest: x, .. }, Finalize { digest: y, .. }) => x != y,
-            (Nullify { .. }, Finalize { .. }) | (Finalize { .. }, Nullify { .. }) => true,
-            _ => false,
-        }
-    }
-
-    /// Checks the conflict and both signatures under `namespace`.
-    pub fn verify(&self, namespace: &[u8]) -> Result<(), EvidenceError> {
-        if !self.conflicting() {
-            return Err(EvidenceError::NoConflict);
-        }
-        let key =
-            VerifyingKey::from_bytes(&self.signer).map_err(|_| EvidenceError::BadSignature)?;
-        for (subject, signature) in [&self.first, &self.second] {
-            let message = subject.signing_bytes(namespace);
-            key.verify_strict(&message, &Signature::from_bytes(signature))
-                .map_err(|_| EvidenceError::BadSignature)?;
-        }
-        Ok(())
-    }
 }
 
 /// The validators of one epoch and their powers, ordered by address.
@@ -584,8 +508,18 @@ impl Ledger {
     ) -> Result<(), Failure> {
         let evidence = VoteEvidence::decode(evidence)
             .map_err(|e| Failure::BadEvidence(EvidenceError::Decode(e)))?;
+        // Votes are checked with the key this chain votes with: on a BLS
+        // chain the vote key bound to the accused's identity.
+        let key = if self.vote_keys_required() {
+            VoteKey::Bls12381(
+                self.vote_key(&evidence.signer)
+                    .ok_or(Failure::BadEvidence(EvidenceError::NoVoteKey))?,
+            )
+        } else {
+            VoteKey::Ed25519(evidence.signer)
+        };
         evidence
-            .verify(&consensus_namespace(self.params.chain_id))
+            .verify(&consensus_namespace(self.params.chain_id), &key)
             .map_err(Failure::BadEvidence)?;
         let validator = evidence.signer;
         if self.is_jailed(&validator) {
@@ -618,6 +552,7 @@ impl Ledger {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::consensus::Subject;
     use crate::ledger::execute::{Event, Failure, Ledger, Params};
     use crate::ledger::tx::{Action, SignedTransaction, Transaction};
     use ed25519_dalek::{Signer, SigningKey};
@@ -659,11 +594,9 @@ mod tests {
         .sign(k)
     }
 
-    fn vote(k: &SigningKey, subject: Subject, namespace: &[u8]) -> (Subject, [u8; 64]) {
-        (
-            subject,
-            k.sign(&subject.signing_bytes(namespace)).to_bytes(),
-        )
+    fn vote(k: &SigningKey, subject: Subject, namespace: &[u8]) -> (Subject, VoteSignature) {
+        let signature = k.sign(&subject.signing_bytes(namespace)).to_bytes();
+        (subject, VoteSignature::Ed25519(signature))
     }
 
     fn equivocation(k: &SigningKey, namespace: &[u8]) -> VoteEvidence {
@@ -895,7 +828,9 @@ mod tests {
         let mut consistent = equivocation(&keys[1], &namespace);
         consistent.second = consistent.first;
         let mut forged = equivocation(&keys[1], &namespace);
-        forged.second.1[0] ^= 1;
+        if let VoteSignature::Ed25519(bytes) = &mut forged.second.1 {
+            bytes[0] ^= 1;
+        }
         let foreign = equivocation(&keys[1], &consensus_namespace(CHAIN + 1));
         let mut other_views = equivocation(&keys[1], &namespace);
         other_views.second = vote(
@@ -940,7 +875,8 @@ mod tests {
             },
             &namespace,
         );
-        assert!(nullify_finalize.verify(&namespace).is_ok());
+        let key = VoteKey::Ed25519(address(&keys[2]));
+        assert!(nullify_finalize.verify(&namespace, &key).is_ok());
     }
 
     fn bls(i: usize) -> ([u8; 48], [u8; 96]) {
@@ -1021,6 +957,100 @@ mod tests {
         // The record decodes as a light client reads it.
         let bytes = l.tree.get(&vote_roster_key()).unwrap();
         assert_eq!(decode_vote_roster(bytes).unwrap(), votes);
+    }
+
+    #[test]
+    fn on_a_bls_chain_evidence_is_checked_with_the_accuseds_vote_key() {
+        use crate::scheme::bls12381::Bls12381;
+        let keys = [key(0), key(1), key(2), key(3)];
+        let validators: Vec<(Address, u64)> =
+            keys[..3].iter().map(|k| (address(k), 1_000)).collect();
+        let vote_keys: Vec<_> = (0..3)
+            .map(|i| {
+                let (key, proof) = bls(i);
+                (address(&keys[i]), key, proof)
+            })
+            .collect();
+        let l = Ledger::genesis_with_vote_keys(
+            params(),
+            &[(address(&keys[3]), 5_000)],
+            &validators,
+            &vote_keys,
+        )
+        .unwrap();
+        let namespace = consensus_namespace(CHAIN);
+        // Validator `i` signs two blocks of view 7 with the vote key `as_`.
+        let bls_equivocation = |i: usize, as_: usize| {
+            let secret = Bls12381::deterministic_secret(4, as_);
+            let vote = |what: &[u8]| {
+                let subject = Subject::Notarize {
+                    view: 7,
+                    digest: Digest::of(what),
+                };
+                let signature = secret.sign(
+                    &subject.signing_bytes(&namespace),
+                    crate::scheme::bls12381::VOTE_DST,
+                    &[],
+                );
+                (subject, VoteSignature::Bls12381(signature.to_bytes()))
+            };
+            VoteEvidence {
+                signer: address(&keys[i]),
+                first: vote(b"a"),
+                second: vote(b"b"),
+            }
+            .encode()
+        };
+        let reporter = &keys[3];
+        let block = [
+            // Validator 1's votes offered as validator 0's: not its key.
+            tx(
+                reporter,
+                0,
+                Action::Evidence {
+                    evidence: bls_equivocation(0, 1),
+                },
+            ),
+            // Identity-key votes prove nothing on a BLS chain.
+            tx(
+                reporter,
+                1,
+                Action::Evidence {
+                    evidence: equivocation(&keys[0], &namespace).encode(),
+                },
+            ),
+            // Validator 0's own BLS votes: slashed.
+            tx(
+                reporter,
+                2,
+                Action::Evidence {
+                    evidence: bls_equivocation(0, 0),
+                },
+            ),
+            // An account without a vote key cannot be accused by BLS votes.
+            tx(
+                reporter,
+                3,
+                Action::Evidence {
+                    evidence: bls_equivocation(3, 0),
+                },
+            ),
+        ];
+        let out = l.execute(1, &PROPOSER, &block).unwrap();
+        let statuses: Vec<_> = out.receipts.iter().map(|r| r.status.clone()).collect();
+        assert_eq!(
+            statuses,
+            vec![
+                Err(Failure::BadEvidence(EvidenceError::BadSignature)),
+                Err(Failure::BadEvidence(EvidenceError::WrongScheme)),
+                Ok(()),
+                Err(Failure::BadEvidence(EvidenceError::NoVoteKey)),
+            ]
+        );
+        let l = out.ledger;
+        assert!(l.is_jailed(&address(&keys[0])));
+        assert_eq!(l.account(&address(&keys[0])).unwrap().staked, 900);
+        assert_eq!(l.burned(), 100);
     }
 
     #[test]

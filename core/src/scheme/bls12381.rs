@@ -144,6 +144,23 @@ pub fn check_possession(key: &[u8; PUBLIC_KEY_BYTES], proof: &[u8; SIGNATURE_BYT
     signature.verify(true, key, POP_DST, &[], &public, false) == BLST_ERROR::BLST_SUCCESS
 }
 
+/// Whether `signature` is `key`'s vote on `message` (a key read from the
+/// ledger, registered with its proof of possession, is checked for being a
+/// valid point here again: this check stands alone, outside any scheme).
+pub fn verify_vote(
+    key: &[u8; PUBLIC_KEY_BYTES],
+    message: &[u8],
+    signature: &[u8; SIGNATURE_BYTES],
+) -> bool {
+    let (Ok(public), Ok(signature)) = (
+        PublicKey::key_validate(key),
+        Signature::from_bytes(signature),
+    ) else {
+        return false;
+    };
+    signature.verify(true, message, VOTE_DST, &[], &public, false) == BLST_ERROR::BLST_SUCCESS
+}
+
 impl Bls12381 {
     /// A participant knowing `keys`, each with its proof of possession;
     /// refuses a key that is not a valid point or whose proof fails (the
