@@ -29,6 +29,12 @@ pub struct BenchOptions {
     pub duration_seconds: u64,
     /// Validators that each verify every transaction (for the bound).
     pub validators: u64,
+    /// This machine's batch verification rate ([`batch_verify_rate`]),
+    /// measured while the network was idle (a sweep measures it once,
+    /// before any load: measured after a run, the validators still
+    /// draining their backlog took half the cores and the bound read
+    /// 17k instead of ~27k). `None` measures it after this run.
+    pub idle_batch_verify_per_second: Option<f64>,
 }
 
 #[derive(Debug, Default)]
@@ -42,6 +48,55 @@ pub struct BenchReport {
     pub latency_p99_ms: f64,
     pub bound_per_second: f64,
     pub batch_verify_per_second: f64,
+    /// The load generator's own CPU time over the run, as a share of all
+    /// cores' time: what it took from the validators it measures.
+    pub load_cpu_share: f64,
+    /// Transactions still in the nodes' mempools when the run began (a
+    /// previous run's backlog that did not drain in time).
+    pub backlog_at_start: u64,
+}
+
+/// Most time a run waits for the previous run's backlog to drain.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// CPU seconds this process has used, all threads, user and system
+/// (`/proc/self/stat`; 0 where there is no procfs).
+fn process_cpu_seconds() -> f64 {
+    // Fields 14 and 15 (utime, stime), in clock ticks; USER_HZ is 100 on
+    // every Linux this runs on. The command name (field 2) may hold
+    // spaces, so fields are counted after its closing parenthesis.
+    const TICKS_PER_SECOND: f64 = 100.0;
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0.0;
+    };
+    let Some((_, after_name)) = stat.rsplit_once(')') else {
+        return 0.0;
+    };
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok());
+    // After the name, field 3 (state) is index 0: utime is index 11.
+    match (ticks(11), ticks(12)) {
+        (Some(user), Some(system)) => (user + system) / TICKS_PER_SECOND,
+        _ => 0.0,
+    }
+}
+
+/// Waits until every node's mempool is empty (or [`DRAIN_TIMEOUT`]);
+/// returns what was left.
+async fn wait_for_drain(clients: &[Client]) -> u64 {
+    let deadline = Instant::now() + DRAIN_TIMEOUT;
+    loop {
+        let mut waiting = 0;
+        for client in clients {
+            if let Ok(head) = client.call("ballast_head", Vec::new()).await {
+                waiting += head["mempool"].as_u64().unwrap_or(0);
+            }
+        }
+        if waiting == 0 || Instant::now() >= deadline {
+            return waiting;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 /// ed25519 batch verification on every core for about a second: the rate
@@ -116,6 +171,13 @@ pub async fn bench(options: BenchOptions) -> Result<BenchReport, String> {
         .iter()
         .map(|u| Client::new(u).map_err(|e| e.to_string()))
         .collect::<Result<_, _>>()?;
+    let backlog_at_start = wait_for_drain(&clients).await;
+    if backlog_at_start > 0 {
+        println!(
+            "bench: {backlog_at_start} transactions still pending after {} s; starting anyway",
+            DRAIN_TIMEOUT.as_secs()
+        );
+    }
     let chain_id = clients[0].chain_id().await.map_err(|e| e.to_string())?;
     let height = clients[0].height().await.map_err(|e| e.to_string())?;
     let mut nonces = Vec::new();
@@ -216,6 +278,7 @@ pub async fn bench(options: BenchOptions) -> Result<BenchReport, String> {
         }));
     }
     let started = Instant::now();
+    let cpu_at_start = process_cpu_seconds();
     let total = options.rate_per_second * options.duration_seconds;
     let sink = [0xbe; 32];
     for i in 0..total {
@@ -243,7 +306,12 @@ pub async fn bench(options: BenchOptions) -> Result<BenchReport, String> {
         .expect("lock")
         .unwrap_or_else(Instant::now);
     let seconds = end.duration_since(started).as_secs_f64();
-    let batch = batch_verify_rate();
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    let load_cpu_share =
+        (process_cpu_seconds() - cpu_at_start) / (started.elapsed().as_secs_f64() * cores);
+    let batch = options
+        .idle_batch_verify_per_second
+        .unwrap_or_else(batch_verify_rate);
     let report = BenchReport {
         sent: total,
         rejected: rejected.load(std::sync::atomic::Ordering::Relaxed),
@@ -254,6 +322,8 @@ pub async fn bench(options: BenchOptions) -> Result<BenchReport, String> {
         latency_p99_ms: percentile(&latencies, 0.99),
         batch_verify_per_second: batch,
         bound_per_second: batch / options.validators.max(1) as f64,
+        load_cpu_share,
+        backlog_at_start,
     };
     println!(
         "sent {} (rejected {}), finalized {} in {:.1} s: {:.0} tx/s; latency p50 {:.0} ms, p99 {:.0} ms",
@@ -268,6 +338,10 @@ pub async fn bench(options: BenchOptions) -> Result<BenchReport, String> {
     for (reason, count) in reasons.lock().expect("lock").iter() {
         println!("  rejected {count}: {reason}");
     }
+    println!(
+        "load generator: {:.0}% of the machine's CPU",
+        report.load_cpu_share * 100.0
+    );
     println!(
         "machine bound: ed25519 batch verification {:.0}/s on all cores / {} validators = {:.0} tx/s; achieved {:.2} of it",
         report.batch_verify_per_second,
@@ -287,22 +361,26 @@ pub fn markdown(command: &str, validators: u64, runs: &[(u64, BenchReport)]) -> 
          Machine: {cores} cores; {validators} validator processes, the load generator and the \
          bound measurement all on it, over loopback QUIC.\n\n\
          The bound is this machine's ed25519 batch verification rate on all cores, measured \
-         in the same run, divided by the {validators} validators that each verify every \
-         transaction. Latency is from the RPC accepting a transaction to the finalized-block \
-         notification naming it.\n\n\
-         | offered tx/s | finalized | rejected | achieved tx/s | p50 ms | p99 ms | bound tx/s | achieved / bound |\n\
-         |---:|---:|---:|---:|---:|---:|---:|---:|\n"
+         once in the same run before any load (the validators idle), divided by the \
+         {validators} validators that each verify every transaction. Each run starts once the \
+         previous run's backlog has drained (backlog: what had not, after 60 s). Latency is \
+         from the RPC accepting a transaction to the finalized-block notification naming it. \
+         Load CPU: the load generator's own share of all cores over the run.\n\n\
+         | offered tx/s | finalized | rejected | achieved tx/s | p50 ms | p99 ms | bound tx/s | achieved / bound | load CPU | backlog |\n\
+         |---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
     );
     for (rate, r) in runs {
         text.push_str(&format!(
-            "| {rate} | {} | {} | {:.0} | {:.0} | {:.0} | {:.0} | {:.2} |\n",
+            "| {rate} | {} | {} | {:.0} | {:.0} | {:.0} | {:.0} | {:.2} | {:.0}% | {} |\n",
             r.finalized,
             r.rejected,
             r.achieved_per_second,
             r.latency_p50_ms,
             r.latency_p99_ms,
             r.bound_per_second,
-            r.achieved_per_second / r.bound_per_second
+            r.achieved_per_second / r.bound_per_second,
+            r.load_cpu_share * 100.0,
+            r.backlog_at_start
         ));
     }
     text

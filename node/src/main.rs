@@ -564,6 +564,13 @@ async fn main_async(cli: Cli) -> Result<(), String> {
             validators,
             results,
         } => {
+            // The bound first, while the network is idle: measured after a
+            // run it shares the cores with the validators' backlog.
+            let idle = ballast_node::bench::batch_verify_rate();
+            println!(
+                "machine bound (idle): ed25519 batch verification {idle:.0}/s on all cores / {validators} validators = {:.0} tx/s",
+                idle / validators.max(1) as f64
+            );
             let mut runs = Vec::new();
             for rate in rate {
                 let report = bench(BenchOptions {
@@ -572,6 +579,7 @@ async fn main_async(cli: Cli) -> Result<(), String> {
                     rate_per_second: rate,
                     duration_seconds: duration_secs,
                     validators,
+                    idle_batch_verify_per_second: Some(idle),
                 })
                 .await?;
                 runs.push((rate, report));
