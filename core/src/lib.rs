@@ -23,5 +23,6 @@ pub mod state;
 pub mod sync;
 pub mod types;
 pub mod validators;
+pub mod workers;
 
 pub use types::{Block, Digest, Height, ValidatorIndex, View};

@@ -12,7 +12,9 @@ use super::mempool::Mempool;
 use super::tx::{Address, SignedTransaction, verify_batch};
 use crate::codec::{DecodeError, Reader, Writer};
 use crate::types::{Block, Digest, Height, MAX_PAYLOAD_BYTES};
+use crate::workers::{Sequential, Workers};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// Most transactions in one block.
 pub const MAX_BLOCK_TRANSACTIONS: usize = 4_096;
@@ -145,6 +147,9 @@ pub struct Chain {
     finalized_height: Height,
     /// The latest builds, oldest first.
     built: std::collections::VecDeque<Built>,
+    /// Runs independent transactions of a block at once (see
+    /// [`super::parallel`]); [`Sequential`] unless the runtime gives more.
+    workers: Arc<dyn Workers>,
 }
 
 impl Chain {
@@ -156,6 +161,7 @@ impl Chain {
             executed: BTreeMap::new(),
             finalized_height: 0,
             built: std::collections::VecDeque::new(),
+            workers: Arc::new(Sequential),
         }
     }
 
@@ -169,7 +175,14 @@ impl Chain {
             executed: BTreeMap::new(),
             finalized_height: height,
             built: std::collections::VecDeque::new(),
+            workers: Arc::new(Sequential),
         }
+    }
+
+    /// Executes blocks with `workers` from now on. The outcome is the same
+    /// whatever they are; only the time differs.
+    pub fn set_workers(&mut self, workers: Arc<dyn Workers>) {
+        self.workers = workers;
     }
 
     /// The state after `digest`, executing it and any unexecuted ancestors
@@ -221,7 +234,18 @@ impl Chain {
             }
             None => {
                 let (_, parent) = &self.states[&block.parent];
-                parent.execute_known(block.height, &proposer, &payload.txs, verified)?
+                if self.workers.count() > 1 {
+                    let workers = &*self.workers;
+                    parent.execute_parallel(
+                        block.height,
+                        &proposer,
+                        &payload.txs,
+                        verified,
+                        workers,
+                    )?
+                } else {
+                    parent.execute_known(block.height, &proposer, &payload.txs, verified)?
+                }
             }
         };
         let Executed {

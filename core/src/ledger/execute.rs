@@ -231,10 +231,10 @@ pub struct Ledger {
 /// A block being built one transaction at a time (see
 /// [`Ledger::start_block`]).
 pub(crate) struct BlockInProgress {
-    ledger: Ledger,
+    pub(super) ledger: Ledger,
     height: Height,
     proposer: Address,
-    receipts: Vec<Receipt>,
+    pub(super) receipts: Vec<Receipt>,
     block_events: Vec<Event>,
     gas: u64,
 }
@@ -511,16 +511,7 @@ impl Ledger {
         verified: &dyn Fn(&SignedTransaction) -> bool,
     ) -> Result<Executed, BlockError> {
         self.execute_with(height, proposer, txs, |txs| {
-            let unknown: Vec<usize> = (0..txs.len()).filter(|&i| !verified(&txs[i])).collect();
-            if unknown.len() == txs.len() {
-                return verify_batch(txs);
-            }
-            let subset: Vec<SignedTransaction> = unknown.iter().map(|&i| txs[i].clone()).collect();
-            let mut signatures = vec![Ok(()); txs.len()];
-            for (i, checked) in unknown.into_iter().zip(verify_batch(&subset)) {
-                signatures[i] = checked;
-            }
-            signatures
+            checked_signatures(txs, verified)
         })
     }
 
@@ -573,7 +564,7 @@ impl Ledger {
     }
 
     /// Charges the fee, advances the nonce, runs the action.
-    fn apply(
+    pub(super) fn apply(
         &mut self,
         tx: &SignedTransaction,
         height: Height,
@@ -878,7 +869,25 @@ impl Ledger {
     }
 }
 
-fn with_index(error: BlockError, index: usize) -> BlockError {
+/// Each transaction's signature check, in one batch for those `verified`
+/// does not vouch for.
+pub(super) fn checked_signatures(
+    txs: &[SignedTransaction],
+    verified: &dyn Fn(&SignedTransaction) -> bool,
+) -> Vec<Result<(), SignatureError>> {
+    let unknown: Vec<usize> = (0..txs.len()).filter(|&i| !verified(&txs[i])).collect();
+    if unknown.len() == txs.len() {
+        return verify_batch(txs);
+    }
+    let subset: Vec<SignedTransaction> = unknown.iter().map(|&i| txs[i].clone()).collect();
+    let mut signatures = vec![Ok(()); txs.len()];
+    for (i, checked) in unknown.into_iter().zip(verify_batch(&subset)) {
+        signatures[i] = checked;
+    }
+    signatures
+}
+
+pub(super) fn with_index(error: BlockError, index: usize) -> BlockError {
     match error {
         BlockError::WrongChain { got, .. } => BlockError::WrongChain { index, got },
         BlockError::Expired { expiry_height, .. } => BlockError::Expired {

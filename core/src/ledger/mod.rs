@@ -10,6 +10,7 @@ pub mod execute;
 pub mod governance;
 pub mod mempool;
 pub mod outcome;
+pub mod parallel;
 pub mod receipts;
 mod signature;
 pub mod stack_meter;
