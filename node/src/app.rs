@@ -19,6 +19,7 @@ use ballast_core::ledger::tx::{Address, SignedTransaction};
 use ballast_core::scheme::Scheme;
 use ballast_core::state::snapshot::Manifest;
 use ballast_core::validators::{ValidatorSet, ValidatorSetError};
+use ballast_core::workers::{Sequential, Workers};
 use ballast_core::{Block, Digest, Height, View};
 use ballast_transports::engine::{Application, BlockLookup, EpochPlan, Observation};
 pub use ballast_transports::state_store::EpochStart;
@@ -190,6 +191,9 @@ pub struct NodeApp {
     retain_blocks: u64,
     /// Every this many heights the state is kept as a snapshot (0: never).
     snapshot_interval: u64,
+    /// Run a block's independent transactions at once; kept here because
+    /// a resume replaces the chain.
+    workers: Arc<dyn Workers>,
     /// Validators' accounts by consensus index (the current epoch's
     /// roster): the proposer of a block is paid at its key.
     validator_keys: Arc<Vec<Address>>,
@@ -271,6 +275,7 @@ impl NodeApp {
             stored_head,
             retain_blocks: 0,
             snapshot_interval: 0,
+            workers: Arc::new(Sequential),
             validator_keys: Arc::new(genesis.validator_keys()),
             validators: genesis_validators.clone(),
             genesis_validators,
@@ -283,6 +288,13 @@ impl NodeApp {
             admission: None,
         };
         (app, shared, finalized_tx)
+    }
+
+    /// Executes blocks with `workers` (see `ballast_core::ledger::parallel`):
+    /// the same states and receipts as sequential execution, sooner.
+    pub fn set_workers(&mut self, workers: Arc<dyn Workers>) {
+        self.chain.set_workers(workers.clone());
+        self.workers = workers;
     }
 
     /// Keeps only the latest `retain_blocks` finalized blocks (0: all).
@@ -575,6 +587,7 @@ impl NodeApp {
         }
         let (head, latest) = states.back().expect("load returns the head").clone();
         self.chain = Chain::resume(head.block, head.height, latest);
+        self.chain.set_workers(self.workers.clone());
         self.stored_head = head;
         for (version, ledger) in &states {
             self.maybe_snapshot(version.height, version.block, &ledger.tree);

@@ -7,6 +7,7 @@
 
 use ballast_core::consensus::Config as ConsensusConfig;
 use ballast_core::peer_score::ScoreConfig;
+use ballast_transports::threads::{MAX_THREADS, Threads};
 use ed25519_dalek::SigningKey;
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
@@ -66,6 +67,11 @@ pub struct NodeConfig {
     /// genesis.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state_sync: Option<StateSync>,
+    /// Threads that execute a block's independent transfers at once; 0,
+    /// the default, is one per core (at most 16). The result is the same
+    /// whatever the count; 1 executes on the consensus thread alone.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub execution_threads: u64,
     #[serde(default)]
     pub consensus: Timeouts,
     #[serde(default)]
@@ -234,6 +240,15 @@ pub enum ConfigError {
 }
 
 impl NodeConfig {
+    /// The threads `execution_threads` asks for.
+    pub fn execution_workers(&self) -> Threads {
+        match usize::try_from(self.execution_threads) {
+            Ok(0) => Threads::per_core(),
+            Ok(count) => Threads::new(count),
+            Err(_) => Threads::new(MAX_THREADS),
+        }
+    }
+
     /// Reads `path`, applies `BALLAST_*` overrides from `env`, and resolves
     /// relative paths against the file's directory.
     pub fn load(
@@ -355,6 +370,9 @@ impl NodeConfig {
         if let Some(v) = env("BALLAST_RETAIN_BLOCKS") {
             self.retain_blocks = parsed("BALLAST_RETAIN_BLOCKS", v)?;
         }
+        if let Some(v) = env("BALLAST_EXECUTION_THREADS") {
+            self.execution_threads = parsed("BALLAST_EXECUTION_THREADS", v)?;
+        }
         Ok(())
     }
 }
@@ -389,6 +407,7 @@ pub fn write_key(path: &Path, key: &SigningKey) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ballast_core::workers::Workers;
 
     const SAMPLE: &str = r#"
 data_dir = "data"
@@ -405,10 +424,12 @@ listen = "127.0.0.1:7000"
         let env = |name: &str| match name {
             "BALLAST_RPC_LISTEN" => Some("127.0.0.1:9999".to_string()),
             "BALLAST_LOG_FORMAT" => Some("json".to_string()),
+            "BALLAST_EXECUTION_THREADS" => Some("3".to_string()),
             _ => None,
         };
         let config = NodeConfig::load(&path, env).unwrap();
         assert_eq!(config.rpc_listen.port(), 9999);
+        assert_eq!(config.execution_workers().count(), 3);
         assert_eq!(config.log_format, "json");
         assert_eq!(config.data_dir, dir.path().join("data"));
         assert_eq!(config.consensus, Timeouts::default());

@@ -154,6 +154,7 @@ pub fn init(options: &InitOptions) -> Result<Vec<PathBuf>, InitError> {
             snapshot_interval: crate::config::DEFAULT_SNAPSHOT_INTERVAL,
             state_sync: None,
             consensus: options.timeouts.clone(),
+            execution_threads: 0,
             peer_scoring: Default::default(),
             bootstrap: Vec::new(),
         };
@@ -188,6 +189,7 @@ pub fn init(options: &InitOptions) -> Result<Vec<PathBuf>, InitError> {
             snapshot_interval: crate::config::DEFAULT_SNAPSHOT_INTERVAL,
             state_sync: None,
             consensus: options.timeouts.clone(),
+            execution_threads: 0,
             peer_scoring: Default::default(),
             bootstrap: Vec::new(),
         };

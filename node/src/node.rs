@@ -87,6 +87,7 @@ impl Base {
             metrics.clone(),
         );
         app.set_retain_blocks(config.retain_blocks);
+        app.set_workers(Arc::new(config.execution_workers()));
         app.set_snapshot_interval(config.snapshot_interval);
         let recovered = app.recover::<S, _>(&RocksStore::new(db.clone()))?;
         if recovered.height > 0 {

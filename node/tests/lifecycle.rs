@@ -435,6 +435,7 @@ fn full_node_config(dir: &Path) -> ballast_node::config::NodeConfig {
         retain_blocks: 0,
         snapshot_interval: 0,
         state_sync: None,
+        execution_threads: 1,
         consensus: Default::default(),
         peer_scoring: Default::default(),
         bootstrap: Vec::new(),

@@ -1,6 +1,7 @@
 //! `ballast-sim bench-ledger`: single-core speed of the ledger's parts
 //! (signed transactions, receipts roots and proofs, contract calls, the
-//! mempool, the state tree and its proofs). Writes a markdown report.
+//! mempool, the state tree and its proofs) and parallel execution on two
+//! threads. Writes a markdown report.
 
 use ballast_core::Digest;
 use ballast_core::ledger::examples::{self, counter, token};
@@ -58,14 +59,17 @@ pub fn run(out: &str, accounts: u64) -> Result<bool, String> {
         return Err(format!("--accounts {accounts}: use at least 1000"));
     }
     let mut report = String::new();
-    let _ = writeln!(report, "# Ledger parts: single-core speed\n");
+    let _ = writeln!(
+        report,
+        "# Ledger parts: speed (one core unless a section says otherwise)\n"
+    );
     let _ = writeln!(
         report,
         "Command: `cargo run --release -p ballast-sim -- bench-ledger --accounts {accounts}`  "
     );
     let _ = writeln!(
         report,
-        "Machine: {}, one core (release build with debug assertions on).\n",
+        "Machine: {}, one core unless a section says otherwise (release build with debug assertions on).\n",
         ballast_sim::parallel::cpu_model()
     );
 
@@ -164,6 +168,9 @@ ready). Execution updates two accounts and the proposer in the state tree per tr
     eprintln!("contracts...");
     let calls = contract_calls(&params_for_bench(), executed);
     report.push_str(&calls);
+
+    // ----- parallel execution ---------------------------------------------
+    report.push_str(&crate::bench_parallel::section(&params_for_bench()));
 
     // ----- mempool ---------------------------------------------------------
     eprintln!("mempool...");

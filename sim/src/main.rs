@@ -10,6 +10,7 @@ use std::process::ExitCode;
 mod bench;
 mod bench_certificates;
 mod bench_ledger;
+mod bench_parallel;
 
 #[derive(Parser)]
 #[command(

@@ -20,6 +20,7 @@ pub mod quic;
 mod recovery;
 pub mod sim;
 pub mod state_store;
+pub mod threads;
 
 use ballast_core::ValidatorIndex;
 use std::future::Future;

@@ -13,8 +13,10 @@
 //! The plan: transactions with a known footprint are grouped into lanes
 //! (connected components of the accounts they touch), lanes are dealt to
 //! workers (longest first to the least loaded), each worker runs its lanes
-//! on its own copy of the state, and the copies' changes are merged. Lanes
-//! share no account, so the merge is exact. The one account every
+//! on its own copy of the state, and the copies are merged by
+//! [`crate::state::smt::Tree::merge`] (a subtree only one copy changed is
+//! taken whole, so the merge hashes only where copies' changes meet).
+//! Lanes share no account, so the merge is exact. The one account every
 //! transaction touches, the proposer's, only ever receives fees there (a
 //! transaction that names the proposer runs alone): saturating additions of
 //! non-negative amounts commute, so the merged credit is the sequential one.
@@ -26,8 +28,19 @@ use super::execute::{BlockError, Executed, Ledger, Receipt, account_key, checked
 use super::tx::{Action, Address, MAX_BLOCK_GAS, SignedTransaction};
 use crate::types::Height;
 use crate::workers::{Job, Workers};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::ops::Range;
+
+/// Fewer transactions than this in a parallel step run in order on the
+/// block's state: copying the state, starting threads and merging would
+/// cost more than they save.
+pub const MIN_PARALLEL_STEP_TXS: usize = 64;
+
+/// Whether a step's lanes are worth running at once: more than one, and
+/// enough transactions to pay for the copies and the merge.
+pub fn worth_splitting(lanes: &[Vec<usize>]) -> bool {
+    lanes.len() > 1 && lanes.iter().map(Vec::len).sum::<usize>() >= MIN_PARALLEL_STEP_TXS
+}
 
 /// The accounts a transaction touches besides the proposer's fee credit,
 /// when they are known before it runs; `None`: unknown, or it names the
@@ -151,6 +164,12 @@ impl Ledger {
         verified: &dyn Fn(&SignedTransaction) -> bool,
         workers: &dyn Workers,
     ) -> Result<Executed, BlockError> {
+        // Nothing to run at once (contract calls, small blocks): the plain
+        // path, without the plan's bookkeeping.
+        let splits = |step: &Step| matches!(step, Step::Lanes(lanes) if worth_splitting(lanes));
+        if workers.count() == 1 || !plan(txs, proposer).iter().any(splits) {
+            return self.execute_known(height, proposer, txs, verified);
+        }
         let gas: u64 = txs.iter().map(|tx| tx.tx.action.gas_limit()).sum();
         if gas > MAX_BLOCK_GAS {
             return Err(BlockError::BlockGasExceeded { gas });
@@ -166,12 +185,22 @@ impl Ledger {
         for step in plan(runnable, proposer) {
             match step {
                 Step::Alone(index) => {
-                    let tx = &runnable[index];
-                    block
-                        .ledger
-                        .payable(tx, height)
-                        .map_err(|e| super::execute::with_index(e, index))?;
-                    receipts[index] = Some(block.ledger.apply(tx, height, proposer)?);
+                    receipts[index] = Some(
+                        block
+                            .ledger
+                            .apply_alone(runnable, index, height, proposer)?,
+                    );
+                }
+                Step::Lanes(lanes) if !worth_splitting(&lanes) => {
+                    let mut indices: Vec<usize> = lanes.into_iter().flatten().collect();
+                    indices.sort_unstable();
+                    for index in indices {
+                        receipts[index] = Some(
+                            block
+                                .ledger
+                                .apply_alone(runnable, index, height, proposer)?,
+                        );
+                    }
                 }
                 Step::Lanes(lanes) => {
                     let shares = deal(lanes, workers.count());
@@ -199,6 +228,20 @@ impl Ledger {
             .map(|receipt| receipt.expect("every transaction ran"))
             .collect();
         block.finish()
+    }
+
+    /// Runs `txs[index]` on this state, as sequential execution does.
+    fn apply_alone(
+        &mut self,
+        txs: &[SignedTransaction],
+        index: usize,
+        height: Height,
+        proposer: &Address,
+    ) -> Result<Receipt, BlockError> {
+        let tx = &txs[index];
+        self.payable(tx, height)
+            .map_err(|e| super::execute::with_index(e, index))?;
+        self.apply(tx, height, proposer)
     }
 
     /// Runs each share of lanes on its own copy of `self` and merges them.
@@ -234,27 +277,28 @@ impl Ledger {
         if let Some((_, error)) = failure {
             return Err(error);
         }
+        // Each copy credited the proposer its own fees: undo that in each
+        // (one write), merge the rest, then credit the sum once.
         let proposer_key = account_key(proposer);
+        let proposer_before = self.tree.get(&proposer_key);
         let mut merged = self.clone();
-        let mut written = BTreeSet::new();
         let mut fees: u64 = 0;
         for outcome in outcomes {
-            for change in self.tree.diff(&outcome.ledger.tree) {
-                if change.key == proposer_key {
-                    continue;
-                }
-                assert!(written.insert(change.key), "lanes share no account");
-                merged.tree = match change.new {
-                    Some(value) => merged.tree.insert(change.key, &value),
-                    None => merged.tree.remove(&change.key),
-                };
-            }
+            let tree = match proposer_before {
+                Some(value) => outcome.ledger.tree.insert(proposer_key, value),
+                None => outcome.ledger.tree.remove(&proposer_key),
+            };
+            merged.tree = self
+                .tree
+                .merge(&merged.tree, &tree)
+                .expect("lanes share no account");
             for (index, receipt) in outcome.receipts {
                 fees = fees.saturating_add(receipt.fee_paid);
                 receipts[index] = Some(receipt);
             }
         }
-        // Each copy credited its own fees; the credits commute.
+        // Saturating additions of fees commute: one credit of the sum is
+        // the sequential outcome.
         let mut account = merged.account(proposer).map_err(BlockError::CorruptState)?;
         account.balance = account.balance.saturating_add(fees);
         merged.put_account(proposer, &account);
@@ -273,12 +317,7 @@ impl Ledger {
         let mut error: Option<(usize, BlockError)> = None;
         for lane in lanes {
             for &index in lane {
-                let tx = &txs[index];
-                let applied = ledger
-                    .payable(tx, height)
-                    .map_err(|e| super::execute::with_index(e, index))
-                    .and_then(|()| ledger.apply(tx, height, proposer));
-                match applied {
+                match ledger.apply_alone(txs, index, height, proposer) {
                     Ok(receipt) => receipts.push((index, receipt)),
                     Err(failed) => {
                         if error.as_ref().is_none_or(|(first, _)| index < *first) {

@@ -210,18 +210,7 @@ impl Tree {
     }
 
     pub fn get(&self, key: &Key) -> Option<&[u8]> {
-        let mut node = &self.root;
-        let mut depth = 0;
-        loop {
-            match &**node {
-                Node::Empty => return None,
-                Node::Leaf { key: k, value, .. } => return (k == key).then_some(value),
-                Node::Internal { left, right, .. } => {
-                    node = if bit(key, depth) { right } else { left };
-                    depth += 1;
-                }
-            }
-        }
+        lookup(&self.root, 0, key)
     }
 
     /// Sets `key` to `value`; returns the new version (this one is kept).
@@ -319,6 +308,100 @@ impl Tree {
         let mut changes = Vec::new();
         diff_nodes(&self.root, &newer.root, &mut changes);
         changes
+    }
+}
+
+/// Both sides of a [`Tree::merge`] changed this key.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("both sides changed key {key:02x?}")]
+pub struct MergeConflict {
+    pub key: Key,
+}
+
+impl Tree {
+    /// The tree holding `self` (the base) with the changes of both `ours`
+    /// and `theirs` (two versions made from it), which must change
+    /// disjoint keys. Costs what both changed where they meet, not the
+    /// replay of either's changes: a subtree only one side changed is taken
+    /// whole, so hashing happens only on paths both sides changed under
+    /// (how parallel execution joins its workers' states).
+    pub fn merge(&self, ours: &Tree, theirs: &Tree) -> Result<Tree, MergeConflict> {
+        let root = merge_nodes(&self.root, &ours.root, &theirs.root, 0)?;
+        // Disjoint changes: each side's count of added minus removed keys
+        // adds up.
+        let len = (ours.len + theirs.len)
+            .checked_sub(self.len)
+            .expect("disjoint changes keep counts consistent");
+        Ok(Tree { root, len })
+    }
+}
+
+fn same(a: &Arc<Node>, b: &Arc<Node>) -> bool {
+    Arc::ptr_eq(a, b) || a.hash() == b.hash()
+}
+
+fn merge_nodes(
+    base: &Arc<Node>,
+    ours: &Arc<Node>,
+    theirs: &Arc<Node>,
+    depth: usize,
+) -> Result<Arc<Node>, MergeConflict> {
+    if same(ours, base) {
+        return Ok(theirs.clone());
+    }
+    if same(theirs, base) {
+        return Ok(ours.clone());
+    }
+    if let (
+        Node::Internal {
+            left: base_left,
+            right: base_right,
+            ..
+        },
+        Node::Internal {
+            left: our_left,
+            right: our_right,
+            ..
+        },
+        Node::Internal {
+            left: their_left,
+            right: their_right,
+            ..
+        },
+    ) = (&**base, &**ours, &**theirs)
+    {
+        let left = merge_nodes(base_left, our_left, their_left, depth + 1)?;
+        let right = merge_nodes(base_right, our_right, their_right, depth + 1)?;
+        return Ok(Node::join(left, right));
+    }
+    // A leaf moved or a subtree appeared or vanished on one side: replay
+    // their few changes here onto ours.
+    let mut changes = Vec::new();
+    diff_nodes(base, theirs, &mut changes);
+    let mut node = ours.clone();
+    for change in changes {
+        if lookup(&node, depth, &change.key) != change.old.as_deref() {
+            return Err(MergeConflict { key: change.key });
+        }
+        node = match change.new {
+            Some(value) => insert(&node, depth, change.key, value).0,
+            None => remove(&node, depth, &change.key).0,
+        };
+    }
+    Ok(node)
+}
+
+/// The value at `key` in the subtree `node` at `depth`.
+fn lookup<'a>(mut node: &'a Arc<Node>, mut depth: usize, key: &Key) -> Option<&'a [u8]> {
+    loop {
+        match &**node {
+            Node::Empty => return None,
+            Node::Leaf { key: k, value, .. } => return (k == key).then_some(value),
+            Node::Internal { left, right, .. } => {
+                node = if bit(key, depth) { right } else { left };
+                depth += 1;
+            }
+        }
     }
 }
 
@@ -682,6 +765,64 @@ mod tests {
     /// Random inserts, overwrites and removals, checked against a plain map:
     /// same contents, same length, and the same root as a tree built from
     /// scratch from the surviving entries.
+    #[test]
+    fn merging_disjoint_changes_equals_applying_both() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(17);
+        for round in 0..200 {
+            // Small bases make leaves move up and down; big ones make
+            // changes meet deep in shared subtrees.
+            let size = [0, 1, 2, 5, 50, 2_000][round % 6];
+            let mut base = Tree::new();
+            for i in 0..size {
+                base = base.insert(key(i), &i.to_le_bytes());
+            }
+            // Each key (old or new) goes to one side at most: inserted,
+            // updated or removed there.
+            let (mut ours, mut theirs, mut both) = (base.clone(), base.clone(), base.clone());
+            for i in 0..size + 20 {
+                let side = rng.gen_range(0..3);
+                if side == 2 || rng.gen_bool(0.5) {
+                    continue;
+                }
+                let removing = i < size && rng.gen_bool(0.3);
+                let value = rng.r#gen::<u64>().to_le_bytes();
+                let tree = if side == 0 { &mut ours } else { &mut theirs };
+                if removing {
+                    *tree = tree.remove(&key(i));
+                    both = both.remove(&key(i));
+                } else {
+                    *tree = tree.insert(key(i), &value);
+                    both = both.insert(key(i), &value);
+                }
+            }
+            let merged = base.merge(&ours, &theirs).expect("disjoint");
+            assert_eq!(merged.root(), both.root(), "round {round}");
+            assert_eq!(merged.len(), both.len(), "round {round}");
+            assert_eq!(merged.leaves(), both.leaves(), "round {round}");
+            let swapped = base.merge(&theirs, &ours).expect("disjoint");
+            assert_eq!(swapped.root(), both.root(), "round {round}");
+        }
+    }
+
+    #[test]
+    fn merging_changes_to_one_key_on_both_sides_is_a_conflict() {
+        let mut base = Tree::new();
+        for i in 0..100 {
+            base = base.insert(key(i), b"v");
+        }
+        let ours = base.insert(key(7), b"ours").insert(key(8), b"x");
+        let theirs = base.insert(key(7), b"theirs").insert(key(9), b"y");
+        assert_eq!(
+            base.merge(&ours, &theirs).unwrap_err(),
+            MergeConflict { key: key(7) }
+        );
+        let removed = base.remove(&key(7));
+        assert!(base.merge(&ours, &removed).is_err());
+        // The same change on both sides is still two writers of one key.
+        assert!(base.merge(&ours, &ours).is_err());
+    }
+
     #[test]
     fn random_operations_match_a_plain_map() {
         use rand::{Rng, SeedableRng};
