@@ -17,6 +17,7 @@ use jsonrpsee::ws_client::WsClientBuilder;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -40,6 +41,11 @@ pub struct BenchOptions {
 #[derive(Debug, Default)]
 pub struct BenchReport {
     pub sent: u64,
+    /// Transactions the generator did not send because every account
+    /// already had [`MAX_IN_FLIGHT_PER_ACCOUNT`] awaiting finality: the
+    /// network is saturated, and sending more would only fill mempools
+    /// until they refuse.
+    pub held_back: u64,
     pub rejected: u64,
     pub finalized: u64,
     pub seconds: f64,
@@ -54,6 +60,53 @@ pub struct BenchReport {
     /// Transactions still in the nodes' mempools when the run began (a
     /// previous run's backlog that did not drain in time).
     pub backlog_at_start: u64,
+}
+
+/// Most transactions one account has awaiting finality: half the node's
+/// per-sender mempool limit (256), so the generator never makes a mempool
+/// refuse a sender (which would leave a nonce gap behind every later
+/// transaction of that sender).
+pub const MAX_IN_FLIGHT_PER_ACCOUNT: u64 = 128;
+
+/// Each account's transactions in flight and what to do after a refusal.
+struct Accounts {
+    in_flight: Vec<AtomicU64>,
+    /// The lowest nonce refused per account (`u64::MAX`: none): once the
+    /// account has nothing in flight, sending resumes from it.
+    lowest_refused: Vec<AtomicU64>,
+}
+
+impl Accounts {
+    fn new(count: usize) -> Accounts {
+        Accounts {
+            in_flight: (0..count).map(|_| AtomicU64::new(0)).collect(),
+            lowest_refused: (0..count).map(|_| AtomicU64::new(u64::MAX)).collect(),
+        }
+    }
+
+    fn done(&self, account: usize) {
+        self.in_flight[account].fetch_sub(1, Ordering::Relaxed);
+    }
+
+    fn refused(&self, account: usize, nonce: u64) {
+        self.lowest_refused[account].fetch_min(nonce, Ordering::Relaxed);
+        self.done(account);
+    }
+
+    /// Whether `account` may send now; resets `nonce` to the lowest refused
+    /// one once its earlier transactions have all settled.
+    fn ready(&self, account: usize, nonce: &mut u64) -> bool {
+        let in_flight = self.in_flight[account].load(Ordering::Relaxed);
+        let refused = self.lowest_refused[account].load(Ordering::Relaxed);
+        if refused != u64::MAX {
+            if in_flight > 0 {
+                return false;
+            }
+            *nonce = refused;
+            self.lowest_refused[account].store(u64::MAX, Ordering::Relaxed);
+        }
+        in_flight < MAX_IN_FLIGHT_PER_ACCOUNT
+    }
 }
 
 /// Most time a run waits for the previous run's backlog to drain.
@@ -199,7 +252,8 @@ pub async fn bench(options: BenchOptions) -> Result<BenchReport, String> {
     );
 
     // Finalized transactions, from one node's subscription.
-    let accepted: Arc<Mutex<BTreeMap<String, Instant>>> = Arc::default();
+    let accepted: Arc<Mutex<BTreeMap<String, (Instant, usize)>>> = Arc::default();
+    let accounts = Arc::new(Accounts::new(keys.len()));
     let latencies: Arc<Mutex<Vec<f64>>> = Arc::default();
     let last_finalized: Arc<Mutex<Option<Instant>>> = Arc::default();
     let ws_url = options.rpcs[0].replacen("http://", "ws://", 1);
@@ -216,15 +270,20 @@ pub async fn bench(options: BenchOptions) -> Result<BenchReport, String> {
         .await
         .map_err(|e| e.to_string())?;
     let watcher = {
-        let (accepted, latencies, last) =
-            (accepted.clone(), latencies.clone(), last_finalized.clone());
+        let (accepted, latencies, last, accounts) = (
+            accepted.clone(),
+            latencies.clone(),
+            last_finalized.clone(),
+            accounts.clone(),
+        );
         tokio::spawn(async move {
             while let Some(Ok(block)) = subscription.next().await {
                 let now = Instant::now();
                 let mut accepted = accepted.lock().expect("lock");
                 let mut latencies = latencies.lock().expect("lock");
                 for tx in block["transactions"].as_array().into_iter().flatten() {
-                    if let Some(sent) = tx.as_str().and_then(|h| accepted.remove(h)) {
+                    if let Some((sent, account)) = tx.as_str().and_then(|h| accepted.remove(h)) {
+                        accounts.done(account);
                         latencies.push(now.duration_since(sent).as_secs_f64() * 1e3);
                         *last.lock().expect("lock") = Some(now);
                     }
@@ -241,11 +300,18 @@ pub async fn bench(options: BenchOptions) -> Result<BenchReport, String> {
     let mut queues = Vec::new();
     let mut senders = Vec::new();
     for client in &clients {
-        let (queue, mut pending) =
-            tokio::sync::mpsc::unbounded_channel::<ballast_core::ledger::tx::SignedTransaction>();
+        let (queue, mut pending) = tokio::sync::mpsc::unbounded_channel::<(
+            usize,
+            ballast_core::ledger::tx::SignedTransaction,
+        )>();
         queues.push(queue);
         let client = client.clone();
-        let (accepted, rejected, reasons) = (accepted.clone(), rejected.clone(), reasons.clone());
+        let (accepted, rejected, reasons, accounts) = (
+            accepted.clone(),
+            rejected.clone(),
+            reasons.clone(),
+            accounts.clone(),
+        );
         senders.push(tokio::spawn(async move {
             while let Some(first) = pending.recv().await {
                 let mut batch = vec![first];
@@ -255,23 +321,28 @@ pub async fn bench(options: BenchOptions) -> Result<BenchReport, String> {
                         Err(_) => break,
                     }
                 }
-                let hashes: Vec<String> = batch.iter().map(|tx| hex::encode(tx.hash().0)).collect();
+                let hashes: Vec<String> = batch
+                    .iter()
+                    .map(|(_, tx)| hex::encode(tx.hash().0))
+                    .collect();
                 {
                     let now = Instant::now();
                     let mut accepted = accepted.lock().expect("lock");
-                    for hash in &hashes {
-                        accepted.insert(hash.clone(), now);
+                    for (hash, (account, _)) in hashes.iter().zip(&batch) {
+                        accepted.insert(hash.clone(), (now, *account));
                     }
                 }
-                let outcomes = match client.send_many(&batch).await {
+                let txs: Vec<_> = batch.iter().map(|(_, tx)| tx.clone()).collect();
+                let outcomes = match client.send_many(&txs).await {
                     Ok(outcomes) => outcomes,
                     Err(e) => vec![Err(e.to_string()); batch.len()],
                 };
-                for (hash, outcome) in hashes.iter().zip(outcomes) {
+                for ((hash, (account, tx)), outcome) in hashes.iter().zip(&batch).zip(outcomes) {
                     if let Err(reason) = outcome {
-                        rejected.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        rejected.fetch_add(1, Ordering::Relaxed);
                         *reasons.lock().expect("lock").entry(reason).or_default() += 1;
                         accepted.lock().expect("lock").remove(hash);
+                        accounts.refused(*account, tx.tx.nonce);
                     }
                 }
             }
@@ -281,13 +352,26 @@ pub async fn bench(options: BenchOptions) -> Result<BenchReport, String> {
     let cpu_at_start = process_cpu_seconds();
     let total = options.rate_per_second * options.duration_seconds;
     let sink = [0xbe; 32];
+    // Round robin over the accounts that may send: an account at its
+    // in-flight cap, or settling after a refusal, is skipped; if none may,
+    // this transaction is held back (open loop: the schedule does not wait).
+    let mut held_back = 0u64;
+    let mut next_account = 0usize;
     for i in 0..total {
         let due = started + Duration::from_secs_f64(i as f64 / options.rate_per_second as f64);
         tokio::time::sleep_until(due.into()).await;
-        let account = (i as usize) % keys.len();
+        let ready = (0..keys.len())
+            .map(|offset| (next_account + offset) % keys.len())
+            .find(|&account| accounts.ready(account, &mut nonces[account]));
+        let Some(account) = ready else {
+            held_back += 1;
+            continue;
+        };
+        next_account = (account + 1) % keys.len();
         let tx = transfer(&keys[account], chain_id, nonces[account], height, sink, 1);
         nonces[account] += 1;
-        let _ = queues[account % queues.len()].send(tx);
+        accounts.in_flight[account].fetch_add(1, Ordering::Relaxed);
+        let _ = queues[account % queues.len()].send((account, tx));
     }
     drop(queues);
     for sender in senders {
@@ -313,8 +397,9 @@ pub async fn bench(options: BenchOptions) -> Result<BenchReport, String> {
         .idle_batch_verify_per_second
         .unwrap_or_else(batch_verify_rate);
     let report = BenchReport {
-        sent: total,
-        rejected: rejected.load(std::sync::atomic::Ordering::Relaxed),
+        sent: total - held_back,
+        held_back,
+        rejected: rejected.load(Ordering::Relaxed),
         finalized: latencies.len() as u64,
         seconds,
         achieved_per_second: latencies.len() as f64 / seconds,
@@ -326,8 +411,9 @@ pub async fn bench(options: BenchOptions) -> Result<BenchReport, String> {
         backlog_at_start,
     };
     println!(
-        "sent {} (rejected {}), finalized {} in {:.1} s: {:.0} tx/s; latency p50 {:.0} ms, p99 {:.0} ms",
+        "sent {} (held back {}, rejected {}), finalized {} in {:.1} s: {:.0} tx/s; latency p50 {:.0} ms, p99 {:.0} ms",
         report.sent,
+        report.held_back,
         report.rejected,
         report.finalized,
         report.seconds,
@@ -365,13 +451,17 @@ pub fn markdown(command: &str, validators: u64, runs: &[(u64, BenchReport)]) -> 
          {validators} validators that each verify every transaction. Each run starts once the \
          previous run's backlog has drained (backlog: what had not, after 60 s). Latency is \
          from the RPC accepting a transaction to the finalized-block notification naming it. \
-         Load CPU: the load generator's own share of all cores over the run.\n\n\
-         | offered tx/s | finalized | rejected | achieved tx/s | p50 ms | p99 ms | bound tx/s | achieved / bound | load CPU | backlog |\n\
-         |---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
+         Load CPU: the load generator's own share of all cores over the run. Held back: \
+         transactions of the schedule not sent because every account already had \
+         {MAX_IN_FLIGHT_PER_ACCOUNT} awaiting finality (the network is saturated; sending \
+         them would only make mempools refuse senders).\n\n\
+         | offered tx/s | held back | finalized | rejected | achieved tx/s | p50 ms | p99 ms | bound tx/s | achieved / bound | load CPU | backlog |\n\
+         |---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
     );
     for (rate, r) in runs {
         text.push_str(&format!(
-            "| {rate} | {} | {} | {:.0} | {:.0} | {:.0} | {:.0} | {:.2} | {:.0}% | {} |\n",
+            "| {rate} | {} | {} | {} | {:.0} | {:.0} | {:.0} | {:.0} | {:.2} | {:.0}% | {} |\n",
+            r.held_back,
             r.finalized,
             r.rejected,
             r.achieved_per_second,
@@ -384,4 +474,36 @@ pub fn markdown(command: &str, validators: u64, runs: &[(u64, BenchReport)]) -> 
         ));
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_account_waits_at_its_cap_and_resumes_from_a_refused_nonce() {
+        let accounts = Accounts::new(2);
+        let mut nonce = 0;
+        for _ in 0..MAX_IN_FLIGHT_PER_ACCOUNT {
+            assert!(accounts.ready(0, &mut nonce));
+            accounts.in_flight[0].fetch_add(1, Ordering::Relaxed);
+            nonce += 1;
+        }
+        assert!(!accounts.ready(0, &mut nonce), "at the cap");
+        assert!(accounts.ready(1, &mut 0), "others are not held");
+        // Nonces 5 and later are refused (a gap after 5): the account waits
+        // for everything in flight, then resumes at 5.
+        accounts.done(0);
+        for refused in (5..MAX_IN_FLIGHT_PER_ACCOUNT).rev() {
+            accounts.refused(0, refused);
+        }
+        assert!(!accounts.ready(0, &mut nonce), "0..5 still in flight");
+        for _ in 1..5 {
+            accounts.done(0);
+        }
+        assert!(accounts.ready(0, &mut nonce));
+        assert_eq!(nonce, 5);
+        assert!(accounts.ready(0, &mut nonce));
+        assert_eq!(nonce, 5, "the reset happens once");
+    }
 }
