@@ -107,6 +107,9 @@ impl Network {
             .args(["run", "--config"])
             .arg(&self.configs[index])
             .env("BALLAST_LOG_FILTER", "info")
+            // Every node of the test shares this machine's cores, as in
+            // `ballast devnet`: one execution thread each.
+            .env("BALLAST_EXECUTION_THREADS", "1")
             .stdout(Stdio::from(log.try_clone().unwrap()))
             .stderr(Stdio::from(log))
             .spawn()
