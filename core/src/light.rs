@@ -562,18 +562,26 @@ impl<S: FromRoster> LightClient<S> {
         address: &Address,
         record: &ProvenRecord,
     ) -> Result<Option<Account>, LightError> {
-        let root = self
-            .check_finalized(finalized, self.newest_height)?
-            .state_root;
-        match proven_or_absent(&root, &account_key(address), record, "account")? {
-            None => Ok(None),
-            Some(bytes) => Account::decode(&bytes)
-                .map(Some)
-                .map_err(|error| LightError::Record {
-                    record: "account",
-                    error,
-                }),
+        // The proof is checked before the age: a peer that lies is named a
+        // liar whatever height it answers from, and only an honest answer
+        // can be refused as merely stale.
+        let newest_height = self.newest_height;
+        let root = self.check_finalized(finalized, 0)?.state_root;
+        let account = match proven_or_absent(&root, &account_key(address), record, "account")? {
+            None => None,
+            Some(bytes) => Some(Account::decode(&bytes).map_err(|error| LightError::Record {
+                record: "account",
+                error,
+            })?),
+        };
+        let height = finalized.block.height;
+        if height < newest_height {
+            return Err(LightError::Stale {
+                height,
+                min_height: newest_height,
+            });
         }
+        Ok(account)
     }
 
     /// The outcome of the transaction `tx_hash` in `finalized` (a block of

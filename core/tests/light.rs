@@ -569,6 +569,19 @@ fn proofs_for_other_roots_and_stale_answers_are_refused() {
             min_height: 15
         })
     );
+    // A lie from an older height is named a lie, not merely stale: the
+    // proof is checked before the age.
+    assert!(matches!(
+        client.account(
+            &chain.finalized(13),
+            &paid,
+            &chain.record(11, &account_key(&paid))
+        ),
+        Err(LightError::Proof {
+            record: "account",
+            error: ProofError::WrongRoot
+        })
+    ));
     // Another account's proof offered for this one.
     let other = address(&chain.keys[4]);
     assert!(
