@@ -167,7 +167,11 @@ impl Ledger {
         // Nothing to run at once (contract calls, small blocks): the plain
         // path, without the plan's bookkeeping.
         let splits = |step: &Step| matches!(step, Step::Lanes(lanes) if worth_splitting(lanes));
-        if workers.count() == 1 || !plan(txs, proposer).iter().any(splits) {
+        if workers.count() == 1 {
+            return self.execute_known(height, proposer, txs, verified);
+        }
+        let whole = plan(txs, proposer);
+        if !whole.iter().any(splits) {
             return self.execute_known(height, proposer, txs, verified);
         }
         let gas: u64 = txs.iter().map(|tx| tx.tx.action.gas_limit()).sum();
@@ -182,7 +186,12 @@ impl Ledger {
         let runnable = &txs[..first_bad.unwrap_or(txs.len())];
         let mut block = self.start_block(height, proposer);
         let mut receipts: Vec<Option<Receipt>> = (0..runnable.len()).map(|_| None).collect();
-        for step in plan(runnable, proposer) {
+        // The whole block's plan serves unless a bad signature cut it short.
+        let steps = match first_bad {
+            None => whole,
+            Some(_) => plan(runnable, proposer),
+        };
+        for step in steps {
             match step {
                 Step::Alone(index) => {
                     receipts[index] = Some(
