@@ -195,7 +195,7 @@ fn run(
 
 fn print_table(reports: &[Report]) {
     println!(
-        "{:<32} {:>5} {:>6} {:>10} {:>9} {:>10} {:>9} {:>10} {:>8} {:>6} {:>9}",
+        "{:<32} {:>5} {:>6} {:>10} {:>9} {:>10} {:>9} {:>10} {:>7} {:>8} {:>6} {:>9}",
         "scenario",
         "seeds",
         "failed",
@@ -204,6 +204,7 @@ fn print_table(reports: &[Report]) {
         "lat ms",
         "p99",
         "views/s",
+        "cpu s",
         "evidence",
         "bans",
         "to ban ms"
@@ -217,7 +218,7 @@ fn print_table(reports: &[Report]) {
         let (vm, vp) = fmt(mean_p99(&views), 2);
         let (mm, mp) = fmt(mean_p99(&r.latency_ms), 1);
         println!(
-            "{:<32} {:>5} {:>6} {:>10} {:>9} {:>10} {:>9} {:>10.0} {:>8} {:>6} {:>9}",
+            "{:<32} {:>5} {:>6} {:>10} {:>9} {:>10} {:>9} {:>10.0} {:>7.1} {:>8} {:>6} {:>9}",
             r.name,
             r.seeds,
             r.failed_seeds.len(),
@@ -226,6 +227,8 @@ fn print_table(reports: &[Report]) {
             mm,
             mp,
             r.views_per_wall_s(),
+            // What each scenario costs, to size the CI run (`--scale`).
+            r.wall_s,
             r.evidence,
             r.bans,
             r.max_time_to_ban_ms

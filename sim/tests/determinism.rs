@@ -31,8 +31,10 @@ fn same_seed_same_trace_across_processes() {
             "2",
             "--from",
             "500",
+            // Both cores: every built-in scenario runs twice here, the
+            // longest test of the workspace.
             "--jobs",
-            "1",
+            "2",
         ])
         .output()
         .expect("run ballast-sim");
