@@ -12,6 +12,7 @@ pub mod mempool;
 pub mod outcome;
 pub mod parallel;
 pub mod receipts;
+pub mod records;
 mod signature;
 pub mod stack_meter;
 pub mod staking;
