@@ -827,6 +827,13 @@ impl<S: Scheme> Application<S> for NodeApp {
         }
     }
 
+    /// Transactions are waiting. Some may already sit in the unfinalized
+    /// parent (then the block is built at once but carries fewer): at most
+    /// one early block per burst, as the next finalization empties them.
+    fn has_pending_work(&self) -> bool {
+        !self.shared.lock().mempool.is_empty()
+    }
+
     fn verify(&mut self, block: &Block, blocks: &dyn BlockLookup) -> Verdict {
         if let Ok(payload) = Payload::decode(&block.payload) {
             self.check_signatures(&payload.txs);

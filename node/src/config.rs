@@ -177,6 +177,12 @@ pub struct Timeouts {
     /// (and disks do not fill with empty blocks). Must be under half the
     /// leader timeout.
     pub min_block_interval_ms: u64,
+    /// Whether the interval holds back only a leader with an empty mempool
+    /// (true, the default): with transactions waiting the block goes out as
+    /// soon as the view begins, so a transaction's latency is not the
+    /// interval, while an idle network still makes few blocks. False: every
+    /// block waits out the interval (a steady block rate).
+    pub adaptive_block_interval: bool,
 }
 
 impl Default for Timeouts {
@@ -188,6 +194,7 @@ impl Default for Timeouts {
             max_backoff_shift: 3,
             max_views_ahead: 16,
             min_block_interval_ms: 200,
+            adaptive_block_interval: true,
         }
     }
 }

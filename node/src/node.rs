@@ -390,7 +390,12 @@ async fn run_validator<S: NodeScheme>(
         TokioClock::new(),
         app,
     )?
-    .with_min_block_interval_ms(config.consensus.min_block_interval_ms)
+    .with_min_block_interval_ms(config.consensus.min_block_interval_ms);
+    let engine = if config.consensus.adaptive_block_interval {
+        engine.with_adaptive_block_interval()
+    } else {
+        engine
+    }
     .with_score_config(score_config)?;
 
     let (rpc, rpc_address) = base

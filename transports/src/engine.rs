@@ -51,6 +51,13 @@ pub trait Application<S: Scheme> {
     );
     /// Sees every input and effect; for tracing, metrics and invariants.
     fn observe(&mut self, _now_ms: u64, _event: Observation<'_, S>) {}
+    /// Whether a proposal built now would carry something (transactions
+    /// waiting). Asked only by an engine built `with_adaptive_block_interval`:
+    /// a leader with work proposes at once instead of waiting out the
+    /// minimum block interval.
+    fn has_pending_work(&self) -> bool {
+        false
+    }
     /// Who validates epoch `epoch` and where it ends, read from the state
     /// after `anchor` (genesis for epoch 0, else the finalized block that
     /// ended the previous epoch; every honest replica asks about the same
@@ -214,10 +221,31 @@ pub struct Engine<S: Scheme, T, St, C, A> {
     /// the simulator). A node uses it so an idle network makes a few
     /// blocks per second instead of as many as the links allow.
     min_block_interval_ms: u64,
+    /// Whether the interval holds only an idle leader back (see
+    /// `with_adaptive_block_interval`).
+    adaptive_block_interval: bool,
     view_entered_ms: u64,
-    /// A payload request held back by `min_block_interval_ms`: (due,
-    /// view, parent, height).
-    deferred_payload: Option<(u64, View, Digest, Height)>,
+    /// A payload request held back by `min_block_interval_ms`.
+    deferred_payload: Option<DeferredPayload>,
+}
+
+/// How often a held-back leader asks the application whether work arrived
+/// (adaptive interval only): a transaction waits at most this long for an
+/// idle leader, and an idle leader wakes `min_block_interval_ms / 5` times
+/// per view, which costs nothing measurable.
+pub const WORK_POLL_MS: u64 = 5;
+
+/// A proposal held back by the minimum block interval.
+#[derive(Clone, Copy, Debug)]
+struct DeferredPayload {
+    /// When the interval is over and the block is built whatever it holds.
+    due_ms: u64,
+    /// When the application is next asked for work (adaptive interval);
+    /// `due_ms` otherwise.
+    check_ms: u64,
+    view: View,
+    parent: Digest,
+    height: Height,
 }
 
 impl<S, T, St, C, A> Engine<S, T, St, C, A>
@@ -301,6 +329,7 @@ where
             unsynced_vote: false,
             stats: EngineStats::default(),
             min_block_interval_ms: 0,
+            adaptive_block_interval: false,
             view_entered_ms: 0,
             deferred_payload: None,
         })
@@ -455,6 +484,16 @@ where
         self
     }
 
+    /// The minimum block interval holds back only a leader with nothing to
+    /// propose (`Application::has_pending_work`): with work, the block goes
+    /// out as soon as the view begins, so latency under load is not the
+    /// interval; an idle chain still makes a few blocks a second. Not used
+    /// in the simulator, whose applications never have pending work.
+    pub fn with_adaptive_block_interval(mut self) -> Self {
+        self.adaptive_block_interval = true;
+        self
+    }
+
     /// Scores peers by `config` instead of the defaults (bans read back
     /// from the store at recovery are kept, and not reported again).
     pub fn with_score_config(mut self, config: ScoreConfig) -> Result<Self, EngineError> {
@@ -530,7 +569,7 @@ where
     /// The earliest of the timers and a deferred payload.
     fn next_deadline(&self) -> Option<u64> {
         let timer = self.timers.first().map(|(at, _)| *at);
-        let payload = self.deferred_payload.map(|(at, ..)| at);
+        let payload = self.deferred_payload.map(|d| d.check_ms.min(d.due_ms));
         match (timer, payload) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -710,13 +749,23 @@ where
 
     fn fire_due_timers(&mut self) -> Result<(), EngineError> {
         let now_ms = self.clock.now_ms();
-        if let Some((due_ms, view, parent, height)) = self.deferred_payload
-            && due_ms <= now_ms
+        if let Some(deferred) = self.deferred_payload
+            && deferred.check_ms.min(deferred.due_ms) <= now_ms
         {
-            self.deferred_payload = None;
-            if view == self.replica.view() {
-                let input = self.build_payload(view, parent, height);
+            if deferred.view != self.replica.view() {
+                // The view ended while its leader waited.
+                self.deferred_payload = None;
+            } else if deferred.due_ms <= now_ms || self.app.has_pending_work() {
+                self.deferred_payload = None;
+                let input = self.build_payload(deferred.view, deferred.parent, deferred.height);
                 self.step(input)?;
+            } else {
+                // Only an adaptive interval asks before it is due.
+                debug_assert!(self.adaptive_block_interval);
+                self.deferred_payload = Some(DeferredPayload {
+                    check_ms: now_ms + WORK_POLL_MS,
+                    ..deferred
+                });
             }
         }
         while let Some((at_ms, timer)) = self.timers.first().copied() {
@@ -822,8 +871,20 @@ where
                 height,
             } => {
                 let due_ms = self.view_entered_ms + self.min_block_interval_ms;
-                if now_ms < due_ms {
-                    self.deferred_payload = Some((due_ms, view, parent, height));
+                let has_work = self.adaptive_block_interval && self.app.has_pending_work();
+                if now_ms < due_ms && !has_work {
+                    let check_ms = if self.adaptive_block_interval {
+                        now_ms + WORK_POLL_MS
+                    } else {
+                        due_ms
+                    };
+                    self.deferred_payload = Some(DeferredPayload {
+                        due_ms,
+                        check_ms,
+                        view,
+                        parent,
+                        height,
+                    });
                     return Ok(None);
                 }
                 return Ok(Some(self.build_payload(view, parent, height)));

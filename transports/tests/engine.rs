@@ -498,3 +498,103 @@ async fn engines_grow_their_scheme_when_a_validator_joins() {
     let common = reference.len().min(newcomer_chain.len());
     assert_eq!(newcomer_chain[..common], reference[..common]);
 }
+
+/// A chain whose mempool is never empty (`work`) or always is.
+#[derive(Clone)]
+struct Loaded {
+    chain: Chain,
+    work: bool,
+}
+
+impl Application<Ed25519> for Loaded {
+    fn propose(
+        &mut self,
+        view: View,
+        parent: Digest,
+        height: Height,
+        blocks: &dyn ballast_transports::engine::BlockLookup,
+    ) -> Result<Vec<u8>, Digest> {
+        self.chain.propose(view, parent, height, blocks)
+    }
+
+    fn finalized(
+        &mut self,
+        now_ms: u64,
+        blocks: &[Block],
+        certificate: &Certificate<Ed25519>,
+        stored: &dyn ballast_transports::engine::BlockLookup,
+    ) {
+        self.chain.finalized(now_ms, blocks, certificate, stored)
+    }
+
+    fn has_pending_work(&self) -> bool {
+        self.work
+    }
+}
+
+/// Virtual milliseconds four validators with a 200 ms minimum block
+/// interval take to finalize `height` blocks over the instantaneous
+/// in-memory network.
+async fn virtual_ms_to_height(height: usize, adaptive: bool, work: bool) -> u64 {
+    let count = 4;
+    let schemes = Ed25519::deterministic_set(1, count);
+    let validators = Arc::new(ValidatorSet::equal(count));
+    let transports = MemoryTransport::network(count);
+    let apps: Vec<Loaded> = (0..count)
+        .map(|_| Loaded {
+            chain: Chain::default(),
+            work,
+        })
+        .collect();
+    let local = tokio::task::LocalSet::new();
+    for ((scheme, transport), app) in schemes.into_iter().zip(transports).zip(apps.clone()) {
+        let engine = Engine::recover(
+            Config::default(),
+            scheme,
+            validators.clone(),
+            transport,
+            MemStore::new(),
+            TokioClock::new(),
+            app,
+        )
+        .unwrap()
+        .with_min_block_interval_ms(200);
+        let engine = if adaptive {
+            engine.with_adaptive_block_interval()
+        } else {
+            engine
+        };
+        local.spawn_local(engine.run());
+    }
+    let started = tokio::time::Instant::now();
+    local
+        .run_until(async {
+            while apps
+                .iter()
+                .any(|a| a.chain.0.lock().unwrap().len() < height)
+            {
+                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+            }
+        })
+        .await;
+    started.elapsed().as_millis() as u64
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_block_interval_holds_back_only_an_idle_leader_when_adaptive() {
+    const BLOCKS: usize = 10;
+    let fixed_busy = virtual_ms_to_height(BLOCKS, false, true).await;
+    let adaptive_idle = virtual_ms_to_height(BLOCKS, true, false).await;
+    let adaptive_busy = virtual_ms_to_height(BLOCKS, true, true).await;
+    // Each block waits out the interval unless the chain is adaptive and
+    // has work; a block is finalized one view after it is proposed.
+    assert!(fixed_busy >= 200 * BLOCKS as u64, "fixed: {fixed_busy} ms");
+    assert!(
+        adaptive_idle >= 200 * BLOCKS as u64,
+        "adaptive and idle: {adaptive_idle} ms"
+    );
+    assert!(
+        adaptive_busy < 20 * BLOCKS as u64,
+        "adaptive with work: {adaptive_busy} ms"
+    );
+}
