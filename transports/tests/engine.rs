@@ -4,9 +4,10 @@ use ballast_core::consensus::{Certificate, Config};
 use ballast_core::scheme::ed25519::Ed25519;
 use ballast_core::validators::ValidatorSet;
 use ballast_core::{Block, Digest, Height, View};
-use ballast_transports::engine::{Application, Engine};
+use ballast_transports::engine::{Application, Engine, WORK_POLL_MS};
 use ballast_transports::memory::{MemStore, MemoryTransport, TokioClock};
 use ballast_transports::{KeyValue, Store, StoreError, Transport, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 #[derive(Clone, Default)]
@@ -499,11 +500,12 @@ async fn engines_grow_their_scheme_when_a_validator_joins() {
     assert_eq!(newcomer_chain[..common], reference[..common]);
 }
 
-/// A chain whose mempool is never empty (`work`) or always is.
+/// A chain whose mempool holds work while `work` is set (shared by every
+/// validator, so the test can make work arrive at a chosen moment).
 #[derive(Clone)]
 struct Loaded {
     chain: Chain,
-    work: bool,
+    work: Arc<AtomicBool>,
 }
 
 impl Application<Ed25519> for Loaded {
@@ -528,14 +530,14 @@ impl Application<Ed25519> for Loaded {
     }
 
     fn has_pending_work(&self) -> bool {
-        self.work
+        self.work.load(Ordering::Relaxed)
     }
 }
 
-/// Virtual milliseconds four validators with a 200 ms minimum block
-/// interval take to finalize `height` blocks over the instantaneous
-/// in-memory network.
-async fn virtual_ms_to_height(height: usize, adaptive: bool, work: bool) -> u64 {
+/// Four validators with a 200 ms minimum block interval over the
+/// instantaneous in-memory network, spawned on the returned set (run it to
+/// make progress); the apps let the test read each one's finalized chain.
+fn spawn_loaded(adaptive: bool, work: &Arc<AtomicBool>) -> (tokio::task::LocalSet, Vec<Loaded>) {
     let count = 4;
     let schemes = Ed25519::deterministic_set(1, count);
     let validators = Arc::new(ValidatorSet::equal(count));
@@ -543,7 +545,7 @@ async fn virtual_ms_to_height(height: usize, adaptive: bool, work: bool) -> u64 
     let apps: Vec<Loaded> = (0..count)
         .map(|_| Loaded {
             chain: Chain::default(),
-            work,
+            work: work.clone(),
         })
         .collect();
     let local = tokio::task::LocalSet::new();
@@ -566,17 +568,26 @@ async fn virtual_ms_to_height(height: usize, adaptive: bool, work: bool) -> u64 
         };
         local.spawn_local(engine.run());
     }
+    (local, apps)
+}
+
+/// Waits (in virtual time) until every validator has finalized `height`
+/// blocks.
+async fn until_height(apps: &[Loaded], height: usize) {
+    while apps
+        .iter()
+        .any(|a| a.chain.0.lock().unwrap().len() < height)
+    {
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+}
+
+/// Virtual milliseconds the four validators take to finalize `height`
+/// blocks, with work pending throughout or never.
+async fn virtual_ms_to_height(height: usize, adaptive: bool, work: bool) -> u64 {
+    let (local, apps) = spawn_loaded(adaptive, &Arc::new(AtomicBool::new(work)));
     let started = tokio::time::Instant::now();
-    local
-        .run_until(async {
-            while apps
-                .iter()
-                .any(|a| a.chain.0.lock().unwrap().len() < height)
-            {
-                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
-            }
-        })
-        .await;
+    local.run_until(until_height(&apps, height)).await;
     started.elapsed().as_millis() as u64
 }
 
@@ -597,4 +608,30 @@ async fn the_block_interval_holds_back_only_an_idle_leader_when_adaptive() {
         adaptive_busy < 20 * BLOCKS as u64,
         "adaptive with work: {adaptive_busy} ms"
     );
+}
+
+/// Work that arrives while an idle leader is already holding back its
+/// block is noticed at the next poll, not when the interval runs out.
+#[tokio::test(start_paused = true)]
+async fn work_arriving_mid_interval_releases_the_held_back_block_within_a_poll() {
+    let work = Arc::new(AtomicBool::new(false));
+    let (local, apps) = spawn_loaded(true, &work);
+    local
+        .run_until(async {
+            until_height(&apps, 3).await;
+            // The next leader's view has just begun: it holds back for
+            // 200 ms. Work arrives 50 ms in.
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            let arrived = tokio::time::Instant::now();
+            work.store(true, Ordering::Relaxed);
+            // Its block, and the next (proposed at once, since work stays)
+            // that finalizes it, both well before the interval's end.
+            until_height(&apps, 4).await;
+            let waited_ms = arrived.elapsed().as_millis() as u64;
+            assert!(
+                waited_ms <= 3 * WORK_POLL_MS,
+                "the held-back block waited {waited_ms} ms after work arrived (poll {WORK_POLL_MS} ms)"
+            );
+        })
+        .await;
 }
