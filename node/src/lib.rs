@@ -8,6 +8,7 @@
 
 pub mod app;
 pub mod bench;
+pub mod bench_plot;
 pub mod client;
 pub mod config;
 pub mod devnet;

@@ -285,7 +285,8 @@ enum Command {
         /// Validators in the network (each verifies every transaction).
         #[arg(long, default_value_t = 4)]
         validators: u64,
-        /// Also write a markdown report (e.g. results/node.md).
+        /// Also write a markdown report (e.g. results/node.md) and, beside
+        /// it with the extension .svg, the throughput/latency curve.
         #[arg(long)]
         results: Option<PathBuf>,
     },
@@ -586,9 +587,17 @@ async fn main_async(cli: Cli) -> Result<(), String> {
             }
             if let Some(path) = results {
                 let command: Vec<String> = std::env::args().collect();
-                let text = ballast_node::bench::markdown(&command.join(" "), validators, &runs);
+                // The curve beside the table, same name, .svg.
+                let plot = path.with_extension("svg");
+                let plot_name = plot
+                    .file_name()
+                    .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+                let mut text = ballast_node::bench::markdown(&command.join(" "), validators, &runs);
+                text.push_str(&format!("\n![throughput and latency]({plot_name})\n"));
                 std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
-                println!("wrote {}", path.display());
+                std::fs::write(&plot, ballast_node::bench_plot::curve_svg(&runs))
+                    .map_err(|e| format!("{}: {e}", plot.display()))?;
+                println!("wrote {} and {}", path.display(), plot.display());
             }
         }
     }
