@@ -15,7 +15,10 @@ use ballast_core::ledger::chain::{Chain, ChainError, MAX_BLOCK_TRANSACTIONS, Pay
 use ballast_core::ledger::execute::Ledger;
 use ballast_core::ledger::mempool::{Limits, Mempool, Rejection};
 use ballast_core::ledger::receipts::encode_block_receipts;
-use ballast_core::ledger::tx::{Address, SignedTransaction};
+use ballast_core::ledger::sender_keys::{SENDER_KEY_SLOTS, SenderKeys};
+use ballast_core::ledger::tx::{
+    Address, SignatureError, SignedTransaction, verify_batch_with_keys,
+};
 use ballast_core::scheme::Scheme;
 use ballast_core::state::snapshot::Manifest;
 use ballast_core::validators::{ValidatorSet, ValidatorSetError};
@@ -25,6 +28,7 @@ use ballast_transports::engine::{Application, BlockLookup, EpochPlan, Observatio
 pub use ballast_transports::state_store::EpochStart;
 use ballast_transports::state_store::{self, StateError, StateHead, StoredState};
 use ballast_transports::{Store, StoreError};
+use ed25519_dalek::VerifyingKey;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
@@ -152,12 +156,6 @@ impl Shared {
             .map(|(_, s)| s)
     }
 
-    /// Admits a client's transaction against the finalized state.
-    pub fn submit(&mut self, tx: SignedTransaction) -> Result<Digest, Rejection> {
-        tx.verify()?;
-        self.admit_verified(tx)
-    }
-
     /// Admits a transaction whose signature was already checked.
     pub fn admit_verified(&mut self, tx: SignedTransaction) -> Result<Digest, Rejection> {
         let nonce = self.state().account(&tx.tx.sender).map_or(0, |a| a.nonce);
@@ -166,15 +164,72 @@ impl Shared {
     }
 }
 
-/// A handle on the shared state.
+/// A handle on the shared state, and on the sender keys every path that
+/// checks signatures (RPC, gossip, proposals) parses once and shares.
 #[derive(Clone)]
-pub struct SharedHandle(Arc<Mutex<Shared>>);
+pub struct SharedHandle {
+    shared: Arc<Mutex<Shared>>,
+    /// Its own lock, so checking signatures never waits on the state's.
+    sender_keys: Arc<Mutex<SenderKeys>>,
+}
 
 impl SharedHandle {
+    fn new(shared: Shared) -> SharedHandle {
+        SharedHandle {
+            shared: Arc::new(Mutex::new(shared)),
+            sender_keys: Arc::new(Mutex::new(SenderKeys::new(SENDER_KEY_SLOTS))),
+        }
+    }
+
     pub fn lock(&self) -> MutexGuard<'_, Shared> {
         // A panic while holding the lock leaves consistent data (every
         // update is a single assignment), so a poisoned lock is still usable.
-        self.0.lock().unwrap_or_else(|p| p.into_inner())
+        self.shared.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn sender_keys(&self) -> MutexGuard<'_, SenderKeys> {
+        // Every update is a single slot assignment: usable after a panic.
+        self.sender_keys.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Checks the signatures of `txs` as one batch ([`verify_batch`]'s
+    /// verdicts), with the senders' keys from the shared cache. The cache
+    /// is locked only to look keys up and to keep new ones: parsing a new
+    /// key and the curve arithmetic run outside it.
+    ///
+    /// [`verify_batch`]: ballast_core::ledger::tx::verify_batch
+    pub fn verify_signatures(&self, txs: &[SignedTransaction]) -> Vec<Result<(), SignatureError>> {
+        let cached: Vec<Option<VerifyingKey>> = {
+            let mut cache = self.sender_keys();
+            txs.iter().map(|tx| cache.lookup(&tx.tx.sender)).collect()
+        };
+        let mut parsed = Vec::new();
+        let keys: Vec<Result<VerifyingKey, SignatureError>> = txs
+            .iter()
+            .zip(cached)
+            .map(|(tx, cached)| match cached {
+                Some(key) => Ok(key),
+                None => {
+                    let key = tx.sender_key();
+                    if let Ok(key) = key {
+                        parsed.push(key);
+                    }
+                    key
+                }
+            })
+            .collect();
+        if !parsed.is_empty() {
+            let mut cache = self.sender_keys();
+            for key in parsed {
+                cache.remember(key);
+            }
+        }
+        verify_batch_with_keys(txs, keys)
+    }
+
+    /// Sender-key lookups answered by the cache and not, since start.
+    pub fn sender_key_hits_and_misses(&self) -> (u64, u64) {
+        self.sender_keys().hits_and_misses()
     }
 }
 
@@ -234,7 +289,7 @@ impl NodeApp {
             block: Block::genesis().digest(),
             root: state.tree.root(),
         };
-        let shared = SharedHandle(Arc::new(Mutex::new(Shared {
+        let shared = SharedHandle::new(Shared {
             // Up to 256 pending per sender: enough for a busy client (or the
             // load generator) to pipeline across several blocks.
             mempool: Mempool::new(
@@ -254,7 +309,7 @@ impl NodeApp {
             states: VecDeque::from([(0, state.clone())]),
             snapshots: VecDeque::new(),
             epoch_snapshots: VecDeque::new(),
-        })));
+        });
         let (finalized_tx, _) = broadcast::channel(1_024);
         let genesis_validators = Arc::new(genesis.validator_set());
         let first = EpochStart {
@@ -1032,7 +1087,7 @@ impl NodeApp {
         if unknown.is_empty() {
             return;
         }
-        let checked = ballast_core::ledger::tx::verify_batch(&unknown);
+        let checked = self.shared.verify_signatures(&unknown);
         let mut shared = self.shared.lock();
         for (tx, result) in unknown.iter().zip(checked) {
             if result.is_ok() {
@@ -1069,6 +1124,54 @@ mod tests {
             },
         }
         .sign(&key)
+    }
+
+    fn handle() -> SharedHandle {
+        let params = ballast_core::ledger::records::Params {
+            chain_id: 1,
+            reward_per_block: 0,
+            unbonding_blocks: 1,
+            voting_period_blocks: 1,
+            timelock_blocks: 1,
+            quorum_percent: 50,
+            pass_percent: 50,
+            epoch_blocks: 100,
+            slash_percent: 5,
+        };
+        let state = Ledger::genesis(params, &[]);
+        SharedHandle::new(Shared {
+            mempool: Mempool::new(1, Limits::default()),
+            recently_verified: RecentlyVerified::default(),
+            head: Head {
+                height: 0,
+                digest: Block::genesis().digest(),
+                state_root: state.tree.root(),
+            },
+            view: 0,
+            states: VecDeque::from([(0, state)]),
+            snapshots: VecDeque::new(),
+            epoch_snapshots: VecDeque::new(),
+        })
+    }
+
+    /// The shared cache changes how fast, never what: the verdicts are the
+    /// ledger's own, on the first sight of a sender and on later ones.
+    #[test]
+    fn signatures_checked_through_the_shared_key_cache_get_the_ledgers_verdicts() {
+        let shared = handle();
+        let mut forged = tx(1);
+        forged.signature[7] ^= 1;
+        let mut weak = tx(2);
+        weak.tx.sender = [0; 32];
+        weak.tx.sender[0] = 1;
+        let txs = vec![tx(0), forged, weak, tx(3)];
+        let expected = ballast_core::ledger::tx::verify_batch(&txs);
+        assert!(expected[0].is_ok() && expected[1].is_err() && expected[2].is_err());
+        assert_eq!(shared.verify_signatures(&txs), expected);
+        assert_eq!(shared.sender_key_hits_and_misses(), (0, 4));
+        assert_eq!(shared.verify_signatures(&txs), expected);
+        // The honest sender's key was kept (3 hits); the weak one never is.
+        assert_eq!(shared.sender_key_hits_and_misses(), (3, 5));
     }
 
     #[test]

@@ -18,7 +18,7 @@ use crate::app::SharedHandle;
 use crate::metrics::Metrics;
 use ballast_core::ValidatorIndex;
 use ballast_core::codec::WIRE_VERSION;
-use ballast_core::ledger::tx::{MAX_TRANSACTION_BYTES, SignedTransaction, verify_batch};
+use ballast_core::ledger::tx::{MAX_TRANSACTION_BYTES, SignedTransaction};
 use ballast_core::peer_score::Offence;
 use ballast_transports::Transport;
 use std::sync::Arc;
@@ -260,9 +260,10 @@ async fn verify_and_admit(
         }
         // Signatures are checked off the async workers and without the
         // lock the RPC shares.
+        let handle = shared.clone();
         let Ok((txs, checked)) = tokio::task::spawn_blocking(move || {
             let plain: Vec<SignedTransaction> = txs.iter().map(|(_, tx)| tx.clone()).collect();
-            let checked = verify_batch(&plain);
+            let checked = handle.verify_signatures(&plain);
             (txs, checked)
         })
         .await

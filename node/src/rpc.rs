@@ -35,7 +35,7 @@ use ballast_core::ledger::chain::Payload;
 use ballast_core::ledger::execute::account_key;
 use ballast_core::ledger::mempool::Rejection;
 use ballast_core::ledger::receipts::prove_receipt;
-use ballast_core::ledger::tx::{SignedTransaction, verify_batch};
+use ballast_core::ledger::tx::SignedTransaction;
 use ballast_core::sync::MAX_BLOCKS_PER_FETCH;
 use jsonrpsee::server::{HttpBody, HttpRequest, HttpResponse, RpcModule, Server, ServerHandle};
 use jsonrpsee::types::ErrorObjectOwned;
@@ -278,8 +278,15 @@ impl RpcContext {
 
     fn send(&self, raw: &str) -> RpcResult {
         let tx = parse_raw(raw)?;
+        // Checked before taking the state's lock, which the engine shares.
+        let signature = self.shared.verify_signatures(std::slice::from_ref(&tx));
         let mut shared = self.shared.lock();
-        let result = shared.submit(tx.clone());
+        let result = signature
+            .into_iter()
+            .next()
+            .expect("one verdict per transaction")
+            .map_err(Rejection::from)
+            .and_then(|()| shared.admit_verified(tx.clone()));
         self.metrics
             .mempool_transactions
             .set(shared.mempool.len() as i64);
@@ -423,7 +430,7 @@ impl RpcContext {
             .iter()
             .map(|raw| parse_raw(raw))
             .collect::<Result<_, _>>()?;
-        let signatures = verify_batch(&txs);
+        let signatures = self.shared.verify_signatures(&txs);
         let mut results = Vec::with_capacity(txs.len());
         let mut accepted = Vec::new();
         {

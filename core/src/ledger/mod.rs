@@ -13,6 +13,7 @@ pub mod outcome;
 pub mod parallel;
 pub mod receipts;
 pub mod records;
+pub mod sender_keys;
 mod signature;
 pub mod stack_meter;
 pub mod staking;

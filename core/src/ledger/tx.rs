@@ -6,6 +6,7 @@
 //! its identity. The signature covers a domain tag and the hash, so a
 //! signature for one chain or one purpose is never valid for another.
 
+use super::sender_keys::SenderKeys;
 use crate::codec::{DecodeError, Reader, Writer};
 use crate::types::Digest;
 use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
@@ -344,12 +345,7 @@ impl SignedTransaction {
     /// The sender's key, rejecting encodings that are not points and keys of
     /// small order (for which signatures can be forged).
     pub fn sender_key(&self) -> Result<VerifyingKey, SignatureError> {
-        let key =
-            VerifyingKey::from_bytes(&self.tx.sender).map_err(|_| SignatureError::BadSender)?;
-        if key.is_weak() {
-            return Err(SignatureError::WeakSender);
-        }
-        Ok(key)
+        super::sender_keys::parse_sender(&self.tx.sender)
     }
 
     /// Checks the signature alone, by the same rule as [`verify_batch`]
@@ -374,11 +370,35 @@ impl SignedTransaction {
 /// coefficients come from a hash of its contents, not from the OS. So
 /// validators that batched differently still agree.
 pub fn verify_batch(txs: &[SignedTransaction]) -> Vec<Result<(), SignatureError>> {
+    let keys = txs.iter().map(SignedTransaction::sender_key).collect();
+    verify_batch_with_keys(txs, keys)
+}
+
+/// [`verify_batch`], the senders' keys taken from (and added to) a cache:
+/// the same verdicts, without decompressing a known sender's key again.
+pub fn verify_batch_cached(
+    txs: &[SignedTransaction],
+    cache: &mut SenderKeys,
+) -> Vec<Result<(), SignatureError>> {
+    let keys = txs.iter().map(|tx| cache.key(&tx.tx.sender)).collect();
+    verify_batch_with_keys(txs, keys)
+}
+
+/// [`verify_batch`] with each sender's key already parsed (`keys[i]` is
+/// what `txs[i].sender_key()` returns), so that a caller can look keys up
+/// under a lock and check signatures outside it.
+pub fn verify_batch_with_keys(
+    txs: &[SignedTransaction],
+    keys: Vec<Result<VerifyingKey, SignatureError>>,
+) -> Vec<Result<(), SignatureError>> {
+    assert_eq!(keys.len(), txs.len(), "one sender key per transaction");
     let mut results: Vec<Result<(), SignatureError>> = Vec::with_capacity(txs.len());
     let mut parsed = Vec::with_capacity(txs.len());
-    for tx in txs {
-        let outcome = tx
-            .sender_key()
+    for (tx, key) in txs.iter().zip(keys) {
+        debug_assert!(
+            key.as_ref().is_err() || key.as_ref().is_ok_and(|k| k.as_bytes() == &tx.tx.sender)
+        );
+        let outcome = key
             .and_then(|key| super::signature::parse(&key, &tx.signature, &tx.tx.signing_bytes()));
         match outcome {
             Ok(p) => {
@@ -606,8 +626,11 @@ mod tests {
     }
 
     #[test]
-    fn batches_agree_with_single_checks_on_mixed_input() {
-        // Valid, tampered and torsion-carrying signatures in many mixes.
+    fn batches_cached_or_not_agree_with_single_checks_on_mixed_input() {
+        // Valid, tampered and torsion-carrying signatures and senders that
+        // are not keys or are weak, in many mixes; the cache is small, so
+        // keys are found, missed and evicted along the way.
+        let mut cache = SenderKeys::new(8);
         let mut rng_state = 0x9e37_79b9_7f4a_7c15u64;
         let mut next = || {
             rng_state ^= rng_state << 13;
@@ -620,19 +643,38 @@ mod tests {
                 .map(|i| {
                     let signer = key((round * 31 + i) as u8);
                     let honest = transfer(&signer, i);
-                    match next() % 4 {
+                    match next() % 6 {
                         0 => {
                             let mut t = honest;
                             t.signature[5] ^= 0x40;
                             t
                         }
                         1 => torsion_signed(&signer, honest.tx),
+                        2 => {
+                            // The identity: small order.
+                            let mut t = honest;
+                            t.tx.sender = [0; 32];
+                            t.tx.sender[0] = 1;
+                            t
+                        }
+                        3 => {
+                            // y = 2 is not on the curve.
+                            let mut t = honest;
+                            t.tx.sender = [0; 32];
+                            t.tx.sender[0] = 2;
+                            t
+                        }
                         _ => honest,
                     }
                 })
                 .collect();
             let singles: Vec<_> = txs.iter().map(SignedTransaction::verify).collect();
             assert_eq!(verify_batch(&txs), singles, "round {round}");
+            assert_eq!(
+                verify_batch_cached(&txs, &mut cache),
+                singles,
+                "round {round}, cached"
+            );
         }
     }
 }
