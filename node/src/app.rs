@@ -727,14 +727,14 @@ impl NodeApp {
             .clone();
         if index {
             let hashes: Vec<[u8; 32]> = executed.tx_hashes.iter().map(|d| d.0).collect();
-            let receipts = serde_json::to_vec(&json::receipts(&executed)).expect("JSON encodes");
+            let failure_messages = json::failure_messages(&executed.receipts);
             let records = encode_block_receipts(&executed.receipts);
             self.db.index(&FinalizedEntry {
                 height: block.height,
                 digest: digest.0,
                 certificate,
                 tx_hashes: &hashes,
-                receipts_json: &receipts,
+                failure_messages: &failure_messages,
                 receipt_records: &records,
             })?;
         }

@@ -34,7 +34,7 @@ use ballast_core::Digest;
 use ballast_core::ledger::chain::Payload;
 use ballast_core::ledger::execute::account_key;
 use ballast_core::ledger::mempool::Rejection;
-use ballast_core::ledger::receipts::prove_receipt;
+use ballast_core::ledger::receipts::{prove_receipt, stored_receipt};
 use ballast_core::ledger::tx::SignedTransaction;
 use ballast_core::sync::MAX_BLOCKS_PER_FETCH;
 use jsonrpsee::server::{HttpBody, HttpRequest, HttpResponse, RpcModule, Server, ServerHandle};
@@ -210,16 +210,38 @@ impl RpcContext {
         let Some(location) = self.db.location_of(&hash).map_err(internal)? else {
             return Ok(Value::Null);
         };
-        let receipts = self
+        let index = location.index as usize;
+        let mut receipt = match self
             .db
-            .receipts_json(location.height)
+            .failure_messages(location.height)
             .map_err(internal)?
-            .ok_or_else(|| internal("receipts missing for an indexed height"))?;
-        let receipts: Value = serde_json::from_slice(&receipts).map_err(internal)?;
-        let mut receipt = receipts
-            .get(location.index as usize)
-            .cloned()
-            .ok_or_else(|| internal("receipt index out of range"))?;
+        {
+            Some(messages) => {
+                let stored = self
+                    .db
+                    .receipt_records(location.height)
+                    .map_err(internal)?
+                    .ok_or_else(|| internal("receipts missing for an indexed height"))?;
+                let record = stored_receipt(&stored, index)
+                    .map_err(internal)?
+                    .ok_or_else(|| internal("receipt index out of range"))?;
+                let message = json::failure_message(&messages, index).map_err(internal)?;
+                json::receipt(&record, message)
+            }
+            // Indexed by an earlier version, which stored the JSON.
+            None => {
+                let receipts = self
+                    .db
+                    .legacy_receipts_json(location.height)
+                    .map_err(internal)?
+                    .ok_or_else(|| internal("receipts missing for an indexed height"))?;
+                let receipts: Value = serde_json::from_slice(&receipts).map_err(internal)?;
+                receipts
+                    .get(index)
+                    .cloned()
+                    .ok_or_else(|| internal("receipt index out of range"))?
+            }
+        };
         receipt["height"] = json!(location.height);
         receipt["index"] = json!(location.index);
         Ok(receipt)

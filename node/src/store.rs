@@ -224,8 +224,10 @@ pub struct FinalizedEntry<'a> {
     pub digest: [u8; 32],
     pub certificate: &'a [u8],
     pub tx_hashes: &'a [[u8; 32]],
-    /// Receipts as JSON, as the RPC serves them.
-    pub receipts_json: &'a [u8],
+    /// The wording of the block's failed receipts
+    /// (`crate::json::failure_messages`); the RPC builds a receipt's JSON
+    /// from its record and this.
+    pub failure_messages: &'a [u8],
     /// Receipts as the block's receipts root commits to them
     /// (`ballast_core::ledger::receipts::encode_block_receipts`), for proofs.
     pub receipt_records: &'a [u8],
@@ -235,7 +237,10 @@ mod key {
     pub const HEIGHT: u8 = b'h';
     pub const DIGEST: u8 = b'd';
     pub const TX: u8 = b't';
-    pub const RECEIPTS: u8 = b'r';
+    /// Receipts as JSON, written by nodes before failure messages were
+    /// stored instead: still read for those heights, and pruned.
+    pub const LEGACY_RECEIPTS_JSON: u8 = b'r';
+    pub const FAILURE_MESSAGES: u8 = b'm';
     pub const RECEIPT_RECORDS: u8 = b'c';
     pub const EPOCH_CHANGE: u8 = b'e';
     pub const INDEXED_HEIGHT: &[u8] = b"indexed-height";
@@ -298,8 +303,8 @@ impl ChainDb {
         }
         batch.put_cf(
             indexes,
-            key::with(key::RECEIPTS, &height),
-            entry.receipts_json,
+            key::with(key::FAILURE_MESSAGES, &height),
+            entry.failure_messages,
         );
         batch.put_cf(
             indexes,
@@ -377,7 +382,8 @@ impl ChainDb {
                 batch.delete_cf(indexes, key::with(key::DIGEST, &digest));
             }
             batch.delete_cf(indexes, key::with(key::HEIGHT, &height_bytes));
-            batch.delete_cf(indexes, key::with(key::RECEIPTS, &height_bytes));
+            batch.delete_cf(indexes, key::with(key::FAILURE_MESSAGES, &height_bytes));
+            batch.delete_cf(indexes, key::with(key::LEGACY_RECEIPTS_JSON, &height_bytes));
             batch.delete_cf(indexes, key::with(key::RECEIPT_RECORDS, &height_bytes));
             batch.delete_cf(
                 family(&self.db, CERTIFICATES),
@@ -451,11 +457,24 @@ impl ChainDb {
         }))
     }
 
-    pub fn receipts_json(&self, height: u64) -> Result<Option<Vec<u8>>, StoreError> {
+    /// A block's failure messages (see [`FinalizedEntry::failure_messages`]);
+    /// `None` for a height indexed before they were stored (see
+    /// [`ChainDb::legacy_receipts_json`]) or not indexed.
+    pub fn failure_messages(&self, height: u64) -> Result<Option<Vec<u8>>, StoreError> {
         self.db
             .get_cf(
                 family(&self.db, INDEXES),
-                key::with(key::RECEIPTS, &height.to_be_bytes()),
+                key::with(key::FAILURE_MESSAGES, &height.to_be_bytes()),
+            )
+            .map_err(failure)
+    }
+
+    /// A block's receipts as JSON, for heights an earlier version indexed.
+    pub fn legacy_receipts_json(&self, height: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        self.db
+            .get_cf(
+                family(&self.db, INDEXES),
+                key::with(key::LEGACY_RECEIPTS_JSON, &height.to_be_bytes()),
             )
             .map_err(failure)
     }
@@ -599,7 +618,7 @@ mod tests {
                 digest: [7; 32],
                 certificate: b"cert",
                 tx_hashes: &[[1; 32], [2; 32]],
-                receipts_json: b"[]",
+                failure_messages: b"[]",
                 receipt_records: b"\0\0",
             })
             .unwrap();

@@ -353,7 +353,8 @@ async fn pruning_keeps_the_latest_blocks_and_names_the_oldest() {
     assert_eq!(db.pruned_through().unwrap(), 300);
     assert_eq!(db.digest_at(300).unwrap(), None);
     assert_eq!(db.certificate_at(300).unwrap(), None);
-    assert_eq!(db.receipts_json(300).unwrap(), None);
+    assert_eq!(db.failure_messages(300).unwrap(), None);
+    assert!(db.failure_messages(301).unwrap().is_some());
     assert_eq!(db.receipt_records(300).unwrap(), None);
     assert!(db.receipt_records(301).unwrap().is_some());
     assert!(db.block(&blocks[299].digest().0).unwrap().is_none());

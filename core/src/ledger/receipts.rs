@@ -195,11 +195,7 @@ pub fn encode_block_receipts(receipts: &[Receipt]) -> Vec<u8> {
 /// The proof of receipt `index` from a block's stored receipts
 /// ([`encode_block_receipts`]); `None` if there is no such receipt.
 pub fn prove_receipt(stored: &[u8], index: usize) -> Result<Option<ReceiptProof>, DecodeError> {
-    let mut r = Reader::new(stored);
-    let records = (0..r.count(super::chain::MAX_BLOCK_TRANSACTIONS)?)
-        .map(|_| r.bytes(MAX_RECEIPT_BYTES))
-        .collect::<Result<Vec<_>, _>>()?;
-    r.finish()?;
+    let records = stored_records(stored)?;
     let Some(record) = records.get(index) else {
         return Ok(None);
     };
@@ -210,6 +206,25 @@ pub fn prove_receipt(stored: &[u8], index: usize) -> Result<Option<ReceiptProof>
         record: record.to_vec(),
         siblings,
     }))
+}
+
+/// Receipt `index` from a block's stored receipts, decoded; `None` if
+/// there is no such receipt.
+pub fn stored_receipt(stored: &[u8], index: usize) -> Result<Option<ReceiptRecord>, DecodeError> {
+    stored_records(stored)?
+        .get(index)
+        .map(|bytes| ReceiptRecord::decode(bytes))
+        .transpose()
+}
+
+/// Each receipt's committed bytes from a block's stored receipts.
+fn stored_records(stored: &[u8]) -> Result<Vec<&[u8]>, DecodeError> {
+    let mut r = Reader::new(stored);
+    let records = (0..r.count(super::chain::MAX_BLOCK_TRANSACTIONS)?)
+        .map(|_| r.bytes(MAX_RECEIPT_BYTES))
+        .collect::<Result<Vec<_>, _>>()?;
+    r.finish()?;
+    Ok(records)
 }
 
 fn encode_event(event: &Event, w: &mut Writer) {
@@ -585,6 +600,17 @@ mod tests {
         }
         assert_eq!(prove_receipt(&stored, 5), Ok(None));
         assert!(prove_receipt(&stored[..stored.len() - 1], 0).is_err());
+        // And each one reads back as committed (what the RPC serves).
+        for (index, receipt) in receipts.iter().enumerate() {
+            let record = stored_receipt(&stored, index).unwrap().unwrap();
+            assert_eq!(record, ReceiptRecord::decode(&receipt.encode()).unwrap());
+            assert_eq!(
+                record.failure,
+                receipt.status.as_ref().err().map(Failure::code)
+            );
+        }
+        assert_eq!(stored_receipt(&stored, 5), Ok(None));
+        assert!(stored_receipt(&stored[..stored.len() - 1], 0).is_err());
     }
 
     #[test]
