@@ -7,6 +7,9 @@
 //! fails if it has provable misbehaviour (equivocation, double votes,
 //! nullify-and-finalize, Twins) that was never reported as evidence.
 
+pub mod seed_ledger;
+pub mod shard;
+
 use ballast_sim::parallel::{parallel, wall_now};
 use ballast_sim::runner::{self, Outcome, RunOptions};
 use ballast_sim::scenario::{self, Scenario};
@@ -149,15 +152,14 @@ pub fn mean_p99(values: &[f64]) -> Option<(f64, f64)> {
 /// threads; `each` sees every outcome as it completes (for progress).
 pub fn run_suite(
     suite: &[Scenario],
-    seeds: impl Fn(&Scenario) -> u64,
-    first_seed: u64,
+    seeds: impl Fn(&Scenario) -> std::ops::Range<u64>,
     jobs: usize,
     mut each: impl FnMut(&Scenario, &Outcome),
 ) -> Vec<Report> {
     let items: Vec<(usize, u64)> = suite
         .iter()
         .enumerate()
-        .flat_map(|(i, s)| (first_seed..first_seed + seeds(s)).map(move |seed| (i, seed)))
+        .flat_map(|(i, s)| seeds(s).map(move |seed| (i, seed)))
         .collect();
     let mut reports: Vec<Report> = suite
         .iter()

@@ -1,6 +1,8 @@
 //! `ballast-scenarios`: run the adversarial scenario suite, print a summary
 //! table, and optionally write `results/scenarios.md`.
 
+use ballast_scenarios::seed_ledger::{self, Entry};
+use ballast_scenarios::shard::Shard;
 use ballast_scenarios::{FIRST_SEED, Report, load_suite, markdown, mean_p99, short_name};
 use ballast_sim::parallel::wall_now;
 use ballast_sim::runner::replay_command;
@@ -52,6 +54,21 @@ enum Command {
         /// Write the markdown report here (e.g. results/scenarios.md).
         #[arg(long)]
         results: Option<PathBuf>,
+        /// Run only shard i of k (`--shard 0/4`): a contiguous slice of
+        /// every scenario's seeds, so k runs (processes, machines or days)
+        /// together run each seed once.
+        #[arg(long, value_parser = Shard::parse, default_value = "0/1")]
+        shard: Shard,
+        /// Append each scenario's seeds run and failures, with the commit,
+        /// to this CSV (e.g. results/seed-ledger.csv); `ledger` adds it up.
+        #[arg(long)]
+        ledger: Option<PathBuf>,
+    },
+    /// Add up a seed ledger (`run --ledger`): runs, distinct seeds and
+    /// failures per scenario, as a markdown table.
+    Ledger {
+        #[arg(default_value = "results/seed-ledger.csv")]
+        path: PathBuf,
     },
     /// List the suite's scenarios with their seed counts.
     List {
@@ -68,6 +85,8 @@ fn main() -> ExitCode {
         from: FIRST_SEED,
         jobs: ballast_sim::parallel::default_jobs(),
         results: None,
+        shard: Shard::WHOLE,
+        ledger: None,
     });
     let result = match command {
         Command::Run {
@@ -77,7 +96,23 @@ fn main() -> ExitCode {
             from,
             jobs,
             results,
-        } => run(&dir, only.as_deref(), scale, from, jobs, results),
+            shard,
+            ledger,
+        } => run(
+            &dir,
+            only.as_deref(),
+            Seeds { scale, from, shard },
+            jobs,
+            results,
+            ledger,
+        ),
+        Command::Ledger { path } => std::fs::read_to_string(&path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))
+            .and_then(|text| seed_ledger::parse(&text))
+            .map(|entries| {
+                print!("{}", seed_ledger::markdown(&seed_ledger::totals(&entries)));
+                true
+            }),
         Command::List { dir } => load_suite(&dir).map(|suite| {
             for s in &suite {
                 println!(
@@ -100,13 +135,20 @@ fn main() -> ExitCode {
     }
 }
 
+/// Which seeds of each scenario a run takes.
+struct Seeds {
+    scale: f64,
+    from: u64,
+    shard: Shard,
+}
+
 fn run(
     dir: &std::path::Path,
     only: Option<&str>,
-    scale: f64,
-    from: u64,
+    Seeds { scale, from, shard }: Seeds,
     jobs: usize,
     results: Option<PathBuf>,
+    ledger: Option<PathBuf>,
 ) -> Result<bool, String> {
     if !(scale > 0.0 && scale <= 1_000.0) {
         return Err(format!("--scale {scale}: must be in (0, 1000]"));
@@ -118,9 +160,15 @@ fn run(
             return Err(format!("no scenario name contains {only:?}"));
         }
     }
-    let seeds =
-        |s: &ballast_sim::scenario::Scenario| ((s.seeds as f64 * scale).ceil() as u64).max(1);
-    let total: u64 = suite.iter().map(seeds).sum();
+    let seeds = |s: &ballast_sim::scenario::Scenario| {
+        shard.seeds(from, ((s.seeds as f64 * scale).ceil() as u64).max(1))
+    };
+    // A shard may hold no seed of a small scenario.
+    suite.retain(|s| !seeds(s).is_empty());
+    if suite.is_empty() {
+        return Err("this shard holds no seeds: use fewer shards".to_string());
+    }
+    let total: u64 = suite.iter().map(|s| seeds(s).end - seeds(s).start).sum();
     let bar = ProgressBar::new(total);
     bar.set_style(
         ProgressStyle::with_template(
@@ -134,7 +182,7 @@ fn run(
     );
     let started = wall_now();
     let mut failures = 0;
-    let reports = ballast_scenarios::run_suite(&suite, seeds, from, jobs, |_, outcome| {
+    let reports = ballast_scenarios::run_suite(&suite, seeds, jobs, |_, outcome| {
         if !outcome.passed() {
             failures += 1;
             // Printed above the bar, and also when stderr is not a terminal
@@ -175,15 +223,39 @@ fn run(
             );
         }
     }
+    if let Some(path) = ledger {
+        let commit = current_commit();
+        let entries: Vec<Entry> = suite
+            .iter()
+            .zip(&reports)
+            .map(|(s, r)| Entry {
+                commit: commit.clone(),
+                scenario: r.name.clone(),
+                seeds: seeds(s),
+                failed: r.failed_seeds.len() as u64,
+            })
+            .collect();
+        append_ledger(&path, &entries)?;
+        println!(
+            "{} ledger lines appended to {}",
+            entries.len(),
+            path.display()
+        );
+    }
     if let Some(path) = results {
         let command = format!(
-            "cargo run --release -p ballast-scenarios -- run{}{} --results {}",
+            "cargo run --release -p ballast-scenarios -- run{}{}{} --results {}",
             if scale != 1.0 {
                 format!(" --scale {scale}")
             } else {
                 String::new()
             },
             only.map(|o| format!(" --only {o}")).unwrap_or_default(),
+            if shard == Shard::WHOLE {
+                String::new()
+            } else {
+                format!(" --shard {}/{}", shard.index, shard.count)
+            },
             path.display()
         );
         let text = markdown(&reports, &command, &machine(jobs), wall_s);
@@ -242,4 +314,40 @@ fn machine(jobs: usize) -> String {
     let cpu = ballast_sim::parallel::cpu_model();
     let cores = ballast_sim::parallel::default_jobs();
     format!("{cpu}, {cores} cores, {jobs} parallel simulations, release build")
+}
+
+/// The commit this run is on, for the seed ledger ("unknown" outside a
+/// git checkout).
+fn current_commit() -> String {
+    std::process::Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "unknown".to_string())
+}
+
+/// Appends to the ledger, writing its header first if it is new; one
+/// write, so an interrupted run leaves whole lines.
+fn append_ledger(path: &std::path::Path, entries: &[Entry]) -> Result<(), String> {
+    use std::io::Write as _;
+    let new = !path.exists();
+    let mut text = String::new();
+    if new {
+        text.push_str(seed_ledger::HEADER);
+        text.push('\n');
+    }
+    for e in entries {
+        text.push_str(&e.line());
+        text.push('\n');
+    }
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .and_then(|mut f| f.write_all(text.as_bytes()))
+        .map_err(|e| format!("cannot append to {}: {e}", path.display()))
 }
