@@ -457,36 +457,31 @@ impl ChainDb {
         }))
     }
 
+    /// The `indexes` record of kind `tag` for `height`.
+    fn per_height(&self, tag: u8, height: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        self.db
+            .get_cf(
+                family(&self.db, INDEXES),
+                key::with(tag, &height.to_be_bytes()),
+            )
+            .map_err(failure)
+    }
+
     /// A block's failure messages (see [`FinalizedEntry::failure_messages`]);
     /// `None` for a height indexed before they were stored (see
     /// [`ChainDb::legacy_receipts_json`]) or not indexed.
     pub fn failure_messages(&self, height: u64) -> Result<Option<Vec<u8>>, StoreError> {
-        self.db
-            .get_cf(
-                family(&self.db, INDEXES),
-                key::with(key::FAILURE_MESSAGES, &height.to_be_bytes()),
-            )
-            .map_err(failure)
+        self.per_height(key::FAILURE_MESSAGES, height)
     }
 
     /// A block's receipts as JSON, for heights an earlier version indexed.
     pub fn legacy_receipts_json(&self, height: u64) -> Result<Option<Vec<u8>>, StoreError> {
-        self.db
-            .get_cf(
-                family(&self.db, INDEXES),
-                key::with(key::LEGACY_RECEIPTS_JSON, &height.to_be_bytes()),
-            )
-            .map_err(failure)
+        self.per_height(key::LEGACY_RECEIPTS_JSON, height)
     }
 
     /// A block's receipts as committed (see [`FinalizedEntry::receipt_records`]).
     pub fn receipt_records(&self, height: u64) -> Result<Option<Vec<u8>>, StoreError> {
-        self.db
-            .get_cf(
-                family(&self.db, INDEXES),
-                key::with(key::RECEIPT_RECORDS, &height.to_be_bytes()),
-            )
-            .map_err(failure)
+        self.per_height(key::RECEIPT_RECORDS, height)
     }
 
     pub fn certificate_at(&self, height: u64) -> Result<Option<Vec<u8>>, StoreError> {

@@ -6,7 +6,6 @@
 //! its identity. The signature covers a domain tag and the hash, so a
 //! signature for one chain or one purpose is never valid for another.
 
-use super::sender_keys::SenderKeys;
 use crate::codec::{DecodeError, Reader, Writer};
 use crate::types::Digest;
 use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
@@ -374,16 +373,6 @@ pub fn verify_batch(txs: &[SignedTransaction]) -> Vec<Result<(), SignatureError>
     verify_batch_with_keys(txs, keys)
 }
 
-/// [`verify_batch`], the senders' keys taken from (and added to) a cache:
-/// the same verdicts, without decompressing a known sender's key again.
-pub fn verify_batch_cached(
-    txs: &[SignedTransaction],
-    cache: &mut SenderKeys,
-) -> Vec<Result<(), SignatureError>> {
-    let keys = txs.iter().map(|tx| cache.key(&tx.tx.sender)).collect();
-    verify_batch_with_keys(txs, keys)
-}
-
 /// [`verify_batch`] with each sender's key already parsed (`keys[i]` is
 /// what `txs[i].sender_key()` returns), so that a caller can look keys up
 /// under a lock and check signatures outside it.
@@ -630,7 +619,7 @@ mod tests {
         // Valid, tampered and torsion-carrying signatures and senders that
         // are not keys or are weak, in many mixes; the cache is small, so
         // keys are found, missed and evicted along the way.
-        let mut cache = SenderKeys::new(8);
+        let mut cache = crate::ledger::sender_keys::SenderKeys::new(8);
         let mut rng_state = 0x9e37_79b9_7f4a_7c15u64;
         let mut next = || {
             rng_state ^= rng_state << 13;
@@ -671,7 +660,10 @@ mod tests {
             let singles: Vec<_> = txs.iter().map(SignedTransaction::verify).collect();
             assert_eq!(verify_batch(&txs), singles, "round {round}");
             assert_eq!(
-                verify_batch_cached(&txs, &mut cache),
+                verify_batch_with_keys(
+                    &txs,
+                    txs.iter().map(|tx| cache.key(&tx.tx.sender)).collect()
+                ),
                 singles,
                 "round {round}, cached"
             );
