@@ -7,6 +7,11 @@
 //! with `ballast_sendTransactions`, as many per call as have queued up.
 //! Latency is from the moment a transaction is handed to the RPC call to
 //! the moment a `ballast_finalized` notification names it.
+//!
+//! Transfers are signed and encoded before the timed run ([`Presigned`]):
+//! signed on the fly, they cost the generator about 10% of a 2-core
+//! machine, taken from the validators it measures. A real client signs on
+//! its own machine.
 
 use crate::client::{Client, transfer};
 use crate::config::read_key;
@@ -67,6 +72,122 @@ pub struct BenchReport {
 /// refuse a sender (which would leave a nonce gap behind every later
 /// transaction of that sender).
 pub const MAX_IN_FLIGHT_PER_ACCOUNT: u64 = 128;
+
+/// Most transfers signed ahead of a run (about 470 bytes each with their
+/// hex encodings: ~235 MiB). A longer schedule signs the rest as it goes.
+pub const MAX_PRESIGNED: u64 = 500_000;
+
+/// One transfer ready to send: its nonce, hash and raw encoding in hex.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Prepared {
+    nonce: u64,
+    hash: String,
+    raw: String,
+}
+
+impl Prepared {
+    fn of(tx: &ballast_core::ledger::tx::SignedTransaction) -> Prepared {
+        Prepared {
+            nonce: tx.tx.nonce,
+            hash: hex::encode(tx.hash().0),
+            raw: hex::encode(tx.encode()),
+        }
+    }
+}
+
+/// What every transfer of a run is built from.
+#[derive(Clone, Copy)]
+struct TransferTemplate {
+    chain_id: u64,
+    height: u64,
+    to: [u8; 32],
+}
+
+impl TransferTemplate {
+    fn prepare(&self, key: &SigningKey, nonce: u64) -> Prepared {
+        Prepared::of(&transfer(
+            key,
+            self.chain_id,
+            nonce,
+            self.height,
+            self.to,
+            1,
+        ))
+    }
+}
+
+/// Each account's transfers for consecutive nonces from its first one,
+/// signed before the run on all cores. A nonce outside them (an account
+/// sent more than its share, or a long schedule) is signed when needed, to
+/// the same bytes.
+struct Presigned {
+    first_nonce: Vec<u64>,
+    by_account: Vec<Vec<Prepared>>,
+}
+
+impl Presigned {
+    /// `per_account` transfers for each of `keys` from `first_nonce`.
+    fn sign(
+        keys: &[SigningKey],
+        first_nonce: &[u64],
+        per_account: u64,
+        template: TransferTemplate,
+    ) -> Presigned {
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let chunk = keys.len().div_ceil(threads).max(1);
+        let by_account = std::thread::scope(|scope| {
+            let workers: Vec<_> = keys
+                .chunks(chunk)
+                .zip(first_nonce.chunks(chunk))
+                .map(|(keys, firsts)| {
+                    scope.spawn(move || {
+                        keys.iter()
+                            .zip(firsts)
+                            .map(|(key, first)| {
+                                (*first..first + per_account)
+                                    .map(|nonce| template.prepare(key, nonce))
+                                    .collect::<Vec<_>>()
+                            })
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            workers
+                .into_iter()
+                .flat_map(|w| w.join().expect("a signing thread panicked"))
+                .collect()
+        });
+        Presigned {
+            first_nonce: first_nonce.to_vec(),
+            by_account,
+        }
+    }
+
+    /// `account`'s transfer at `nonce`: the one signed ahead, or a new one.
+    fn get(
+        &self,
+        account: usize,
+        nonce: u64,
+        key: &SigningKey,
+        template: &TransferTemplate,
+    ) -> Prepared {
+        nonce
+            .checked_sub(self.first_nonce[account])
+            .and_then(|i| self.by_account[account].get(usize::try_from(i).ok()?))
+            .cloned()
+            .unwrap_or_else(|| template.prepare(key, nonce))
+    }
+}
+
+/// How many transfers to sign ahead per account for `total` over
+/// `accounts`: an even share and an eighth more (round robin skips
+/// accounts at their cap, so some send more than their share), within
+/// [`MAX_PRESIGNED`].
+fn presigned_per_account(total: u64, accounts: usize) -> u64 {
+    let accounts = accounts.max(1) as u64;
+    let share = total.div_ceil(accounts);
+    (share + share / 8 + 1).min(MAX_PRESIGNED / accounts)
+}
 
 /// Each account's transactions in flight and what to do after a refusal.
 struct Accounts {
@@ -250,6 +371,20 @@ pub async fn bench(options: BenchOptions) -> Result<BenchReport, String> {
         keys.len(),
         clients.len()
     );
+    let total = options.rate_per_second * options.duration_seconds;
+    let template = TransferTemplate {
+        chain_id,
+        height,
+        to: [0xbe; 32],
+    };
+    let per_account = presigned_per_account(total, keys.len());
+    let signing = Instant::now();
+    let presigned = Presigned::sign(&keys, &nonces, per_account, template);
+    println!(
+        "bench: signed {} transfers ahead in {:.1} s",
+        per_account * keys.len() as u64,
+        signing.elapsed().as_secs_f64()
+    );
 
     // Finalized transactions, from one node's subscription.
     let accepted: Arc<Mutex<BTreeMap<String, (Instant, usize)>>> = Arc::default();
@@ -300,10 +435,7 @@ pub async fn bench(options: BenchOptions) -> Result<BenchReport, String> {
     let mut queues = Vec::new();
     let mut senders = Vec::new();
     for client in &clients {
-        let (queue, mut pending) = tokio::sync::mpsc::unbounded_channel::<(
-            usize,
-            ballast_core::ledger::tx::SignedTransaction,
-        )>();
+        let (queue, mut pending) = tokio::sync::mpsc::unbounded_channel::<(usize, Prepared)>();
         queues.push(queue);
         let client = client.clone();
         let (accepted, rejected, reasons, accounts) = (
@@ -321,28 +453,24 @@ pub async fn bench(options: BenchOptions) -> Result<BenchReport, String> {
                         Err(_) => break,
                     }
                 }
-                let hashes: Vec<String> = batch
-                    .iter()
-                    .map(|(_, tx)| hex::encode(tx.hash().0))
-                    .collect();
                 {
                     let now = Instant::now();
                     let mut accepted = accepted.lock().expect("lock");
-                    for (hash, (account, _)) in hashes.iter().zip(&batch) {
-                        accepted.insert(hash.clone(), (now, *account));
+                    for (account, tx) in &batch {
+                        accepted.insert(tx.hash.clone(), (now, *account));
                     }
                 }
-                let txs: Vec<_> = batch.iter().map(|(_, tx)| tx.clone()).collect();
-                let outcomes = match client.send_many(&txs).await {
+                let raws: Vec<String> = batch.iter().map(|(_, tx)| tx.raw.clone()).collect();
+                let outcomes = match client.send_raw_many(raws).await {
                     Ok(outcomes) => outcomes,
                     Err(e) => vec![Err(e.to_string()); batch.len()],
                 };
-                for ((hash, (account, tx)), outcome) in hashes.iter().zip(&batch).zip(outcomes) {
+                for ((account, tx), outcome) in batch.iter().zip(outcomes) {
                     if let Err(reason) = outcome {
                         rejected.fetch_add(1, Ordering::Relaxed);
                         *reasons.lock().expect("lock").entry(reason).or_default() += 1;
-                        accepted.lock().expect("lock").remove(hash);
-                        accounts.refused(*account, tx.tx.nonce);
+                        accepted.lock().expect("lock").remove(&tx.hash);
+                        accounts.refused(*account, tx.nonce);
                     }
                 }
             }
@@ -350,8 +478,6 @@ pub async fn bench(options: BenchOptions) -> Result<BenchReport, String> {
     }
     let started = Instant::now();
     let cpu_at_start = process_cpu_seconds();
-    let total = options.rate_per_second * options.duration_seconds;
-    let sink = [0xbe; 32];
     // Round robin over the accounts that may send: an account at its
     // in-flight cap, or settling after a refusal, is skipped; if none may,
     // this transaction is held back (open loop: the schedule does not wait).
@@ -368,7 +494,7 @@ pub async fn bench(options: BenchOptions) -> Result<BenchReport, String> {
             continue;
         };
         next_account = (account + 1) % keys.len();
-        let tx = transfer(&keys[account], chain_id, nonces[account], height, sink, 1);
+        let tx = presigned.get(account, nonces[account], &keys[account], &template);
         nonces[account] += 1;
         accounts.in_flight[account].fetch_add(1, Ordering::Relaxed);
         let _ = queues[account % queues.len()].send((account, tx));
@@ -479,6 +605,51 @@ pub fn markdown(command: &str, validators: u64, runs: &[(u64, BenchReport)]) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_presigned_transfer_is_the_one_signed_when_needed() {
+        let keys: Vec<SigningKey> = (1..=3u8)
+            .map(|i| SigningKey::from_bytes(&[i; 32]))
+            .collect();
+        let template = TransferTemplate {
+            chain_id: 7,
+            height: 40,
+            to: [9; 32],
+        };
+        let firsts = [0, 5, 100];
+        let presigned = Presigned::sign(&keys, &firsts, 4, template);
+        for (account, key) in keys.iter().enumerate() {
+            assert_eq!(presigned.by_account[account].len(), 4);
+            // Below, inside and past the signed range: the same bytes.
+            for nonce in firsts[account].saturating_sub(2)..firsts[account] + 6 {
+                let got = presigned.get(account, nonce, key, &template);
+                assert_eq!(
+                    got,
+                    template.prepare(key, nonce),
+                    "account {account} nonce {nonce}"
+                );
+                assert_eq!(got.nonce, nonce);
+            }
+        }
+        let tx = transfer(&keys[1], 7, 6, 40, [9; 32], 1);
+        assert_eq!(
+            presigned.get(1, 6, &keys[1], &template).raw,
+            hex::encode(tx.encode())
+        );
+        assert_eq!(
+            presigned.get(1, 6, &keys[1], &template).hash,
+            hex::encode(tx.hash().0)
+        );
+    }
+
+    #[test]
+    fn presigning_covers_a_share_and_stays_within_its_limit() {
+        assert_eq!(presigned_per_account(1_000, 10), 100 + 12 + 1);
+        assert_eq!(presigned_per_account(7, 0), 7 + 1);
+        let long = presigned_per_account(100_000_000, 128);
+        assert_eq!(long, MAX_PRESIGNED / 128);
+        assert!(long * 128 <= MAX_PRESIGNED);
+    }
 
     #[test]
     fn an_account_waits_at_its_cap_and_resumes_from_a_refused_nonce() {

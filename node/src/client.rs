@@ -80,6 +80,14 @@ impl Client {
         txs: &[SignedTransaction],
     ) -> Result<Vec<Result<String, String>>, ClientError> {
         let raws: Vec<String> = txs.iter().map(|tx| hex::encode(tx.encode())).collect();
+        self.send_raw_many(raws).await
+    }
+
+    /// [`Client::send_many`] for transactions already encoded in hex.
+    pub async fn send_raw_many(
+        &self,
+        raws: Vec<String>,
+    ) -> Result<Vec<Result<String, String>>, ClientError> {
         let results: Vec<Value> = self
             .http
             .request("ballast_sendTransactions", rpc_params![raws])
