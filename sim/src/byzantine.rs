@@ -7,12 +7,12 @@
 
 use crate::forge::Forge;
 use ballast_core::consensus::{Config, Message, Proposal, Subject, Vote};
-use ballast_core::{Digest, ValidatorIndex};
+use ballast_core::{Block, Digest, ValidatorIndex, View};
 use ballast_transports::Transport;
 use ballast_transports::sim::SimTransport;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
 /// Copies of each message a flooding validator sends.
@@ -44,9 +44,9 @@ pub enum Role {
     /// proposed.
     VotesForUnknownBlocks,
     /// Sends every certificate forged in a shape its scheme can express
-    /// (see [`crate::forge`]): with a list scheme, one signer dropped or
-    /// every signer relabelled; with BLS, a bitmap naming a non-signer or
-    /// missing a signer, a vote counted twice, or another subject.
+    /// (see [`crate::forge`]: other subjects, dropped, repeated, relabelled
+    /// or unknown signers, mixed kinds; bitmap and aggregate lies under
+    /// BLS).
     ForgedCertificates,
     /// Sends each message many times and adds garbage frames.
     Flood,
@@ -57,6 +57,15 @@ pub enum Role {
     /// (Twins, Bano et al. 2020.) Its messages pass unchanged: the
     /// attack is the shared key, set up by the runner.
     Twins,
+    /// In views it leads, proposes on a parent of its own choosing instead
+    /// of the one its engine chose: an ancestor two blocks back (skipping
+    /// a notarized parent), another block it saw (of a skipped view, or
+    /// never notarized), a block nobody has, the right parent with a
+    /// wrong height or parent view, or the grandparent named under the
+    /// notarized parent's view. Honest replicas must vote only for
+    /// blocks whose parent is justified (the run checks every honest
+    /// notarize vote against the certificates formed anywhere).
+    AnyParent,
     /// Votes honestly, but serves state sync a true anchor and manifest and
     /// then chunks with one value forged: the lie that passes until the
     /// last check.
@@ -66,7 +75,7 @@ pub enum Role {
 }
 
 impl Role {
-    pub const ALL: [Role; 11] = [
+    pub const ALL: [Role; 12] = [
         Role::EquivocatingLeader,
         Role::DoubleVoter,
         Role::NullifyAndFinalize,
@@ -78,7 +87,13 @@ impl Role {
         Role::ForgedCertificates,
         Role::Flood,
         Role::Twins,
+        Role::AnyParent,
     ];
+
+    /// How many of [`Role::ALL`] the swarm draws as it always has; the
+    /// later ones get a draw of their own after every other, so adding
+    /// one changed no earlier seed's scenario (see `swarm.rs`).
+    pub const DRAWN_FIRST: usize = 11;
 
     /// Roles that attack state sync only. Not in [`Role::ALL`], which the
     /// swarm draws from: they matter only where a validator loses its disk.
@@ -121,6 +136,7 @@ impl Role {
             Role::ForgedCertificates => "forged-certificates",
             Role::Flood => "flood",
             Role::Twins => "twins",
+            Role::AnyParent => "any-parent",
             Role::CorruptSnapshots => "corrupt-snapshots",
             Role::WithholdSnapshots => "withhold-snapshots",
         }
@@ -140,6 +156,37 @@ struct Attack<S: Forge> {
     namespace: Vec<u8>,
     rng: ChaCha8Rng,
     history: VecDeque<Arc<[u8]>>,
+    /// Blocks of proposals seen (sent or received), by view, for
+    /// `any-parent` to build on; at most [`SEEN_BLOCKS`].
+    seen: BTreeMap<View, Block>,
+    /// `any-parent`'s forged proposal of its latest view: drawn once, so
+    /// every peer gets the same one (sending each its own would be
+    /// equivocation, another role's attack).
+    reparented: Option<(View, Vec<Arc<[u8]>>)>,
+}
+
+/// Most proposals' blocks an `any-parent` attacker remembers.
+const SEEN_BLOCKS: usize = 64;
+
+/// How an `any-parent` leader picks its parent.
+#[derive(Clone, Copy, Debug)]
+enum ParentShape {
+    /// The parent's parent: skips a notarized block.
+    Grandparent,
+    /// The newest block it saw proposed in a view after its parent's: a
+    /// view that was skipped (nullified, or not yet notarized).
+    SkippedView,
+    /// Another block it saw proposed, at random.
+    SeenBlock,
+    /// A block nobody has.
+    Unknown,
+    /// The right parent, the height one too high.
+    WrongHeight,
+    /// The right parent, named with another view.
+    WrongParentView,
+    /// The view of the notarized parent, naming another block (the
+    /// grandparent) as if notarized in it.
+    SwappedParent,
 }
 
 impl<S: Forge> AdversaryTransport<S> {
@@ -164,6 +211,8 @@ impl<S: Forge> AdversaryTransport<S> {
             namespace: config.namespace.clone(),
             rng: ChaCha8Rng::seed_from_u64(seed ^ 0x6279_7a00 ^ (me << 48)),
             history: VecDeque::new(),
+            seen: BTreeMap::new(),
+            reparented: None,
         };
         AdversaryTransport {
             inner,
@@ -184,6 +233,85 @@ impl<S: Forge> Attack<S> {
 
     fn other_digest(&mut self) -> Digest {
         Digest(self.rng.r#gen())
+    }
+
+    fn remember(&mut self, block: &Block) {
+        self.seen.insert(block.view, block.clone());
+        while self.seen.len() > SEEN_BLOCKS {
+            self.seen.pop_first();
+        }
+    }
+
+    /// `block` moved onto a parent of the attacker's choosing (`None`:
+    /// the drawn shape has nothing to build on yet).
+    fn reparent(&mut self, block: &Block) -> Option<Block> {
+        const SHAPES: [ParentShape; 7] = [
+            ParentShape::Grandparent,
+            ParentShape::SkippedView,
+            ParentShape::SeenBlock,
+            ParentShape::Unknown,
+            ParentShape::WrongHeight,
+            ParentShape::WrongParentView,
+            ParentShape::SwappedParent,
+        ];
+        let on = |parent: &Block| Block {
+            view: block.view,
+            height: parent.height + 1,
+            parent_view: parent.view,
+            parent: parent.digest(),
+            payload: block.payload.clone(),
+        };
+        let forged = match SHAPES[self.rng.gen_range(0..SHAPES.len())] {
+            ParentShape::Grandparent => {
+                let parent = self.seen.get(&block.parent_view)?;
+                let grandparent = self.seen.get(&parent.parent_view)?;
+                on(grandparent)
+            }
+            ParentShape::SkippedView => {
+                let skipped = self
+                    .seen
+                    .range(block.parent_view + 1..block.view)
+                    .next_back()?
+                    .1;
+                on(skipped)
+            }
+            ParentShape::SeenBlock => {
+                let others: Vec<&Block> = self
+                    .seen
+                    .values()
+                    .filter(|b| b.view < block.view && b.digest() != block.parent)
+                    .collect();
+                if others.is_empty() {
+                    return None;
+                }
+                on(others[self.rng.gen_range(0..others.len())])
+            }
+            ParentShape::SwappedParent => {
+                let parent = self.seen.get(&block.parent_view)?;
+                let grandparent = self.seen.get(&parent.parent_view)?;
+                Block {
+                    parent_view: block.parent_view,
+                    ..on(grandparent)
+                }
+            }
+            ParentShape::Unknown => Block {
+                parent: self.other_digest(),
+                ..block.clone()
+            },
+            ParentShape::WrongHeight => Block {
+                height: block.height + 1,
+                ..block.clone()
+            },
+            ParentShape::WrongParentView => Block {
+                parent_view: if block.parent_view + 1 < block.view {
+                    block.parent_view + 1
+                } else {
+                    block.parent_view.checked_sub(1)?
+                },
+                ..block.clone()
+            },
+        };
+        Some(forged)
     }
 
     /// The messages to send to `to` instead of `bytes`.
@@ -255,6 +383,29 @@ impl<S: Forge> Attack<S> {
                 out
             }
             (Role::WithholdProposals, Message::Proposal(_)) => vec![],
+            (Role::AnyParent, Message::Proposal(p)) => {
+                let view = p.block.view;
+                if self.reparented.as_ref().is_none_or(|(v, _)| *v != view) {
+                    self.remember(&p.block);
+                    let sent = match self.reparent(&p.block) {
+                        Some(block) => {
+                            // What the others see is what it builds on
+                            // next (its own block was never sent).
+                            self.remember(&block);
+                            let subject = Subject::Notarize {
+                                view,
+                                digest: block.digest(),
+                            };
+                            let signature =
+                                self.scheme.sign(&subject.signing_bytes(&self.namespace));
+                            vec![encode(Message::Proposal(Proposal { block, signature }))]
+                        }
+                        None => vec![bytes],
+                    };
+                    self.reparented = Some((view, sent));
+                }
+                self.reparented.as_ref().expect("just set").1.clone()
+            }
             (Role::VotesForUnknownBlocks, Message::Vote(v)) if v.signer == me => {
                 let unknown = Subject::Notarize {
                     view: v.subject.view(),
@@ -281,6 +432,18 @@ impl<S: Forge> Attack<S> {
     }
 }
 
+impl<S: Forge> AdversaryTransport<S> {
+    /// Lets an `any-parent` attacker remember the blocks others propose.
+    fn watch(&mut self, received: &Option<(ValidatorIndex, Arc<[u8]>)>) {
+        if let (Some(attack), Some((_, bytes))) = (&mut self.attack, received)
+            && attack.role == Role::AnyParent
+            && let Ok(Message::Proposal(p)) = Message::<S>::decode(bytes)
+        {
+            attack.remember(&p.block);
+        }
+    }
+}
+
 impl<S: Forge> Transport for AdversaryTransport<S> {
     fn add_peers(&mut self, first: ValidatorIndex, keys: &[[u8; 32]]) {
         self.inner.add_peers(first, keys);
@@ -298,10 +461,14 @@ impl<S: Forge> Transport for AdversaryTransport<S> {
     }
 
     async fn recv(&mut self) -> Option<(ValidatorIndex, Arc<[u8]>)> {
-        self.inner.recv().await
+        let received = self.inner.recv().await;
+        self.watch(&received);
+        received
     }
 
     fn try_recv(&mut self) -> Option<(ValidatorIndex, Arc<[u8]>)> {
-        self.inner.try_recv()
+        let received = self.inner.try_recv();
+        self.watch(&received);
+        received
     }
 }

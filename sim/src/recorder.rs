@@ -183,6 +183,25 @@ pub struct Recorder {
     /// scenario it is, when its process started, and when a finalization
     /// certificate first counted its vote (simulated µs).
     pub joined_at_us: BTreeMap<ValidatorIndex, (usize, u64, Option<u64>)>,
+    /// Blocks honest validators notarize-voted for (proposals included),
+    /// by (view, digest), with what each claims of its parent: checked at
+    /// the end of the run against every certificate formed anywhere
+    /// ([`Recorder::check_justified_parents`]).
+    notarize_claims: BTreeMap<(View, Digest), ParentClaim>,
+    /// Every notarization and nullification any validator formed or used.
+    notarized: std::collections::BTreeSet<(View, Digest)>,
+    nullified: std::collections::BTreeSet<View>,
+}
+
+/// What an honestly notarized block says of its parent.
+#[derive(Clone, Copy, Debug)]
+struct ParentClaim {
+    voter: ValidatorIndex,
+    parent: Digest,
+    parent_view: View,
+    height: Height,
+    /// The parent's height, when the voter had the parent stored.
+    parent_height: Option<Height>,
 }
 
 impl Recorder {
@@ -239,6 +258,9 @@ impl Recorder {
             members: Vec::new(),
             validators_joined: 0,
             joined_at_us: BTreeMap::new(),
+            notarize_claims: BTreeMap::new(),
+            notarized: Default::default(),
+            nullified: Default::default(),
         }
     }
 
@@ -647,6 +669,15 @@ impl Recorder {
                 subject.view(),
             ));
         }
+        match subject {
+            Subject::Notarize { view, digest } => {
+                self.notarized.insert((view, digest));
+            }
+            Subject::Nullify { view } => {
+                self.nullified.insert(view);
+            }
+            Subject::Finalize { .. } => {}
+        }
         let mut distinct = signers.to_vec();
         distinct.sort_unstable();
         distinct.dedup();
@@ -669,6 +700,80 @@ impl Recorder {
                 subject.kind(),
                 subject.view(),
             ));
+        }
+    }
+
+    /// An honest validator notarize-voted for (or proposed) `block`;
+    /// `parent_height` is its parent's height if the voter had it stored.
+    pub fn notarize_claim(
+        &mut self,
+        validator: ValidatorIndex,
+        block: &ballast_core::Block,
+        parent_height: Option<Height>,
+    ) {
+        if self.is_byzantine(validator) {
+            return;
+        }
+        self.notarize_claims
+            .entry((block.view, block.digest()))
+            .or_insert(ParentClaim {
+                voter: validator,
+                parent: block.parent,
+                parent_view: block.parent_view,
+                height: block.height,
+                parent_height,
+            });
+    }
+
+    /// Every block an honest validator notarize-voted for extends a
+    /// justified parent, judged from every certificate formed anywhere in
+    /// the run (not from the voter's own view of it): the parent is
+    /// genesis, or finalized or notarized in the view the block names; every
+    /// view of the block's epoch between the two was nullified; and the
+    /// height follows the parent's. A replica that voted otherwise broke
+    /// the rule that makes a notarized block extend the chain.
+    pub fn check_justified_parents(&mut self) {
+        let genesis = ballast_core::Block::genesis().digest();
+        // A finalized parent counts only under its own view: the block
+        // names both, and a right digest under a wrong view is a lie.
+        let finalized: std::collections::BTreeSet<(View, Digest)> =
+            self.finalized.iter().map(|f| (f.view, f.digest)).collect();
+        let mut found = Vec::new();
+        for (&(view, digest), claim) in &self.notarize_claims {
+            let parent_known = (claim.parent == genesis && claim.parent_view == 0)
+                || finalized.contains(&(claim.parent_view, claim.parent))
+                || self.notarized.contains(&(claim.parent_view, claim.parent));
+            let after = claim.parent_view.max(first_view(epoch_of(view)) - 1);
+            let unjustified_view = (after + 1..view).find(|v| !self.nullified.contains(v));
+            let wrong_height = claim.parent_height.filter(|h| claim.height != h + 1);
+            let why = if claim.parent_view >= view {
+                Some(format!(
+                    "names parent view {} not below its own",
+                    claim.parent_view
+                ))
+            } else if !parent_known {
+                Some(format!(
+                    "extends {:?}, never notarized in view {}",
+                    claim.parent, claim.parent_view
+                ))
+            } else if let Some(skipped) = unjustified_view {
+                Some(format!(
+                    "extends view {} though view {skipped} between was never nullified",
+                    claim.parent_view
+                ))
+            } else {
+                wrong_height
+                    .map(|h| format!("is at height {} on a parent at height {h}", claim.height))
+            };
+            if let Some(why) = why {
+                found.push(format!(
+                    "honest validator {} voted for block {digest:?} of view {view}, which {why}",
+                    claim.voter
+                ));
+            }
+        }
+        for violation in found {
+            self.violation(violation);
         }
     }
 

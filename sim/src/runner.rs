@@ -887,6 +887,7 @@ async fn simulate<S: Forge>(
                 {
                     rec.check_liveness(*heal_us, *heal_view, heights, scenario.liveness_views);
                 }
+                rec.check_justified_parents();
                 for e in &scenario.expectations {
                     rec.check_expectation(e);
                 }

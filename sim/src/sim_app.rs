@@ -56,6 +56,24 @@ impl<S: Scheme> SimApp<S> {
             .is_ok()
     }
 
+    /// A block from this validator's store.
+    fn stored_block(&self, digest: &Digest) -> Option<Block> {
+        let bytes = self.store.get(&Record::<S>::block_key(digest)).ok()??;
+        match Record::<S>::decode(&bytes) {
+            Ok(Record::Block(block)) => Some(block),
+            _ => None,
+        }
+    }
+
+    /// The height of `block`'s parent, if this validator has it stored
+    /// (genesis is implied).
+    fn parent_height(&self, block: &Block) -> Option<Height> {
+        if block.parent == Block::genesis().digest() {
+            return Some(0);
+        }
+        self.stored_block(&block.parent).map(|p| p.height)
+    }
+
     /// Deletes the stored finalized blocks more than `retain_blocks` below
     /// `newest` and below the current epoch's anchor: every stored ancestor
     /// under that edge, down to the first already gone (so blocks left
@@ -315,9 +333,18 @@ impl<S: Scheme> Application<S> for SimApp<S> {
                 Effect::Broadcast(message) | Effect::Send { message, .. } => {
                     match message {
                         Message::Vote(vote) if vote.signer == me => {
-                            rec.signed_vote(me, vote.subject)
+                            rec.signed_vote(me, vote.subject);
+                            if let ballast_core::consensus::Subject::Notarize { digest, .. } =
+                                vote.subject
+                                && let Some(block) = self.stored_block(&digest)
+                            {
+                                let parent_height = self.parent_height(&block);
+                                rec.notarize_claim(me, &block, parent_height);
+                            }
                         }
                         Message::Proposal(p) => {
+                            let parent_height = self.parent_height(&p.block);
+                            rec.notarize_claim(me, &p.block, parent_height);
                             let digest = p.block.digest();
                             rec.signed_vote(
                                 me,

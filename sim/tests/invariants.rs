@@ -109,3 +109,62 @@ fn evidence_may_accuse_only_byzantine_validators() {
     r.evidence(0, 2, 5);
     assert_eq!(r.violations.len(), 1);
 }
+
+#[test]
+fn honest_votes_for_unjustified_parents_are_caught() {
+    let genesis = Block::genesis();
+    let block = |view, height, parent_view, parent: &Block| Block {
+        view,
+        height,
+        parent_view,
+        parent: parent.digest(),
+        payload: vec![view as u8],
+    };
+    let b1 = block(1, 1, 0, &genesis);
+    let notarize = |r: &mut Recorder, b: &Block| {
+        r.certificate(
+            0,
+            Subject::Notarize {
+                view: b.view,
+                digest: b.digest(),
+            },
+            &[0, 1, 2],
+            true,
+        )
+    };
+    let nullify =
+        |r: &mut Recorder, view| r.certificate(0, Subject::Nullify { view }, &[0, 1, 2], true);
+    // Justified: on genesis; on b1 notarized in view 1 with view 2
+    // nullified; byzantine voters are not judged.
+    let mut r = Recorder::new(ValidatorSet::equal(4), 4, &[3], false);
+    notarize(&mut r, &b1);
+    nullify(&mut r, 2);
+    r.notarize_claim(1, &b1, Some(0));
+    r.notarize_claim(1, &block(3, 2, 1, &b1), Some(1));
+    r.notarize_claim(3, &block(3, 7, 9, &b1), None);
+    r.check_justified_parents();
+    assert!(r.violations.is_empty(), "{:?}", r.violations);
+
+    // Each lie alone is caught: a parent never notarized, a parent named
+    // under another view, a view between never nullified, a wrong height.
+    let b2 = block(2, 2, 1, &b1);
+    for (claim, parent_height) in [
+        (block(4, 3, 2, &b2), Some(2)),
+        (
+            Block {
+                parent_view: 2,
+                ..block(3, 2, 1, &b1)
+            },
+            Some(1),
+        ),
+        (block(4, 2, 1, &b1), Some(1)),
+        (block(3, 3, 1, &b1), Some(1)),
+    ] {
+        let mut r = Recorder::new(ValidatorSet::equal(4), 4, &[], false);
+        notarize(&mut r, &b1);
+        nullify(&mut r, 2);
+        r.notarize_claim(1, &claim, parent_height);
+        r.check_justified_parents();
+        assert_eq!(r.violations.len(), 1, "{claim:?}: {:?}", r.violations);
+    }
+}
