@@ -515,8 +515,18 @@ fn an_equivocating_leader_is_caught_through_a_certificate() {
     assert_eq!(accused, vec![leader]);
 }
 
+/// What reached the replica in view 1 before it timed out.
+#[derive(Clone, Copy)]
+enum ViewOne {
+    NoProposal,
+    /// A valid proposal it voted for, whose votes never came.
+    VotedProposal,
+    /// A proposal on a parent that is not the one notarized (genesis, here).
+    WrongParent,
+}
+
 /// The leader timer set on entering view 2 after view 1 was nullified.
-fn leader_timeout_after_nullified_view(with_proposal: bool) -> u64 {
+fn leader_timeout_after_nullified_view(seen: ViewOne) -> u64 {
     let (schemes, validators) = setup(4);
     let leader = validators.leader(1);
     let me = (0..4).find(|i| *i != leader).unwrap();
@@ -526,28 +536,56 @@ fn leader_timeout_after_nullified_view(with_proposal: bool) -> u64 {
         validators,
     );
     replica.handle(0, Input::Start).unwrap();
-    if with_proposal {
-        // A proposal whose parent is unknown: it arrives, but no vote follows.
-        let (mut block, _) = proposal(&schemes[usize::from(leader)], 1, b"p");
-        block.parent = ballast_core::Digest([9; 32]);
-        let signature = sign(
-            &schemes[usize::from(leader)],
-            Subject::Notarize {
+    let (mut block, message) = proposal(&schemes[usize::from(leader)], 1, b"p");
+    match seen {
+        ViewOne::NoProposal => {}
+        ViewOne::VotedProposal => {
+            replica
+                .handle(
+                    1,
+                    Input::Message {
+                        from: leader,
+                        message,
+                    },
+                )
+                .unwrap();
+            let verdict = Input::ProposalVerified {
                 view: 1,
                 digest: block.digest(),
-            },
-        )
-        .signature;
-        let message = Message::Proposal(Proposal { block, signature });
-        replica
-            .handle(
-                1,
-                Input::Message {
-                    from: leader,
-                    message,
+                verdict: Verdict::Valid,
+            };
+            let effects = replica.handle(2, verdict).unwrap();
+            assert_eq!(
+                votes_sent(&effects),
+                vec![Subject::Notarize {
+                    view: 1,
+                    digest: block.digest()
+                }]
+            );
+        }
+        ViewOne::WrongParent => {
+            // It arrives, but no vote can follow: it is refused at once.
+            block.parent = ballast_core::Digest([9; 32]);
+            let signature = sign(
+                &schemes[usize::from(leader)],
+                Subject::Notarize {
+                    view: 1,
+                    digest: block.digest(),
                 },
             )
-            .unwrap();
+            .signature;
+            let message = Message::Proposal(Proposal { block, signature });
+            let effects = replica
+                .handle(
+                    1,
+                    Input::Message {
+                        from: leader,
+                        message,
+                    },
+                )
+                .unwrap();
+            assert!(votes_sent(&effects).is_empty());
+        }
     }
     replica
         .handle(
@@ -592,11 +630,26 @@ fn leader_timeout_after_nullified_view(with_proposal: bool) -> u64 {
         .expect("entered view 2")
 }
 
+/// A view whose proposal was voted for and still failed means votes are
+/// slower than the timers: they back off. A missing leader, or a leader
+/// whose proposal nobody can vote for (found with the simulator's
+/// any-parent role, which otherwise stretched every honest timer 8x), is
+/// a faulty leader: waiting longer would only slow the move past it.
 #[test]
-fn timers_back_off_for_a_slow_network_but_not_for_a_missing_leader() {
+fn timers_back_off_for_a_slow_network_but_not_for_a_faulty_leader() {
     let base = Config::default().leader_timeout_ms;
-    assert_eq!(leader_timeout_after_nullified_view(false), base);
-    assert_eq!(leader_timeout_after_nullified_view(true), 2 * base);
+    assert_eq!(
+        leader_timeout_after_nullified_view(ViewOne::NoProposal),
+        base
+    );
+    assert_eq!(
+        leader_timeout_after_nullified_view(ViewOne::VotedProposal),
+        2 * base
+    );
+    assert_eq!(
+        leader_timeout_after_nullified_view(ViewOne::WrongParent),
+        base
+    );
 }
 
 /// A payload the application rejects never gets this replica's notarize

@@ -39,7 +39,8 @@ pub(crate) struct ViewState<S: Scheme> {
     /// The parent the application was asked to build this view's payload
     /// on (this replica leads the view), until it answers.
     pub payload_parent: Option<Digest>,
-    /// The application's verdict on this view's proposal, once asked.
+    /// The verdict on this view's proposal: the application's, once asked,
+    /// or `Some(false)` when consensus itself refused its parent or height.
     pub verdict: Option<bool>,
     pub verify_requested: bool,
     /// Signers already reported for misbehaviour in this view: one piece of

@@ -158,6 +158,13 @@ impl<S: Scheme> Simplex<S> {
         Some(((usize::from(self.me) + offset) % n) as ValidatorIndex)
     }
 
+    /// Marks `view`'s proposal as one this replica will never vote for (its
+    /// parent or height is wrong), as an application's `Invalid` does: a
+    /// view that times out on it is a faulty leader, not a slow network.
+    fn refuse_proposal(&mut self, view: View) {
+        self.view_state(view).verdict = Some(false);
+    }
+
     /// Votes for the current view's proposal once it is known to be valid:
     /// it extends the notarized parent it names, every view in between was
     /// nullified, and its height follows the parent's.
@@ -174,7 +181,8 @@ impl<S: Scheme> Simplex<S> {
         };
         let anchor = &self.finalized;
         if block.parent_view < anchor.block.view {
-            return; // extends a block older than the finalized one: never valid
+            // Extends a block older than the finalized one: never valid.
+            return self.refuse_proposal(view);
         }
         let parent_ok = if block.parent_view == anchor.block.view {
             block.parent == anchor.digest
@@ -189,7 +197,7 @@ impl<S: Scheme> Simplex<S> {
             }
         };
         if !parent_ok {
-            return;
+            return self.refuse_proposal(view);
         }
         let first = (block.parent_view + 1).max(self.floor_view() + 1);
         let all_nullified = (first..view).all(|v| {
@@ -204,7 +212,7 @@ impl<S: Scheme> Simplex<S> {
             return self.request_for_proposal(now_ms, &block, out);
         };
         if block.height != parent.height + 1 {
-            return;
+            return self.refuse_proposal(view);
         }
         if self.bounds.is_past_end(block.height) {
             // Not the application's: an empty block past the epoch's end

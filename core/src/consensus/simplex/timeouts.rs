@@ -32,11 +32,13 @@ impl<S: Scheme> Simplex<S> {
             out.push(self.retry_timer(view, now_ms));
             return;
         }
-        if slow && state.proposal.is_some() {
+        if slow && state.proposal.is_some() && state.verdict != Some(false) {
             // A proposal arrived but the view still did not complete: votes
             // are slower than the timers. (A view without a proposal is a
             // missing leader, and waiting longer would only slow down the
-            // move past it.)
+            // move past it. So is a proposal this replica refused: counted,
+            // a Byzantine leader's unvotable proposals stretched every
+            // honest timer up to 8x; found with the any-parent role.)
             self.slow_views = self.slow_views.saturating_add(1);
         }
         if self.is_muted(view) {
