@@ -6,6 +6,7 @@
 //! ledger's state is stored after every finalized block
 //! (`ballast_transports::state_store`), so a restart resumes from it.
 
+use crate::checker::ProposalChecker;
 use crate::genesis::Genesis;
 use crate::json;
 use crate::metrics::Metrics;
@@ -24,7 +25,9 @@ use ballast_core::state::snapshot::Manifest;
 use ballast_core::validators::{ValidatorSet, ValidatorSetError};
 use ballast_core::workers::{Sequential, Workers};
 use ballast_core::{Block, Digest, Height, View};
-use ballast_transports::engine::{Application, BlockLookup, EpochPlan, Observation};
+use ballast_transports::engine::{
+    Application, BlockLookup, EpochPlan, Observation, VerdictReceiver, verdict_channel,
+};
 pub use ballast_transports::state_store::EpochStart;
 use ballast_transports::state_store::{self, StateError, StateHead, StoredState};
 use ballast_transports::{Store, StoreError};
@@ -227,6 +230,30 @@ impl SharedHandle {
         verify_batch_with_keys(txs, keys)
     }
 
+    /// Checks, as one batch, the signatures of a proposal's transactions
+    /// this node has not checked yet, and remembers the good ones. The
+    /// ledger's execution then skips them, and so does gossip bringing
+    /// them later. (A bad one is left for execution to reject.)
+    pub fn vouch_for_signatures(&self, txs: &[SignedTransaction]) {
+        let unknown: Vec<SignedTransaction> = {
+            let shared = self.lock();
+            txs.iter()
+                .filter(|tx| !shared.vouches(tx))
+                .cloned()
+                .collect()
+        };
+        if unknown.is_empty() {
+            return;
+        }
+        let checked = self.verify_signatures(&unknown);
+        let mut shared = self.lock();
+        for (tx, result) in unknown.iter().zip(checked) {
+            if result.is_ok() {
+                shared.recently_verified.insert(tx);
+            }
+        }
+    }
+
     /// Sender-key lookups answered by the cache and not, since start.
     pub fn sender_key_hits_and_misses(&self) -> (u64, u64) {
         self.sender_keys().hits_and_misses()
@@ -234,7 +261,11 @@ impl SharedHandle {
 }
 
 pub struct NodeApp {
-    chain: Chain,
+    /// Shared with the proposal checker's thread, if there is one (see
+    /// [`NodeApp::check_proposals_off_loop`]).
+    chain: Arc<Mutex<Chain>>,
+    /// Checks proposals on a thread of its own; `None`: on the engine's loop.
+    checker: Option<ProposalChecker>,
     shared: SharedHandle,
     db: ChainDb,
     /// Where the ledger's state is stored, and the head stored there: the
@@ -323,7 +354,8 @@ impl NodeApp {
             },
         };
         let app = NodeApp {
-            chain: Chain::new(state),
+            chain: Arc::new(Mutex::new(Chain::new(state))),
+            checker: None,
             shared: shared.clone(),
             db,
             ledger_store,
@@ -348,8 +380,29 @@ impl NodeApp {
     /// Executes blocks with `workers` (see `ballast_core::ledger::parallel`):
     /// the same states and receipts as sequential execution, sooner.
     pub fn set_workers(&mut self, workers: Arc<dyn Workers>) {
-        self.chain.set_workers(workers.clone());
+        self.chain().set_workers(workers.clone());
         self.workers = workers;
+    }
+
+    /// The ledger's chain of executed states. The proposal checker holds it
+    /// while it executes a proposal; a panic there is a bug, and the node
+    /// stops rather than go on with a half-updated chain.
+    fn chain(&self) -> MutexGuard<'_, Chain> {
+        self.chain.lock().expect("the proposal checker panicked")
+    }
+
+    /// Checks proposals (their signatures, then their execution on the
+    /// parent's state) on a thread of its own instead of the engine's
+    /// loop, so consensus hears votes, certificates and timers meanwhile.
+    /// Returns the verdicts the engine must hear (`Engine::with_verdicts`).
+    pub fn check_proposals_off_loop(&mut self) -> VerdictReceiver {
+        let (sender, receiver) = verdict_channel();
+        self.checker = Some(ProposalChecker::start(
+            self.chain.clone(),
+            self.shared.clone(),
+            sender,
+        ));
+        receiver
     }
 
     /// Keeps only the latest `retain_blocks` finalized blocks (0: all).
@@ -641,8 +694,9 @@ impl NodeApp {
             states.push_back((head, ledger));
         }
         let (head, latest) = states.back().expect("load returns the head").clone();
-        self.chain = Chain::resume(head.block, head.height, latest);
-        self.chain.set_workers(self.workers.clone());
+        let mut chain = Chain::resume(head.block, head.height, latest);
+        chain.set_workers(self.workers.clone());
+        *self.chain() = chain;
         self.stored_head = head;
         for (version, ledger) in &states {
             self.maybe_snapshot(version.height, version.block, &ledger.tree);
@@ -708,7 +762,8 @@ impl NodeApp {
             block: &with_block,
             verified: &verified,
         };
-        let state = match self.chain.state_after(digest, &source) {
+        let mut chain = self.chain.lock().expect("the proposal checker panicked");
+        let state = match chain.state_after(digest, &source) {
             Ok(state) => state.clone(),
             // Consensus finalized it, so a quorum executed it: a node that
             // cannot is broken (or its store is), and must not go on.
@@ -720,11 +775,12 @@ impl NodeApp {
                 )));
             }
         };
-        let executed = self
-            .chain
+        let executed = chain
             .executed(&digest)
             .expect("state_after executed it")
             .clone();
+        chain.finalize(digest, block.height);
+        drop(chain);
         if index {
             let hashes: Vec<[u8; 32]> = executed.tx_hashes.iter().map(|d| d.0).collect();
             let failure_messages = json::failure_messages(&executed.receipts);
@@ -738,7 +794,6 @@ impl NodeApp {
                 receipt_records: &records,
             })?;
         }
-        self.chain.finalize(digest, block.height);
         let epoch_start = (block.height == self.current_epoch().plan.last_height)
             .then(|| self.start_epoch_after(block, &state));
         // The state goes to disk before readers see it, so what they read
@@ -859,7 +914,7 @@ impl<S: Scheme> Application<S> for NodeApp {
             block: &lookup,
             verified: &verified,
         };
-        match self.chain.build(
+        match self.chain().build(
             (parent, height, proposer),
             &shared.mempool,
             MAX_BLOCK_TRANSACTIONS,
@@ -891,7 +946,7 @@ impl<S: Scheme> Application<S> for NodeApp {
 
     fn verify(&mut self, block: &Block, blocks: &dyn BlockLookup) -> Verdict {
         if let Ok(payload) = Payload::decode(&block.payload) {
-            self.check_signatures(&payload.txs);
+            self.shared.vouch_for_signatures(&payload.txs);
         }
         let leader = self.proposer(block.view);
         let lookup = |d: &Digest| blocks.block(d);
@@ -901,14 +956,36 @@ impl<S: Scheme> Application<S> for NodeApp {
             block: &lookup,
             verified: &verified,
         };
-        match self.chain.verify(block, &leader, &source) {
-            Ok(()) => Verdict::Valid,
-            Err(ChainError::UnknownBlock(missing)) => Verdict::MissingBlock(missing),
-            Err(e) => {
-                tracing::warn!(error = %e, view = block.view, "rejecting proposal");
-                Verdict::Invalid
-            }
+        let outcome = self.chain().verify(block, &leader, &source);
+        crate::checker::verdict(block, outcome)
+    }
+
+    /// Off the loop when a checker runs (see `check_proposals_off_loop`):
+    /// the blocks the proposal builds on that the chain has not executed
+    /// are read here, from the engine's store, and handed over with it.
+    fn start_verify(&mut self, block: &Block, blocks: &dyn BlockLookup) -> Option<Verdict> {
+        if self.checker.is_none() {
+            return Some(<Self as Application<S>>::verify(self, block, blocks));
         }
+        let ancestors = {
+            let chain = self.chain();
+            crate::checker::unexecuted_ancestors(&chain, block, blocks)
+        };
+        let Some(ancestors) = ancestors else {
+            // Too far behind to hand over: caught up here, on the loop.
+            return Some(<Self as Application<S>>::verify(self, block, blocks));
+        };
+        let job = crate::checker::Job {
+            block: block.clone(),
+            leader: self.proposer(block.view),
+            ancestors,
+        };
+        let checker = self.checker.as_ref().expect("checked above");
+        if checker.submit(job) {
+            return None;
+        }
+        // Full (never in practice: see MAX_PENDING_VERDICTS) or gone.
+        Some(<Self as Application<S>>::verify(self, block, blocks))
     }
 
     fn finalized(
@@ -1072,30 +1149,6 @@ impl<S: Scheme> Application<S> for NodeApp {
 }
 
 impl NodeApp {
-    /// Checks, as one batch, the signatures of a proposal's transactions
-    /// this node has not checked yet, and remembers the good ones. The
-    /// ledger's execution then skips them, and so does gossip bringing
-    /// them later. (A bad one is left for execution to reject.)
-    fn check_signatures(&self, txs: &[SignedTransaction]) {
-        let unknown: Vec<SignedTransaction> = {
-            let shared = self.shared.lock();
-            txs.iter()
-                .filter(|tx| !shared.vouches(tx))
-                .cloned()
-                .collect()
-        };
-        if unknown.is_empty() {
-            return;
-        }
-        let checked = self.shared.verify_signatures(&unknown);
-        let mut shared = self.shared.lock();
-        for (tx, result) in unknown.iter().zip(checked) {
-            if result.is_ok() {
-                shared.recently_verified.insert(tx);
-            }
-        }
-    }
-
     fn track(&mut self, digest: Digest) {
         if self.first_seen.len() >= MAX_TRACKED_PROPOSALS {
             self.first_seen.pop_first();
@@ -1172,6 +1225,100 @@ mod tests {
         assert_eq!(shared.verify_signatures(&txs), expected);
         // The honest sender's key was kept (3 hits); the weak one never is.
         assert_eq!(shared.sender_key_hits_and_misses(), (3, 5));
+    }
+
+    /// The off-loop checker reaches the verdicts the chain reaches on the
+    /// loop: a good block (and one on an ancestor only it was handed), a
+    /// block claiming a wrong root, one with a forged signature, one paying
+    /// the wrong leader, and one whose parent nobody handed over.
+    #[test]
+    fn the_off_loop_checker_gives_the_chains_verdicts() {
+        use crate::checker::{Job, ProposalChecker};
+        use ballast_core::ledger::chain::nothing_verified;
+        use futures::StreamExt;
+        let sender = SigningKey::from_bytes(&[8; 32]).verifying_key().to_bytes();
+        let genesis = Ledger::genesis(handle().lock().state().params.clone(), &[(sender, 1 << 20)]);
+        let mut mempool = Mempool::new(1, Limits::default());
+        for nonce in 0..20 {
+            mempool.admit(tx(nonce), 0, 1).unwrap();
+        }
+        let leader = [0xAA; 32];
+        let none = |_: &Digest| None;
+        let building = Source {
+            block: &none,
+            verified: &nothing_verified,
+        };
+        let mut builder = Chain::new(genesis.clone());
+        let block_on = |parent: &Block, payload: &Payload| Block {
+            view: parent.view + 1,
+            height: parent.height + 1,
+            parent_view: parent.view,
+            parent: parent.digest(),
+            payload: payload.encode(),
+        };
+        let first_payload = builder
+            .build(
+                (Block::genesis().digest(), 1, leader),
+                &mempool,
+                10,
+                &building,
+            )
+            .unwrap();
+        let first = block_on(&Block::genesis(), &first_payload);
+        builder.verify(&first, &leader, &building).unwrap();
+        let second_payload = builder
+            .build((first.digest(), 2, leader), &mempool, 10, &building)
+            .unwrap();
+        let second = block_on(&first, &second_payload);
+        assert_eq!(
+            second_payload.txs.len(),
+            10,
+            "the second block takes the rest"
+        );
+        let mut wrong_root = first_payload.clone();
+        wrong_root.state_root = Digest([7; 32]);
+        let mut forged = first_payload.clone();
+        forged.txs[3].signature[9] ^= 1;
+
+        let chain = Arc::new(Mutex::new(Chain::new(genesis)));
+        let (verdicts, mut heard) = verdict_channel();
+        let checker = ProposalChecker::start(chain, handle(), verdicts);
+        let cases = [
+            (
+                block_on(&Block::genesis(), &wrong_root),
+                leader,
+                vec![],
+                Verdict::Invalid,
+            ),
+            (
+                block_on(&Block::genesis(), &forged),
+                leader,
+                vec![],
+                Verdict::Invalid,
+            ),
+            (first.clone(), [0xBB; 32], vec![], Verdict::Invalid),
+            (
+                second.clone(),
+                leader,
+                vec![],
+                Verdict::MissingBlock(first.digest()),
+            ),
+            (second.clone(), leader, vec![first.clone()], Verdict::Valid),
+            (first.clone(), leader, vec![], Verdict::Valid),
+        ];
+        for (block, leader, ancestors, expected) in cases {
+            let job = Job {
+                block: block.clone(),
+                leader,
+                ancestors,
+            };
+            assert!(checker.submit(job));
+            let verified = futures::executor::block_on(heard.next()).expect("a verdict");
+            assert_eq!(
+                (verified.view, verified.digest, verified.verdict),
+                (block.view, block.digest(), expected)
+            );
+        }
     }
 
     #[test]

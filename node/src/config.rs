@@ -183,6 +183,11 @@ pub struct Timeouts {
     /// interval, while an idle network still makes few blocks. False: every
     /// block waits out the interval (a steady block rate).
     pub adaptive_block_interval: bool,
+    /// Whether proposals are checked (signatures, then execution) on a
+    /// thread of their own (true, the default) instead of the consensus
+    /// loop: votes, certificates and timers are then handled while a block
+    /// executes. False is for comparing the two (results/node.md).
+    pub check_proposals_off_loop: bool,
 }
 
 impl Default for Timeouts {
@@ -195,6 +200,7 @@ impl Default for Timeouts {
             max_views_ahead: 16,
             min_block_interval_ms: 200,
             adaptive_block_interval: true,
+            check_proposals_off_loop: true,
         }
     }
 }

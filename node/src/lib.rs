@@ -9,6 +9,7 @@
 pub mod app;
 pub mod bench;
 pub mod bench_plot;
+pub mod checker;
 pub mod client;
 pub mod config;
 pub mod devnet;

@@ -354,6 +354,10 @@ async fn run_validator<S: NodeScheme>(
     });
     app.set_peer_table(peer_table.clone());
     app.set_admission(transport.admission());
+    let verdicts = config
+        .consensus
+        .check_proposals_off_loop
+        .then(|| app.check_proposals_off_loop());
     let discovery = start_discovery(
         &config,
         &genesis,
@@ -391,6 +395,10 @@ async fn run_validator<S: NodeScheme>(
         app,
     )?
     .with_min_block_interval_ms(config.consensus.min_block_interval_ms);
+    let engine = match verdicts {
+        Some(verdicts) => engine.with_verdicts(verdicts),
+        None => engine,
+    };
     let engine = if config.consensus.adaptive_block_interval {
         engine.with_adaptive_block_interval()
     } else {

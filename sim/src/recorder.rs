@@ -18,7 +18,7 @@
 use ballast_core::consensus::{Epoch, Subject, epoch_of, first_view};
 use ballast_core::validators::ValidatorSet;
 use ballast_core::{Digest, Height, ValidatorIndex, View};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// A fast, fixed-key, non-cryptographic hash of the run's trace (a
 /// multiply-rotate mix over 64-bit words). It only has to tell runs apart,
@@ -126,6 +126,12 @@ pub struct Recorder {
     pub torn_records: u64,
     pub evidence_reported: u64,
     pub violations: Vec<String>,
+    /// Proposals each validator's replica heard judged valid, by
+    /// (validator, view, digest): see [`Self::notarize_voted`].
+    heard_valid: BTreeSet<(ValidatorIndex, View, Digest)>,
+    /// Simulated ms the run went on past the scenario's end because the
+    /// liveness promise was not yet decided (see [`Self::liveness_decided`]).
+    pub liveness_extension_ms: u64,
     /// Per validator: finalized digests by height (index 0 is height 1).
     chains: Vec<Vec<Digest>>,
     agreed: BTreeMap<Height, Digest>,
@@ -230,6 +236,8 @@ impl Recorder {
             torn_records: 0,
             evidence_reported: 0,
             violations: Vec::new(),
+            liveness_extension_ms: 0,
+            heard_valid: BTreeSet::new(),
             chains: vec![Vec::new(); n],
             agreed: BTreeMap::new(),
             signed: BTreeMap::new(),
@@ -863,6 +871,58 @@ impl Recorder {
                 }
             }
         }
+    }
+
+    /// Whether [`Self::check_liveness`] can already give its verdict: every
+    /// honest validator finalized something since the heal (the promise is
+    /// kept or broken by the first block's view, which is known), or the
+    /// views moved more than `bound_views` past `heal_view` (any block
+    /// finalized later breaks the promise). Until then a run that reaches
+    /// its scenario's end has not tested the promise, which is in views,
+    /// not in time: the runner runs on (swarm seed 662: a banned leader
+    /// drawn five views in a row at the backed-off timer filled the whole
+    /// 6 s liveness phase with 6 of the 60 views promised).
+    pub fn liveness_decided(
+        &self,
+        heal_view: View,
+        heights_at_heal: &[Height],
+        bound_views: u64,
+    ) -> bool {
+        let heights = self.finalized_heights();
+        let all_progressed = heights
+            .iter()
+            .zip(heights_at_heal)
+            .enumerate()
+            .all(|(v, (now, then))| now > then || self.is_byzantine(v as ValidatorIndex));
+        all_progressed || view_distance(heal_view, self.max_view()) > bound_views
+    }
+
+    /// `validator`'s replica heard the application's verdict on the
+    /// proposal `digest` of `view` (its own proposals count as heard valid).
+    pub fn verdict_heard(
+        &mut self,
+        validator: ValidatorIndex,
+        view: View,
+        digest: Digest,
+        valid: bool,
+    ) {
+        if valid {
+            self.heard_valid.insert((validator, view, digest));
+        }
+    }
+
+    /// An honest validator sent a notarize vote: its replica must have
+    /// heard the proposal judged valid first. With checks off the loop
+    /// (`verify_ms`), a replica that voted on the proposal's arrival, or on
+    /// another view's verdict, would break this. Kept across restarts: a
+    /// restarted replica re-sends votes it checked before.
+    pub fn notarize_voted(&mut self, validator: ValidatorIndex, view: View, digest: Digest) {
+        if self.is_byzantine(validator) || self.heard_valid.contains(&(validator, view, digest)) {
+            return;
+        }
+        self.violation(format!(
+            "v{validator} notarize-voted for {digest:?} in view {view} without a valid verdict on it"
+        ));
     }
 
     /// Liveness after the last fault healed at `heal_us`, when the highest

@@ -8,7 +8,7 @@ use crate::network::SideChannel;
 use crate::network::{Network, NetworkStats, SendRecord};
 use crate::recorder::{DiagramLog, MarkKind, Recorder};
 use crate::scenario::{Scenario, SchemeKind};
-use crate::sim_app::SimApp;
+use crate::sim_app::{OffLoop, SimApp};
 use crate::state_sync::{self, Joiner, Shelf};
 use crate::verify_cache::{Cached, Verdicts};
 use ballast_core::ledger::staking::consensus_namespace;
@@ -18,7 +18,7 @@ use ballast_core::scheme::ed25519::Ed25519;
 use ballast_core::scheme::keyed_hash::KeyedHash;
 use ballast_core::validators::ValidatorSet;
 use ballast_core::{Digest, Height, ValidatorIndex, View};
-use ballast_transports::engine::Engine;
+use ballast_transports::engine::{Engine, verdict_channel};
 use ballast_transports::memory::MemStore;
 use ballast_transports::sim::{LinkModel, SimClock, SimTransport};
 use ed25519_dalek::{SigningKey, VerifyingKey};
@@ -300,7 +300,7 @@ fn run_with<S: Forge>(
         epoch_stakes: recorder.epoch_stakes(),
         messages_delivered: recorder.messages_delivered,
         network,
-        simulated_ms: scenario.duration_ms,
+        simulated_ms: scenario.duration_ms + recorder.liveness_extension_ms,
         evidence_reported: recorder.evidence_reported,
         evidence_against_byzantine: recorder.evidence_against_byzantine,
         finalization_latency_ms: latency,
@@ -432,6 +432,45 @@ impl Crasher {
     }
 }
 
+/// Runs on past the scenario's end, in steps of one base leader timeout,
+/// until the liveness promise can be judged (see
+/// [`Recorder::liveness_decided`]), for at most `liveness_views` views at
+/// the longest backed-off timer: views that stop advancing altogether are
+/// a stall the check then reports.
+async fn run_until_liveness_decided(
+    scenario: &Scenario,
+    recorder: &Arc<Mutex<Recorder>>,
+    origin: madsim::time::Instant,
+    heal_view: View,
+    heights_at_heal: &[Height],
+) {
+    let step_ms = scenario.consensus.leader_timeout_ms.max(1);
+    let longest_view_ms = step_ms << scenario.consensus.max_backoff_shift;
+    let limit_ms = scenario.liveness_views * longest_view_ms;
+    let mut extended_ms = 0;
+    while extended_ms < limit_ms {
+        let decided = recorder.lock().expect("recorder lock").liveness_decided(
+            heal_view,
+            heights_at_heal,
+            scenario.liveness_views,
+        );
+        if decided {
+            break;
+        }
+        madsim::time::sleep(Duration::from_millis(step_ms)).await;
+        extended_ms += step_ms;
+    }
+    let mut rec = recorder.lock().expect("recorder lock");
+    rec.liveness_extension_ms = extended_ms;
+    if extended_ms > 0 {
+        let at_us = now_us(origin);
+        let text =
+            format!("run extended by {extended_ms} ms past its end: liveness was not yet decided");
+        rec.mark(at_us, None, MarkKind::Fault, || text.clone());
+        rec.note(at_us, 0, || format!("!! {text}"));
+    }
+}
+
 async fn simulate<S: Forge>(
     scenario: Scenario,
     seed: u64,
@@ -537,6 +576,7 @@ async fn simulate<S: Forge>(
             scenario.payload_bytes,
         );
         let min_block_interval_ms = scenario.min_block_interval_ms;
+        let verify_ms = scenario.verify_ms;
         let retain_blocks = scenario.retain_blocks;
         // Twins run honest engines: their attack is the shared key.
         let role = scenario
@@ -604,6 +644,8 @@ async fn simulate<S: Forge>(
                         store: store.clone(),
                         retain_blocks,
                         epoch_anchor_height: 0,
+                        off_loop: None,
+                        epoch_last_height: Height::MAX,
                     }
                 };
                 let joiner = shelf.map(|shelf| Joiner {
@@ -627,7 +669,13 @@ async fn simulate<S: Forge>(
                         // validator stays down.
                         return;
                     }
-                    let app = make_app();
+                    let mut app = make_app();
+                    let verdicts = (verify_ms > 0).then(|| {
+                        let (sender, receiver) = verdict_channel();
+                        let seed = seed ^ 0x7665_7269_6679_0000 ^ u64::from(me);
+                        app.off_loop = Some(OffLoop::new(sender, verify_ms, seed));
+                        receiver
+                    });
                     let plain = SimTransport::bind(me, peers, model)
                         .await
                         .expect("bind simulated endpoint");
@@ -648,6 +696,10 @@ async fn simulate<S: Forge>(
                     .with_min_block_interval_ms(min_block_interval_ms)
                     .with_score_config(SIM_SCORES)
                     .expect("the in-memory store cannot fail");
+                    let engine = match verdicts {
+                        Some(verdicts) => engine.with_verdicts(verdicts),
+                        None => engine,
+                    };
                     engine.run().await.expect("the in-memory store cannot fail");
                 }
             })
@@ -752,6 +804,11 @@ async fn simulate<S: Forge>(
         let wait =
             (origin + Duration::from_millis(at_ms)).saturating_duration_since(simulated_now());
         madsim::time::sleep(wait).await;
+        if let (Fault::End, true, Some((_, heal_view, heights))) =
+            (&fault, scenario.check_liveness, &heal_state)
+        {
+            run_until_liveness_decided(&scenario, &recorder, origin, *heal_view, heights).await;
+        }
         let at_us = now_us(origin);
         let mut restarts = Vec::new();
         // Joiners to start now: (joiner, index, the members it knows).

@@ -178,6 +178,12 @@ pub struct Scenario {
     /// 200 ms by default there); 0 asks at once. Certificates can arrive
     /// meanwhile and move the parent the proposal must extend.
     pub min_block_interval_ms: u64,
+    /// Mean simulated time a validator takes to check a proposal, off its
+    /// consensus loop, as the node's verification worker does: each check
+    /// takes uniformly 0.5-1.5 times this, so verdicts of consecutive
+    /// views can come back out of order, and a crash loses those pending.
+    /// 0: checked at once, on the loop.
+    pub verify_ms: u64,
     /// Run the ledger with simulated clients submitting this many
     /// transactions per simulated second (payloads are opaque otherwise).
     pub ledger_tps: Option<u32>,
@@ -352,6 +358,16 @@ impl Scenario {
                 self.min_block_interval_ms, self.consensus.leader_timeout_ms
             ));
         }
+        if self.verify_ms * 3 > self.consensus.leader_timeout_ms {
+            // The slowest check (1.5x the mean) must leave half the timer:
+            // a replica that cannot check a proposal before its timer fires
+            // never votes, and no timer backoff helps it (the node's
+            // default leader timeout is over 100 times its checks).
+            return Err(format!(
+                "verify_ms ({}) must be at most a third of leader_timeout_ms ({})",
+                self.verify_ms, self.consensus.leader_timeout_ms
+            ));
+        }
         if self.ledger_tps == Some(0) {
             return Err("ledger_tps must be above 0".into());
         }
@@ -459,6 +475,7 @@ pub fn base(name: &str, description: &str, validators: usize) -> Scenario {
         joins: Vec::new(),
         payload_bytes: 64,
         min_block_interval_ms: 0,
+        verify_ms: 0,
         ledger_tps: None,
         retain_blocks: None,
         duration_ms: 10_000,

@@ -28,6 +28,8 @@ struct File {
     payload_bytes: usize,
     ledger_tps: Option<u32>,
     #[serde(default)]
+    verify_ms: u64,
+    #[serde(default)]
     retain_blocks: Option<u64>,
     #[serde(default = "default_liveness_views")]
     liveness_views: u64,
@@ -530,6 +532,7 @@ pub fn parse(path: &str, text: &str) -> Result<Scenario, String> {
         joins,
         payload_bytes: file.payload_bytes,
         min_block_interval_ms,
+        verify_ms: file.verify_ms,
         ledger_tps: file.ledger_tps,
         retain_blocks: file.retain_blocks,
         duration_ms: file.duration_ms,
@@ -576,6 +579,9 @@ pub fn to_toml(scenario: &Scenario) -> String {
     }
     if let Some(retain) = scenario.retain_blocks {
         let _ = writeln!(t, "retain_blocks = {retain}");
+    }
+    if scenario.verify_ms > 0 {
+        let _ = writeln!(t, "verify_ms = {}", scenario.verify_ms);
     }
     let _ = writeln!(t, "liveness_views = {}", scenario.liveness_views);
     let _ = writeln!(t, "check_liveness = {}", scenario.check_liveness);

@@ -10,10 +10,14 @@ use ballast_core::consensus::{Certificate, Effect, Message, Record, Verdict, Vie
 use ballast_core::ledger::chain::ChainError;
 use ballast_core::scheme::Scheme;
 use ballast_core::{Block, Digest, Height, ValidatorIndex, View};
-use ballast_transports::engine::{Application, EpochPlan, Observation};
+use ballast_transports::engine::{Application, EpochPlan, Observation, VerdictSender, Verified};
 use ballast_transports::memory::MemStore;
 use ballast_transports::{Store, Write};
+use futures::SinkExt;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 /// The application each simulated validator runs: deterministic payloads,
 /// and every step reported to the shared recorder.
@@ -35,6 +39,46 @@ pub(crate) struct SimApp<S: Scheme> {
     /// The height of the current epoch's anchor: a restart whose finalized
     /// record was torn falls back to it, and needs every block above it.
     pub(crate) epoch_anchor_height: Height,
+    /// Checks proposals off the consensus loop, if the scenario says so.
+    pub(crate) off_loop: Option<OffLoop>,
+    /// The current epoch's last height (see `Observation::EpochStarted`).
+    pub(crate) epoch_last_height: Height,
+}
+
+/// A verifier off the consensus loop, as the node's worker: each verdict
+/// comes back after a drawn delay, in its own task, so verdicts of
+/// consecutive views may overtake each other, and a crash loses those not
+/// yet delivered. The verdict itself is reached when the check starts: a
+/// proposal's verdict depends only on it and the blocks it builds on, so
+/// when it is computed does not matter, only when consensus hears it.
+pub(crate) struct OffLoop {
+    verdicts: VerdictSender,
+    mean_ms: u64,
+    rng: ChaCha8Rng,
+}
+
+impl OffLoop {
+    pub(crate) fn new(verdicts: VerdictSender, mean_ms: u64, seed: u64) -> Self {
+        assert!(mean_ms > 0, "an off-loop check takes time");
+        OffLoop {
+            verdicts,
+            mean_ms,
+            rng: ChaCha8Rng::seed_from_u64(seed),
+        }
+    }
+
+    /// Hands `verified` back after 0.5-1.5 times the mean delay.
+    fn deliver(&mut self, verified: Verified) {
+        let delay_us = self
+            .rng
+            .gen_range(self.mean_ms * 500..=self.mean_ms * 1_500);
+        let mut verdicts = self.verdicts.clone();
+        madsim::task::spawn(async move {
+            madsim::time::sleep(Duration::from_micros(delay_us)).await;
+            // The engine is gone only if its node is: nothing to tell.
+            let _ = verdicts.send(verified).await;
+        });
+    }
 }
 
 impl<S: Scheme> SimApp<S> {
@@ -178,6 +222,23 @@ impl<S: Scheme> Application<S> for SimApp<S> {
         }
     }
 
+    fn start_verify(
+        &mut self,
+        block: &Block,
+        blocks: &dyn ballast_transports::engine::BlockLookup,
+    ) -> Option<Verdict> {
+        let verdict = self.verify(block, blocks);
+        let Some(off_loop) = &mut self.off_loop else {
+            return Some(verdict);
+        };
+        off_loop.deliver(Verified {
+            view: block.view,
+            digest: block.digest(),
+            verdict,
+        });
+        None
+    }
+
     fn finalized(
         &mut self,
         _now_ms: u64,
@@ -290,6 +351,11 @@ impl<S: Scheme> Application<S> for SimApp<S> {
                     format!("v{me} rejected input from v{from}: {error}")
                 });
             }
+            Observation::Verdict {
+                view,
+                digest,
+                verdict,
+            } => rec.verdict_heard(me, view, digest, verdict == Verdict::Valid),
             Observation::TimerFired(timer) => {
                 rec.mark(at_us, Some(me), MarkKind::Timeout, || {
                     format!("{:?}", timer.kind)
@@ -306,6 +372,7 @@ impl<S: Scheme> Application<S> for SimApp<S> {
                 last_height,
             } => {
                 let digest = anchor.digest();
+                self.epoch_last_height = last_height;
                 rec.epoch_started(me, epoch, digest, validators);
                 rec.mark(at_us, Some(me), MarkKind::View, || format!("epoch {epoch}"));
                 rec.note(at_us, me, || {
@@ -334,15 +401,27 @@ impl<S: Scheme> Application<S> for SimApp<S> {
                     match message {
                         Message::Vote(vote) if vote.signer == me => {
                             rec.signed_vote(me, vote.subject);
-                            if let ballast_core::consensus::Subject::Notarize { digest, .. } =
+                            if let ballast_core::consensus::Subject::Notarize { view, digest } =
                                 vote.subject
-                                && let Some(block) = self.stored_block(&digest)
                             {
-                                let parent_height = self.parent_height(&block);
-                                rec.notarize_claim(me, &block, parent_height);
+                                let block = self.stored_block(&digest);
+                                // An empty block past the epoch's end is the
+                                // protocol's to judge, not the application's.
+                                let past_end = block.as_ref().is_some_and(|b| {
+                                    b.height > self.epoch_last_height && b.payload.is_empty()
+                                });
+                                if !past_end {
+                                    rec.notarize_voted(me, view, digest);
+                                }
+                                if let Some(block) = block {
+                                    let parent_height = self.parent_height(&block);
+                                    rec.notarize_claim(me, &block, parent_height);
+                                }
                             }
                         }
                         Message::Proposal(p) => {
+                            // A leader's own block is valid by construction.
+                            rec.verdict_heard(me, p.block.view, p.block.digest(), true);
                             let parent_height = self.parent_height(&p.block);
                             rec.notarize_claim(me, &p.block, parent_height);
                             let digest = p.block.digest();

@@ -14,7 +14,8 @@
 //!    resume within the scenario's `liveness_views` and reach every honest
 //!    validator.
 //!
-//! Three in ten seeds also run the ledger with a client workload.
+//! Three in ten seeds also run the ledger with a client workload; one in five
+//! checks proposals off the consensus loop, with a delay.
 //!
 //! The drawn scenario is a plain [`Scenario`]: `shrink` reduces it and
 //! writes it out as a file like any other.
@@ -215,6 +216,13 @@ pub fn generate(template: &Scenario, seed: u64) -> Scenario {
     if later_role_on && let Some(first) = s.byzantine.first_mut() {
         first.1 = later_role;
     }
+    // Checks off the consensus loop, as the node's verification worker
+    // makes them: a fifth of the seeds take up to a third of the timer.
+    let off_loop_on = rng.gen_bool(0.2);
+    let verify_ms = rng.gen_range(1..=s.consensus.leader_timeout_ms / 3);
+    if off_loop_on {
+        s.verify_ms = verify_ms;
+    }
     s.duration_ms = s.heal_ms().max(safety_ms) + LIVENESS_PHASE_MS;
     s.liveness_views = LIVENESS_VIEWS;
     s.description = describe(&s, seed);
@@ -260,6 +268,9 @@ fn describe(s: &Scenario, seed: u64) -> String {
     if s.min_block_interval_ms > 0 {
         parts.push(format!("proposals held {} ms", s.min_block_interval_ms));
     }
+    if s.verify_ms > 0 {
+        parts.push(format!("checks off the loop {} ms", s.verify_ms));
+    }
     for (v, role) in &s.byzantine {
         parts.push(format!("v{v} {}", role.name()));
     }
@@ -291,6 +302,13 @@ mod tests {
         assert!(
             (50..150).contains(&held),
             "{held} of 500 seeds hold proposals back"
+        );
+        let off_loop = (0..500)
+            .filter(|seed| generate(&template, *seed).verify_ms > 0)
+            .count();
+        assert!(
+            (50..150).contains(&off_loop),
+            "{off_loop} of 500 seeds check proposals off the loop"
         );
     }
 }

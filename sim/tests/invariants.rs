@@ -101,6 +101,56 @@ fn missing_liveness_is_caught() {
 }
 
 #[test]
+fn liveness_is_undecided_until_every_honest_validator_finalizes_or_the_views_run_out() {
+    // v3 is Byzantine: only v0-v2 must progress.
+    let mut r = Recorder::new(ValidatorSet::equal(4), 4, &[3], false);
+    r.state(0, 10, [0; 8]);
+    assert!(
+        !r.liveness_decided(10, &[0, 0, 0, 0], 5),
+        "nothing happened yet"
+    );
+    r.state(0, 15, [0; 8]);
+    assert!(
+        !r.liveness_decided(10, &[0, 0, 0, 0], 5),
+        "5 views: within the bound"
+    );
+    r.state(1, 16, [0; 8]);
+    assert!(
+        r.liveness_decided(10, &[0, 0, 0, 0], 5),
+        "6 views: past the bound"
+    );
+
+    let mut r = Recorder::new(ValidatorSet::equal(4), 4, &[3], false);
+    let block = [(1, 11, d(1), d(0))];
+    for v in 0..2 {
+        r.finalized(2_000, v, &block);
+        assert!(
+            !r.liveness_decided(10, &[0, 0, 0, 0], 5),
+            "v2 has not finalized"
+        );
+    }
+    r.finalized(2_000, 2, &block);
+    assert!(
+        r.liveness_decided(10, &[0, 0, 0, 0], 5),
+        "every honest one has"
+    );
+}
+
+#[test]
+fn a_notarize_vote_before_a_valid_verdict_is_caught() {
+    let mut r = Recorder::new(ValidatorSet::equal(4), 4, &[3], false);
+    r.verdict_heard(0, 5, d(1), true);
+    r.notarize_voted(0, 5, d(1));
+    r.notarize_voted(3, 5, d(2));
+    assert!(r.violations.is_empty(), "heard valid, or Byzantine");
+    r.verdict_heard(1, 5, d(1), false);
+    r.notarize_voted(1, 5, d(1));
+    r.notarize_voted(2, 5, d(1));
+    r.notarize_voted(0, 6, d(1));
+    assert_eq!(r.violations.len(), 3, "{:?}", r.violations);
+}
+
+#[test]
 fn evidence_may_accuse_only_byzantine_validators() {
     let mut r = Recorder::new(ValidatorSet::equal(4), 4, &[3], false);
     r.evidence(0, 3, 5);

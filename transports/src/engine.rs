@@ -17,6 +17,8 @@ use ballast_core::peer_score::{Admission, Ban, Offence, PeerScores, PeerStanding
 use ballast_core::scheme::Scheme;
 use ballast_core::validators::ValidatorSet;
 use ballast_core::{Block, Digest, Height, ValidatorIndex, View};
+use futures::StreamExt;
+use futures::channel::mpsc;
 use futures::future::{Either, select};
 use std::collections::{BTreeSet, VecDeque};
 use std::pin::pin;
@@ -40,6 +42,16 @@ pub trait Application<S: Scheme> {
     /// only if so. An opaque payload is always acceptable.
     fn verify(&mut self, _block: &Block, _blocks: &dyn BlockLookup) -> Verdict {
         Verdict::Valid
+    }
+    /// Starts checking a proposal. `Some` is the verdict, reached now: by
+    /// default [`Self::verify`], on the engine's loop. `None` means the
+    /// application checks it elsewhere (a worker thread, or a simulated
+    /// delay) and sends the verdict through the [`VerdictSender`] whose
+    /// receiver the engine was given ([`Engine::with_verdicts`]). Consensus
+    /// goes on meanwhile: votes, certificates, timers and other views; a
+    /// verdict that comes after its view is gone is dropped.
+    fn start_verify(&mut self, block: &Block, blocks: &dyn BlockLookup) -> Option<Verdict> {
+        Some(self.verify(block, blocks))
     }
     /// Called with newly finalized blocks in height order.
     fn finalized(
@@ -72,6 +84,30 @@ pub trait Application<S: Scheme> {
     ) -> Option<EpochPlan> {
         None
     }
+}
+
+/// A proposal's verdict reached off the engine's loop (see
+/// [`Application::start_verify`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Verified {
+    pub view: View,
+    pub digest: Digest,
+    pub verdict: Verdict,
+}
+
+/// Where an application that checks proposals off the loop sends verdicts.
+pub type VerdictSender = mpsc::Sender<Verified>;
+pub type VerdictReceiver = mpsc::Receiver<Verified>;
+
+/// Verdicts that may wait unread. The replica asks once per view it holds a
+/// proposal for, and holds at most `max_views_ahead` views, so this many
+/// are never outstanding at once in practice; a sender that finds it full
+/// waits (see [`verdict_channel`]).
+pub const MAX_PENDING_VERDICTS: usize = 64;
+
+/// The channel an off-loop verifier and its engine share.
+pub fn verdict_channel() -> (VerdictSender, VerdictReceiver) {
+    mpsc::channel(MAX_PENDING_VERDICTS)
 }
 
 /// Records, in a store that is about to be handed to an engine, that this
@@ -137,6 +173,13 @@ pub enum Observation<'a, S: Scheme> {
         error: &'a InputError,
     },
     TimerFired(Timer),
+    /// The application's verdict on a proposal is about to be fed to the
+    /// replica (reached on the loop or off it).
+    Verdict {
+        view: View,
+        digest: Digest,
+        verdict: Verdict,
+    },
     /// An effect is about to be carried out.
     Effect(&'a Effect<S>),
     /// The state machine's position after an input.
@@ -227,6 +270,18 @@ pub struct Engine<S: Scheme, T, St, C, A> {
     view_entered_ms: u64,
     /// A payload request held back by `min_block_interval_ms`.
     deferred_payload: Option<DeferredPayload>,
+    /// Verdicts of proposals checked off the loop, if the application
+    /// checks them so (see [`Application::start_verify`]).
+    verdicts: Option<VerdictReceiver>,
+}
+
+/// What woke the engine's loop.
+enum Woken {
+    /// A frame, or `None` when the transport closed.
+    Received(Option<(ValidatorIndex, Arc<[u8]>)>),
+    /// A verdict from an off-loop verifier, or `None` when it is gone.
+    Verified(Option<Verified>),
+    Timer,
 }
 
 /// How often a held-back leader asks the application whether work arrived
@@ -332,6 +387,7 @@ where
             adaptive_block_interval: false,
             view_entered_ms: 0,
             deferred_payload: None,
+            verdicts: None,
         })
     }
 
@@ -494,6 +550,13 @@ where
         self
     }
 
+    /// Hears the verdicts of an application that checks proposals off the
+    /// loop (see [`Application::start_verify`]).
+    pub fn with_verdicts(mut self, verdicts: VerdictReceiver) -> Self {
+        self.verdicts = Some(verdicts);
+        self
+    }
+
     /// Scores peers by `config` instead of the defaults (bans read back
     /// from the store at recovery are kept, and not reported again).
     pub fn with_score_config(mut self, config: ScoreConfig) -> Result<Self, EngineError> {
@@ -606,18 +669,41 @@ where
                 }
             });
             loop {
-                let received = {
-                    let recv = pin!(self.transport.recv());
-                    match select(recv, sleep.as_mut()).await {
-                        Either::Left((received, _)) => Some(received),
-                        Either::Right(((), _)) => None,
+                let woken = {
+                    let (transport, verdicts) = (&mut self.transport, &mut self.verdicts);
+                    let recv = pin!(transport.recv());
+                    let verdict = pin!(async {
+                        match verdicts {
+                            Some(verdicts) => verdicts.next().await,
+                            None => std::future::pending().await,
+                        }
+                    });
+                    match select(select(recv, verdict), sleep.as_mut()).await {
+                        Either::Left((Either::Left((received, _)), _)) => Woken::Received(received),
+                        Either::Left((Either::Right((verified, _)), _)) => {
+                            Woken::Verified(verified)
+                        }
+                        Either::Right(((), _)) => Woken::Timer,
                     }
                 };
-                match received {
-                    Some(Some((from, bytes))) if S::BATCH_VERIFIES => self.on_burst(from, bytes)?,
-                    Some(Some((from, bytes))) => self.on_bytes(from, &bytes)?,
-                    Some(None) => return Ok(()),
-                    None => {
+                match woken {
+                    Woken::Received(Some((from, bytes))) if S::BATCH_VERIFIES => {
+                        self.on_burst(from, bytes)?
+                    }
+                    Woken::Received(Some((from, bytes))) => self.on_bytes(from, &bytes)?,
+                    Woken::Received(None) => return Ok(()),
+                    Woken::Verified(Some(Verified {
+                        view,
+                        digest,
+                        verdict,
+                    })) => self.step(Input::ProposalVerified {
+                        view,
+                        digest,
+                        verdict,
+                    })?,
+                    // The verifier is gone: no verdict can come any more.
+                    Woken::Verified(None) => self.verdicts = None,
+                    Woken::Timer => {
                         self.fire_due_timers()?;
                         break;
                     }
@@ -791,6 +877,20 @@ where
                 Input::Message { from, .. } => Some(*from),
                 _ => None,
             };
+            if let Input::ProposalVerified {
+                view,
+                digest,
+                verdict,
+            } = &input
+            {
+                let (view, digest, verdict) = (*view, *digest, *verdict);
+                let verdict = Observation::Verdict {
+                    view,
+                    digest,
+                    verdict,
+                };
+                self.app.observe(now_ms, verdict);
+            }
             match self.replica.handle(now_ms, input) {
                 Ok(effects) => {
                     for effect in effects {
@@ -894,7 +994,13 @@ where
                     store: &self.store,
                     scheme: std::marker::PhantomData,
                 };
-                let verdict = self.app.verify(&block, &blocks);
+                let Some(verdict) = self.app.start_verify(&block, &blocks) else {
+                    assert!(
+                        self.verdicts.is_some(),
+                        "an application checking proposals off the loop needs `with_verdicts`"
+                    );
+                    return Ok(None);
+                };
                 return Ok(Some(Input::ProposalVerified {
                     view: block.view,
                     digest: block.digest(),
