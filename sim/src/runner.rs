@@ -229,7 +229,8 @@ fn run_with<S: Forge>(
     // The link model draws every delay; madsim itself adds (almost) none.
     config.net.send_latency = Duration::ZERO..Duration::from_micros(1);
     let mut runtime = madsim::runtime::Runtime::with_seed_and_config(seed, config);
-    runtime.set_time_limit(Duration::from_millis(scenario.duration_ms) + Duration::from_secs(60));
+    let longest_run_ms = scenario.duration_ms + liveness_extension_limit_ms(scenario);
+    runtime.set_time_limit(Duration::from_millis(longest_run_ms) + Duration::from_secs(60));
     let validators = ValidatorSet::new(scenario.stakes.clone(), Digest::of(&seed.to_le_bytes()))
         .expect("scenario stakes form a valid set");
     let byzantine: Vec<ValidatorIndex> = scenario.byzantine.iter().map(|(v, _)| *v).collect();
@@ -432,6 +433,14 @@ impl Crasher {
     }
 }
 
+/// The longest a run goes on past its end to decide liveness:
+/// `liveness_views` views at the longest backed-off timer.
+fn liveness_extension_limit_ms(scenario: &Scenario) -> u64 {
+    let longest_view_ms =
+        scenario.consensus.leader_timeout_ms << scenario.consensus.max_backoff_shift;
+    scenario.liveness_views * longest_view_ms
+}
+
 /// Runs on past the scenario's end, in steps of one base leader timeout,
 /// until the liveness promise can be judged (see
 /// [`Recorder::liveness_decided`]), for at most `liveness_views` views at
@@ -445,18 +454,27 @@ async fn run_until_liveness_decided(
     heights_at_heal: &[Height],
 ) {
     let step_ms = scenario.consensus.leader_timeout_ms.max(1);
-    let longest_view_ms = step_ms << scenario.consensus.max_backoff_shift;
-    let limit_ms = scenario.liveness_views * longest_view_ms;
-    let mut extended_ms = 0;
-    while extended_ms < limit_ms {
-        let decided = recorder.lock().expect("recorder lock").liveness_decided(
-            heal_view,
-            heights_at_heal,
-            scenario.liveness_views,
-        );
+    let limit_ms = liveness_extension_limit_ms(scenario);
+    // Views that did not move for this long are stalled, not slow: every
+    // honest timer fired twice at its longest, and no nullification
+    // formed. Deciding then spares a stalled run the whole limit.
+    let stalled_ms = 2 * (step_ms << scenario.consensus.max_backoff_shift);
+    let (mut extended_ms, mut last_view, mut still_ms) = (0, View::MAX, 0);
+    while extended_ms < limit_ms && still_ms < stalled_ms {
+        let (decided, view) = {
+            let rec = recorder.lock().expect("recorder lock");
+            let decided = rec.liveness_decided(heal_view, heights_at_heal, scenario.liveness_views);
+            (decided, rec.max_view())
+        };
         if decided {
             break;
         }
+        still_ms = if view == last_view {
+            still_ms + step_ms
+        } else {
+            0
+        };
+        last_view = view;
         madsim::time::sleep(Duration::from_millis(step_ms)).await;
         extended_ms += step_ms;
     }
