@@ -678,10 +678,13 @@ where
                             None => std::future::pending().await,
                         }
                     });
-                    match select(select(recv, verdict), sleep.as_mut()).await {
-                        Either::Left((Either::Left((received, _)), _)) => Woken::Received(received),
-                        Either::Left((Either::Right((verified, _)), _)) => {
-                            Woken::Verified(verified)
+                    // Verdicts first: `select` polls its left side first,
+                    // and a busy transport is always ready, which would
+                    // leave a verdict (one per view) waiting behind it.
+                    match select(select(verdict, recv), sleep.as_mut()).await {
+                        Either::Left((Either::Left((verified, _)), _)) => Woken::Verified(verified),
+                        Either::Left((Either::Right((received, _)), _)) => {
+                            Woken::Received(received)
                         }
                         Either::Right(((), _)) => Woken::Timer,
                     }
