@@ -967,10 +967,10 @@ impl<S: Scheme> Application<S> for NodeApp {
         if self.checker.is_none() {
             return Some(<Self as Application<S>>::verify(self, block, blocks));
         }
-        let ancestors = {
-            let chain = self.chain();
-            crate::checker::unexecuted_ancestors(&chain, block, blocks)
-        };
+        // Not the chain's lock: the checker holds it while it executes the
+        // previous proposal, and the loop would wait for that.
+        let finalized_height = self.shared.lock().head.height;
+        let ancestors = crate::checker::unfinalized_ancestors(finalized_height, block, blocks);
         let Some(ancestors) = ancestors else {
             // Too far behind to hand over: caught up here, on the loop.
             return Some(<Self as Application<S>>::verify(self, block, blocks));

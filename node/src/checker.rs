@@ -23,7 +23,7 @@ use crate::app::SharedHandle;
 use ballast_core::consensus::Verdict;
 use ballast_core::ledger::chain::{Chain, ChainError, Payload, Source};
 use ballast_core::ledger::tx::SignedTransaction;
-use ballast_core::{Block, Digest};
+use ballast_core::{Block, Digest, Height};
 use ballast_transports::engine::{BlockLookup, MAX_PENDING_VERDICTS, VerdictSender, Verified};
 use std::collections::BTreeSet;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
@@ -128,24 +128,26 @@ pub fn verdict(block: &Block, outcome: Result<(), ChainError>) -> Verdict {
     }
 }
 
-/// The stored blocks between `block` and the newest state `chain` holds,
-/// newest first; stops at a block the store lacks (the check then names
-/// it missing, and the replica fetches it). `None` past
+/// The stored ancestors of `block` above `finalized_height`, newest first:
+/// every block the chain may not have executed yet (it holds the state of
+/// the finalized head). Read without the chain's lock, which the checker
+/// holds while it executes. Stops at a block the store lacks (the check then
+/// names it missing, and the replica fetches it). `None` past
 /// [`MAX_HANDED_ANCESTORS`].
-pub fn unexecuted_ancestors(
-    chain: &Chain,
+pub fn unfinalized_ancestors(
+    finalized_height: Height,
     block: &Block,
     blocks: &dyn BlockLookup,
 ) -> Option<Vec<Block>> {
     let mut ancestors = Vec::new();
     let mut cursor = block.parent;
-    while !chain.has_state(&cursor) {
+    while let Some(ancestor) = blocks.block(&cursor) {
+        if ancestor.height <= finalized_height {
+            break;
+        }
         if ancestors.len() == MAX_HANDED_ANCESTORS {
             return None;
         }
-        let Some(ancestor) = blocks.block(&cursor) else {
-            break;
-        };
         cursor = ancestor.parent;
         ancestors.push(ancestor);
     }

@@ -380,12 +380,6 @@ impl Chain {
         Ok(payload)
     }
 
-    /// Whether the state after `digest` is kept here (so executing a child
-    /// of it needs no other block).
-    pub fn has_state(&self, digest: &Digest) -> bool {
-        self.states.contains_key(digest)
-    }
-
     /// What executing `digest` gave, if it was executed here.
     pub fn executed(&self, digest: &Digest) -> Option<&ExecutedBlock> {
         self.executed.get(digest)
