@@ -45,6 +45,13 @@ pub struct NodeConfig {
     /// addresses learned are stored.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub bootstrap: Vec<SocketAddr>,
+    /// Whether validators swap signed address records (true, the default).
+    /// False: dial only the addresses in `peers`, and ignore records peers
+    /// send. For fixed topologies where an address a validator announces is
+    /// not the one others must dial: a validator behind sentry nodes, or the
+    /// fault-injecting proxy of `ballast-scenarios run --real`.
+    #[serde(default = "default_true", skip_serializing_if = "is_true")]
+    pub discovery: bool,
     /// Makes this a full node: it follows the finalized chain from these
     /// nodes' JSON-RPC (e.g. `http://127.0.0.1:8545`), checking every
     /// block against a quorum certificate, and forwards submitted
@@ -150,6 +157,14 @@ fn default_snapshot_interval() -> u64 {
 /// for the blocks above its last finalized one), and the figure is more
 /// likely a typo than a choice.
 pub const MIN_RETAIN_BLOCKS: u64 = 100;
+
+fn default_true() -> bool {
+    true
+}
+
+fn is_true(b: &bool) -> bool {
+    *b
+}
 
 fn is_zero(n: &u64) -> bool {
     *n == 0

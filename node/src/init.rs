@@ -157,6 +157,7 @@ pub fn init(options: &InitOptions) -> Result<Vec<PathBuf>, InitError> {
             execution_threads: 0,
             peer_scoring: Default::default(),
             bootstrap: Vec::new(),
+            discovery: true,
         };
         configs.push(write_config(&node_dir, &config)?);
     }
@@ -192,6 +193,7 @@ pub fn init(options: &InitOptions) -> Result<Vec<PathBuf>, InitError> {
             execution_threads: 0,
             peer_scoring: Default::default(),
             bootstrap: Vec::new(),
+            discovery: true,
         };
         configs.push(write_config(&node_dir, &config)?);
     }

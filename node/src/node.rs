@@ -319,7 +319,8 @@ async fn run_validator<S: NodeScheme>(
         .collect::<Result<_, _>>()?;
     // Addresses the config gives; the others come from the stored address
     // book or discovery, and without either the node could never reach them.
-    let discovering = !config.bootstrap.is_empty() || base.chain_db.peer_records().is_some();
+    let discovering = config.discovery
+        && (!config.bootstrap.is_empty() || base.chain_db.peer_records().is_some());
     let mut peers = Vec::with_capacity(keys.len());
     for (index, key) in keys.iter().enumerate() {
         let address = if index == me {
@@ -358,14 +359,18 @@ async fn run_validator<S: NodeScheme>(
         .consensus
         .check_proposals_off_loop
         .then(|| app.check_proposals_off_loop());
-    let discovery = start_discovery(
-        &config,
-        &genesis,
-        &secret,
-        (index, listen),
-        &transport,
-        &base,
-    );
+    // Without discovery, record frames from peers are ignored (the gossip
+    // transport hands them to no one) and only `peers` are dialled.
+    let discovery = config.discovery.then(|| {
+        start_discovery(
+            &config,
+            &genesis,
+            &secret,
+            (index, listen),
+            &transport,
+            &base,
+        )
+    });
     let quic_stats = transport.stats();
     let quic_sender = transport.sender();
     let (transport, gossip) = GossipTransport::new(
@@ -374,7 +379,10 @@ async fn run_validator<S: NodeScheme>(
         shared.clone(),
         metrics.clone(),
     );
-    let transport = transport.with_discovery(discovery.0);
+    let (transport, discovery_task) = match discovery {
+        Some((discovery, task)) => (transport.with_discovery(discovery), Some(task)),
+        None => (transport, None),
+    };
     let vote_keys = app.vote_keys();
     let scheme = S::signer(
         &roster[..known],
@@ -427,7 +435,9 @@ async fn run_validator<S: NodeScheme>(
         }
     };
     sampler.abort();
-    discovery.1.abort();
+    if let Some(task) = discovery_task {
+        task.abort();
+    }
     let _ = rpc.stop();
     // Votes were synced before they left; this makes the rest durable too.
     if let Err(e) = base.db.flush_wal(true) {

@@ -440,6 +440,7 @@ fn full_node_config(dir: &Path) -> ballast_node::config::NodeConfig {
         consensus: Default::default(),
         peer_scoring: Default::default(),
         bootstrap: Vec::new(),
+        discovery: true,
     }
 }
 

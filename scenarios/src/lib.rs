@@ -7,6 +7,7 @@
 //! fails if it has provable misbehaviour (equivocation, double votes,
 //! nullify-and-finalize, Twins) that was never reported as evidence.
 
+pub mod real;
 pub mod seed_ledger;
 pub mod shard;
 

@@ -39,7 +39,8 @@ enum Command {
         /// Folder of scenario files, added to the built-in scenarios.
         #[arg(long, default_value = SUITE_DIR)]
         dir: PathBuf,
-        /// Run only scenarios whose name contains this text.
+        /// Run only scenarios whose name contains this text (or any of
+        /// several, comma-separated).
         #[arg(long)]
         only: Option<String>,
         /// Multiply every scenario's seed count (e.g. 10 for a nightly run).
@@ -63,6 +64,20 @@ enum Command {
         /// to this CSV (e.g. results/seed-ledger.csv); `ledger` adds it up.
         #[arg(long)]
         ledger: Option<PathBuf>,
+        /// Also run each scenario on real `ballast` processes (one seed,
+        /// `--from`), beside the simulator, through a UDP fault proxy; the
+        /// report compares the two. Scenarios using what the real runner
+        /// cannot carry out yet are listed and skipped.
+        #[arg(long)]
+        real: bool,
+        /// With --real: the `ballast` binary (default: the one beside this
+        /// program).
+        #[arg(long)]
+        ballast: Option<PathBuf>,
+        /// With --real: keep every run's configs, data and logs (a failing
+        /// run's are always kept, and their place printed).
+        #[arg(long)]
+        keep: bool,
     },
     /// Add up a seed ledger (`run --ledger`): runs, distinct seeds and
     /// failures per scenario, as a markdown table.
@@ -87,8 +102,21 @@ fn main() -> ExitCode {
         results: None,
         shard: Shard::WHOLE,
         ledger: None,
+        real: false,
+        ballast: None,
+        keep: false,
     });
     let result = match command {
+        Command::Run {
+            dir,
+            only,
+            from,
+            results,
+            real: true,
+            ballast,
+            keep,
+            ..
+        } => run_real(&dir, only.as_deref(), from, ballast, keep, results),
         Command::Run {
             dir,
             only,
@@ -98,6 +126,8 @@ fn main() -> ExitCode {
             results,
             shard,
             ledger,
+            real: false,
+            ..
         } => run(
             &dir,
             only.as_deref(),
@@ -155,7 +185,7 @@ fn run(
     }
     let mut suite = load_suite(dir)?;
     if let Some(only) = only {
-        suite.retain(|s| s.name.contains(only));
+        suite.retain(|s| only.split(',').any(|o| s.name.contains(o)));
         if suite.is_empty() {
             return Err(format!("no scenario name contains {only:?}"));
         }
@@ -263,6 +293,100 @@ fn run(
         println!("report written to {}", path.display());
     }
     Ok(failed.is_empty())
+}
+
+/// `run --real`: each runnable scenario in the simulator and on real
+/// processes, one seed each.
+fn run_real(
+    dir: &std::path::Path,
+    only: Option<&str>,
+    seed: u64,
+    ballast: Option<PathBuf>,
+    keep: bool,
+    results: Option<PathBuf>,
+) -> Result<bool, String> {
+    use ballast_scenarios::real::{RealOptions, report};
+    let mut suite = load_suite(dir)?;
+    if let Some(only) = only {
+        suite.retain(|s| only.split(',').any(|o| s.name.contains(o)));
+        if suite.is_empty() {
+            return Err(format!("no scenario name contains {only:?}"));
+        }
+    }
+    let (suite, skipped) = report::runnable(suite);
+    for (name, why) in &skipped {
+        eprintln!("skipped {name}: the real runner cannot carry out yet: {why}");
+    }
+    if suite.is_empty() {
+        return Err("none of the scenarios chosen can run on real processes yet".into());
+    }
+    let exe = match ballast {
+        Some(path) => path,
+        None => std::env::current_exe()
+            .map_err(|e| format!("cannot find this program: {e}"))?
+            .with_file_name("ballast"),
+    };
+    if !exe.exists() {
+        return Err(format!(
+            "{} not found: build it (`cargo build --release -p ballast-node`) or pass --ballast",
+            exe.display()
+        ));
+    }
+    let options = RealOptions {
+        exe,
+        work_dir: std::env::temp_dir().join(format!("ballast-real-{}", std::process::id())),
+        keep,
+    };
+    eprintln!(
+        "running {} scenarios in the simulator and on real processes (seed {seed}); networks in {}",
+        suite.len(),
+        options.work_dir.display()
+    );
+    let mut rows = Vec::new();
+    for (i, scenario) in suite.iter().enumerate() {
+        eprintln!(
+            "[{}/{}] {} ({} ms{})",
+            i + 1,
+            suite.len(),
+            short_name(scenario),
+            scenario.duration_ms,
+            if scenario.check_liveness {
+                ", then liveness"
+            } else {
+                ""
+            }
+        );
+        let row = report::run_both(scenario, seed, &options)?;
+        for v in &row.sim.violations {
+            eprintln!(
+                "FAIL sim {} seed {seed}: {v}\n     replay: {}",
+                row.name,
+                replay_command(&scenario.name, seed)
+            );
+        }
+        for v in &row.real.violations {
+            eprintln!(
+                "FAIL real {} seed {seed}: {v}\n     data and logs: {}",
+                row.name,
+                row.real.dir.display()
+            );
+        }
+        rows.push(row);
+    }
+    print!("{}", report::table(&rows));
+    let failed = rows.iter().filter(|r| !r.passed()).count();
+    println!("{} scenarios in both worlds; {failed} failed", rows.len());
+    if let Some(path) = results {
+        let command = format!(
+            "ballast-scenarios run --real{} --from {seed} --results {}",
+            only.map(|o| format!(" --only {o}")).unwrap_or_default(),
+            path.display()
+        );
+        let text = report::markdown(&rows, &skipped, &command, &machine(1));
+        std::fs::write(&path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        println!("report written to {}", path.display());
+    }
+    Ok(failed == 0)
 }
 
 fn print_table(reports: &[Report]) {

@@ -78,19 +78,7 @@ impl Network {
     /// `log` records every send for a space-time diagram.
     pub fn new(scenario: &Scenario, seed: u64, log: bool) -> Network {
         let n = scenario.validators();
-        let groups = scenario
-            .partitions
-            .iter()
-            .map(|p| {
-                let mut of = vec![p.groups.len(); n];
-                for (g, members) in p.groups.iter().enumerate() {
-                    for v in members {
-                        of[usize::from(*v)] = g;
-                    }
-                }
-                of
-            })
-            .collect();
+        let groups = scenario.partitions.iter().map(|p| p.group_of(n)).collect();
         Network {
             state: Mutex::new(State {
                 rng: ChaCha8Rng::seed_from_u64(seed ^ 0x6e65_7477_6f72_6b00),
@@ -160,18 +148,7 @@ impl Network {
     }
 
     fn sample(latency: &Latency, rng: &mut ChaCha8Rng) -> Duration {
-        let ms = match latency {
-            Latency::Fixed { ms } => *ms,
-            Latency::Uniform { min_ms, max_ms } => rng.gen_range(*min_ms..=*max_ms),
-            Latency::LongTail {
-                base_ms,
-                tail_mean_ms,
-            } => {
-                let u: f64 = rng.gen_range(f64::EPSILON..1.0);
-                base_ms + (-u.ln() * tail_mean_ms).min(20.0 * tail_mean_ms)
-            }
-        };
-        Duration::from_micros((ms * 1000.0) as u64)
+        Duration::from_micros((latency.sample_ms(rng) * 1000.0) as u64)
     }
 }
 

@@ -36,6 +36,24 @@ pub enum Latency {
     },
 }
 
+impl Latency {
+    /// One message's delay in ms. The simulator's network and the real
+    /// runner's proxy both draw with this, so a scenario means one thing.
+    pub fn sample_ms(&self, rng: &mut impl rand::Rng) -> f64 {
+        match self {
+            Latency::Fixed { ms } => *ms,
+            Latency::Uniform { min_ms, max_ms } => rng.gen_range(*min_ms..=*max_ms),
+            Latency::LongTail {
+                base_ms,
+                tail_mean_ms,
+            } => {
+                let u: f64 = rng.gen_range(f64::EPSILON..1.0);
+                base_ms + (-u.ln() * tail_mean_ms).min(20.0 * tail_mean_ms)
+            }
+        }
+    }
+}
+
 /// Validators split into groups that cannot reach each other between
 /// `start_ms` and `heal_ms`. Validators in no group form one more group.
 #[derive(Clone, Debug, PartialEq)]
@@ -43,6 +61,20 @@ pub struct Partition {
     pub start_ms: u64,
     pub heal_ms: u64,
     pub groups: Vec<Vec<ValidatorIndex>>,
+}
+
+impl Partition {
+    /// Each of `validators`' group index; those in no group share the
+    /// index `groups.len()`.
+    pub fn group_of(&self, validators: usize) -> Vec<usize> {
+        let mut of = vec![self.groups.len(); validators];
+        for (g, members) in self.groups.iter().enumerate() {
+            for v in members {
+                of[usize::from(*v)] = g;
+            }
+        }
+        of
+    }
 }
 
 /// A validator loses power at `at_ms` (unsynced writes may be lost or torn)

@@ -1,0 +1,577 @@
+//! The same scenario files against real `ballast` processes
+//! (`ballast-scenarios run --real`).
+//!
+//! Why a mode of `ballast-scenarios` and not a `ballast chaos` command: the
+//! point is one scenario file, two worlds. Here the file is parsed by the
+//! simulator's own parser, the simulator runs the same seed beside the
+//! real run, and the report puts the two side by side; the node binary
+//! stays free of the simulator and of the runner's fault machinery.
+//!
+//! A run: `ballast init` writes the network; every validator dials every
+//! other through the fault proxy ([`proxy`]); the runner carries out the
+//! scenario's schedule (partitions in the proxy, crashes as SIGKILL and a
+//! restart from disk, pauses as SIGSTOP/SIGCONT), polls every node's head
+//! over JSON-RPC, and at the end reads every node's finalized chain and
+//! checks the invariants it can see from outside: agreement, each chain's
+//! links, liveness after the faults heal (with the simulator's extension
+//! rule), `[[expect]]` windows, and that no validator died unasked.
+
+// Real processes on a real clock, with proxy threads: not simulated code,
+// so the determinism lint's bans on the wall clock and threads do not apply.
+#![allow(clippy::disallowed_methods)]
+
+pub mod cluster;
+pub mod proxy;
+pub mod report;
+pub mod rpc;
+
+use ballast_sim::scenario::Scenario;
+use cluster::{Cluster, ClusterError};
+use proxy::{Faults, Proxy, ProxyError};
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// How often every node's head is read. Finalization times are known to
+/// this and to the time the reads take (a few ms on loopback).
+const POLL_MS: u64 = 20;
+/// One RPC call's limit; a slower node is treated as not answering.
+const RPC_TIMEOUT: Duration = Duration::from_millis(300);
+/// How long the network may take to start serving RPC.
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+/// Most heights read back per node at the end.
+const MAX_HEIGHTS_READ: u64 = 20_000;
+
+/// What a real run needs beyond the scenario.
+#[derive(Clone, Debug)]
+pub struct RealOptions {
+    /// The `ballast` binary.
+    pub exe: PathBuf,
+    /// Each run's network (configs, data, logs) goes in a directory here.
+    pub work_dir: PathBuf,
+    /// Keep a passing run's directory (a failing one's is always kept).
+    pub keep: bool,
+}
+
+/// What one real run saw.
+#[derive(Clone, Debug, Default)]
+pub struct RealOutcome {
+    pub violations: Vec<String>,
+    /// Each validator's finalized height at the end.
+    pub heights: Vec<u64>,
+    pub max_view: u64,
+    /// For every (validator, block): finalized at minus the first time any
+    /// validator was seen in the block's view, in ms.
+    pub latency_ms: Vec<f64>,
+    pub proxy: proxy::Stats,
+    /// How long the run's schedule took, with any liveness extension.
+    pub run_ms: u64,
+    pub liveness_extension_ms: u64,
+    /// Where its configs, data and logs are (removed if it passed, unless
+    /// kept).
+    pub dir: PathBuf,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RealError {
+    #[error("{0}")]
+    Unsupported(String),
+    #[error(transparent)]
+    Cluster(#[from] ClusterError),
+    #[error(transparent)]
+    Proxy(#[from] ProxyError),
+    #[error("{0}: {1}")]
+    Io(String, std::io::Error),
+    #[error("the network did not serve RPC within {0:?}; logs in {1}")]
+    NoStart(Duration, String),
+}
+
+/// What the real runner cannot carry out yet, by scenario field. Such a
+/// scenario is refused with this list rather than run without the fault.
+pub fn unsupported(s: &Scenario) -> Vec<&'static str> {
+    let mut missing = Vec::new();
+    let mut lacks = |yes: bool, what: &'static str| {
+        if yes {
+            missing.push(what);
+        }
+    };
+    lacks(!s.byzantine.is_empty(), "byzantine roles");
+    lacks(!s.skews.is_empty(), "clock skew");
+    lacks(!s.joins.is_empty(), "joins");
+    lacks(s.leader_crashes.is_some(), "leader_crashes");
+    lacks(s.certificate_crashes.is_some(), "certificate_crashes");
+    lacks(
+        s.crashes.iter().any(|c| c.lose_disk),
+        "crashes that lose the disk",
+    );
+    lacks(s.bandwidth_bytes_per_ms.is_some(), "bandwidth limits");
+    lacks(s.ledger_tps.is_some(), "ledger load (ledger_tps)");
+    lacks(
+        s.verify_ms > 0,
+        "verify_ms (the node checks proposals for real)",
+    );
+    lacks(s.swarm, "swarm templates");
+    lacks(s.stakes.windows(2).any(|w| w[0] != w[1]), "unequal stakes");
+    lacks(
+        s.validators() > proxy::MAX_VALIDATORS,
+        "more than 16 validators",
+    );
+    missing
+}
+
+/// A step of the scenario's schedule.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Step {
+    Heal,
+    Partition(usize),
+    Crash(usize),
+    Restart(usize),
+    Pause(usize),
+    Resume(usize),
+    NetworkFaultsEnd,
+}
+
+fn schedule(s: &Scenario) -> Vec<(u64, Step)> {
+    let mut steps = Vec::new();
+    for (i, p) in s.partitions.iter().enumerate() {
+        steps.push((p.start_ms, Step::Partition(i)));
+        steps.push((p.heal_ms, Step::Heal));
+    }
+    for c in &s.crashes {
+        steps.push((c.at_ms, Step::Crash(usize::from(c.validator))));
+        steps.push((c.restart_ms, Step::Restart(usize::from(c.validator))));
+    }
+    for p in &s.pauses {
+        steps.push((p.at_ms, Step::Pause(usize::from(p.validator))));
+        steps.push((p.resume_ms, Step::Resume(usize::from(p.validator))));
+    }
+    if let Some(until) = s.network_faults_until_ms {
+        steps.push((until, Step::NetworkFaultsEnd));
+    }
+    // Heals sort before a partition starting at the same ms.
+    steps.sort();
+    steps
+}
+
+/// What the runner saw of one validator over the run.
+#[derive(Clone, Debug, Default)]
+struct Seen {
+    height: u64,
+    /// When each height was first seen finalized (ms since the start).
+    finalized_at_ms: BTreeMap<u64, u64>,
+}
+
+/// Runs `scenario` (seed `seed` for the proxy's draws) on real processes.
+pub fn run(
+    scenario: &Scenario,
+    seed: u64,
+    options: &RealOptions,
+) -> Result<RealOutcome, RealError> {
+    let missing = unsupported(scenario);
+    if !missing.is_empty() {
+        return Err(RealError::Unsupported(format!(
+            "{} uses what the real runner cannot carry out yet: {}",
+            scenario.name,
+            missing.join(", ")
+        )));
+    }
+    let n = scenario.validators();
+    let dir = options
+        .work_dir
+        .join(format!("{}-seed-{seed}", crate::short_name(scenario)));
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir).map_err(|e| RealError::Io(dir.display().to_string(), e))?;
+    }
+    std::fs::create_dir_all(&options.work_dir)
+        .map_err(|e| RealError::Io(options.work_dir.display().to_string(), e))?;
+    let mut cluster = Cluster::create(
+        &options.exe,
+        &dir,
+        n,
+        &scenario.consensus,
+        scenario.min_block_interval_ms,
+        seed,
+    )?;
+    let faults = Faults {
+        latency: scenario.latency.clone(),
+        link_latency: scenario
+            .link_latency
+            .iter()
+            .map(|(a, b, l)| (*a, *b, l.clone()))
+            .collect(),
+        loss: scenario.loss,
+        duplicate: scenario.duplicate,
+        reorder: scenario.reorder,
+        reorder_max_ms: scenario.reorder_max_ms,
+    };
+    let proxy = Proxy::start(&cluster.quic, faults, seed)?;
+    cluster.route_through(&proxy)?;
+    for i in 0..n {
+        cluster.start(i)?;
+    }
+    wait_for_rpc(&cluster, &dir)?;
+
+    let mut outcome = RealOutcome {
+        dir: dir.clone(),
+        ..RealOutcome::default()
+    };
+    let mut seen = vec![Seen::default(); n];
+    let mut view_first_seen_ms: BTreeMap<u64, u64> = BTreeMap::new();
+    let steps = schedule(scenario);
+    let mut next_step = 0;
+    let heal_ms = scenario.heal_ms();
+    let mut heights_at_heal: Option<Vec<u64>> = None;
+    let mut heal_view = 0;
+    // The simulator's rule: past the scenario's end, a run whose liveness
+    // promise is not yet decided runs on, at most `liveness_views` views
+    // at the longest backed-off timer.
+    let longest_timer_ms =
+        scenario.consensus.advance_timeout_ms << scenario.consensus.max_backoff_shift;
+    let extension_limit_ms = scenario.liveness_views.saturating_mul(longest_timer_ms);
+    let start = Instant::now();
+    loop {
+        let now_ms = start.elapsed().as_millis() as u64;
+        while let Some((at_ms, step)) = steps.get(next_step)
+            && *at_ms <= now_ms
+        {
+            apply(step, scenario, &mut cluster, &proxy)?;
+            next_step += 1;
+        }
+        for (i, node) in seen.iter_mut().enumerate() {
+            if let Some(status) = cluster.exited(i) {
+                outcome.violations.push(format!(
+                    "validator {i} exited on its own ({status}) at {now_ms} ms; its log: {}",
+                    cluster.log(i).display()
+                ));
+                cluster.kill(i);
+            }
+            if !cluster.is_serving(i) {
+                continue;
+            }
+            let Ok(head) = rpc::call(cluster.rpc[i], "ballast_head", json!([]), RPC_TIMEOUT) else {
+                continue;
+            };
+            let at_ms = start.elapsed().as_millis() as u64;
+            let height = head["height"].as_u64().unwrap_or(0);
+            let view = head["view"].as_u64().unwrap_or(0);
+            view_first_seen_ms.entry(view).or_insert(at_ms);
+            for h in node.height + 1..=height {
+                node.finalized_at_ms.insert(h, at_ms);
+            }
+            node.height = node.height.max(height);
+        }
+        let max_view = view_first_seen_ms.keys().next_back().copied().unwrap_or(0);
+        if heights_at_heal.is_none() && now_ms >= heal_ms {
+            heights_at_heal = Some(seen.iter().map(|s| s.height).collect());
+            heal_view = max_view;
+        }
+        if now_ms >= scenario.duration_ms {
+            let decided = !scenario.check_liveness
+                || heights_at_heal.as_ref().is_none_or(|then| {
+                    seen.iter().zip(then).all(|(s, then)| s.height > *then)
+                        || max_view.saturating_sub(heal_view) > scenario.liveness_views
+                });
+            let over_ms = now_ms - scenario.duration_ms;
+            if decided || over_ms >= extension_limit_ms {
+                outcome.liveness_extension_ms = over_ms;
+                outcome.run_ms = now_ms;
+                break;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(POLL_MS));
+    }
+    outcome.max_view = view_first_seen_ms.keys().next_back().copied().unwrap_or(0);
+    outcome.heights = seen.iter().map(|s| s.height).collect();
+    outcome.proxy = proxy.stats();
+
+    // Read every chain back while the nodes still run: faults are over
+    // (the schedule ended), but a paused or crashed validator is brought
+    // back so its chain can be read.
+    proxy.set_partition(None);
+    for i in 0..n {
+        if cluster.is_serving(i) {
+            continue;
+        }
+        cluster.pause(i, false);
+        cluster.start(i)?;
+    }
+    let chains = read_chains(&cluster, &seen, &mut outcome.violations);
+    check_agreement(&chains, &mut outcome.violations);
+    if scenario.check_liveness
+        && let Some(then) = &heights_at_heal
+    {
+        for (i, (s, then)) in seen.iter().zip(then).enumerate() {
+            if s.height <= *then {
+                outcome.violations.push(format!(
+                    "liveness: validator {i} finalized nothing after the faults healed at {heal_ms} ms (height {}, view {} then, {} at the end, {} ms past the scenario's end)",
+                    s.height, heal_view, outcome.max_view, outcome.liveness_extension_ms
+                ));
+            }
+        }
+    }
+    for e in &scenario.expectations {
+        check_expectation(e, &seen, &mut outcome.violations);
+    }
+    // Latency: from the first sight of a block's view to each validator's
+    // first sight of it finalized.
+    for (i, s) in seen.iter().enumerate() {
+        for (height, at_ms) in &s.finalized_at_ms {
+            let Some(view) = chains[i].get(height).map(|b| b.view) else {
+                continue;
+            };
+            if let Some(began) = view_first_seen_ms
+                .get(&view)
+                .or_else(|| view_first_seen_ms.range(view..).next().map(|(_, t)| t))
+            {
+                outcome.latency_ms.push(at_ms.saturating_sub(*began) as f64);
+            }
+        }
+    }
+    cluster.kill_all();
+    proxy.stop();
+    drop(cluster);
+    if outcome.violations.is_empty() && !options.keep {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    Ok(outcome)
+}
+
+fn apply(
+    step: &Step,
+    scenario: &Scenario,
+    cluster: &mut Cluster,
+    proxy: &Proxy,
+) -> Result<(), RealError> {
+    match *step {
+        Step::Partition(i) => proxy.set_partition(Some(
+            &scenario.partitions[i].group_of(scenario.validators()),
+        )),
+        Step::Heal => proxy.set_partition(None),
+        Step::Crash(v) => cluster.kill(v),
+        Step::Restart(v) => cluster.start(v)?,
+        Step::Pause(v) => cluster.pause(v, true),
+        Step::Resume(v) => cluster.pause(v, false),
+        Step::NetworkFaultsEnd => proxy.set_faults_on(false),
+    }
+    Ok(())
+}
+
+fn wait_for_rpc(cluster: &Cluster, dir: &Path) -> Result<(), RealError> {
+    let started = Instant::now();
+    for address in &cluster.rpc {
+        while rpc::call(*address, "ballast_head", json!([]), RPC_TIMEOUT).is_err() {
+            if started.elapsed() > START_TIMEOUT {
+                return Err(RealError::NoStart(START_TIMEOUT, dir.display().to_string()));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    Ok(())
+}
+
+/// A finalized block as read back.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct BlockSeen {
+    hash: String,
+    parent: String,
+    view: u64,
+}
+
+/// Each validator's finalized blocks by height, read over RPC; a chain
+/// whose links break is a violation.
+fn read_chains(
+    cluster: &Cluster,
+    seen: &[Seen],
+    violations: &mut Vec<String>,
+) -> Vec<BTreeMap<u64, BlockSeen>> {
+    let mut chains = Vec::with_capacity(seen.len());
+    for (i, s) in seen.iter().enumerate() {
+        let mut chain: BTreeMap<u64, BlockSeen> = BTreeMap::new();
+        let top = s.height.min(MAX_HEIGHTS_READ);
+        // Height 0 is genesis, which every node shares by construction
+        // (RPC has no block for it).
+        for height in 1..=top {
+            match read_block(cluster.rpc[i], height) {
+                Ok(block) => {
+                    if let Some(below) = height.checked_sub(1).and_then(|h| chain.get(&h))
+                        && below.hash != block.parent
+                    {
+                        violations.push(format!(
+                            "chain: validator {i}'s block at height {height} ({}) has parent {}, not its block at height {} ({})",
+                            block.hash, block.parent, height - 1, below.hash
+                        ));
+                    }
+                    chain.insert(height, block);
+                }
+                Err(e) => violations.push(format!(
+                    "validator {i}: cannot read its finalized block at height {height}: {e}"
+                )),
+            }
+        }
+        chains.push(chain);
+    }
+    chains
+}
+
+fn read_block(address: SocketAddr, height: u64) -> Result<BlockSeen, String> {
+    let block = rpc::call(
+        address,
+        "ballast_getBlockByHeight",
+        json!([height]),
+        Duration::from_secs(5),
+    )
+    .map_err(|e| e.to_string())?;
+    let text = |field: &str| {
+        block[field]
+            .as_str()
+            .map(str::to_string)
+            .ok_or(format!("no {field} in {block}"))
+    };
+    Ok(BlockSeen {
+        hash: text("hash")?,
+        parent: text("parent")?,
+        view: block["view"]
+            .as_u64()
+            .ok_or(format!("no view in {block}"))?,
+    })
+}
+
+/// Agreement: no two validators finalized different blocks at a height.
+fn check_agreement(chains: &[BTreeMap<u64, BlockSeen>], violations: &mut Vec<String>) {
+    let mut first: BTreeMap<u64, (usize, &str)> = BTreeMap::new();
+    for (i, chain) in chains.iter().enumerate() {
+        for (height, block) in chain {
+            match first.get(height) {
+                None => {
+                    first.insert(*height, (i, &block.hash));
+                }
+                Some((j, hash)) if *hash != block.hash => violations.push(format!(
+                    "agreement: validators {j} and {i} finalized different blocks at height {height} ({hash} and {})",
+                    block.hash
+                )),
+                Some(_) => {}
+            }
+        }
+    }
+}
+
+/// The simulator's window rule: whether some validator finalized, inside
+/// the window, a height no one had before it.
+fn check_expectation(
+    e: &ballast_sim::scenario::Expectation,
+    seen: &[Seen],
+    violations: &mut Vec<String>,
+) {
+    let finalized = || seen.iter().flat_map(|s| s.finalized_at_ms.iter());
+    let before = finalized()
+        .filter(|(_, at)| **at < e.from_ms)
+        .map(|(h, _)| *h)
+        .max()
+        .unwrap_or(0);
+    let new = finalized()
+        .filter(|(h, at)| (e.from_ms..e.to_ms).contains(*at) && **h > before)
+        .map(|(h, _)| *h)
+        .max();
+    match (e.finalizes, new) {
+        (true, None) => violations.push(format!(
+            "expected a new height to be finalized between {} and {} ms; none was (height {before})",
+            e.from_ms, e.to_ms
+        )),
+        (false, Some(height)) => violations.push(format!(
+            "expected nothing to finalize between {} and {} ms; height {height} was (from {before})",
+            e.from_ms, e.to_ms
+        )),
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ballast_sim::scenario::Expectation;
+
+    fn seen(finalized: &[(u64, u64)]) -> Seen {
+        Seen {
+            height: finalized.iter().map(|(h, _)| *h).max().unwrap_or(0),
+            finalized_at_ms: finalized.iter().copied().collect(),
+        }
+    }
+
+    fn block(hash: &str, parent: &str) -> BlockSeen {
+        BlockSeen {
+            hash: hash.into(),
+            parent: parent.into(),
+            view: 1,
+        }
+    }
+
+    fn standard() -> Scenario {
+        ballast_sim::scenario::builtin()
+            .into_iter()
+            .find(|s| s.name == "standard")
+            .expect("the standard built-in scenario")
+    }
+
+    #[test]
+    fn agreement_catches_two_blocks_at_one_height() {
+        let a: BTreeMap<u64, BlockSeen> = [(1, block("a1", "g")), (2, block("a2", "a1"))].into();
+        let b: BTreeMap<u64, BlockSeen> = [(1, block("a1", "g")), (2, block("b2", "a1"))].into();
+        let mut violations = Vec::new();
+        check_agreement(&[a.clone(), a.clone()], &mut violations);
+        assert!(violations.is_empty());
+        check_agreement(&[a, b], &mut violations);
+        assert_eq!(violations.len(), 1);
+        assert!(violations[0].contains("height 2"), "{violations:?}");
+    }
+
+    #[test]
+    fn windows_follow_the_simulators_rule() {
+        let window = |finalizes| Expectation {
+            from_ms: 100,
+            to_ms: 200,
+            finalizes,
+        };
+        let progress = [seen(&[(1, 50), (2, 150)]), seen(&[(1, 60)])];
+        let stuck = [seen(&[(1, 50), (2, 90)]), seen(&[(2, 150)])];
+        for (seen, finalizes, ok) in [
+            (&progress, true, true),
+            (&progress, false, false),
+            (&stuck, true, false),
+            (&stuck, false, true),
+        ] {
+            let mut violations = Vec::new();
+            check_expectation(&window(finalizes), seen, &mut violations);
+            assert_eq!(violations.is_empty(), ok, "{finalizes}: {violations:?}");
+        }
+    }
+
+    #[test]
+    fn the_schedule_heals_before_a_partition_at_the_same_time() {
+        let mut s = standard();
+        s.partitions = vec![
+            ballast_sim::scenario::Partition {
+                start_ms: 100,
+                heal_ms: 200,
+                groups: vec![vec![0]],
+            },
+            ballast_sim::scenario::Partition {
+                start_ms: 200,
+                heal_ms: 300,
+                groups: vec![vec![1]],
+            },
+        ];
+        let steps = schedule(&s);
+        assert_eq!(steps[1], (200, Step::Heal));
+        assert_eq!(steps[2], (200, Step::Partition(1)));
+    }
+
+    #[test]
+    fn faults_the_runner_cannot_make_are_named() {
+        let mut s = standard();
+        assert!(unsupported(&s).is_empty(), "{:?}", unsupported(&s));
+        s.bandwidth_bytes_per_ms = Some(10);
+        assert_eq!(unsupported(&s), vec!["bandwidth limits"]);
+    }
+}

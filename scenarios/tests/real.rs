@@ -1,0 +1,114 @@
+//! The real-process runner against real `ballast` processes: it reports a
+//! broken promise as a violation (so its checks can fail), and a scenario
+//! whose faults the protocol survives passes with every node caught up.
+//!
+//! Needs the `ballast` binary beside this test's (`cargo build --release
+//! --workspace --all-targets` builds both; CI does that first).
+
+use ballast_scenarios::real::{RealOptions, run};
+use ballast_sim::scenario_file::parse;
+use std::path::PathBuf;
+
+fn options(name: &str) -> RealOptions {
+    // target/<profile>/deps/real-<hash> → target/<profile>/ballast
+    let exe = std::env::current_exe()
+        .unwrap()
+        .parent()
+        .and_then(|deps| deps.parent())
+        .unwrap()
+        .join("ballast");
+    assert!(
+        exe.exists(),
+        "{} not found: build it first (cargo build --release -p ballast-node)",
+        exe.display()
+    );
+    RealOptions {
+        exe,
+        work_dir: std::env::temp_dir()
+            .join(format!("ballast-real-test-{name}-{}", std::process::id())),
+        keep: false,
+    }
+}
+
+#[test]
+fn a_promise_real_nodes_cannot_keep_is_reported() {
+    // Two of four validators killed: no quorum, so nothing can finalize
+    // in the window the file promises progress in.
+    let scenario = parse(
+        "no-quorum.toml",
+        r#"
+description = "4 validators; 2 killed for 3 s; a window that wrongly promises progress"
+validators = 4
+duration_ms = 6000
+check_liveness = false
+[[crash]]
+validator = 2
+at_ms = 1000
+restart_ms = 4500
+[[crash]]
+validator = 3
+at_ms = 1000
+restart_ms = 4500
+[[expect]]
+from_ms = 1500
+to_ms = 4000
+finalizes = true
+"#,
+    )
+    .unwrap();
+    let options = options("no-quorum");
+    let outcome = run(&scenario, 1, &options).unwrap();
+    assert!(
+        outcome
+            .violations
+            .iter()
+            .any(|v| v.contains("expected a new height to be finalized between 1500 and 4000 ms")),
+        "{:?}",
+        outcome.violations
+    );
+    assert!(
+        outcome.dir.exists(),
+        "a failing run keeps its data and logs"
+    );
+    std::fs::remove_dir_all(&options.work_dir).unwrap();
+}
+
+#[test]
+fn a_partition_that_heals_holds_and_everyone_catches_up() {
+    let scenario = parse(
+        "split.toml",
+        r#"
+description = "4 validators; v3 cut off for 2 s with 2% loss, then it catches up"
+validators = 4
+duration_ms = 5000
+loss = 0.02
+[[partition]]
+start_ms = 1000
+heal_ms = 3000
+groups = [[3]]
+[[expect]]
+from_ms = 1500
+to_ms = 3000
+finalizes = true
+"#,
+    )
+    .unwrap();
+    let options = options("split");
+    let outcome = run(&scenario, 2, &options).unwrap();
+    assert!(outcome.violations.is_empty(), "{:?}", outcome.violations);
+    assert!(
+        outcome.proxy.cut_by_partition > 0 && outcome.proxy.lost > 0,
+        "{:?}",
+        outcome.proxy
+    );
+    assert!(
+        outcome.heights.iter().all(|h| *h > 0),
+        "{:?}",
+        outcome.heights
+    );
+    assert!(!outcome.latency_ms.is_empty());
+    assert!(
+        !PathBuf::from(&outcome.dir).exists(),
+        "a passing run's data is removed"
+    );
+}
