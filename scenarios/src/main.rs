@@ -85,6 +85,20 @@ enum Command {
         #[arg(default_value = "results/seed-ledger.csv")]
         path: PathBuf,
     },
+    /// Measure the real runner's UDP fault proxy on this machine: the
+    /// round trip it adds (against a direct path, in the same run) and the
+    /// datagrams per second it relays.
+    ProxyBench {
+        /// Round trips timed per path and round (four rounds, alternating).
+        #[arg(long, default_value_t = 2_000)]
+        round_trips: usize,
+        /// Datagrams sent one way for the rate.
+        #[arg(long, default_value_t = 200_000)]
+        datagrams: u64,
+        /// Their size (QUIC sends up to about 1,450 bytes).
+        #[arg(long, default_value_t = 1_200)]
+        bytes: usize,
+    },
     /// List the suite's scenarios with their seed counts.
     List {
         #[arg(long, default_value = SUITE_DIR)]
@@ -141,6 +155,27 @@ fn main() -> ExitCode {
             .and_then(|text| seed_ledger::parse(&text))
             .map(|entries| {
                 print!("{}", seed_ledger::markdown(&seed_ledger::totals(&entries)));
+                true
+            }),
+        Command::ProxyBench {
+            round_trips,
+            datagrams,
+            bytes,
+        } => ballast_scenarios::real::proxy::measure_overhead(round_trips, datagrams, bytes)
+            .map_err(|e| format!("proxy bench: {e}"))
+            .map(|o| {
+                println!("| path | round trip p50 µs | p99 µs |\n|---|---:|---:|");
+                println!("| direct | {:.0} | {:.0} |", o.direct_p50_us, o.direct_p99_us);
+                println!("| through the proxy | {:.0} | {:.0} |", o.proxied_p50_us, o.proxied_p99_us);
+                println!(
+                    "\nadded per round trip (two relays): p50 {:.0} µs, p99 {:.0} µs; relayed one way: {:.0} datagrams/s of {} bytes ({:.0} MB/s), {:.1}% of those sent arrived",
+                    o.proxied_p50_us - o.direct_p50_us,
+                    o.proxied_p99_us - o.direct_p99_us,
+                    o.relayed_per_s,
+                    o.datagram_bytes,
+                    o.relayed_per_s * o.datagram_bytes as f64 / 1e6,
+                    o.delivered * 100.0
+                );
                 true
             }),
         Command::List { dir } => load_suite(&dir).map(|suite| {

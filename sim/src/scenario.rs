@@ -7,6 +7,9 @@ use crate::byzantine::Role;
 use ballast_core::ValidatorIndex;
 use ballast_core::consensus::Config;
 
+/// Filler bytes in a simulated block's payload unless a scenario says.
+pub const DEFAULT_PAYLOAD_BYTES: usize = 64;
+
 /// Which signature scheme validators use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SchemeKind {
@@ -505,7 +508,7 @@ pub fn base(name: &str, description: &str, validators: usize) -> Scenario {
         certificate_crashes: None,
         byzantine: Vec::new(),
         joins: Vec::new(),
-        payload_bytes: 64,
+        payload_bytes: DEFAULT_PAYLOAD_BYTES,
         min_block_interval_ms: 0,
         verify_ms: 0,
         ledger_tps: None,

@@ -108,7 +108,7 @@ struct ExpectFile {
 }
 
 fn default_payload_bytes() -> usize {
-    64
+    crate::scenario::DEFAULT_PAYLOAD_BYTES
 }
 
 fn default_liveness_views() -> u64 {

@@ -112,6 +112,12 @@ pub fn unsupported(s: &Scenario) -> Vec<&'static str> {
         s.verify_ms > 0,
         "verify_ms (the node checks proposals for real)",
     );
+    // A simulated block carries `payload_bytes` of filler; a real one only
+    // the transactions sent to it, and the runner sends none yet.
+    lacks(
+        s.payload_bytes != ballast_sim::scenario::DEFAULT_PAYLOAD_BYTES,
+        "payload_bytes (real blocks carry real transactions)",
+    );
     lacks(s.swarm, "swarm templates");
     lacks(s.stakes.windows(2).any(|w| w[0] != w[1]), "unequal stakes");
     lacks(
