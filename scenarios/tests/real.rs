@@ -107,6 +107,9 @@ finalizes = true
         outcome.heights
     );
     assert!(!outcome.latency_ms.is_empty());
+    // Every node's counters were read at least at the end, and are 0.
+    assert!(outcome.counter_reads >= 4, "{}", outcome.counter_reads);
+    assert_eq!((outcome.evidence, outcome.bans), (0, 0));
     assert!(
         !PathBuf::from(&outcome.dir).exists(),
         "a passing run's data is removed"

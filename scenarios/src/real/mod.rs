@@ -66,6 +66,14 @@ pub struct RealOutcome {
     /// validator was seen in the block's view, in ms.
     pub latency_ms: Vec<f64>,
     pub proxy: proxy::Stats,
+    /// Summed over every validator and every life of its process (read
+    /// every second and just before each kill, so what a node counted in
+    /// its last moments before a crash may be missed).
+    pub evidence: u64,
+    pub bans: u64,
+    pub offences: u64,
+    /// Successful reads of those counters (so 0 above means read as 0).
+    pub counter_reads: u64,
     /// How long the run's schedule took, with any liveness extension.
     pub run_ms: u64,
     pub liveness_extension_ms: u64,
@@ -161,6 +169,63 @@ fn schedule(s: &Scenario) -> Vec<(u64, Step)> {
     steps
 }
 
+/// Counters every validator must keep at 0 while all are honest
+/// (evidence, bans), and offences, which a real network's faults may
+/// cost an honest peer (reported, not judged).
+#[derive(Clone, Copy, Debug, Default)]
+struct Tally {
+    evidence: f64,
+    bans: f64,
+    offences: f64,
+}
+
+impl Tally {
+    fn read(address: SocketAddr) -> Option<Tally> {
+        let m = rpc::metrics(address, RPC_TIMEOUT).ok()?;
+        let get = |name: &str| m.get(name).copied().unwrap_or(0.0);
+        Some(Tally {
+            evidence: get("ballast_evidence_total"),
+            bans: get("ballast_peer_bans_total"),
+            offences: get("ballast_peer_offences_total"),
+        })
+    }
+
+    fn add(self, other: Tally) -> Tally {
+        Tally {
+            evidence: self.evidence + other.evidence,
+            bans: self.bans + other.bans,
+            offences: self.offences + other.offences,
+        }
+    }
+}
+
+/// A validator's counters: those of its ended process lives, and the
+/// latest read of the current one (counters restart with the process).
+#[derive(Clone, Copy, Debug, Default)]
+struct Counters {
+    past: Tally,
+    current: Tally,
+    reads: u64,
+}
+
+impl Counters {
+    fn refresh(&mut self, address: SocketAddr) {
+        if let Some(now) = Tally::read(address) {
+            self.current = now;
+            self.reads += 1;
+        }
+    }
+
+    /// The process is about to end (or ended): its counts become past.
+    fn close_life(&mut self) {
+        self.past = self.past.add(self.current);
+        self.current = Tally::default();
+    }
+}
+
+/// How often every node's counters are read.
+const COUNTERS_EVERY_MS: u64 = 1_000;
+
 /// What the runner saw of one validator over the run.
 #[derive(Clone, Debug, Default)]
 struct Seen {
@@ -224,6 +289,8 @@ pub fn run(
         ..RealOutcome::default()
     };
     let mut seen = vec![Seen::default(); n];
+    let mut counters = vec![Counters::default(); n];
+    let mut counters_read_ms = 0;
     let mut view_first_seen_ms: BTreeMap<u64, u64> = BTreeMap::new();
     let steps = schedule(scenario);
     let mut next_step = 0;
@@ -242,8 +309,23 @@ pub fn run(
         while let Some((at_ms, step)) = steps.get(next_step)
             && *at_ms <= now_ms
         {
+            // A killed process's counters die with it: read them first.
+            if let Step::Crash(v) = step {
+                if cluster.is_serving(*v) {
+                    counters[*v].refresh(cluster.rpc[*v]);
+                }
+                counters[*v].close_life();
+            }
             apply(step, scenario, &mut cluster, &proxy)?;
             next_step += 1;
+        }
+        if now_ms >= counters_read_ms + COUNTERS_EVERY_MS {
+            counters_read_ms = now_ms;
+            for (i, c) in counters.iter_mut().enumerate() {
+                if cluster.is_serving(i) {
+                    c.refresh(cluster.rpc[i]);
+                }
+            }
         }
         for (i, node) in seen.iter_mut().enumerate() {
             if let Some(status) = cluster.exited(i) {
@@ -252,6 +334,7 @@ pub fn run(
                     cluster.log(i).display()
                 ));
                 cluster.kill(i);
+                counters[i].close_life();
             }
             if !cluster.is_serving(i) {
                 continue;
@@ -304,6 +387,29 @@ pub fn run(
         cluster.start(i)?;
     }
     let chains = read_chains(&cluster, &seen, &mut outcome.violations);
+    // Every validator here is honest (the runner has no Byzantine roles
+    // yet): none may report evidence or ban a peer.
+    for (i, c) in counters.iter_mut().enumerate() {
+        c.refresh(cluster.rpc[i]);
+        let total = c.past.add(c.current);
+        if total.evidence > 0.0 {
+            outcome.violations.push(format!(
+                "evidence: validator {i} reported {} equivocations, but every validator is honest",
+                total.evidence
+            ));
+        }
+        if total.bans > 0.0 {
+            outcome.violations.push(format!(
+                "bans: validator {i} banned {} honest peers; its log: {}",
+                total.bans,
+                cluster.log(i).display()
+            ));
+        }
+        outcome.evidence += total.evidence as u64;
+        outcome.bans += total.bans as u64;
+        outcome.offences += total.offences as u64;
+        outcome.counter_reads += c.reads;
+    }
     check_agreement(&chains, &mut outcome.violations);
     if scenario.check_liveness
         && let Some(then) = &heights_at_heal

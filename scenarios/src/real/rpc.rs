@@ -58,3 +58,61 @@ pub fn call(
     }
     Ok(value["result"].take())
 }
+
+/// A node's Prometheus counters (`GET /metrics` on its RPC port), each
+/// summed over its labels, by name.
+pub fn metrics(
+    address: SocketAddr,
+    timeout: Duration,
+) -> Result<std::collections::BTreeMap<String, f64>, RpcError> {
+    let io = |e| RpcError::Io(address, e);
+    let mut stream = TcpStream::connect_timeout(&address, timeout).map_err(io)?;
+    stream.set_read_timeout(Some(timeout)).map_err(io)?;
+    write!(
+        stream,
+        "GET /metrics HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
+    )
+    .map_err(io)?;
+    let mut answer = Vec::new();
+    stream
+        .take(MAX_RESPONSE_BYTES)
+        .read_to_end(&mut answer)
+        .map_err(io)?;
+    let text = String::from_utf8_lossy(&answer);
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| RpcError::Malformed(address, "no header end".into()))?;
+    if !head.starts_with("HTTP/1.1 200") {
+        return Err(RpcError::Malformed(
+            address,
+            head.lines().next().unwrap_or("").into(),
+        ));
+    }
+    Ok(parse_metrics(body))
+}
+
+fn parse_metrics(body: &str) -> std::collections::BTreeMap<String, f64> {
+    let mut sums = std::collections::BTreeMap::new();
+    for line in body.lines().filter(|l| !l.starts_with('#')) {
+        let Some((series, value)) = line.rsplit_once(' ') else {
+            continue;
+        };
+        let Ok(value) = value.parse::<f64>() else {
+            continue;
+        };
+        let name = series.split('{').next().unwrap_or(series);
+        *sums.entry(name.to_string()).or_insert(0.0) += value;
+    }
+    sums
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn counters_are_summed_over_their_labels() {
+        let body = "# HELP x y\nballast_peer_offences_total{reason=\"flood\"} 2\nballast_peer_offences_total{reason=\"bad\"} 3\nballast_evidence_total 1\n# EOF\n";
+        let sums = super::parse_metrics(body);
+        assert_eq!(sums["ballast_peer_offences_total"], 5.0);
+        assert_eq!(sums["ballast_evidence_total"], 1.0);
+    }
+}
