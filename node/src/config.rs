@@ -83,6 +83,36 @@ pub struct NodeConfig {
     pub consensus: Timeouts,
     #[serde(default)]
     pub peer_scoring: PeerScoring,
+    /// Faults for test runs (`ballast-scenarios run --real`); never set on
+    /// a validator that matters.
+    #[serde(default, skip_serializing_if = "Testing::is_off")]
+    pub testing: Testing,
+}
+
+/// Faults a test run injects into a real node. Only the clock today: its
+/// timers run `clock_rate_ppm` parts per million fast (positive) or slow,
+/// and it reads `clock_offset_ms` ahead, as a scenario's `[[skew]]` does
+/// to a simulated validator (the same arithmetic,
+/// `ballast_transports::skew`).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Testing {
+    pub clock_offset_ms: i64,
+    pub clock_rate_ppm: i64,
+}
+
+impl Testing {
+    fn is_off(&self) -> bool {
+        *self == Testing::default()
+    }
+
+    /// The consensus clock's skew (`None` in a config that sets none).
+    pub fn clock_skew(&self) -> Option<ballast_transports::skew::Skew> {
+        if self.is_off() {
+            return None;
+        }
+        ballast_transports::skew::Skew::new(self.clock_offset_ms, self.clock_rate_ppm)
+    }
 }
 
 /// How a validator judges its peers (see `ballast_core::peer_score`): a
@@ -300,6 +330,13 @@ impl NodeConfig {
                 timeouts.min_block_interval_ms, timeouts.leader_timeout_ms
             )));
         }
+        if !config.testing.is_off() && config.testing.clock_skew().is_none() {
+            return Err(ConfigError::Invalid(format!(
+                "testing.clock_rate_ppm ({}) must be within ±{} (50%)",
+                config.testing.clock_rate_ppm,
+                ballast_transports::skew::MAX_RATE_PPM - 1
+            )));
+        }
         let scoring = &config.peer_scoring;
         if scoring.ban_secs == 0 || scoring.ban_secs > MAX_BAN_SECS {
             return Err(ConfigError::Invalid(format!(
@@ -487,6 +524,31 @@ listen = "127.0.0.1:7000"
         assert!(error.contains("BALLAST_LISTEN"), "{error}");
         std::fs::write(&path, format!("{SAMPLE}\ncolour = \"red\"\n")).unwrap();
         assert!(NodeConfig::load(&path, |_| None).is_err());
+    }
+
+    #[test]
+    fn a_skewed_clock_is_off_by_default_and_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("node.toml");
+        std::fs::write(&path, SAMPLE).unwrap();
+        let config = NodeConfig::load(&path, |_| None).unwrap();
+        assert_eq!(config.testing.clock_skew(), None);
+        assert!(config.discovery, "discovery is on unless turned off");
+        let skewed = "\n[testing]\nclock_offset_ms = -300\nclock_rate_ppm = 100000\n";
+        std::fs::write(&path, format!("{SAMPLE}{skewed}")).unwrap();
+        let skew = NodeConfig::load(&path, |_| None)
+            .unwrap()
+            .testing
+            .clock_skew()
+            .unwrap();
+        assert_eq!(skew.local_from_true(1_000), 800);
+        std::fs::write(
+            &path,
+            format!("{SAMPLE}\n[testing]\nclock_rate_ppm = 600000\n"),
+        )
+        .unwrap();
+        let error = NodeConfig::load(&path, |_| None).unwrap_err().to_string();
+        assert!(error.contains("clock_rate_ppm"), "{error}");
     }
 
     #[test]

@@ -156,6 +156,7 @@ pub fn init(options: &InitOptions) -> Result<Vec<PathBuf>, InitError> {
             consensus: options.timeouts.clone(),
             execution_threads: 0,
             peer_scoring: Default::default(),
+            testing: Default::default(),
             bootstrap: Vec::new(),
             discovery: true,
         };
@@ -192,6 +193,7 @@ pub fn init(options: &InitOptions) -> Result<Vec<PathBuf>, InitError> {
             consensus: options.timeouts.clone(),
             execution_threads: 0,
             peer_scoring: Default::default(),
+            testing: Default::default(),
             bootstrap: Vec::new(),
             discovery: true,
         };

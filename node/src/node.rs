@@ -399,7 +399,16 @@ async fn run_validator<S: NodeScheme>(
         Arc::new(genesis.validator_set()),
         transport,
         RocksStore::new(base.db.clone()),
-        TokioClock::new(),
+        match config.testing.clock_skew() {
+            Some(skew) => {
+                tracing::warn!(
+                    ?skew,
+                    "[testing] is set: this node's consensus clock is skewed on purpose"
+                );
+                TokioClock::skewed(skew)
+            }
+            None => TokioClock::new(),
+        },
         app,
     )?
     .with_min_block_interval_ms(config.consensus.min_block_interval_ms);

@@ -439,6 +439,7 @@ fn full_node_config(dir: &Path) -> ballast_node::config::NodeConfig {
         execution_threads: 1,
         consensus: Default::default(),
         peer_scoring: Default::default(),
+        testing: Default::default(),
         bootstrap: Vec::new(),
         discovery: true,
     }

@@ -19,6 +19,7 @@ pub mod memory;
 pub mod quic;
 mod recovery;
 pub mod sim;
+pub mod skew;
 pub mod state_store;
 pub mod threads;
 

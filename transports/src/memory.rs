@@ -1,6 +1,7 @@
 //! In-process implementations: a channel transport, a store with crash
 //! semantics, and a real-time clock.
 
+use crate::skew::Skew;
 use crate::{Clock, KeyValue, Store, StoreError, Transport, Write};
 use ballast_core::ValidatorIndex;
 use futures::StreamExt;
@@ -264,12 +265,20 @@ impl Store for MemStore {
 #[derive(Clone)]
 pub struct TokioClock {
     origin: tokio::time::Instant,
+    skew: Skew,
 }
 
 impl TokioClock {
     pub fn new() -> TokioClock {
+        TokioClock::skewed(Skew::NONE)
+    }
+
+    /// A clock off true time by `skew` (`[testing]` in a node's config:
+    /// the real-process runner's clock-skew fault).
+    pub fn skewed(skew: Skew) -> TokioClock {
         TokioClock {
             origin: tokio::time::Instant::now(),
+            skew,
         }
     }
 }
@@ -282,11 +291,13 @@ impl Default for TokioClock {
 
 impl Clock for TokioClock {
     fn now_ms(&self) -> u64 {
-        self.origin.elapsed().as_millis() as u64
+        self.skew
+            .local_from_true(self.origin.elapsed().as_millis() as u64)
     }
 
     async fn sleep_until_ms(&self, at_ms: u64) {
-        tokio::time::sleep_until(self.origin + std::time::Duration::from_millis(at_ms)).await;
+        let at = self.skew.true_from_local(at_ms);
+        tokio::time::sleep_until(self.origin + std::time::Duration::from_millis(at)).await;
     }
 }
 

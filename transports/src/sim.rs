@@ -5,6 +5,7 @@
 //! duplication, partition) so the simulator can model links that madsim's
 //! single global latency range cannot.
 
+use crate::skew::Skew;
 use crate::{Clock, Transport};
 use ballast_core::ValidatorIndex;
 use futures::StreamExt;
@@ -134,8 +135,7 @@ impl Transport for SimTransport {
 #[derive(Clone)]
 pub struct SimClock {
     origin: madsim::time::Instant,
-    skew_ms: i64,
-    rate_ppm: i64,
+    skew: Skew,
 }
 
 impl SimClock {
@@ -144,45 +144,29 @@ impl SimClock {
     pub fn new(origin: madsim::time::Instant) -> SimClock {
         SimClock {
             origin,
-            skew_ms: 0,
-            rate_ppm: 0,
+            skew: Skew::NONE,
         }
     }
 
     pub fn skewed(origin: madsim::time::Instant, skew_ms: i64, rate_ppm: i64) -> SimClock {
-        assert!(
-            rate_ppm.abs() < 500_000,
-            "clock rate skew must stay below 50%"
-        );
         SimClock {
             origin,
-            skew_ms,
-            rate_ppm,
+            skew: Skew::new(skew_ms, rate_ppm).expect("clock rate skew must stay below 50%"),
         }
     }
 
     fn true_ms(&self) -> u64 {
         self.origin.elapsed().as_millis() as u64
     }
-
-    fn local_from_true(&self, true_ms: u64) -> u64 {
-        let scaled = true_ms as i128 * (1_000_000 + self.rate_ppm as i128) / 1_000_000;
-        (scaled + self.skew_ms as i128).max(0) as u64
-    }
-
-    fn true_from_local(&self, local_ms: u64) -> u64 {
-        let unskewed = local_ms as i128 - self.skew_ms as i128;
-        (unskewed * 1_000_000 / (1_000_000 + self.rate_ppm as i128)).max(0) as u64
-    }
 }
 
 impl Clock for SimClock {
     fn now_ms(&self) -> u64 {
-        self.local_from_true(self.true_ms())
+        self.skew.local_from_true(self.true_ms())
     }
 
     async fn sleep_until_ms(&self, at_ms: u64) {
-        let target = self.true_from_local(at_ms);
+        let target = self.skew.true_from_local(at_ms);
         let now = self.true_ms();
         // Sleep at least 1 ms so that rounding can never make a timer spin.
         let wait = target.saturating_sub(now).max(1);

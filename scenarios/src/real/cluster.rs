@@ -177,6 +177,18 @@ impl Cluster {
         Ok(())
     }
 
+    /// Validator `i`'s consensus clock runs `rate_ppm` fast (or slow) and
+    /// reads `offset_ms` ahead (the node's `[testing]` section).
+    pub fn skew_clock(&self, i: usize, offset_ms: i64, rate_ppm: i64) -> Result<(), ClusterError> {
+        self.edit(&self.nodes[i].config, |table| {
+            let mut testing = toml::Table::new();
+            testing.insert("clock_offset_ms".into(), toml::Value::Integer(offset_ms));
+            testing.insert("clock_rate_ppm".into(), toml::Value::Integer(rate_ppm));
+            table.insert("testing".into(), toml::Value::Table(testing));
+            Ok(())
+        })
+    }
+
     fn edit(
         &self,
         path: &Path,

@@ -10,7 +10,8 @@
 //! A run: `ballast init` writes the network; every validator dials every
 //! other through the fault proxy ([`proxy`]); the runner carries out the
 //! scenario's schedule (partitions in the proxy, crashes as SIGKILL and a
-//! restart from disk, pauses as SIGSTOP/SIGCONT), polls every node's head
+//! restart from disk, pauses as SIGSTOP/SIGCONT, clock skew through the
+//! node's `[testing]` clock), polls every node's head
 //! over JSON-RPC, and at the end reads every node's finalized chain and
 //! checks the invariants it can see from outside: agreement, each chain's
 //! links, liveness after the faults heal (with the simulator's extension
@@ -106,7 +107,6 @@ pub fn unsupported(s: &Scenario) -> Vec<&'static str> {
         }
     };
     lacks(!s.byzantine.is_empty(), "byzantine roles");
-    lacks(!s.skews.is_empty(), "clock skew");
     lacks(!s.joins.is_empty(), "joins");
     lacks(s.leader_crashes.is_some(), "leader_crashes");
     lacks(s.certificate_crashes.is_some(), "certificate_crashes");
@@ -279,6 +279,9 @@ pub fn run(
     };
     let proxy = Proxy::start(&cluster.quic, faults, seed)?;
     cluster.route_through(&proxy)?;
+    for skew in &scenario.skews {
+        cluster.skew_clock(usize::from(skew.validator), skew.offset_ms, skew.rate_ppm)?;
+    }
     for i in 0..n {
         cluster.start(i)?;
     }
