@@ -26,6 +26,7 @@ pub mod node;
 pub mod peers;
 pub mod rpc;
 pub mod scheme;
+pub mod shared;
 pub mod snapshot_file;
 pub mod state_sync;
 pub mod store;
