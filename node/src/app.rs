@@ -967,24 +967,8 @@ impl NodeApp {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ballast_core::ledger::tx::{Action, Transaction};
+    use crate::shared::tests::tx;
     use ed25519_dalek::SigningKey;
-
-    fn tx(nonce: u64) -> SignedTransaction {
-        let key = SigningKey::from_bytes(&[8; 32]);
-        Transaction {
-            chain_id: 1,
-            sender: key.verifying_key().to_bytes(),
-            nonce,
-            fee: 1,
-            expiry_height: 10,
-            action: Action::Transfer {
-                to: [2; 32],
-                amount: 1,
-            },
-        }
-        .sign(&key)
-    }
 
     fn handle() -> SharedHandle {
         let params = ballast_core::ledger::records::Params {

@@ -208,12 +208,13 @@ impl SharedHandle {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use ballast_core::ledger::tx::{Action, Transaction};
     use ed25519_dalek::SigningKey;
 
-    fn tx(nonce: u64) -> SignedTransaction {
+    /// A signed transfer from one fixed key (other modules' tests use it).
+    pub(crate) fn tx(nonce: u64) -> SignedTransaction {
         let key = SigningKey::from_bytes(&[8; 32]);
         Transaction {
             chain_id: 1,

@@ -3,6 +3,7 @@
 //! runner one timeout, never a hang.
 
 use serde_json::{Value, json};
+use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
@@ -28,17 +29,34 @@ pub fn call(
     params: Value,
     timeout: Duration,
 ) -> Result<Value, RpcError> {
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}).to_string();
+    let request = format!(
+        "POST / HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let body = exchange(address, &request, timeout)?;
+    let mut value: Value =
+        serde_json::from_str(&body).map_err(|e| RpcError::Malformed(address, e.to_string()))?;
+    if let Some(error) = value.get("error") {
+        return Err(RpcError::Remote(address, error.clone()));
+    }
+    Ok(value["result"].take())
+}
+
+/// A node's Prometheus counters (`GET /metrics` on its RPC port), each
+/// summed over its labels, by name.
+pub fn metrics(address: SocketAddr, timeout: Duration) -> Result<BTreeMap<String, f64>, RpcError> {
+    let request = format!("GET /metrics HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n");
+    Ok(parse_metrics(&exchange(address, &request, timeout)?))
+}
+
+/// Sends one HTTP/1.1 request and returns the body of a 200 answer.
+fn exchange(address: SocketAddr, request: &str, timeout: Duration) -> Result<String, RpcError> {
     let io = |e| RpcError::Io(address, e);
     let mut stream = TcpStream::connect_timeout(&address, timeout).map_err(io)?;
     stream.set_read_timeout(Some(timeout)).map_err(io)?;
     stream.set_write_timeout(Some(timeout)).map_err(io)?;
-    let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}).to_string();
-    write!(
-        stream,
-        "POST / HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .map_err(io)?;
+    stream.write_all(request.as_bytes()).map_err(io)?;
     let mut answer = Vec::new();
     stream
         .take(MAX_RESPONSE_BYTES)
@@ -52,47 +70,11 @@ pub fn call(
     if !head.starts_with("HTTP/1.1 200") {
         return Err(malformed(head.lines().next().unwrap_or("")));
     }
-    let mut value: Value = serde_json::from_str(body).map_err(|e| malformed(&e.to_string()))?;
-    if let Some(error) = value.get("error") {
-        return Err(RpcError::Remote(address, error.clone()));
-    }
-    Ok(value["result"].take())
+    Ok(body.to_string())
 }
 
-/// A node's Prometheus counters (`GET /metrics` on its RPC port), each
-/// summed over its labels, by name.
-pub fn metrics(
-    address: SocketAddr,
-    timeout: Duration,
-) -> Result<std::collections::BTreeMap<String, f64>, RpcError> {
-    let io = |e| RpcError::Io(address, e);
-    let mut stream = TcpStream::connect_timeout(&address, timeout).map_err(io)?;
-    stream.set_read_timeout(Some(timeout)).map_err(io)?;
-    write!(
-        stream,
-        "GET /metrics HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
-    )
-    .map_err(io)?;
-    let mut answer = Vec::new();
-    stream
-        .take(MAX_RESPONSE_BYTES)
-        .read_to_end(&mut answer)
-        .map_err(io)?;
-    let text = String::from_utf8_lossy(&answer);
-    let (head, body) = text
-        .split_once("\r\n\r\n")
-        .ok_or_else(|| RpcError::Malformed(address, "no header end".into()))?;
-    if !head.starts_with("HTTP/1.1 200") {
-        return Err(RpcError::Malformed(
-            address,
-            head.lines().next().unwrap_or("").into(),
-        ));
-    }
-    Ok(parse_metrics(body))
-}
-
-fn parse_metrics(body: &str) -> std::collections::BTreeMap<String, f64> {
-    let mut sums = std::collections::BTreeMap::new();
+fn parse_metrics(body: &str) -> BTreeMap<String, f64> {
+    let mut sums = BTreeMap::new();
     for line in body.lines().filter(|l| !l.starts_with('#')) {
         let Some((series, value)) = line.rsplit_once(' ') else {
             continue;
