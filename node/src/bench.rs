@@ -273,6 +273,31 @@ async fn wait_for_drain(clients: &[Client]) -> u64 {
     }
 }
 
+/// The share of all cores busy over `window` (from `/proc/stat`; `None`
+/// where there is none). Validators that idle still use the cores (an
+/// idle BLS devnet took about a tenth on average, in bursts that made the
+/// bound read a third low), so the bound is only as honest as this is low.
+pub fn machine_busy_share(window: std::time::Duration) -> Option<f64> {
+    fn sample() -> Option<(u64, u64)> {
+        let stat = std::fs::read_to_string("/proc/stat").ok()?;
+        let fields: Vec<u64> = stat
+            .lines()
+            .next()?
+            .split_whitespace()
+            .skip(1)
+            .filter_map(|f| f.parse().ok())
+            .collect();
+        // user nice system idle iowait irq softirq steal ...
+        let idle = fields.get(3)? + fields.get(4).unwrap_or(&0);
+        Some((fields.iter().sum::<u64>() - idle, idle))
+    }
+    let (busy0, idle0) = sample()?;
+    std::thread::sleep(window);
+    let (busy1, idle1) = sample()?;
+    let (busy, idle) = (busy1.saturating_sub(busy0), idle1.saturating_sub(idle0));
+    (busy + idle > 0).then(|| busy as f64 / (busy + idle) as f64)
+}
+
 /// ed25519 batch verification on every core for about a second: the rate
 /// at which this machine can check signatures at all.
 pub fn batch_verify_rate() -> f64 {
@@ -573,7 +598,9 @@ pub fn markdown(command: &str, validators: u64, runs: &[(u64, BenchReport)]) -> 
          Machine: {cores} cores; {validators} validator processes, the load generator and the \
          bound measurement all on it, over loopback QUIC.\n\n\
          The bound is this machine's ed25519 batch verification rate on all cores, measured \
-         once in the same run before any load (the validators idle), divided by the \
+         once in the same run before any load (the validators idle), or given with \
+         `--bound-verifications-per-second` (measured by `--bound-only` with no network \
+         running: idle BLS validators still take the cores in bursts), divided by the \
          {validators} validators that each verify every transaction. Each run starts once the \
          previous run's backlog has drained (backlog: what had not, after 60 s). Latency is \
          from the RPC accepting a transaction to the finalized-block notification naming it. \

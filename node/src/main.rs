@@ -274,8 +274,18 @@ enum Command {
         #[arg(long, value_delimiter = ',', default_value = "http://127.0.0.1:8545")]
         rpc: Vec<String>,
         /// Directory of funded account keys (`init`'s DIR/accounts).
+        #[arg(long, required_unless_present = "bound_only")]
+        accounts: Option<PathBuf>,
+        /// Only measure this machine's ed25519 batch verification rate and
+        /// exit: run it with no network running, then pass the figure to
+        /// `--bound-verifications-per-second` (validators that idle still
+        /// use the cores: an idle BLS devnet took about a quarter here).
         #[arg(long)]
-        accounts: PathBuf,
+        bound_only: bool,
+        /// Use this batch verification rate (all cores) as the bound
+        /// instead of measuring it with the network idle.
+        #[arg(long)]
+        bound_verifications_per_second: Option<f64>,
         /// Offered transactions per second; a comma-separated list runs a
         /// sweep, one run per rate.
         #[arg(long, value_delimiter = ',', default_value = "200")]
@@ -564,14 +574,43 @@ async fn main_async(cli: Cli) -> Result<(), String> {
             duration_secs,
             validators,
             results,
+            bound_only,
+            bound_verifications_per_second,
         } => {
             // The bound first, while the network is idle: measured after a
             // run it shares the cores with the validators' backlog.
-            let idle = ballast_node::bench::batch_verify_rate();
+            let (idle, measured) = match bound_verifications_per_second {
+                Some(given) if given > 0.0 => (given, "given"),
+                Some(given) => {
+                    return Err(format!(
+                        "--bound-verifications-per-second {given}: must be positive"
+                    ));
+                }
+                None => {
+                    let busy =
+                        ballast_node::bench::machine_busy_share(std::time::Duration::from_secs(1));
+                    if let Some(busy) = busy.filter(|b| *b > 0.05) {
+                        println!(
+                            "warning: the machine is {:.0}% busy before the bound is measured (idle validators still use the cores): \
+                             the bound will read low and every ratio high; for an honest bound run `ballast bench --bound-only` \
+                             before starting the network and pass its figure to --bound-verifications-per-second",
+                            busy * 100.0
+                        );
+                    }
+                    (
+                        ballast_node::bench::batch_verify_rate(),
+                        "measured now, the network idle",
+                    )
+                }
+            };
             println!(
-                "machine bound (idle): ed25519 batch verification {idle:.0}/s on all cores / {validators} validators = {:.0} tx/s",
+                "machine bound ({measured}): ed25519 batch verification {idle:.0}/s on all cores / {validators} validators = {:.0} tx/s",
                 idle / validators.max(1) as f64
             );
+            if bound_only {
+                return Ok(());
+            }
+            let accounts = accounts.expect("clap requires --accounts without --bound-only");
             let mut runs = Vec::new();
             for rate in rate {
                 let report = bench(BenchOptions {
