@@ -43,7 +43,7 @@ use std::time::Duration;
 use thiserror::Error;
 use tls::Tls;
 pub use tls::{certificate_key, self_signed};
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::mpsc;
 
 /// ALPN protocol id: a node speaking another wire version is refused at the
 /// handshake rather than by a decode error later.
@@ -186,9 +186,15 @@ impl Bucket {
 /// Each peer's outbound queue (none for this node), shared with
 /// [`QuicSender`]s; grows when validators join.
 type Outbound = Arc<RwLock<Vec<Option<mpsc::Sender<Arc<[u8]>>>>>>;
-/// Each peer's inbound queue and its "restarted" signal, as the accept loop
+/// Each peer's inbound queue and the certificate of its latest inbound
+/// link (its incarnation, see [`tls::self_signed`]), as the accept loop
 /// sees them; grows when validators join.
-type Inlets = Arc<RwLock<Vec<(mpsc::Sender<Arc<[u8]>>, Arc<Notify>)>>>;
+type Inlets = Arc<RwLock<Vec<(mpsc::Sender<Arc<[u8]>>, Incarnation)>>>;
+
+/// The certificate a peer's latest inbound link came with. Each process
+/// signs its certificate with a serial of its own, so a new one means the
+/// peer restarted.
+type Incarnation = Arc<tokio::sync::watch::Sender<Option<Vec<u8>>>>;
 
 /// The QUIC [`Transport`]. Must be created inside a tokio runtime; its
 /// tasks stop when it is dropped.
@@ -294,11 +300,11 @@ impl QuicTransport {
     /// task that dials it.
     fn open_links(&mut self, index: usize, key: VerifyingKey) -> Result<(), QuicError> {
         let (in_tx, in_rx) = mpsc::channel(self.limits.inbound_queue_frames);
-        let restarted = Arc::new(Notify::new());
+        let incarnation: Incarnation = Arc::new(tokio::sync::watch::Sender::new(None));
         self.inlets
             .write()
             .expect("inlets lock")
-            .push((in_tx, restarted.clone()));
+            .push((in_tx, incarnation.clone()));
         self.inbound.push(in_rx);
         if index == usize::from(self.me) {
             self.outbound.write().expect("outbound lock").push(None);
@@ -318,7 +324,7 @@ impl QuicTransport {
                 gate: self.gate.clone(),
             },
             out_rx,
-            restarted,
+            incarnation.subscribe(),
             self.limits.clone(),
             self.stats.clone(),
         )));
@@ -567,7 +573,7 @@ struct Link {
 async fn dial(
     link: Link,
     mut queue: mpsc::Receiver<Arc<[u8]>>,
-    restarted: Arc<Notify>,
+    mut incarnation: tokio::sync::watch::Receiver<Option<Vec<u8>>>,
     limits: QuicLimits,
     stats: Arc<QuicStats>,
 ) {
@@ -616,7 +622,7 @@ async fn dial(
         gate.track(index, 1, &connection);
         stats.peers_connected.fetch_add(1, Ordering::Relaxed);
         tracing::debug!(%address, "connected to peer");
-        let closed = write_frames(&connection, &mut queue, &restarted, &limits, &stats).await;
+        let closed = write_frames(&connection, &mut queue, &mut incarnation, &limits, &stats).await;
         stats.peers_connected.fetch_sub(1, Ordering::Relaxed);
         if closed {
             return;
@@ -630,27 +636,36 @@ async fn dial(
 ///
 /// A peer that crashed and restarted dials in afresh, while this side's old
 /// connection to it would only be declared dead at the idle timeout, losing
-/// everything sent meanwhile. So a new inbound connection from the peer
-/// (`restarted`) makes this side reconnect at once, unless its own
-/// connection is brand new (both sides starting together).
+/// everything sent meanwhile. So when the peer's inbound link comes with a
+/// certificate other than this connection's (another incarnation of the
+/// peer), this side reconnects at once. Comparing incarnations, not ages:
+/// a connection made less than a second before to an incarnation that
+/// died at once must go too (found by `ballast-scenarios run --real` on
+/// crash-restart-loop: a validator killed every 600 ms was reconnected to
+/// only at the idle timeout and never caught up), and two sides that dial
+/// each other at once see the same certificates and keep their links.
 async fn write_frames(
     connection: &quinn::Connection,
     queue: &mut mpsc::Receiver<Arc<[u8]>>,
-    restarted: &Notify,
+    incarnation: &mut tokio::sync::watch::Receiver<Option<Vec<u8>>>,
     limits: &QuicLimits,
     stats: &QuicStats,
 ) -> bool {
-    const FRESH: Duration = Duration::from_secs(1);
-    let opened = tokio::time::Instant::now();
     let Ok(mut stream) = connection.open_uni().await else {
         return false;
     };
+    let dialed = peer_certificate(connection);
     loop {
         let frame = tokio::select! {
             frame = queue.recv() => frame,
             _ = connection.closed() => return false,
-            () = restarted.notified() => {
-                if opened.elapsed() > FRESH {
+            changed = incarnation.changed() => {
+                if changed.is_err() {
+                    return true; // the transport was dropped
+                }
+                let latest = incarnation.borrow_and_update().clone();
+                if latest.is_some() && latest != dialed {
+                    tracing::debug!("peer restarted: reconnecting to its new incarnation");
                     connection.close(0u32.into(), b"peer restarted");
                     return false;
                 }
@@ -708,7 +723,7 @@ async fn accept(
                 let inlets = inlets.read().expect("inlets lock");
                 inlets.get(index).map(|inlet| (index, inlet.clone()))
             });
-            let Some((index, (queue, restarted))) = inlet else {
+            let Some((index, (queue, incarnation))) = inlet else {
                 connection.close(CLOSE_MALFORMED.into(), b"no validator identity");
                 return;
             };
@@ -728,7 +743,7 @@ async fn accept(
                         stats.connections_superseded.fetch_add(1, Ordering::Relaxed);
                         older.close(CLOSE_SUPERSEDED.into(), b"superseded by a newer connection");
                     }
-                    restarted.notify_one();
+                    incarnation.send_replace(peer_certificate(&connection));
                 }
                 match read_frames(&mut stream, &queue, &limits, &stats, &mut buckets).await {
                     Ok(()) => {}
@@ -797,6 +812,13 @@ impl Drop for HandshakeSlot {
 }
 
 /// The validator index of an authenticated connection's peer.
+/// The certificate the peer presented on `connection`.
+fn peer_certificate(connection: &quinn::Connection) -> Option<Vec<u8>> {
+    let identity = connection.peer_identity()?;
+    let chain = identity.downcast::<Vec<CertificateDer<'static>>>().ok()?;
+    Some(chain.first()?.to_vec())
+}
+
 fn peer_index(connection: &quinn::Connection, keys: &Members) -> Option<usize> {
     let identity = connection.peer_identity()?;
     let chain = identity.downcast::<Vec<CertificateDer<'static>>>().ok()?;

@@ -170,6 +170,28 @@ pub fn certificate_key(certificate: &[u8]) -> Result<VerifyingKey, QuicError> {
     VerifyingKey::from_bytes(&bytes).map_err(|e| QuicError::Certificate(e.to_string()))
 }
 
+/// This process's certificate serial: the wall clock at its first use, in
+/// ns, and the process id. Every run of a validator presents another
+/// certificate, which is how its peers tell that it restarted (see
+/// `write_frames`); the key, which is what identifies the validator, is
+/// the same.
+fn incarnation_serial() -> [u8; 12] {
+    static SERIAL: std::sync::OnceLock<[u8; 12]> = std::sync::OnceLock::new();
+    *SERIAL.get_or_init(|| {
+        // A real process's identity, not time a simulation runs on.
+        #[allow(clippy::disallowed_methods)]
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        let mut serial = [0u8; 12];
+        serial[..8].copy_from_slice(&nanos.to_be_bytes());
+        serial[8..].copy_from_slice(&std::process::id().to_be_bytes());
+        // DER serials are positive: keep the top bit clear.
+        serial[0] &= 0x7f;
+        serial
+    })
+}
+
 /// A self-signed certificate over `secret`'s public key, and the key in the
 /// form rustls takes.
 pub fn self_signed(
@@ -184,8 +206,10 @@ pub fn self_signed(
     let pkcs8 = PrivatePkcs8KeyDer::from(pkcs8);
     let key_pair = rcgen::KeyPair::from_pkcs8_der_and_sign_algo(&pkcs8, &rcgen::PKCS_ED25519)
         .map_err(|e| certificate_error(&e))?;
-    let certificate = rcgen::CertificateParams::new(vec![SERVER_NAME.to_string()])
-        .map_err(|e| certificate_error(&e))?
+    let mut params = rcgen::CertificateParams::new(vec![SERVER_NAME.to_string()])
+        .map_err(|e| certificate_error(&e))?;
+    params.serial_number = Some(rcgen::SerialNumber::from_slice(&incarnation_serial()));
+    let certificate = params
         .self_signed(&key_pair)
         .map_err(|e| certificate_error(&e))?;
     Ok((certificate.der().clone(), PrivateKeyDer::Pkcs8(pkcs8)))
