@@ -40,7 +40,7 @@ enum Command {
         #[arg(long, default_value = SUITE_DIR)]
         dir: PathBuf,
         /// Run only scenarios whose name contains this text (or any of
-        /// several, comma-separated).
+        /// several, comma-separated); `NAME$` matches that name exactly.
         #[arg(long)]
         only: Option<String>,
         /// Multiply every scenario's seed count (e.g. 10 for a nightly run).
@@ -220,7 +220,7 @@ fn run(
     }
     let mut suite = load_suite(dir)?;
     if let Some(only) = only {
-        suite.retain(|s| only.split(',').any(|o| s.name.contains(o)));
+        suite.retain(|s| chosen(s, only));
         if suite.is_empty() {
             return Err(format!("no scenario name contains {only:?}"));
         }
@@ -343,7 +343,7 @@ fn run_real(
     use ballast_scenarios::real::{RealOptions, report};
     let mut suite = load_suite(dir)?;
     if let Some(only) = only {
-        suite.retain(|s| only.split(',').any(|o| s.name.contains(o)));
+        suite.retain(|s| chosen(s, only));
         if suite.is_empty() {
             return Err(format!("no scenario name contains {only:?}"));
         }
@@ -422,6 +422,15 @@ fn run_real(
         println!("report written to {}", path.display());
     }
     Ok(failed == 0)
+}
+
+/// Whether `--only` picks `scenario`: any comma-separated item its name
+/// contains, or, for an item ending in `$`, equals.
+fn chosen(scenario: &ballast_sim::scenario::Scenario, only: &str) -> bool {
+    only.split(',').any(|item| match item.strip_suffix('$') {
+        Some(exact) => short_name(scenario) == exact,
+        None => scenario.name.contains(item),
+    })
 }
 
 fn print_table(reports: &[Report]) {

@@ -134,7 +134,7 @@ pub fn markdown(
         "Each scenario runs twice with the same seed: in the simulator (madsim, one process) and as one `ballast` \
 process per validator (RocksDB, QUIC on loopback) whose every link goes through the runner's UDP fault proxy \
 (loss, duplication, reordering, the scenario's latency, partitions), with crashes as `kill -9` and a restart \
-from disk and pauses as SIGSTOP/SIGCONT. Real runs vote with BLS12-381 (the node's default) whatever the \
+from disk, pauses as SIGSTOP/SIGCONT and clock skew through the node's `[testing]` clock. Real runs vote with BLS12-381 (the node's default) whatever the \
 scenario's scheme. Latency: the simulator's is from a block's proposal to each validator finalizing it; the \
 real one is from the first time any validator was seen in the block's view to each validator's first report \
 of it finalized, read by polling every node's head every 20 ms. Real heights and views are each node's at \
