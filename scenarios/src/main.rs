@@ -129,8 +129,20 @@ fn main() -> ExitCode {
             real: true,
             ballast,
             keep,
+            scale,
+            shard,
+            ledger,
             ..
-        } => run_real(&dir, only.as_deref(), from, ballast, keep, results),
+        } => {
+            // A real run is one seed per scenario, one process set at a
+            // time: the seed-count options mean nothing there, so say so
+            // rather than ignore them.
+            if scale != 1.0 || shard != Shard::WHOLE || ledger.is_some() {
+                Err("--scale, --shard and --ledger apply to simulated runs, not to --real (one seed per scenario, --from)".to_string())
+            } else {
+                run_real(&dir, only.as_deref(), from, ballast, keep, results)
+            }
+        }
         Command::Run {
             dir,
             only,
