@@ -962,30 +962,9 @@ impl Recorder {
     /// A scenario's window check: whether an honest validator finalized a
     /// height no one had finalized before the window.
     pub fn check_expectation(&mut self, e: &crate::scenario::Expectation) {
-        let (from_us, to_us) = (e.from_ms * 1000, e.to_ms * 1000);
-        let before = self
-            .finalized
-            .iter()
-            .filter(|f| f.at_us < from_us)
-            .map(|f| f.height)
-            .max()
-            .unwrap_or(0);
-        let new = self
-            .finalized
-            .iter()
-            .filter(|f| (from_us..to_us).contains(&f.at_us) && f.height > before)
-            .map(|f| f.height)
-            .max();
-        match (e.finalizes, new) {
-            (true, None) => self.violation(format!(
-                "expected a new height to be finalized between {} and {} ms; none was (height {before})",
-                e.from_ms, e.to_ms
-            )),
-            (false, Some(height)) => self.violation(format!(
-                "expected nothing to finalize between {} and {} ms; height {height} was (from {before})",
-                e.from_ms, e.to_ms
-            )),
-            _ => {}
+        let finalized = self.finalized.iter().map(|f| (f.height, f.at_us));
+        if let Some(violation) = e.violation(finalized) {
+            self.violation(violation);
         }
     }
 }

@@ -161,6 +161,38 @@ pub struct Expectation {
     pub finalizes: bool,
 }
 
+impl Expectation {
+    /// The window's verdict on the finalizations `(height, at_us)` seen by
+    /// honest validators: whether one finalized, inside the window, a
+    /// height no one had before it. `None` if the expectation holds, else
+    /// the violation. The simulator's recorder and the real-process runner
+    /// both judge with this, so a window means the same in both worlds.
+    pub fn violation(&self, finalized: impl Iterator<Item = (u64, u64)> + Clone) -> Option<String> {
+        let (from_us, to_us) = (self.from_ms * 1000, self.to_ms * 1000);
+        let before = finalized
+            .clone()
+            .filter(|(_, at_us)| *at_us < from_us)
+            .map(|(height, _)| height)
+            .max()
+            .unwrap_or(0);
+        let new = finalized
+            .filter(|(height, at_us)| (from_us..to_us).contains(at_us) && *height > before)
+            .map(|(height, _)| height)
+            .max();
+        match (self.finalizes, new) {
+            (true, None) => Some(format!(
+                "expected a new height to be finalized between {} and {} ms; none was (height {before})",
+                self.from_ms, self.to_ms
+            )),
+            (false, Some(height)) => Some(format!(
+                "expected nothing to finalize between {} and {} ms; height {height} was (from {before})",
+                self.from_ms, self.to_ms
+            )),
+            _ => None,
+        }
+    }
+}
+
 /// Seeds per scenario when the suite runs and a scenario does not say.
 pub const DEFAULT_SUITE_SEEDS: u64 = 100;
 

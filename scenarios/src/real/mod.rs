@@ -579,27 +579,12 @@ fn check_expectation(
     seen: &[Seen],
     violations: &mut Vec<String>,
 ) {
-    let finalized = || seen.iter().flat_map(|s| s.finalized_at_ms.iter());
-    let before = finalized()
-        .filter(|(_, at)| **at < e.from_ms)
-        .map(|(h, _)| *h)
-        .max()
-        .unwrap_or(0);
-    let new = finalized()
-        .filter(|(h, at)| (e.from_ms..e.to_ms).contains(*at) && **h > before)
-        .map(|(h, _)| *h)
-        .max();
-    match (e.finalizes, new) {
-        (true, None) => violations.push(format!(
-            "expected a new height to be finalized between {} and {} ms; none was (height {before})",
-            e.from_ms, e.to_ms
-        )),
-        (false, Some(height)) => violations.push(format!(
-            "expected nothing to finalize between {} and {} ms; height {height} was (from {before})",
-            e.from_ms, e.to_ms
-        )),
-        _ => {}
-    }
+    let finalized = seen.iter().flat_map(|s| {
+        s.finalized_at_ms
+            .iter()
+            .map(|(h, at_ms)| (*h, at_ms * 1000))
+    });
+    violations.extend(e.violation(finalized));
 }
 
 #[cfg(test)]
