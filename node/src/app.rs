@@ -865,7 +865,7 @@ impl<S: Scheme> Application<S> for NodeApp {
                 self.track(block.digest())
             }
             Observation::Effect(ballast_core::consensus::Effect::Evidence(evidence)) => {
-                self.metrics.evidence_total.inc();
+                self.metrics.evidence_against(evidence.first.signer).inc();
                 tracing::error!(
                     signer = evidence.first.signer,
                     "a validator signed conflicting votes"
@@ -890,7 +890,7 @@ impl<S: Scheme> Application<S> for NodeApp {
                     .inc();
                 let remaining_ms = ban.map(|b| b.until_ms.saturating_sub(now_ms));
                 if let Some(ms) = remaining_ms {
-                    self.metrics.peer_bans_total.inc();
+                    self.metrics.banned(peer).inc();
                     tracing::warn!(
                         peer,
                         offence = offence.name(),

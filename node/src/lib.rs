@@ -24,6 +24,7 @@ pub mod light_serve;
 pub mod metrics;
 pub mod node;
 pub mod peers;
+pub mod process;
 pub mod rpc;
 pub mod scheme;
 pub mod shared;

@@ -302,37 +302,12 @@ enum Command {
     },
 }
 
-fn init_logging(format: &str, filter: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_new(filter)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    // Colours only for a person at a terminal, never in log files.
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(ansi);
-    if format == "json" {
-        builder.json().init();
-    } else {
-        builder.init();
-    }
-}
-
 /// The last line of a `ballast light` answer: where it was proven.
 fn proven_summary<T>(proven: &ballast_node::light_client::Proven<T>) -> String {
     format!(
         "proven at height {} (epoch {}, {} epoch changes followed from genesis, {} bytes) from {}",
         proven.height, proven.epoch, proven.epochs_followed, proven.change_bytes, proven.peer
     )
-}
-
-/// Completes on SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .expect("installing a SIGTERM handler");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
 }
 
 async fn main_async(cli: Cli) -> Result<(), String> {
@@ -394,8 +369,8 @@ async fn main_async(cli: Cli) -> Result<(), String> {
         Command::Run { config } => {
             let config = NodeConfig::load(&config, |name| std::env::var(name).ok())
                 .map_err(|e| e.to_string())?;
-            init_logging(&config.log_format, &config.log_filter);
-            ballast_node::node::run(config, shutdown_signal(), |_| {})
+            ballast_node::process::init_logging(&config.log_format, &config.log_filter);
+            ballast_node::node::run(config, ballast_node::process::shutdown_signal(), |_| {})
                 .await
                 .map_err(|e| {
                     tracing::error!(error = %e, "node stopped");

@@ -28,13 +28,16 @@ pub struct Metrics {
     pub messages_rejected_total: Counter,
     pub rpc_requests_total: Counter,
     pub errors_total: Counter,
-    /// Conflicting votes seen from a validator (equivocation evidence).
-    pub evidence_total: Counter,
+    /// Conflicting votes seen, by the index of the validator that signed
+    /// them (equivocation evidence): an operator sees who, and the
+    /// real-process runner checks that only Byzantine validators are named.
+    pub evidence_total: Family<Vec<(String, String)>, Counter>,
     /// Bytes on disk per RocksDB column family.
     pub store_bytes: Family<Vec<(String, String)>, Gauge>,
     /// Offences charged to peers, by reason (see `ballast_core::peer_score`).
     pub peer_offences_total: Family<Vec<(String, String)>, Counter>,
-    pub peer_bans_total: Counter,
+    /// Bans imposed, by the banned peer's validator index.
+    pub peer_bans_total: Family<Vec<(String, String)>, Counter>,
     pub peers_banned: Gauge,
     /// Validators whose QUIC address this node knows (itself included).
     pub peers_known: Gauge,
@@ -49,6 +52,20 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// The evidence counter for conflicting votes signed by `signer`.
+    pub fn evidence_against(&self, signer: u16) -> Counter {
+        self.evidence_total
+            .get_or_create(&vec![("signer".to_string(), signer.to_string())])
+            .clone()
+    }
+
+    /// The ban counter for `peer`.
+    pub fn banned(&self, peer: u16) -> Counter {
+        self.peer_bans_total
+            .get_or_create(&vec![("peer".to_string(), peer.to_string())])
+            .clone()
+    }
+
     pub fn new() -> Metrics {
         let metrics = Metrics {
             registry: Mutex::new(Registry::with_prefix("ballast")),
@@ -65,10 +82,10 @@ impl Metrics {
             messages_rejected_total: Counter::default(),
             rpc_requests_total: Counter::default(),
             errors_total: Counter::default(),
-            evidence_total: Counter::default(),
+            evidence_total: Family::default(),
             store_bytes: Family::default(),
             peer_offences_total: Family::default(),
-            peer_bans_total: Counter::default(),
+            peer_bans_total: Family::default(),
             peers_banned: Gauge::default(),
             peers_known: Gauge::default(),
             peer_records_rejected_total: Counter::default(),
@@ -137,7 +154,7 @@ impl Metrics {
             );
             r.register(
                 "evidence",
-                "Equivocations detected (two conflicting signed votes)",
+                "Equivocations detected (two conflicting signed votes), by the signer's validator index",
                 metrics.evidence_total.clone(),
             );
             r.register(
@@ -147,7 +164,7 @@ impl Metrics {
             );
             r.register(
                 "peer_bans",
-                "Peers banned (disconnected and refused) for reaching a score of 0",
+                "Peers banned (disconnected and refused) for reaching a score of 0, by the peer's validator index",
                 metrics.peer_bans_total.clone(),
             );
             r.register(
@@ -248,7 +265,7 @@ mod tests {
     fn every_family_has_help_and_type_and_counters_end_in_total() {
         let metrics = Metrics::new();
         metrics.transactions_total.inc();
-        metrics.evidence_total.inc();
+        metrics.evidence_against(3).inc();
         metrics.finalization_latency_seconds.observe(0.2);
         metrics
             .store_bytes
@@ -293,6 +310,8 @@ mod tests {
             .peer_offences_total
             .get_or_create(&vec![("reason".into(), "malformed".into())])
             .inc();
+        metrics.evidence_against(2).inc();
+        metrics.banned(2).inc();
         let text = metrics.render();
         let exported: Vec<&str> = text
             .lines()

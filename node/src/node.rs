@@ -10,7 +10,11 @@ use crate::rpc::{self, RpcContext};
 use crate::scheme::NodeScheme;
 use crate::store::{self, ChainDb, RocksStore};
 use crate::with_scheme;
+use ballast_core::consensus::Config;
 use ballast_core::ledger::staking::consensus_namespace;
+use ballast_core::scheme::bls12381::Bls12381;
+use ballast_core::scheme::ed25519::Ed25519;
+use ballast_transports::Transport;
 use ballast_transports::engine::Engine;
 use ballast_transports::memory::TokioClock;
 use ballast_transports::quic::{Peer, QuicLimits, QuicTransport};
@@ -258,6 +262,43 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
     on_ready: impl FnOnce(SocketAddr),
 ) -> Result<(), NodeError> {
+    run_wrapped(config, &Plain, shutdown, on_ready).await
+}
+
+/// What a validator's consensus messages pass through between its engine
+/// and its network: the seam where the real-process runner's test binary
+/// (`ballast-byzantine`, in `scenarios/`) puts a Byzantine role between a
+/// real node's engine and its QUIC transport, as the simulator does with
+/// its own. The `ballast` binary passes [`Plain`]; it links no attack code
+/// (a cargo feature would not do: features unify across a workspace build,
+/// so the `ballast` it builds would carry the attacks too).
+pub trait WrapTransport<S: NodeScheme> {
+    /// `inner` as the engine will use it. `scheme` is a copy of this
+    /// validator's own signer; `consensus` the engine's configuration (its
+    /// namespace). Owned, so the wrapped transport borrows nothing.
+    fn wrap<T: Transport>(&self, inner: T, scheme: S, consensus: Config) -> impl Transport;
+}
+
+/// The transport as it is: what every node users run passes.
+pub struct Plain;
+
+impl<S: NodeScheme> WrapTransport<S> for Plain {
+    fn wrap<T: Transport>(&self, inner: T, _: S, _: Config) -> impl Transport {
+        inner
+    }
+}
+
+/// [`run`], with the validator's transport passed through `wrap` (a full
+/// node's is not: it sends no consensus messages).
+pub async fn run_wrapped<W>(
+    config: NodeConfig,
+    wrap: &W,
+    shutdown: impl Future<Output = ()>,
+    on_ready: impl FnOnce(SocketAddr),
+) -> Result<(), NodeError>
+where
+    W: WrapTransport<Ed25519> + WrapTransport<Bls12381>,
+{
     let genesis = Genesis::load(&config.genesis_file)?;
     tracing::info!(scheme = %genesis.consensus_scheme, "consensus votes signed with");
     if !config.sync_from.is_empty() {
@@ -268,7 +309,7 @@ pub async fn run(
     }
     with_scheme!(
         genesis.consensus_scheme,
-        async run_validator(config, genesis, shutdown, on_ready)
+        async run_validator(config, genesis, wrap, shutdown, on_ready)
     )
 }
 
@@ -276,6 +317,7 @@ pub async fn run(
 async fn run_validator<S: NodeScheme>(
     config: NodeConfig,
     genesis: Genesis,
+    wrap: &impl WrapTransport<S>,
     shutdown: impl Future<Output = ()>,
     on_ready: impl FnOnce(SocketAddr),
 ) -> Result<(), NodeError> {
@@ -391,10 +433,12 @@ async fn run_validator<S: NodeScheme>(
         &secret,
     )
     .map_err(NodeError::Scheme)?;
+    let consensus = config
+        .consensus
+        .consensus(consensus_namespace(genesis.chain_id));
+    let transport = wrap.wrap(transport, scheme.clone(), consensus.clone());
     let engine = Engine::recover(
-        config
-            .consensus
-            .consensus(consensus_namespace(genesis.chain_id)),
+        consensus,
         scheme,
         Arc::new(genesis.validator_set()),
         transport,

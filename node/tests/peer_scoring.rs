@@ -142,7 +142,10 @@ async fn a_garbage_sender_is_banned_and_the_ban_survives_a_restart() {
         }
     }
     let text = network.metrics(1).await;
-    assert!(text.contains("ballast_peer_bans_total 1"), "{text}");
+    assert!(
+        text.contains(&format!("ballast_peer_bans_total{{peer=\"{ATTACKER}\"}} 1")),
+        "{text}"
+    );
     assert!(
         text.contains("ballast_peer_offences_total{reason=\"malformed\"}"),
         "{text}"

@@ -379,8 +379,18 @@ fn run_real(
             exe.display()
         ));
     }
+    let byzantine_exe = std::env::current_exe()
+        .map_err(|e| format!("cannot find this program: {e}"))?
+        .with_file_name("ballast-byzantine");
+    if suite.iter().any(|s| !s.byzantine.is_empty()) && !byzantine_exe.exists() {
+        return Err(format!(
+            "{} not found: build it (`cargo build --release -p ballast-scenarios`)",
+            byzantine_exe.display()
+        ));
+    }
     let options = RealOptions {
         exe,
+        byzantine_exe,
         work_dir: std::env::temp_dir().join(format!("ballast-real-{}", std::process::id())),
         keep,
     };

@@ -24,6 +24,7 @@ fn options(name: &str) -> RealOptions {
     );
     RealOptions {
         exe,
+        byzantine_exe: env!("CARGO_BIN_EXE_ballast-byzantine").into(),
         work_dir: std::env::temp_dir()
             .join(format!("ballast-real-test-{name}-{}", std::process::id())),
         keep: false,
@@ -110,6 +111,15 @@ finalizes = true
     // Every node's counters were read at least at the end, and are 0.
     assert!(outcome.counter_reads >= 4, "{}", outcome.counter_reads);
     assert_eq!((outcome.evidence, outcome.bans), (0, 0));
+    // The honest nodes' finalized blocks came with certificates that check
+    // against the genesis set (a block whose certificate names one
+    // finalized after its chain was read is not judged, hence a half).
+    let finalized: u64 = outcome.heights.iter().sum();
+    assert!(
+        outcome.certificates.certificates > 0 && 2 * outcome.certificates.blocks >= finalized,
+        "{:?} for {finalized} finalized blocks",
+        outcome.certificates
+    );
     assert!(
         !PathBuf::from(&outcome.dir).exists(),
         "a passing run's data is removed"
@@ -139,4 +149,36 @@ fn a_validator_killed_again_and_again_catches_up_every_time() {
             outcome.dir.display()
         );
     }
+}
+
+/// A Byzantine role on a real node (`ballast-byzantine`): v3 proposes two
+/// blocks in every view it leads. The honest validators agree and keep
+/// finalizing, and the one that sees both blocks (v1, odd-numbered)
+/// reports evidence against v3 and bans it; no one accuses an honest
+/// validator (the run's own checks, which fail it otherwise).
+#[test]
+fn an_equivocating_leader_on_a_real_node_is_caught_and_banned() {
+    let scenario = ballast_sim::scenario::builtin()
+        .into_iter()
+        .find(|s| s.name == "byz-equivocating-leader")
+        .unwrap();
+    let options = options("equivocating-leader");
+    let outcome = run(&scenario, 3, &options).unwrap();
+    assert!(
+        outcome.violations.is_empty(),
+        "{:?}; data and logs in {}",
+        outcome.violations,
+        outcome.dir.display()
+    );
+    assert!(
+        outcome.evidence >= 1 && outcome.bans >= 1,
+        "evidence {} bans {}",
+        outcome.evidence,
+        outcome.bans
+    );
+    assert!(
+        outcome.heights[..3].iter().all(|h| *h > 0),
+        "{:?}",
+        outcome.heights
+    );
 }

@@ -5,10 +5,8 @@
 //! seed): failures print the seed and the command that replays them.
 
 pub mod ban_watch;
-pub mod byzantine;
 pub mod diagram;
 pub mod discovery;
-pub mod forge;
 pub mod ledger_node;
 pub mod network;
 pub mod parallel;

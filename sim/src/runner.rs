@@ -1,8 +1,5 @@
 //! Runs one (scenario, seed) on madsim and reports what happened.
 
-use crate::byzantine::AdversaryTransport;
-use crate::byzantine::Role;
-use crate::forge::Forge;
 use crate::ledger_node::{CHAIN_ID, LedgerNode, STAKE_UNIT, Stake, Workload};
 use crate::network::SideChannel;
 use crate::network::{Network, NetworkStats, SendRecord};
@@ -11,6 +8,9 @@ use crate::scenario::{Scenario, SchemeKind};
 use crate::sim_app::{OffLoop, SimApp};
 use crate::state_sync::{self, Joiner, Shelf};
 use crate::verify_cache::{Cached, Verdicts};
+use ballast_byzantine::AdversaryTransport;
+use ballast_byzantine::Forge;
+use ballast_byzantine::Role;
 use ballast_core::ledger::staking::consensus_namespace;
 use ballast_core::peer_score::ScoreConfig;
 use ballast_core::scheme::bls12381::Bls12381;

@@ -3,7 +3,7 @@
 //! A run is fully determined by (scenario, seed). The scenarios here are
 //! built in; scenario files come with the adversarial suite.
 
-use crate::byzantine::Role;
+use ballast_byzantine::Role;
 use ballast_core::ValidatorIndex;
 use ballast_core::consensus::Config;
 
@@ -948,7 +948,9 @@ mod tests {
     #[test]
     fn a_third_of_the_stake_cannot_be_byzantine() {
         let mut scenario = super::find("byz-withhold-votes").unwrap();
-        scenario.byzantine.push((2, crate::byzantine::Role::Replay));
+        scenario
+            .byzantine
+            .push((2, ballast_byzantine::Role::Replay));
         let error = scenario.validate().unwrap_err();
         assert!(error.contains("not below a third"), "{error}");
     }

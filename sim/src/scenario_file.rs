@@ -2,11 +2,11 @@
 //! `scenarios/README.md`). A malformed file is rejected with its path, the
 //! line, and the field at fault.
 
-use crate::byzantine::Role;
 use crate::scenario::{
     CertificateCrashes, ClockSkew, Crash, Expectation, Join, Latency, LeaderCrashes, Partition,
     Pause, Scenario, SchemeKind,
 };
+use ballast_byzantine::Role;
 use ballast_core::ValidatorIndex;
 use ballast_core::consensus::Config;
 use serde::Deserialize;

@@ -18,9 +18,9 @@
 //! exactly where an epoch starts, which is all the engine needs to resume
 //! (its epoch record, and the set read from the synced state).
 
-use crate::byzantine::Role;
 use crate::ledger_node::plan_after;
 use crate::recorder::Recorder;
+use ballast_byzantine::Role;
 use ballast_core::consensus::{Epoch, Record, Subject, record_prefix};
 use ballast_core::ledger::execute::Ledger;
 use ballast_core::ledger::tx::Address;

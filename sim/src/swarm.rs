@@ -20,10 +20,10 @@
 //! The drawn scenario is a plain [`Scenario`]: `shrink` reduces it and
 //! writes it out as a file like any other.
 
-use crate::byzantine::Role;
 use crate::scenario::{
     CertificateCrashes, ClockSkew, Crash, Latency, LeaderCrashes, Partition, Pause, Scenario,
 };
+use ballast_byzantine::Role;
 use ballast_core::ValidatorIndex;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};

@@ -15,10 +15,13 @@
 //! The cache is bounded ([`MAX_ENTRIES`]) and cleared when full, which
 //! costs checks again but never changes a verdict.
 
+use ballast_byzantine::{Forge, Shape};
 use ballast_core::ValidatorIndex;
 use ballast_core::codec::{DecodeError, Reader, Writer};
+use ballast_core::consensus::Certificate as Signed;
 use ballast_core::scheme::{CertificateError, Scheme};
 use ballast_core::types::Digest;
+use rand_chacha::ChaCha8Rng;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
@@ -239,5 +242,29 @@ impl<S: Scheme> Scheme for Cached<S> {
 
     fn decode_certificate(r: &mut Reader<'_>) -> Result<Self::Certificate, DecodeError> {
         S::decode_certificate(r)
+    }
+}
+
+/// A cached scheme forges as the scheme it wraps: the `forged-certificates`
+/// role works the same behind the verification cache.
+impl<S: Forge> Forge for Cached<S> {
+    const SHAPES: &'static [Shape] = S::SHAPES;
+
+    fn forge_as(
+        &self,
+        shape: Shape,
+        certificate: Signed<Self>,
+        namespace: &[u8],
+        rng: &mut ChaCha8Rng,
+    ) -> Option<Signed<Self>> {
+        let inner = Signed::<S> {
+            subject: certificate.subject,
+            certificate: certificate.certificate,
+        };
+        let forged = self.inner.forge_as(shape, inner, namespace, rng)?;
+        Some(Signed {
+            subject: forged.subject,
+            certificate: forged.certificate,
+        })
     }
 }

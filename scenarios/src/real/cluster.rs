@@ -3,6 +3,7 @@
 //! fault proxy; crashed with SIGKILL, paused with SIGSTOP.
 
 use super::proxy::Proxy;
+use ballast_byzantine::Role;
 use ballast_core::consensus::Config;
 use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
@@ -28,6 +29,8 @@ struct Node {
     log: PathBuf,
     child: Option<Child>,
     paused: bool,
+    /// A Byzantine validator's role, its seed and the binary that plays it.
+    attack: Option<(Role, u64, PathBuf)>,
 }
 
 pub struct Cluster {
@@ -94,6 +97,7 @@ impl Cluster {
                     log: node_dir.join("node.log"),
                     child: None,
                     paused: false,
+                    attack: None,
                 }
             })
             .collect::<Vec<_>>();
@@ -204,6 +208,12 @@ impl Cluster {
             .map_err(|e| ClusterError::Io(name, e))
     }
 
+    /// Validator `i` runs as `exe` (`ballast-byzantine`) with `role` from
+    /// its next start on.
+    pub fn make_byzantine(&mut self, i: usize, role: Role, seed: u64, exe: &Path) {
+        self.nodes[i].attack = Some((role, seed, exe.to_path_buf()));
+    }
+
     pub fn len(&self) -> usize {
         self.nodes.len()
     }
@@ -229,8 +239,20 @@ impl Cluster {
             .open(&node.log)
             .map_err(|e| ClusterError::Io(name.clone(), e))?;
         let err = log.try_clone().map_err(|e| ClusterError::Io(name, e))?;
-        let child = Command::new(&self.exe)
-            .arg("run")
+        let mut command = match &node.attack {
+            None => {
+                let mut c = Command::new(&self.exe);
+                c.arg("run");
+                c
+            }
+            Some((role, seed, exe)) => {
+                let mut c = Command::new(exe);
+                c.args(["--role", role.name(), "--seed", &seed.to_string()]);
+                c
+            }
+        };
+        let program = command.get_program().to_string_lossy().into_owned();
+        let child = command
             .arg("--config")
             .arg(&node.config)
             // Every validator shares this machine's cores.
@@ -238,7 +260,7 @@ impl Cluster {
             .stdout(Stdio::from(log))
             .stderr(Stdio::from(err))
             .spawn()
-            .map_err(|e| ClusterError::Spawn(self.exe.display().to_string(), e))?;
+            .map_err(|e| ClusterError::Spawn(program, e))?;
         node.child = Some(child);
         node.paused = false;
         Ok(())

@@ -14,18 +14,24 @@
 //! node's `[testing]` clock), polls every node's head
 //! over JSON-RPC, and at the end reads every node's finalized chain and
 //! checks the invariants it can see from outside: agreement, each chain's
-//! links, liveness after the faults heal (with the simulator's extension
-//! rule), `[[expect]]` windows, and that no validator died unasked.
+//! links, every finalization certificate against the genesis set
+//! ([`certificates`]), liveness after the faults heal (with the
+//! simulator's extension rule), `[[expect]]` windows, that evidence and
+//! bans name Byzantine validators only, and that no validator died
+//! unasked. Byzantine validators run `ballast-byzantine`: the real node
+//! with one of the simulator's roles around its consensus transport.
 
 // Real processes on a real clock, with proxy threads: not simulated code,
 // so the determinism lint's bans on the wall clock and threads do not apply.
 #![allow(clippy::disallowed_methods)]
 
+pub mod certificates;
 pub mod cluster;
 pub mod proxy;
 pub mod report;
 pub mod rpc;
 
+use ballast_byzantine::Role;
 use ballast_sim::scenario::Scenario;
 use cluster::{Cluster, ClusterError};
 use proxy::{Faults, Proxy, ProxyError};
@@ -50,6 +56,9 @@ const MAX_HEIGHTS_READ: u64 = 20_000;
 pub struct RealOptions {
     /// The `ballast` binary.
     pub exe: PathBuf,
+    /// The `ballast-byzantine` binary (built beside `ballast-scenarios`),
+    /// run for validators the scenario gives a Byzantine role.
+    pub byzantine_exe: PathBuf,
     /// Each run's network (configs, data, logs) goes in a directory here.
     pub work_dir: PathBuf,
     /// Keep a passing run's directory (a failing one's is always kept).
@@ -72,6 +81,8 @@ pub struct RealOutcome {
     /// its last moments before a crash may be missed).
     pub evidence: u64,
     pub bans: u64,
+    /// Finalization certificates checked against the genesis set.
+    pub certificates: certificates::Checked,
     pub offences: u64,
     /// Successful reads of those counters (so 0 above means read as 0).
     pub counter_reads: u64,
@@ -97,6 +108,17 @@ pub enum RealError {
     NoStart(Duration, String),
 }
 
+/// Whether `ballast-byzantine` can play `role`. `twins` needs two
+/// processes with one key and the network split between them; the
+/// snapshot roles act on state sync, which a real node serves over RPC,
+/// not through the consensus transport the roles wrap.
+pub fn role_acts_on_a_real_node(role: Role) -> bool {
+    !matches!(
+        role,
+        Role::Twins | Role::CorruptSnapshots | Role::WithholdSnapshots
+    )
+}
+
 /// What the real runner cannot carry out yet, by scenario field. Such a
 /// scenario is refused with this list rather than run without the fault.
 pub fn unsupported(s: &Scenario) -> Vec<&'static str> {
@@ -106,7 +128,12 @@ pub fn unsupported(s: &Scenario) -> Vec<&'static str> {
             missing.push(what);
         }
     };
-    lacks(!s.byzantine.is_empty(), "byzantine roles");
+    lacks(
+        s.byzantine
+            .iter()
+            .any(|(_, r)| !role_acts_on_a_real_node(*r)),
+        "twins and the snapshot roles",
+    );
     lacks(!s.joins.is_empty(), "joins");
     lacks(s.leader_crashes.is_some(), "leader_crashes");
     lacks(s.certificate_crashes.is_some(), "certificate_crashes");
@@ -169,31 +196,39 @@ fn schedule(s: &Scenario) -> Vec<(u64, Step)> {
     steps
 }
 
-/// Counters every validator must keep at 0 while all are honest
-/// (evidence, bans), and offences, which a real network's faults may
-/// cost an honest peer (reported, not judged).
-#[derive(Clone, Copy, Debug, Default)]
+/// What a validator reported against others: evidence and bans, which
+/// may name Byzantine validators only, and offences, which a real
+/// network's faults may cost an honest peer (reported, not judged).
+#[derive(Clone, Debug, Default)]
 struct Tally {
-    evidence: f64,
-    bans: f64,
+    /// Equivocations seen, by the signer's index.
+    evidence: BTreeMap<u16, f64>,
+    /// Bans imposed, by the banned peer's index.
+    bans: BTreeMap<u16, f64>,
     offences: f64,
 }
 
 impl Tally {
     fn read(address: SocketAddr) -> Option<Tally> {
         let m = rpc::metrics(address, RPC_TIMEOUT).ok()?;
-        let get = |name: &str| m.get(name).copied().unwrap_or(0.0);
         Some(Tally {
-            evidence: get("ballast_evidence_total"),
-            bans: get("ballast_peer_bans_total"),
-            offences: get("ballast_peer_offences_total"),
+            evidence: m.by_index("ballast_evidence_total", "signer"),
+            bans: m.by_index("ballast_peer_bans_total", "peer"),
+            offences: m.sum("ballast_peer_offences_total"),
         })
     }
 
-    fn add(self, other: Tally) -> Tally {
+    fn add(&self, other: &Tally) -> Tally {
+        let merge = |a: &BTreeMap<u16, f64>, b: &BTreeMap<u16, f64>| {
+            let mut sum = a.clone();
+            for (k, v) in b {
+                *sum.entry(*k).or_insert(0.0) += v;
+            }
+            sum
+        };
         Tally {
-            evidence: self.evidence + other.evidence,
-            bans: self.bans + other.bans,
+            evidence: merge(&self.evidence, &other.evidence),
+            bans: merge(&self.bans, &other.bans),
             offences: self.offences + other.offences,
         }
     }
@@ -201,7 +236,7 @@ impl Tally {
 
 /// A validator's counters: those of its ended process lives, and the
 /// latest read of the current one (counters restart with the process).
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 struct Counters {
     past: Tally,
     current: Tally,
@@ -218,7 +253,7 @@ impl Counters {
 
     /// The process is about to end (or ended): its counts become past.
     fn close_life(&mut self) {
-        self.past = self.past.add(self.current);
+        self.past = self.past.add(&self.current);
         self.current = Tally::default();
     }
 }
@@ -279,6 +314,11 @@ pub fn run(
     };
     let proxy = Proxy::start(&cluster.quic, faults, seed)?;
     cluster.route_through(&proxy)?;
+    for (v, role) in &scenario.byzantine {
+        // Each attacker draws from its own stream of the run's seed.
+        let role_seed = seed ^ (u64::from(*v) << 32);
+        cluster.make_byzantine(usize::from(*v), *role, role_seed, &options.byzantine_exe);
+    }
     for skew in &scenario.skews {
         cluster.skew_clock(usize::from(skew.validator), skew.offset_ms, skew.rate_ppm)?;
     }
@@ -390,35 +430,44 @@ pub fn run(
         cluster.start(i)?;
     }
     let chains = read_chains(&cluster, &seen, &mut outcome.violations);
-    // Every validator here is honest (the runner has no Byzantine roles
-    // yet): none may report evidence or ban a peer.
-    for (i, c) in counters.iter_mut().enumerate() {
-        c.refresh(cluster.rpc[i]);
-        let total = c.past.add(c.current);
-        if total.evidence > 0.0 {
-            outcome.violations.push(format!(
-                "evidence: validator {i} reported {} equivocations, but every validator is honest",
-                total.evidence
-            ));
-        }
-        if total.bans > 0.0 {
-            outcome.violations.push(format!(
-                "bans: validator {i} banned {} honest peers; its log: {}",
-                total.bans,
-                cluster.log(i).display()
-            ));
-        }
-        outcome.evidence += total.evidence as u64;
-        outcome.bans += total.bans as u64;
-        outcome.offences += total.offences as u64;
-        outcome.counter_reads += c.reads;
+    let totals: Vec<Tally> = counters
+        .iter_mut()
+        .enumerate()
+        .map(|(i, c)| {
+            c.refresh(cluster.rpc[i]);
+            outcome.counter_reads += c.reads;
+            c.past.add(&c.current)
+        })
+        .collect();
+    let log_of = |i: usize| cluster.log(i).display().to_string();
+    judge_reports(scenario, &totals, &log_of, &mut outcome);
+    // Agreement, liveness and windows are promised to honest validators
+    // only (a Byzantine validator's own chain is read, not judged).
+    let honest = |i: &usize| {
+        !scenario
+            .byzantine
+            .iter()
+            .any(|(v, _)| usize::from(*v) == *i)
+    };
+    check_agreement(
+        chains.iter().enumerate().filter(|(i, _)| honest(i)),
+        &mut outcome.violations,
+    );
+    match certificates::check(
+        &dir.join("genesis.toml"),
+        chains.iter().enumerate().filter(|(i, _)| honest(i)),
+        &mut outcome.violations,
+    ) {
+        Ok(checked) => outcome.certificates = checked,
+        Err(e) => outcome.violations.push(format!(
+            "certificates: cannot read the network's genesis: {e}"
+        )),
     }
-    check_agreement(&chains, &mut outcome.violations);
     if scenario.check_liveness
         && let Some(then) = &heights_at_heal
     {
         for (i, (s, then)) in seen.iter().zip(then).enumerate() {
-            if s.height <= *then {
+            if honest(&i) && s.height <= *then {
                 outcome.violations.push(format!(
                     "liveness: validator {i} finalized nothing after the faults healed at {heal_ms} ms (height {}, view {} then, {} at the end, {} ms past the scenario's end)",
                     s.height, heal_view, outcome.max_view, outcome.liveness_extension_ms
@@ -426,12 +475,13 @@ pub fn run(
             }
         }
     }
+    let honest_seen: Vec<Seen> = (0..n).filter(honest).map(|i| seen[i].clone()).collect();
     for e in &scenario.expectations {
-        check_expectation(e, &seen, &mut outcome.violations);
+        check_expectation(e, &honest_seen, &mut outcome.violations);
     }
-    // Latency: from the first sight of a block's view to each validator's
-    // first sight of it finalized.
-    for (i, s) in seen.iter().enumerate() {
+    // Latency: from the first sight of a block's view to each honest
+    // validator's first sight of it finalized.
+    for (i, s) in seen.iter().enumerate().filter(|(i, _)| honest(i)) {
         for (height, at_ms) in &s.finalized_at_ms {
             let Some(view) = chains[i].get(height).map(|b| b.view) else {
                 continue;
@@ -488,10 +538,12 @@ fn wait_for_rpc(cluster: &Cluster, dir: &Path) -> Result<(), RealError> {
 
 /// A finalized block as read back.
 #[derive(Clone, Debug, PartialEq, Eq)]
-struct BlockSeen {
+pub struct BlockSeen {
     hash: String,
     parent: String,
     view: u64,
+    /// The certificate that finalized it (hex), as the node serves it.
+    certificate: Option<String>,
 }
 
 /// Each validator's finalized blocks by height, read over RPC; a chain
@@ -550,13 +602,85 @@ fn read_block(address: SocketAddr, height: u64) -> Result<BlockSeen, String> {
         view: block["view"]
             .as_u64()
             .ok_or(format!("no view in {block}"))?,
+        certificate: block["certificate"].as_str().map(str::to_string),
     })
 }
 
 /// Agreement: no two validators finalized different blocks at a height.
-fn check_agreement(chains: &[BTreeMap<u64, BlockSeen>], violations: &mut Vec<String>) {
+/// What honest validators reported against others, judged as the
+/// simulator judges it: evidence and bans may name Byzantine validators
+/// only; a role every one of whose messages is an offence must be banned,
+/// and one that equivocates in every view it acts in must be caught with
+/// evidence (the simulator asks this of a scenario over all its seeds; a
+/// real run is one, so only roles that act every view are held to it).
+fn judge_reports(
+    scenario: &Scenario,
+    totals: &[Tally],
+    log_of: &dyn Fn(usize) -> String,
+    outcome: &mut RealOutcome,
+) {
+    let role_of = |v: u16| {
+        scenario
+            .byzantine
+            .iter()
+            .find(|(b, _)| *b == v)
+            .map(|(_, r)| *r)
+    };
+    let mut evidence_against: BTreeMap<u16, f64> = BTreeMap::new();
+    let mut bans_of: BTreeMap<u16, f64> = BTreeMap::new();
+    for (i, total) in totals.iter().enumerate() {
+        outcome.offences += total.offences as u64;
+        // A Byzantine validator's own engine is honest, but what it
+        // reports is not a promise the protocol makes.
+        if role_of(i as u16).is_some() {
+            continue;
+        }
+        for (&accused, &count) in total.evidence.iter().filter(|(_, c)| **c > 0.0) {
+            outcome.evidence += count as u64;
+            *evidence_against.entry(accused).or_insert(0.0) += count;
+            if role_of(accused).is_none() {
+                outcome.violations.push(format!(
+                    "evidence: validator {i} accused honest validator {accused} ({count} equivocations); its log: {}",
+                    log_of(i)
+                ));
+            }
+        }
+        for (&peer, &count) in total.bans.iter().filter(|(_, c)| **c > 0.0) {
+            outcome.bans += count as u64;
+            *bans_of.entry(peer).or_insert(0.0) += count;
+            if role_of(peer).is_none() {
+                outcome.violations.push(format!(
+                    "bans: validator {i} banned honest peer {peer} ({count} times); its log: {}",
+                    log_of(i)
+                ));
+            }
+        }
+    }
+    for (v, role) in &scenario.byzantine {
+        let caught_every_view = matches!(role, Role::EquivocatingLeader | Role::DoubleVoter);
+        if caught_every_view && evidence_against.get(v).copied().unwrap_or(0.0) == 0.0 {
+            outcome.violations.push(format!(
+                "evidence: validator {v} ({}) equivocated, but no honest validator reported evidence against it; its log: {}",
+                role.name(),
+                log_of(usize::from(*v))
+            ));
+        }
+        if role.offends_always() && bans_of.get(v).copied().unwrap_or(0.0) == 0.0 {
+            outcome.violations.push(format!(
+                "bans: validator {v} ({}) offends with every message, but no honest validator banned it",
+                role.name()
+            ));
+        }
+    }
+}
+
+/// Agreement among `chains` (validator index, its chain).
+fn check_agreement<'a>(
+    chains: impl Iterator<Item = (usize, &'a BTreeMap<u64, BlockSeen>)>,
+    violations: &mut Vec<String>,
+) {
     let mut first: BTreeMap<u64, (usize, &str)> = BTreeMap::new();
-    for (i, chain) in chains.iter().enumerate() {
+    for (i, chain) in chains {
         for (height, block) in chain {
             match first.get(height) {
                 None => {
@@ -599,11 +723,72 @@ mod tests {
         }
     }
 
+    fn tally(evidence: &[(u16, f64)], bans: &[(u16, f64)]) -> Tally {
+        Tally {
+            evidence: evidence.iter().copied().collect(),
+            bans: bans.iter().copied().collect(),
+            offences: 0.0,
+        }
+    }
+
+    #[test]
+    fn reports_may_name_byzantine_validators_only_and_must_catch_equivocators() {
+        let mut scenario = ballast_sim::scenario::builtin()
+            .into_iter()
+            .find(|s| s.name == "byz-equivocating-leader")
+            .unwrap();
+        assert_eq!(scenario.byzantine, vec![(3, Role::EquivocatingLeader)]);
+        let judge = |scenario: &Scenario, totals: &[Tally]| {
+            let mut outcome = RealOutcome::default();
+            judge_reports(scenario, totals, &|i| format!("node-{i}.log"), &mut outcome);
+            outcome
+        };
+        // Caught and banned by v1; what v3 itself reports is not judged.
+        let caught = judge(
+            &scenario,
+            &[
+                tally(&[], &[]),
+                tally(&[(3, 1.0)], &[(3, 1.0)]),
+                tally(&[], &[]),
+                tally(&[(0, 5.0)], &[(0, 1.0)]),
+            ],
+        );
+        assert!(caught.violations.is_empty(), "{:?}", caught.violations);
+        assert_eq!((caught.evidence, caught.bans), (1, 1));
+        // An honest validator accused and banned; the equivocator never caught.
+        let wrong = judge(
+            &scenario,
+            &[
+                tally(&[(2, 1.0)], &[(2, 1.0)]),
+                tally(&[], &[]),
+                tally(&[], &[]),
+                tally(&[], &[]),
+            ],
+        );
+        let text = wrong.violations.join("\n");
+        assert_eq!(wrong.violations.len(), 3, "{text}");
+        assert!(
+            text.contains("validator 0 accused honest validator 2"),
+            "{text}"
+        );
+        assert!(text.contains("validator 0 banned honest peer 2"), "{text}");
+        assert!(
+            text.contains("no honest validator reported evidence against it"),
+            "{text}"
+        );
+        // A flooder nobody banned.
+        scenario.byzantine = vec![(3, Role::Flood)];
+        let unbanned = judge(&scenario, &vec![tally(&[], &[]); 4]);
+        assert_eq!(unbanned.violations.len(), 1, "{:?}", unbanned.violations);
+        assert!(unbanned.violations[0].contains("no honest validator banned it"));
+    }
+
     fn block(hash: &str, parent: &str) -> BlockSeen {
         BlockSeen {
             hash: hash.into(),
             parent: parent.into(),
             view: 1,
+            certificate: None,
         }
     }
 
@@ -619,9 +804,9 @@ mod tests {
         let a: BTreeMap<u64, BlockSeen> = [(1, block("a1", "g")), (2, block("a2", "a1"))].into();
         let b: BTreeMap<u64, BlockSeen> = [(1, block("a1", "g")), (2, block("b2", "a1"))].into();
         let mut violations = Vec::new();
-        check_agreement(&[a.clone(), a.clone()], &mut violations);
+        check_agreement([a.clone(), a.clone()].iter().enumerate(), &mut violations);
         assert!(violations.is_empty());
-        check_agreement(&[a, b], &mut violations);
+        check_agreement([a, b].iter().enumerate(), &mut violations);
         assert_eq!(violations.len(), 1);
         assert!(violations[0].contains("height 2"), "{violations:?}");
     }

@@ -72,8 +72,8 @@ fn ratio(real: f64, sim: f64) -> String {
 /// The side-by-side table (markdown).
 pub fn table(rows: &[Row]) -> String {
     let mut t = String::new();
-    t.push_str("| scenario | seed | invariants sim / real | finalized heights sim / real | highest view sim / real | latency mean ms sim / real (ratio) | latency p99 ms sim / real (ratio) | proxy: relayed / lost / cut / duplicated | real: evidence / bans / offences | real run s |\n");
-    t.push_str("|---|---:|---|---|---|---|---|---|---|---:|\n");
+    t.push_str("| scenario | seed | invariants sim / real | finalized heights sim / real | highest view sim / real | latency mean ms sim / real (ratio) | latency p99 ms sim / real (ratio) | proxy: relayed / lost / cut / duplicated | real: evidence / bans / offences | real: certificates checked (blocks) | real run s |\n");
+    t.push_str("|---|---:|---|---|---|---|---|---|---|---|---:|\n");
     for r in rows {
         let held = |v: &[String]| if v.is_empty() { "held" } else { "VIOLATED" };
         let (sim_lat, real_lat) = (
@@ -96,7 +96,7 @@ pub fn table(rows: &[Row]) -> String {
         let p = &r.real.proxy;
         let _ = writeln!(
             t,
-            "| {} | {} | {} / {} | {} / {} | {} / {} | {} | {} | {} / {} / {} / {} | {} / {} / {} | {:.1} |",
+            "| {} | {} | {} / {} | {} / {} | {} / {} | {} | {} | {} / {} / {} / {} | {} / {} / {} | {} ({}) | {:.1} |",
             r.name,
             r.seed,
             held(&r.sim.violations),
@@ -114,6 +114,8 @@ pub fn table(rows: &[Row]) -> String {
             r.real.evidence,
             r.real.bans,
             r.real.offences,
+            r.real.certificates.certificates,
+            r.real.certificates.blocks,
             r.real_wall_s
         );
     }
@@ -138,7 +140,11 @@ from disk, pauses as SIGSTOP/SIGCONT and clock skew through the node's `[testing
 scenario's scheme. Latency: the simulator's is from a block's proposal to each validator finalizing it; the \
 real one is from the first time any validator was seen in the block's view to each validator's first report \
 of it finalized, read by polling every node's head every 20 ms. Real heights and views are each node's at \
-the end of the run (after any liveness extension).\n\n",
+the end of the run (after any liveness extension). A Byzantine validator runs `ballast-byzantine`: the real node with \
+the simulator's role around its consensus transport. Evidence and bans are what honest validators reported \
+(each must name a Byzantine validator); certificates are the distinct finalization certificates the honest \
+nodes serve for their finalized blocks, each checked against the genesis set (signatures, distinct signers, \
+a quorum of stake), and the blocks they cover.\n\n",
     );
     t.push_str(&table(rows));
     if !skipped.is_empty() {

@@ -43,11 +43,69 @@ pub fn call(
     Ok(value["result"].take())
 }
 
-/// A node's Prometheus counters (`GET /metrics` on its RPC port), each
-/// summed over its labels, by name.
-pub fn metrics(address: SocketAddr, timeout: Duration) -> Result<BTreeMap<String, f64>, RpcError> {
+/// A node's Prometheus series (`GET /metrics` on its RPC port).
+pub fn metrics(address: SocketAddr, timeout: Duration) -> Result<Metrics, RpcError> {
     let request = format!("GET /metrics HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n");
-    Ok(parse_metrics(&exchange(address, &request, timeout)?))
+    Ok(Metrics::parse(&exchange(address, &request, timeout)?))
+}
+
+/// One scrape: every series's name, labels and value.
+#[derive(Clone, Debug, Default)]
+pub struct Metrics {
+    series: Vec<(String, BTreeMap<String, String>, f64)>,
+}
+
+impl Metrics {
+    /// Prometheus text format, as far as the node writes it: label values
+    /// without commas or escaped quotes (indexes, reasons, families).
+    pub fn parse(body: &str) -> Metrics {
+        let mut series = Vec::new();
+        for line in body.lines().filter(|l| !l.starts_with('#')) {
+            let Some((name_labels, value)) = line.rsplit_once(' ') else {
+                continue;
+            };
+            let Ok(value) = value.parse::<f64>() else {
+                continue;
+            };
+            let (name, labels) = match name_labels.split_once('{') {
+                None => (name_labels, BTreeMap::new()),
+                Some((name, rest)) => {
+                    let labels = rest
+                        .trim_end_matches('}')
+                        .split(',')
+                        .filter_map(|pair| pair.split_once('='))
+                        .map(|(k, v)| (k.to_string(), v.trim_matches('"').to_string()))
+                        .collect();
+                    (name, labels)
+                }
+            };
+            series.push((name.to_string(), labels, value));
+        }
+        Metrics { series }
+    }
+
+    /// `name` summed over its labels (0 when absent).
+    pub fn sum(&self, name: &str) -> f64 {
+        self.series
+            .iter()
+            .filter(|(n, _, _)| n == name)
+            .map(|(_, _, v)| v)
+            .sum()
+    }
+
+    /// `name` by the value of its label `label`, where that value is a
+    /// validator index (series without it, or not an index, are left out).
+    pub fn by_index(&self, name: &str, label: &str) -> BTreeMap<u16, f64> {
+        let mut by = BTreeMap::new();
+        for (n, labels, value) in &self.series {
+            if n == name
+                && let Some(index) = labels.get(label).and_then(|l| l.parse().ok())
+            {
+                *by.entry(index).or_insert(0.0) += value;
+            }
+        }
+        by
+    }
 }
 
 /// Sends one HTTP/1.1 request and returns the body of a 200 answer.
@@ -73,28 +131,18 @@ fn exchange(address: SocketAddr, request: &str, timeout: Duration) -> Result<Str
     Ok(body.to_string())
 }
 
-fn parse_metrics(body: &str) -> BTreeMap<String, f64> {
-    let mut sums = BTreeMap::new();
-    for line in body.lines().filter(|l| !l.starts_with('#')) {
-        let Some((series, value)) = line.rsplit_once(' ') else {
-            continue;
-        };
-        let Ok(value) = value.parse::<f64>() else {
-            continue;
-        };
-        let name = series.split('{').next().unwrap_or(series);
-        *sums.entry(name.to_string()).or_insert(0.0) += value;
-    }
-    sums
-}
-
 #[cfg(test)]
 mod tests {
     #[test]
-    fn counters_are_summed_over_their_labels() {
-        let body = "# HELP x y\nballast_peer_offences_total{reason=\"flood\"} 2\nballast_peer_offences_total{reason=\"bad\"} 3\nballast_evidence_total 1\n# EOF\n";
-        let sums = super::parse_metrics(body);
-        assert_eq!(sums["ballast_peer_offences_total"], 5.0);
-        assert_eq!(sums["ballast_evidence_total"], 1.0);
+    fn counters_are_summed_over_their_labels_or_read_by_index() {
+        let body = "# HELP x y\nballast_peer_offences_total{reason=\"flood\"} 2\nballast_peer_offences_total{reason=\"bad\"} 3\nballast_evidence_total{signer=\"3\"} 1\nballast_evidence_total{signer=\"1\"} 4\nballast_view 9\n# EOF\n";
+        let m = super::Metrics::parse(body);
+        assert_eq!(m.sum("ballast_peer_offences_total"), 5.0);
+        assert_eq!(m.sum("ballast_evidence_total"), 5.0);
+        assert_eq!(m.sum("ballast_view"), 9.0);
+        assert_eq!(m.sum("ballast_absent_total"), 0.0);
+        let by = m.by_index("ballast_evidence_total", "signer");
+        assert_eq!(by, [(1, 4.0), (3, 1.0)].into_iter().collect());
+        assert!(m.by_index("ballast_peer_offences_total", "peer").is_empty());
     }
 }

@@ -3,13 +3,14 @@
 //!
 //! Wrapping the transport, rather than forking the state machine, keeps
 //! `core` free of test hooks: the attacker signs with its own key whatever
-//! the role calls for, exactly as a real malicious validator could.
+//! the role calls for, exactly as a real malicious validator could. The
+//! wrapper takes any [`Transport`], so the simulator's validators and a
+//! real node's (over QUIC) attack with the same code.
 
 use crate::forge::Forge;
 use ballast_core::consensus::{Config, Message, Proposal, Subject, Vote};
 use ballast_core::{Block, Digest, ValidatorIndex, View};
 use ballast_transports::Transport;
-use ballast_transports::sim::SimTransport;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::collections::{BTreeMap, VecDeque};
@@ -143,10 +144,10 @@ impl Role {
     }
 }
 
-/// A validator's transport in the simulator: the plain simulated transport,
-/// or, for a Byzantine validator, that transport behind its role.
-pub struct AdversaryTransport<S: Forge> {
-    inner: SimTransport,
+/// A validator's transport: the plain transport `T`, or, for a Byzantine
+/// validator, that transport behind its role.
+pub struct AdversaryTransport<T, S: Forge> {
+    inner: T,
     attack: Option<Attack<S>>,
 }
 
@@ -189,21 +190,15 @@ enum ParentShape {
     SwappedParent,
 }
 
-impl<S: Forge> AdversaryTransport<S> {
-    pub fn honest(inner: SimTransport) -> Self {
+impl<T: Transport, S: Forge> AdversaryTransport<T, S> {
+    pub fn honest(inner: T) -> Self {
         AdversaryTransport {
             inner,
             attack: None,
         }
     }
 
-    pub fn byzantine(
-        inner: SimTransport,
-        role: Role,
-        scheme: S,
-        config: &Config,
-        seed: u64,
-    ) -> Self {
+    pub fn byzantine(inner: T, role: Role, scheme: S, config: &Config, seed: u64) -> Self {
         let me = u64::from(scheme.me().expect("a Byzantine validator has a key"));
         let attack = Attack {
             role,
@@ -432,7 +427,7 @@ impl<S: Forge> Attack<S> {
     }
 }
 
-impl<S: Forge> AdversaryTransport<S> {
+impl<T, S: Forge> AdversaryTransport<T, S> {
     /// Lets an `any-parent` attacker remember the blocks others propose.
     fn watch(&mut self, received: &Option<(ValidatorIndex, Arc<[u8]>)>) {
         if let (Some(attack), Some((_, bytes))) = (&mut self.attack, received)
@@ -444,7 +439,9 @@ impl<S: Forge> AdversaryTransport<S> {
     }
 }
 
-impl<S: Forge> Transport for AdversaryTransport<S> {
+/// Every method reaches the inner transport: a role rewrites what is sent,
+/// never how the node bans peers or charges offences.
+impl<T: Transport, S: Forge> Transport for AdversaryTransport<T, S> {
     fn add_peers(&mut self, first: ValidatorIndex, keys: &[[u8; 32]]) {
         self.inner.add_peers(first, keys);
     }
@@ -470,5 +467,13 @@ impl<S: Forge> Transport for AdversaryTransport<S> {
         let received = self.inner.try_recv();
         self.watch(&received);
         received
+    }
+
+    fn disconnect(&mut self, peer: ValidatorIndex, for_ms: u64) {
+        self.inner.disconnect(peer, for_ms);
+    }
+
+    fn take_offences(&mut self) -> Vec<(ValidatorIndex, ballast_core::peer_score::Offence)> {
+        self.inner.take_offences()
     }
 }

@@ -24,7 +24,6 @@
 //! not the stakes; the quorum check counts stake, and the ledger scenarios
 //! whose sets change carry validators that left with zero stake.
 
-use crate::verify_cache::Cached;
 use ballast_core::ValidatorIndex;
 use ballast_core::consensus::{Certificate, Subject, epoch_of, first_view};
 use ballast_core::scheme::Scheme;
@@ -36,7 +35,7 @@ use ballast_core::types::Digest;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
-/// A scheme whose certificates the simulator's attackers know how to forge.
+/// A scheme whose certificates the attackers know how to forge.
 pub trait Forge: Scheme {
     /// The shapes this scheme's certificates can be forged in.
     const SHAPES: &'static [Shape];
@@ -317,28 +316,6 @@ impl Forge for Bls12381 {
             _ => return None,
         }
         Some(certificate)
-    }
-}
-
-impl<S: Forge> Forge for Cached<S> {
-    const SHAPES: &'static [Shape] = S::SHAPES;
-
-    fn forge_as(
-        &self,
-        shape: Shape,
-        certificate: Certificate<Self>,
-        namespace: &[u8],
-        rng: &mut ChaCha8Rng,
-    ) -> Option<Certificate<Self>> {
-        let inner = Certificate::<S> {
-            subject: certificate.subject,
-            certificate: certificate.certificate,
-        };
-        let forged = self.inner.forge_as(shape, inner, namespace, rng)?;
-        Some(Certificate {
-            subject: forged.subject,
-            certificate: forged.certificate,
-        })
     }
 }
 
