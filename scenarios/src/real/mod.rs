@@ -141,7 +141,6 @@ pub fn unsupported(s: &Scenario) -> Vec<&'static str> {
         s.crashes.iter().any(|c| c.lose_disk),
         "crashes that lose the disk",
     );
-    lacks(s.bandwidth_bytes_per_ms.is_some(), "bandwidth limits");
     lacks(s.ledger_tps.is_some(), "ledger load (ledger_tps)");
     lacks(
         s.verify_ms > 0,
@@ -311,6 +310,7 @@ pub fn run(
         duplicate: scenario.duplicate,
         reorder: scenario.reorder,
         reorder_max_ms: scenario.reorder_max_ms,
+        bandwidth_bytes_per_ms: scenario.bandwidth_bytes_per_ms,
     };
     let proxy = Proxy::start(&cluster.quic, faults, seed)?;
     cluster.route_through(&proxy)?;

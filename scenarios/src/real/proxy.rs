@@ -49,6 +49,10 @@ pub struct Faults {
     pub duplicate: f64,
     pub reorder: f64,
     pub reorder_max_ms: f64,
+    /// Each directed link sends this many bytes per ms: a datagram first
+    /// waits for the ones queued on its link before it, as in the
+    /// simulator's model (which delays and never drops; so does this).
+    pub bandwidth_bytes_per_ms: Option<u64>,
 }
 
 impl Faults {
@@ -61,6 +65,7 @@ impl Faults {
             duplicate: 0.0,
             reorder: 0.0,
             reorder_max_ms: 0.0,
+            bandwidth_bytes_per_ms: None,
         }
     }
 
@@ -118,6 +123,9 @@ struct State {
     /// Loss, duplication and reordering apply while this holds (the
     /// scenario's `network_faults_until_ms`); latency always does.
     faults_on: bool,
+    /// Under a bandwidth limit: when each directed link is done sending
+    /// what it holds.
+    busy_until: BTreeMap<(u16, u16), Instant>,
     seq: u64,
     stats: Stats,
 }
@@ -157,6 +165,17 @@ impl Shared {
                 1
             };
         let now = Instant::now();
+        // The link's queue, once per datagram (a duplicate is the network
+        // repeating it, as in the simulator).
+        let queued = match faults.bandwidth_bytes_per_ms {
+            None => Duration::ZERO,
+            Some(rate) => {
+                let busy = state.busy_until.entry((from, to)).or_insert(now);
+                let start = (*busy).max(now);
+                *busy = start + Duration::from_micros(bytes.len() as u64 * 1000 / rate);
+                *busy - now
+            }
+        };
         for _ in 0..copies {
             if state.queue.len() >= MAX_QUEUED_DATAGRAMS {
                 state.stats.dropped_queue_full += 1;
@@ -169,7 +188,7 @@ impl Shared {
             }
             state.seq += 1;
             state.queue.push(Reverse(Pending {
-                due: now + Duration::from_micros((delay_ms.max(0.0) * 1000.0) as u64),
+                due: now + queued + Duration::from_micros((delay_ms.max(0.0) * 1000.0) as u64),
                 seq: state.seq,
                 socket: socket.clone(),
                 to: dest,
@@ -284,6 +303,7 @@ impl Proxy {
                 rng: ChaCha8Rng::seed_from_u64(seed ^ 0x7072_6f78_7900),
                 cut: BTreeSet::new(),
                 faults_on: true,
+                busy_until: BTreeMap::new(),
                 seq: 0,
                 stats: Stats::default(),
             }),
@@ -615,6 +635,44 @@ mod tests {
             "two 30 ms legs: {round_trip:?}"
         );
         assert_eq!(proxy.stats().relayed, 2);
+        proxy.stop();
+        stop_echoes(echoes);
+    }
+
+    #[test]
+    fn a_bandwidth_limit_queues_each_link_behind_what_it_sent() {
+        let (targets, echoes) = two_echoes();
+        // 1,000 bytes at 100 bytes/ms: 10 ms each on the link to the echo
+        // (and again on the way back), so the fifth leaves after ~50 ms.
+        let faults = Faults {
+            bandwidth_bytes_per_ms: Some(100),
+            ..Faults::none()
+        };
+        let proxy = Proxy::start(&targets, faults, 4).unwrap();
+        let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+        client
+            .set_read_timeout(Some(Duration::from_secs(2)))
+            .unwrap();
+        let sent = Instant::now();
+        for _ in 0..5 {
+            client.send_to(&[7u8; 1000], proxy.address(0, 1)).unwrap();
+        }
+        let mut buf = [0u8; 2048];
+        let mut arrivals = Vec::new();
+        for _ in 0..5 {
+            let (len, _) = client.recv_from(&mut buf).unwrap();
+            assert_eq!(len, 1000);
+            arrivals.push(sent.elapsed());
+        }
+        assert!(
+            arrivals[0] >= Duration::from_millis(20),
+            "one datagram, both ways: {arrivals:?}"
+        );
+        assert!(
+            arrivals[4] >= Duration::from_millis(60),
+            "five queued on one link: {arrivals:?}"
+        );
+        assert_eq!(proxy.stats().relayed, 10);
         proxy.stop();
         stop_echoes(echoes);
     }
