@@ -181,6 +181,28 @@ impl Cluster {
         Ok(())
     }
 
+    /// The scenario's stakes (consensus units, index for index) in the
+    /// network's genesis file, before any node first starts: quorums, the
+    /// leader schedule and the runner's certificate check all count them.
+    pub fn set_stakes(&self, genesis_file: &Path, stakes: &[u64]) -> Result<(), ClusterError> {
+        self.edit(genesis_file, |table| {
+            let validators = table
+                .get_mut("validators")
+                .and_then(|v| v.as_array_mut())
+                .ok_or("no [[validators]]")?;
+            if validators.len() != stakes.len() {
+                return Err("the genesis file has another number of validators");
+            }
+            for (validator, stake) in validators.iter_mut().zip(stakes) {
+                let validator = validator
+                    .as_table_mut()
+                    .ok_or("a validator is not a table")?;
+                validator.insert("stake".into(), toml::Value::Integer(*stake as i64));
+            }
+            Ok(())
+        })
+    }
+
     /// Validator `i`'s consensus clock runs `rate_ppm` fast (or slow) and
     /// reads `offset_ms` ahead (the node's `[testing]` section).
     pub fn skew_clock(&self, i: usize, offset_ms: i64, rate_ppm: i64) -> Result<(), ClusterError> {

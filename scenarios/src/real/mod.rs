@@ -153,7 +153,6 @@ pub fn unsupported(s: &Scenario) -> Vec<&'static str> {
         "payload_bytes (real blocks carry real transactions)",
     );
     lacks(s.swarm, "swarm templates");
-    lacks(s.stakes.windows(2).any(|w| w[0] != w[1]), "unequal stakes");
     lacks(
         s.validators() > proxy::MAX_VALIDATORS,
         "more than 16 validators",
@@ -314,6 +313,9 @@ pub fn run(
     };
     let proxy = Proxy::start(&cluster.quic, faults, seed)?;
     cluster.route_through(&proxy)?;
+    if scenario.stakes.windows(2).any(|w| w[0] != w[1]) {
+        cluster.set_stakes(&dir.join("genesis.toml"), &scenario.stakes)?;
+    }
     for (v, role) in &scenario.byzantine {
         // Each attacker draws from its own stream of the run's seed.
         let role_seed = seed ^ (u64::from(*v) << 32);
