@@ -104,6 +104,8 @@ pub enum RealError {
     Proxy(#[from] ProxyError),
     #[error("{0}: {1}")]
     Io(String, std::io::Error),
+    #[error("the network's genesis file: {0}")]
+    Genesis(String),
     #[error("the network did not serve RPC within {0:?}; logs in {1}")]
     NoStart(Duration, String),
 }
@@ -135,7 +137,6 @@ pub fn unsupported(s: &Scenario) -> Vec<&'static str> {
         "twins and the snapshot roles",
     );
     lacks(!s.joins.is_empty(), "joins");
-    lacks(s.leader_crashes.is_some(), "leader_crashes");
     lacks(s.certificate_crashes.is_some(), "certificate_crashes");
     lacks(
         s.crashes.iter().any(|c| c.lose_disk),
@@ -192,6 +193,63 @@ fn schedule(s: &Scenario) -> Vec<(u64, Step)> {
     // Heals sort before a partition starting at the same ms.
     steps.sort();
     steps
+}
+
+/// `[leader_crashes]` on real processes, by the simulator's rule: the
+/// leader of the highest view any validator was seen in is crashed
+/// (`kill -9`) when seen leading, and restarted `down_ms` later, with at
+/// most a third of the stake down at once. The schedule is the node's own
+/// (the genesis set's, seeded by the chain id). Seen by polling every
+/// node's head every [`POLL_MS`], so a leader is often caught after it
+/// proposed, where the simulator catches it as its view begins.
+struct LeaderWatch {
+    set: ballast_core::validators::ValidatorSet,
+    /// Leaders down now, and when each restarts (ms since the start).
+    down: Vec<(u64, usize)>,
+}
+
+impl LeaderWatch {
+    fn new(genesis_file: &Path) -> Result<LeaderWatch, RealError> {
+        let genesis = ballast_node::genesis::Genesis::load(genesis_file)
+            .map_err(|e| RealError::Genesis(e.to_string()))?;
+        Ok(LeaderWatch {
+            set: genesis.validator_set(),
+            down: Vec::new(),
+        })
+    }
+
+    /// Restarts the leaders whose time is up and returns the one to crash
+    /// now, if any.
+    fn tick(
+        &mut self,
+        l: &ballast_sim::scenario::LeaderCrashes,
+        now_ms: u64,
+        max_view: u64,
+        cluster: &mut Cluster,
+    ) -> Result<Option<usize>, RealError> {
+        let (due, kept): (Vec<_>, Vec<_>) =
+            self.down.iter().partition(|(until, _)| *until <= now_ms);
+        self.down = kept;
+        for (_, v) in &due {
+            cluster.start(*v)?;
+        }
+        if now_ms < l.from_ms || now_ms >= l.to_ms || max_view == 0 {
+            return Ok(None);
+        }
+        let leader = self.set.leader(max_view);
+        let down: Vec<u16> = self.down.iter().map(|(_, v)| *v as u16).collect();
+        let stake_down = self.set.stake_of(&down) + self.set.stake(leader);
+        // A validator restarted in this tick is up again only after it.
+        if down.contains(&leader)
+            || due.iter().any(|(_, v)| *v == usize::from(leader))
+            || !cluster.is_serving(usize::from(leader))
+            || 3 * stake_down >= self.set.stake_total()
+        {
+            return Ok(None);
+        }
+        self.down.push((now_ms + l.down_ms, usize::from(leader)));
+        Ok(Some(usize::from(leader)))
+    }
 }
 
 /// What a validator reported against others: evidence and bans, which
@@ -348,6 +406,7 @@ pub fn run(
     let longest_timer_ms =
         scenario.consensus.advance_timeout_ms << scenario.consensus.max_backoff_shift;
     let extension_limit_ms = scenario.liveness_views.saturating_mul(longest_timer_ms);
+    let mut leader_watch = LeaderWatch::new(&dir.join("genesis.toml"))?;
     let start = Instant::now();
     loop {
         let now_ms = start.elapsed().as_millis() as u64;
@@ -397,6 +456,14 @@ pub fn run(
             node.height = node.height.max(height);
         }
         let max_view = view_first_seen_ms.keys().next_back().copied().unwrap_or(0);
+        if let Some(l) = &scenario.leader_crashes
+            && let Some(leader) = leader_watch.tick(l, now_ms, max_view, &mut cluster)?
+        {
+            // Its counters die with it: read them first.
+            counters[leader].refresh(cluster.rpc[leader]);
+            counters[leader].close_life();
+            cluster.kill(leader);
+        }
         if heights_at_heal.is_none() && now_ms >= heal_ms {
             heights_at_heal = Some(seen.iter().map(|s| s.height).collect());
             heal_view = max_view;
