@@ -72,8 +72,8 @@ fn ratio(real: f64, sim: f64) -> String {
 /// The side-by-side table (markdown).
 pub fn table(rows: &[Row]) -> String {
     let mut t = String::new();
-    t.push_str("| scenario | seed | invariants sim / real | finalized heights sim / real | highest view sim / real | latency mean ms sim / real (ratio) | latency p99 ms sim / real (ratio) | proxy: relayed / lost / cut / duplicated | real: evidence / bans / offences | real: certificates checked (blocks) | real run s |\n");
-    t.push_str("|---|---:|---|---|---|---|---|---|---|---|---:|\n");
+    t.push_str("| scenario | seed | invariants sim / real | finalized heights sim / real | highest view sim / real | latency mean ms sim / real (ratio) | latency p99 ms sim / real (ratio) | proxy: relayed / lost / cut / duplicated | evidence sim / real | bans sim / real | real: offences | real: certificates checked (blocks) | real run s |\n");
+    t.push_str("|---|---:|---|---|---|---|---|---|---|---|---|---|---:|\n");
     for r in rows {
         let held = |v: &[String]| if v.is_empty() { "held" } else { "VIOLATED" };
         let (sim_lat, real_lat) = (
@@ -96,7 +96,7 @@ pub fn table(rows: &[Row]) -> String {
         let p = &r.real.proxy;
         let _ = writeln!(
             t,
-            "| {} | {} | {} / {} | {} / {} | {} / {} | {} | {} | {} / {} / {} / {} | {} / {} / {} | {} ({}) | {:.1} |",
+            "| {} | {} | {} / {} | {} / {} | {} / {} | {} | {} | {} / {} / {} / {} | {} / {} | {} / {} | {} | {} ({}) | {:.1} |",
             r.name,
             r.seed,
             held(&r.sim.violations),
@@ -111,7 +111,9 @@ pub fn table(rows: &[Row]) -> String {
             p.lost,
             p.cut_by_partition,
             p.duplicated,
+            r.sim.evidence_reported,
             r.real.evidence,
+            r.sim.peer_bans,
             r.real.bans,
             r.real.offences,
             r.real.certificates.certificates,
