@@ -925,7 +925,24 @@ mod tests {
     fn faults_the_runner_cannot_make_are_named() {
         let mut s = standard();
         assert!(unsupported(&s).is_empty(), "{:?}", unsupported(&s));
+        // Carried out now: bandwidth, stakes, leader crashes, roles.
         s.bandwidth_bytes_per_ms = Some(10);
-        assert_eq!(unsupported(&s), vec!["bandwidth limits"]);
+        s.stakes = vec![2, 1, 1, 1];
+        s.leader_crashes = Some(ballast_sim::scenario::LeaderCrashes {
+            from_ms: 100,
+            to_ms: 200,
+            down_ms: 50,
+        });
+        s.byzantine = vec![(1, Role::DoubleVoter)];
+        assert!(unsupported(&s).is_empty(), "{:?}", unsupported(&s));
+        s.byzantine = vec![(1, Role::Twins)];
+        s.verify_ms = 5;
+        assert_eq!(
+            unsupported(&s),
+            vec![
+                "twins and the snapshot roles",
+                "verify_ms (the node checks proposals for real)"
+            ]
+        );
     }
 }
