@@ -139,14 +139,20 @@ impl Report {
 
 /// Mean and 99th percentile (nearest rank), or `None` without samples.
 pub fn mean_p99(values: &[f64]) -> Option<(f64, f64)> {
+    let mean = values.iter().sum::<f64>() / values.len() as f64;
+    Some((mean, percentile(values, 0.99)?))
+}
+
+/// The `q` quantile (0 < q <= 1) by nearest rank: the smallest value with
+/// at least a share `q` of the values at or below it.
+pub fn percentile(values: &[f64], q: f64) -> Option<f64> {
     if values.is_empty() {
         return None;
     }
     let mut sorted = values.to_vec();
     sorted.sort_by(f64::total_cmp);
-    let rank = ((sorted.len() as f64 * 0.99).ceil() as usize).clamp(1, sorted.len());
-    let mean = sorted.iter().sum::<f64>() / sorted.len() as f64;
-    Some((mean, sorted[rank - 1]))
+    let rank = ((sorted.len() as f64 * q).ceil() as usize).clamp(1, sorted.len());
+    Some(sorted[rank - 1])
 }
 
 /// Runs `seeds(scenario)` seeds of each scenario from `first_seed` on `jobs`

@@ -2,7 +2,7 @@
 //! processes with the same seed, and the report of the two.
 
 use super::{RealOptions, RealOutcome, unsupported};
-use crate::{mean_p99, short_name};
+use crate::{mean_p99, percentile, short_name};
 use ballast_sim::runner::{self, Outcome, RunOptions};
 use ballast_sim::scenario::Scenario;
 use std::fmt::Write;
@@ -69,18 +69,21 @@ fn ratio(real: f64, sim: f64) -> String {
     }
 }
 
+/// Mean, p50 and p99 of `values`.
+fn latency(values: &[f64]) -> Option<(f64, f64, f64)> {
+    let (mean, p99) = mean_p99(values)?;
+    Some((mean, percentile(values, 0.5)?, p99))
+}
+
 /// The side-by-side table (markdown).
 pub fn table(rows: &[Row]) -> String {
     let mut t = String::new();
-    t.push_str("| scenario | seed | invariants sim / real | finalized heights sim / real | highest view sim / real | latency mean ms sim / real (ratio) | latency p99 ms sim / real (ratio) | proxy: relayed / lost / cut / duplicated | evidence sim / real | bans sim / real | real: offences | real: certificates checked (blocks) | real run s |\n");
-    t.push_str("|---|---:|---|---|---|---|---|---|---|---|---|---|---:|\n");
+    t.push_str("| scenario | seed | invariants sim / real | finalized heights sim / real | highest view sim / real | latency mean ms sim / real (ratio) | latency p50 ms sim / real (ratio) | latency p99 ms sim / real (ratio) | proxy: relayed / lost / cut / duplicated | evidence sim / real | bans sim / real | real: offences | real: certificates checked (blocks) | real run s |\n");
+    t.push_str("|---|---:|---|---|---|---|---|---|---|---|---|---|---|---:|\n");
     for r in rows {
         let held = |v: &[String]| if v.is_empty() { "held" } else { "VIOLATED" };
-        let (sim_lat, real_lat) = (
-            mean_p99(&r.sim.latency_all_ms),
-            mean_p99(&r.real.latency_ms),
-        );
-        let cell = |pick: fn((f64, f64)) -> f64| match (sim_lat, real_lat) {
+        let (sim_lat, real_lat) = (latency(&r.sim.latency_all_ms), latency(&r.real.latency_ms));
+        let cell = |pick: fn((f64, f64, f64)) -> f64| match (sim_lat, real_lat) {
             (Some(s), Some(x)) => format!(
                 "{:.0} / {:.0} ({})",
                 pick(s),
@@ -96,7 +99,7 @@ pub fn table(rows: &[Row]) -> String {
         let p = &r.real.proxy;
         let _ = writeln!(
             t,
-            "| {} | {} | {} / {} | {} / {} | {} / {} | {} | {} | {} / {} / {} / {} | {} / {} | {} / {} | {} | {} ({}) | {:.1} |",
+            "| {} | {} | {} / {} | {} / {} | {} / {} | {} | {} | {} | {} / {} / {} / {} | {} / {} | {} / {} | {} | {} ({}) | {:.1} |",
             r.name,
             r.seed,
             held(&r.sim.violations),
@@ -105,8 +108,9 @@ pub fn table(rows: &[Row]) -> String {
             range(r.real.heights.iter().copied()),
             r.sim.max_view,
             r.real.max_view,
-            cell(|(mean, _)| mean),
-            cell(|(_, p99)| p99),
+            cell(|(mean, _, _)| mean),
+            cell(|(_, p50, _)| p50),
+            cell(|(_, _, p99)| p99),
             p.relayed,
             p.lost,
             p.cut_by_partition,
