@@ -11,6 +11,7 @@
 //! typed error, never a panic.
 
 pub mod codec;
+pub mod coding;
 pub mod consensus;
 pub mod ledger;
 pub mod light;
