@@ -25,7 +25,6 @@ use ballast_core::scheme::ed25519::Ed25519;
 use ballast_core::validators::ValidatorSet;
 use ballast_node::genesis::{ConsensusScheme, Genesis};
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
 
 /// What the check covered.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -39,13 +38,12 @@ pub struct Checked {
 }
 
 /// Checks every certificate in `chains` (validator index, its chain as
-/// read) against the network's genesis file.
+/// read) against the network's genesis.
 pub fn check<'a>(
-    genesis_file: &Path,
+    genesis: &Genesis,
     chains: impl Iterator<Item = (usize, &'a BTreeMap<u64, BlockSeen>)>,
     violations: &mut Vec<String>,
 ) -> Result<Checked, String> {
-    let genesis = Genesis::load(genesis_file).map_err(|e| e.to_string())?;
     let namespace = consensus_namespace(genesis.chain_id);
     let set = genesis.validator_set();
     let (roster, vote_roster) = (genesis.validator_keys(), genesis.vote_keys());

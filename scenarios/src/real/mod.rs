@@ -209,13 +209,11 @@ struct LeaderWatch {
 }
 
 impl LeaderWatch {
-    fn new(genesis_file: &Path) -> Result<LeaderWatch, RealError> {
-        let genesis = ballast_node::genesis::Genesis::load(genesis_file)
-            .map_err(|e| RealError::Genesis(e.to_string()))?;
-        Ok(LeaderWatch {
+    fn new(genesis: &ballast_node::genesis::Genesis) -> LeaderWatch {
+        LeaderWatch {
             set: genesis.validator_set(),
             down: Vec::new(),
-        })
+        }
     }
 
     /// Restarts the leaders whose time is up and returns the one to crash
@@ -406,7 +404,11 @@ pub fn run(
     let longest_timer_ms =
         scenario.consensus.advance_timeout_ms << scenario.consensus.max_backoff_shift;
     let extension_limit_ms = scenario.liveness_views.saturating_mul(longest_timer_ms);
-    let mut leader_watch = LeaderWatch::new(&dir.join("genesis.toml"))?;
+    // Read once, after the runner wrote the stakes: the leader schedule and
+    // the certificate check both judge by it.
+    let genesis = ballast_node::genesis::Genesis::load(&dir.join("genesis.toml"))
+        .map_err(|e| RealError::Genesis(e.to_string()))?;
+    let mut leader_watch = LeaderWatch::new(&genesis);
     let start = Instant::now();
     loop {
         let now_ms = start.elapsed().as_millis() as u64;
@@ -523,13 +525,13 @@ pub fn run(
         &mut outcome.violations,
     );
     match certificates::check(
-        &dir.join("genesis.toml"),
+        &genesis,
         chains.iter().enumerate().filter(|(i, _)| honest(i)),
         &mut outcome.violations,
     ) {
         Ok(checked) => outcome.certificates = checked,
         Err(e) => outcome.violations.push(format!(
-            "certificates: cannot read the network's genesis: {e}"
+            "certificates: no verifier from the network's genesis: {e}"
         )),
     }
     if scenario.check_liveness
@@ -704,24 +706,34 @@ fn judge_reports(
         if role_of(i as u16).is_some() {
             continue;
         }
-        for (&accused, &count) in total.evidence.iter().filter(|(_, c)| **c > 0.0) {
-            outcome.evidence += count as u64;
-            *evidence_against.entry(accused).or_insert(0.0) += count;
-            if role_of(accused).is_none() {
-                outcome.violations.push(format!(
-                    "evidence: validator {i} accused honest validator {accused} ({count} equivocations); its log: {}",
-                    log_of(i)
-                ));
-            }
-        }
-        for (&peer, &count) in total.bans.iter().filter(|(_, c)| **c > 0.0) {
-            outcome.bans += count as u64;
-            *bans_of.entry(peer).or_insert(0.0) += count;
-            if role_of(peer).is_none() {
-                outcome.violations.push(format!(
-                    "bans: validator {i} banned honest peer {peer} ({count} times); its log: {}",
-                    log_of(i)
-                ));
+        // (what, its counts by the validator it names, their sum, the
+        // sum over honest reporters by who is named)
+        let kinds = [
+            (
+                "evidence",
+                "accused honest validator",
+                &total.evidence,
+                &mut outcome.evidence,
+                &mut evidence_against,
+            ),
+            (
+                "bans",
+                "banned honest peer",
+                &total.bans,
+                &mut outcome.bans,
+                &mut bans_of,
+            ),
+        ];
+        for (kind, verb, counts, sum, by_named) in kinds {
+            for (&named, &count) in counts.iter().filter(|(_, c)| **c > 0.0) {
+                *sum += count as u64;
+                *by_named.entry(named).or_insert(0.0) += count;
+                if role_of(named).is_none() {
+                    outcome.violations.push(format!(
+                        "{kind}: validator {i} {verb} {named} ({count} times); its log: {}",
+                        log_of(i)
+                    ));
+                }
             }
         }
     }
